@@ -23,7 +23,15 @@ int oir_error_prefix(oir_error *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->message, sizeof old);
-    snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+    /* prefix + ": " + old, truncated to fit */
+    size_t n = strlen(prefix), cap = sizeof err->message;
+    if (n > cap - 3) n = cap - 3;
+    memcpy(err->message, prefix, n);
+    memcpy(err->message + n, ": ", 2);
+    size_t rest = strnlen(old, sizeof old);
+    if (rest > cap - n - 3) rest = cap - n - 3;
+    memcpy(err->message + n + 2, old, rest);
+    err->message[n + 2 + rest] = '\0';
     return err->code;
 }
 
