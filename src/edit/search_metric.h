@@ -1,0 +1,34 @@
+/* The search metric of DESIGN.md §2.4: for each candidate k = 1..T of an
+ * editing pair, an editing-region score (masked CLIP cosine with the target
+ * phrase) and a non-editing-region score (minus the MSE outside the mask);
+ * each is min-max normalised over the candidates, the two are added, and the
+ * arg-max is the chosen inversion step. */
+#ifndef OIR_EDIT_SEARCH_METRIC_H
+#define OIR_EDIT_SEARCH_METRIC_H
+
+typedef struct {
+    int best;            /* index (0-based) of the chosen candidate */
+    int edit_flat;       /* 1 when all editing-region scores were equal */
+    int background_flat; /* 1 when all non-editing-region scores were equal */
+} search_choice;
+
+/* Min-max normalises x (n values) into out: (x - min) / (max - min). A flat
+ * score (max == min, or not finite) normalises to all zeros, so it neither
+ * helps nor hurts any candidate; returns 1 when flat. In place allowed. */
+int minmax_normalize(float *out, const float *x, int n);
+
+/* edit_scores and neg_mse: n raw scores (candidate k at index k-1).
+ * norm_edit, norm_background, total: n outputs each (may be NULL).
+ * Ties go to the smallest index (the least inverted candidate, the most
+ * faithful one), as Python's list.index(max(...)) does in the authors' code. */
+search_choice search_metric_choose(const float *edit_scores, const float *neg_mse, int n,
+                                   float *norm_edit, float *norm_background, float *total);
+
+/* Minus the mean squared error between a and b over the elements where
+ * keep[i] != 0, divided by the TOTAL element count as the authors'
+ * F.mse_loss(a*M, b*M) does (the constant factor does not change the
+ * normalised score). a, b: (C, H, W); keep: (H, W). */
+float negative_masked_mse(const float *a, const float *b, const unsigned char *keep, int C,
+                          int H, int W);
+
+#endif

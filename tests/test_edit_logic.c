@@ -1,0 +1,107 @@
+/* The model-free parts of OIR: search metric arithmetic, the parallel
+ * schedule, prompt substitution. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "edit/prompts.h"
+#include "edit/schedule.h"
+#include "edit/search_metric.h"
+#include "harness.h"
+
+static void test_metric(void) {
+    /* Known inputs: edit scores rise with k, background scores fall. */
+    float edit[5] = {0.10f, 0.20f, 0.30f, 0.30f, 0.30f};
+    float bg[5] = {-0.0f, -0.01f, -0.02f, -0.04f, -0.08f};
+    float ne[5], nb[5], tot[5];
+    search_choice c = search_metric_choose(edit, bg, 5, ne, nb, tot);
+    float ref_ne[5] = {0, 0.5f, 1, 1, 1};
+    float ref_nb[5] = {1, 0.875f, 0.75f, 0.5f, 0};
+    th_close("normalised edit scores", ne, ref_ne, 5, 1e-6f, 0);
+    th_close("normalised background scores", nb, ref_nb, 5, 1e-6f, 0);
+    CHECK(c.best == 2, "best candidate index 2 (k=3), got %d", c.best);
+    CHECK(fabsf(tot[2] - 1.75f) < 1e-6f, "total at best 1.75, got %g", tot[2]);
+    CHECK(!c.edit_flat && !c.background_flat, "not flat");
+
+    /* Flat edit score: only the background decides; no NaN anywhere. */
+    float flat[4] = {0.5f, 0.5f, 0.5f, 0.5f}, bg2[4] = {-3, -1, -2, -4};
+    c = search_metric_choose(flat, bg2, 4, ne, nb, tot);
+    CHECK(c.edit_flat && !c.background_flat, "edit flat flagged");
+    CHECK(c.best == 1, "flat edit: best by background is index 1, got %d", c.best);
+    for (int i = 0; i < 4; i++) CHECK(isfinite(tot[i]) && ne[i] == 0, "flat normalises to 0");
+
+    /* Both flat: ties go to the first candidate. */
+    c = search_metric_choose(flat, flat, 4, NULL, NULL, NULL);
+    CHECK(c.best == 0 && c.edit_flat && c.background_flat, "all flat -> first candidate");
+
+    /* Ties between different candidates go to the smallest k. */
+    float e3[3] = {0, 1, 0}, b3[3] = {1, 0, 0};
+    c = search_metric_choose(e3, b3, 3, NULL, NULL, NULL);
+    CHECK(c.best == 0, "tie -> smallest index, got %d", c.best);
+
+    /* Masked MSE: only kept pixels count, divided by all elements. */
+    float a[2 * 2 * 2] = {1, 2, 3, 4, 5, 6, 7, 8}, b[8] = {1, 0, 3, 0, 5, 0, 7, 1};
+    unsigned char keep[4] = {1, 0, 1, 0};
+    CHECK(negative_masked_mse(a, b, keep, 2, 2, 2) == 0.0f, "masked-out differences ignored");
+    unsigned char keep2[4] = {0, 1, 0, 1};
+    float want = -(4.0f + 16 + 36 + 49) / 8;
+    CHECK(fabsf(negative_masked_mse(a, b, keep2, 2, 2, 2) - want) < 1e-6f, "masked mse value");
+}
+
+static void test_schedule(int T) {
+    int rows = schedule_rows(T), calls = schedule_calls(T);
+    int steps_done[256] = {0}, busy = 0;
+    int ok_order = 1;
+    for (int c = 0; c < calls; c++)
+        for (int r = 0; r < rows; r++) {
+            schedule_slot s = schedule_slot_at(T, r, c);
+            if (!s.active) continue;
+            busy++;
+            /* steps of one candidate come in order, on consecutive calls */
+            if (s.step != steps_done[s.candidate]) ok_order = 0;
+            if (s.sched_index != T - s.candidate + s.step) ok_order = 0;
+            if (s.starts != (s.step == 0) || s.finishes != (s.step == s.candidate - 1)) ok_order = 0;
+            steps_done[s.candidate]++;
+        }
+    int complete = 1;
+    for (int k = 1; k <= T; k++) complete &= steps_done[k] == k;
+    CHECK(ok_order, "T=%d: steps in order with matching scheduler indices", T);
+    CHECK(complete, "T=%d: every candidate k gets exactly k steps", T);
+    CHECK(busy == T * (T + 1) / 2, "T=%d: total work %d == T(T+1)/2 = %d", T, busy, T * (T + 1) / 2);
+    if (T % 2 == 0 && T > 1)
+        CHECK(busy == rows * calls, "T=%d: no idle slot (%d of %d busy)", T, busy, rows * calls);
+    CHECK(T <= 1 || calls == T + 1, "T=%d: T+1 calls", T);
+}
+
+static void test_prompts(void) {
+    const char *src = "a dog sitting next to a gift";
+    const char *from[2] = {"dog", "gift"}, *to[2] = {"cat", "cake"};
+    char out[256];
+    oir_error err = {0};
+    int use0[2] = {1, 0}, use1[2] = {0, 1};
+    CHECK(prompt_substitute(src, 2, from, to, use0, out, sizeof out, &err) == 0 &&
+              !strcmp(out, "a cat sitting next to a gift"), "guided prompt 1: %s", out);
+    CHECK(prompt_substitute(src, 2, from, to, use1, out, sizeof out, &err) == 0 &&
+              !strcmp(out, "a dog sitting next to a cake"), "guided prompt 2: %s", out);
+    CHECK(prompt_substitute(src, 2, from, to, NULL, out, sizeof out, &err) == 0 &&
+              !strcmp(out, "a cat sitting next to a cake"), "target prompt: %s", out);
+    /* whole words only: "cat" must not match inside "catalog" */
+    CHECK(prompt_find_phrase("a catalog and a cat", "cat") == 16, "whole-word match");
+    CHECK(prompt_find_phrase("A Red Circle", "red circle") == 2, "case-insensitive phrase");
+    const char *bad[1] = {"horse"}, *badto[1] = {"zebra"};
+    CHECK(prompt_substitute(src, 1, bad, badto, NULL, out, sizeof out, &err) == OIR_E_ARG &&
+              strstr(err.message, "horse"), "missing word named: %s", err.message);
+    const char *ov[2] = {"red circle", "circle"}, *ovto[2] = {"blue square", "star"};
+    CHECK(prompt_substitute("a red circle", 2, ov, ovto, NULL, out, sizeof out, &err) == OIR_E_ARG &&
+              strstr(err.message, "overlap"), "overlapping pairs refused: %s", err.message);
+    char tiny[8];
+    CHECK(prompt_substitute(src, 2, from, to, NULL, tiny, sizeof tiny, &err) == OIR_E_ARG,
+          "output buffer too small refused");
+}
+
+int main(void) {
+    test_metric();
+    for (int T = 1; T <= 52; T++) test_schedule(T);
+    test_prompts();
+    return th_summary();
+}
