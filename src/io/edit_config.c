@@ -1,0 +1,289 @@
+#include "io/edit_config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+typedef struct {
+    yaml_document_t *doc;
+    const char *path; /* the YAML file, for messages */
+    const char *dir;  /* its folder, for relative paths */
+    const char *case_name;
+    oir_error *err;
+} reader;
+
+static yaml_node_t *map_get(reader *r, yaml_node_t *map, const char *key) {
+    if (!map || map->type != YAML_MAPPING_NODE) return NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && !strcmp((const char *)k->data.scalar.value, key))
+            return yaml_document_get_node(r->doc, p->value);
+    }
+    return NULL;
+}
+
+static const char *scalar(yaml_node_t *n) {
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int seq_len(yaml_node_t *n) {
+    return n && n->type == YAML_SEQUENCE_NODE ? (int)(n->data.sequence.items.top - n->data.sequence.items.start) : -1;
+}
+
+static yaml_node_t *seq_at(reader *r, yaml_node_t *n, int i) {
+    return yaml_document_get_node(r->doc, n->data.sequence.items.start[i]);
+}
+
+static int need_string(reader *r, yaml_node_t *map, const char *key, char **out) {
+    const char *s = scalar(map_get(r, map, key));
+    if (!s)
+        return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': field '%s' is missing or not a string",
+                        r->path, r->case_name, key);
+    *out = strdup(s);
+    return *out ? OIR_OK : oir_fail(r->err, OIR_E_NOMEM, "out of memory");
+}
+
+static int opt_int(reader *r, yaml_node_t *map, const char *key, int *out) {
+    *out = -1;
+    yaml_node_t *n = map_get(r, map, key);
+    if (!n) return OIR_OK;
+    const char *s = scalar(n);
+    char *end = NULL;
+    long v = s ? strtol(s, &end, 10) : -1;
+    if (!s || !*s || *end || v < 0 || v > 100000)
+        return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': field '%s' must be a non-negative integer",
+                        r->path, r->case_name, key);
+    *out = (int)v;
+    return OIR_OK;
+}
+
+/* A list of strings of length n (n < 0: any length, returned in *n). */
+static int string_list(reader *r, yaml_node_t *map, const char *key, int *n, char ***out) {
+    yaml_node_t *node = map_get(r, map, key);
+    int len = seq_len(node);
+    if (len < 0)
+        return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': field '%s' is missing or not a list",
+                        r->path, r->case_name, key);
+    if (*n >= 0 && len != *n)
+        return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': field '%s' has %d entries, expected %d",
+                        r->path, r->case_name, key, len, *n);
+    *n = len;
+    *out = calloc((size_t)len + 1, sizeof(char *));
+    if (!*out) return oir_fail(r->err, OIR_E_NOMEM, "out of memory");
+    for (int i = 0; i < len; i++) {
+        const char *s = scalar(seq_at(r, node, i));
+        if (!s)
+            return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': %s[%d] is not a string", r->path,
+                            r->case_name, key, i);
+        if (!((*out)[i] = strdup(s))) return oir_fail(r->err, OIR_E_NOMEM, "out of memory");
+    }
+    return OIR_OK;
+}
+
+static void free_list(char **l, int n) {
+    if (!l) return;
+    for (int i = 0; i < n; i++) free(l[i]);
+    free(l);
+}
+
+static char *resolve_path(reader *r, const char *p) {
+    if (p[0] != '/' && r->dir[0]) {
+        size_t n = strlen(r->dir) + strlen(p) + 2;
+        char *joined = malloc(n);
+        if (joined) {
+            snprintf(joined, n, "%s/%s", r->dir, p);
+            if (access(joined, F_OK) == 0) return joined;
+            free(joined);
+        }
+    }
+    return strdup(p);
+}
+
+static char *concat3(const char *a, const char *b, const char *c) {
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
+}
+
+static int grow(edit_config *cfg, oir_error *err) {
+    edit_case *c = realloc(cfg->cases, sizeof *c * (size_t)(cfg->n_cases + 1));
+    if (!c) return oir_fail(err, OIR_E_NOMEM, "out of memory");
+    cfg->cases = c;
+    memset(&cfg->cases[cfg->n_cases], 0, sizeof *c);
+    return OIR_OK;
+}
+
+static int read_multi(reader *r, yaml_node_t *m, edit_config *cfg) {
+    int rc, n = -1, n_guided;
+    char **from = NULL, **to = NULL, **masks = NULL;
+    if ((rc = grow(cfg, r->err))) return rc;
+    edit_case *c = &cfg->cases[cfg->n_cases++];
+    c->name = strdup(r->case_name);
+    char *image = NULL;
+    if ((rc = need_string(r, m, "image_path", &image))) goto cleanup;
+    c->image_path = resolve_path(r, image);
+    free(image);
+    if ((rc = need_string(r, m, "origin_prompt", &c->origin_prompt))) goto cleanup;
+    if (map_get(r, m, "target_prompt") && (rc = need_string(r, m, "target_prompt", &c->target_prompt)))
+        goto cleanup;
+    if ((rc = string_list(r, m, "origin_change", &n, &from))) goto cleanup;
+    if ((rc = string_list(r, m, "prompt_change", &n, &to))) goto cleanup;
+    if ((rc = string_list(r, m, "prompt_change_mask", &n, &masks))) goto cleanup;
+    if (n < 1) {
+        rc = oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': no editing pairs", r->path, r->case_name);
+        goto cleanup;
+    }
+    c->pairs = calloc((size_t)n, sizeof *c->pairs);
+    if (!c->pairs) {
+        rc = oir_fail(r->err, OIR_E_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    c->n_pairs = n;
+    yaml_node_t *guided = map_get(r, m, "guided_prompt");
+    n_guided = seq_len(guided);
+    if (guided && n_guided != n) {
+        rc = oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': guided_prompt has %d entries, expected %d",
+                      r->path, r->case_name, n_guided, n);
+        goto cleanup;
+    }
+    for (int i = 0; i < n; i++) {
+        edit_config_pair *p = &c->pairs[i];
+        p->from = strdup(from[i]);
+        p->to = strdup(to[i]);
+        p->mask_path = resolve_path(r, masks[i]);
+        if (guided) {
+            yaml_node_t *g = seq_at(r, guided, i);
+            const char *pre = seq_len(g) == 2 ? scalar(seq_at(r, g, 0)) : NULL;
+            const char *suf = seq_len(g) == 2 ? scalar(seq_at(r, g, 1)) : NULL;
+            if (!pre || !suf) {
+                rc = oir_fail(r->err, OIR_E_FORMAT,
+                              "%s: case '%s': guided_prompt[%d] must be [prefix, suffix]", r->path,
+                              r->case_name, i);
+                goto cleanup;
+            }
+            p->guided_prompt = concat3(pre, to[i], suf);
+        }
+    }
+    if ((rc = opt_int(r, m, "reassembly_step", &c->reassembly_step))) goto cleanup;
+    rc = opt_int(r, m, "reinversion_steps", &c->reinversion_steps);
+cleanup:
+    free_list(from, n);
+    free_list(to, n);
+    free_list(masks, n);
+    return rc;
+}
+
+static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
+    int rc, two = 2, n = -1;
+    char **affix = NULL, **targets = NULL, *image = NULL, *origin = NULL, *mask = NULL;
+    if ((rc = need_string(r, m, "image_path", &image))) goto cleanup;
+    if ((rc = need_string(r, m, "origin_prompt", &origin))) goto cleanup;
+    if ((rc = need_string(r, m, "origin_prompt_mask", &mask))) goto cleanup;
+    if ((rc = string_list(r, m, "target_prompt_list", &two, &affix))) goto cleanup;
+    if ((rc = string_list(r, m, "target_changes", &n, &targets))) goto cleanup;
+    size_t lo = strlen(origin), lp = strlen(affix[0]), ls = strlen(affix[1]);
+    if (lp + ls > lo || strncmp(origin, affix[0], lp) || strcmp(origin + lo - ls, affix[1])) {
+        rc = oir_fail(r->err, OIR_E_FORMAT,
+                      "%s: case '%s': origin_prompt does not start with target_prompt_list[0] and end with [1]",
+                      r->path, r->case_name);
+        goto cleanup;
+    }
+    for (int i = 0; i < n; i++) {
+        if ((rc = grow(cfg, r->err))) goto cleanup;
+        edit_case *c = &cfg->cases[cfg->n_cases++];
+        size_t nl = strlen(r->case_name) + strlen(targets[i]) + 2;
+        c->name = malloc(nl);
+        if (c->name) snprintf(c->name, nl, "%s/%s", r->case_name, targets[i]);
+        c->image_path = resolve_path(r, image);
+        c->origin_prompt = strdup(origin);
+        c->target_prompt = concat3(affix[0], targets[i], affix[1]);
+        c->pairs = calloc(1, sizeof *c->pairs);
+        if (!c->pairs) {
+            rc = oir_fail(r->err, OIR_E_NOMEM, "out of memory");
+            goto cleanup;
+        }
+        c->n_pairs = 1;
+        c->pairs[0].from = strndup(origin + lp, lo - lp - ls);
+        c->pairs[0].to = strdup(targets[i]);
+        c->pairs[0].mask_path = resolve_path(r, mask);
+        c->pairs[0].guided_prompt = strdup(c->target_prompt);
+        c->reassembly_step = c->reinversion_steps = -1;
+    }
+cleanup:
+    free(image);
+    free(origin);
+    free(mask);
+    free_list(affix, 2);
+    free_list(targets, n);
+    return rc;
+}
+
+void edit_config_free(edit_config *cfg) {
+    if (!cfg) return;
+    for (int i = 0; i < cfg->n_cases; i++) {
+        edit_case *c = &cfg->cases[i];
+        for (int j = 0; j < c->n_pairs; j++) {
+            free(c->pairs[j].from);
+            free(c->pairs[j].to);
+            free(c->pairs[j].mask_path);
+            free(c->pairs[j].guided_prompt);
+        }
+        free(c->pairs);
+        free(c->name);
+        free(c->image_path);
+        free(c->origin_prompt);
+        free(c->target_prompt);
+    }
+    free(cfg->cases);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int edit_config_load(edit_config *out, const char *path, oir_error *err) {
+    memset(out, 0, sizeof *out);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return oir_fail(err, OIR_E_IO, "%s: cannot open", path);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int rc = OIR_OK, have_doc = 0;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else dir[0] = '\0';
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, fp);
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: invalid YAML at line %zu: %s", path,
+                      parser.problem_mark.line + 1, parser.problem ? parser.problem : "parse error");
+        goto cleanup;
+    }
+    have_doc = 1;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root || root->type != YAML_MAPPING_NODE) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: expected a mapping of case names to edit cases", path);
+        goto cleanup;
+    }
+    reader r = {&doc, path, dir, "", err};
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(&doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(&doc, p->value);
+        r.case_name = scalar(k) ? scalar(k) : "?";
+        if (!v || v->type != YAML_MAPPING_NODE) {
+            rc = oir_fail(err, OIR_E_FORMAT, "%s: case '%s' is not a mapping", path, r.case_name);
+            goto cleanup;
+        }
+        if (map_get(&r, v, "target_changes")) rc = read_single(&r, v, out);
+        else rc = read_multi(&r, v, out);
+        if (rc) goto cleanup;
+    }
+    if (out->n_cases == 0) rc = oir_fail(err, OIR_E_FORMAT, "%s: no edit cases", path);
+cleanup:
+    if (have_doc) yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    if (rc) edit_config_free(out);
+    return rc;
+}

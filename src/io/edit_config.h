@@ -1,0 +1,50 @@
+/* The OIR authors' YAML edit configurations, read with libyaml.
+ *
+ * A file maps case names to cases. Two schemas are understood:
+ *
+ * multi_object (configs/multi_object_edit.yaml):
+ *   image_path, origin_prompt, target_prompt,
+ *   guided_prompt: [[prefix, suffix], ...]   guided prompt i = prefix + prompt_change[i] + suffix
+ *   origin_change: [...], prompt_change: [...], prompt_change_mask: [paths],
+ *   reassembly_step, reinversion_steps  (optional; -1 when absent)
+ *
+ * single_object (configs/single_object_edit.yaml):
+ *   image_path, origin_prompt, target_prompt_list: [prefix, suffix],
+ *   target_changes: [...], origin_prompt_mask: path
+ *   -> one case per target change, each with one pair whose phrase is the part
+ *      of origin_prompt between prefix and suffix.
+ *
+ * Relative paths are resolved against the YAML file's folder when the file
+ * exists there, else kept as given (relative to the working directory). */
+#ifndef OIR_IO_EDIT_CONFIG_H
+#define OIR_IO_EDIT_CONFIG_H
+
+#include "core/error.h"
+
+typedef struct {
+    char *from;          /* origin_change[i] */
+    char *to;            /* prompt_change[i] */
+    char *mask_path;     /* prompt_change_mask[i] */
+    char *guided_prompt; /* prefix + to + suffix, or NULL when not given */
+} edit_config_pair;
+
+typedef struct {
+    char *name;
+    char *image_path;
+    char *origin_prompt;
+    char *target_prompt; /* NULL when not given */
+    edit_config_pair *pairs;
+    int n_pairs;
+    int reassembly_step;   /* -1: not given */
+    int reinversion_steps; /* -1: not given */
+} edit_case;
+
+typedef struct {
+    edit_case *cases;
+    int n_cases;
+} edit_config;
+
+int edit_config_load(edit_config *out, const char *path, oir_error *err);
+void edit_config_free(edit_config *cfg);
+
+#endif

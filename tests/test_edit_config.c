@@ -1,0 +1,114 @@
+/* The authors' YAML schemas (multi_object and single_object) and bad configs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "io/edit_config.h"
+
+static char dir[128];
+
+static const char *write_file(const char *name, const char *text) {
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    fputs(text, fp);
+    fclose(fp);
+    return path;
+}
+
+static void test_multi(void) {
+    write_file("dog.png", "x");
+    const char *p = write_file("multi.yaml",
+        "multi_object:\n"
+        "  image_path: \"dog.png\"\n"
+        "  origin_prompt: \"a dog sitting next to a gift\"\n"
+        "  target_prompt: \"a cat sitting next to a cake\"\n"
+        "  guided_prompt: [[\"a \", \" sitting next to a gift\"], [\"a dog sitting next to a \", \"\"]]\n"
+        "  origin_change: ['dog', 'gift']\n"
+        "  prompt_change: ['cat', 'cake']\n"
+        "  prompt_change_mask: ['masks/dog.png', '/abs/gift.png']\n"
+        "  reassembly_step: 10\n"
+        "  reinversion_steps: 5\n"
+        "  generation_image_path: \"results/\"\n");
+    edit_config cfg;
+    oir_error err = {0};
+    if (!CHECK(edit_config_load(&cfg, p, &err) == OIR_OK, "multi config: %s", err.message)) return;
+    CHECK(cfg.n_cases == 1 && cfg.cases[0].n_pairs == 2, "one case, two pairs");
+    edit_case *c = &cfg.cases[0];
+    char want_img[256];
+    snprintf(want_img, sizeof want_img, "%s/dog.png", dir);
+    CHECK(!strcmp(c->image_path, want_img), "image path resolved next to the YAML: %s", c->image_path);
+    CHECK(!strcmp(c->pairs[0].mask_path, "masks/dog.png"), "missing relative path kept as given");
+    CHECK(!strcmp(c->pairs[1].mask_path, "/abs/gift.png"), "absolute path kept");
+    CHECK(!strcmp(c->pairs[0].guided_prompt, "a cat sitting next to a gift"), "guided 1: %s", c->pairs[0].guided_prompt);
+    CHECK(!strcmp(c->pairs[1].guided_prompt, "a dog sitting next to a cake"), "guided 2: %s", c->pairs[1].guided_prompt);
+    CHECK(!strcmp(c->pairs[1].from, "gift") && !strcmp(c->pairs[1].to, "cake"), "pair 2 words");
+    CHECK(c->reassembly_step == 10 && c->reinversion_steps == 5, "steps");
+    CHECK(!strcmp(c->target_prompt, "a cat sitting next to a cake"), "target");
+    edit_config_free(&cfg);
+}
+
+static void test_single(void) {
+    const char *p = write_file("single.yaml",
+        "single_object:\n"
+        "  image_path: \"bird.png\"\n"
+        "  origin_prompt: \"a bird perched on a branch\"\n"
+        "  target_prompt_list: ['a ', ' perched on a branch']\n"
+        "  target_changes: ['duck', 'penguin']\n"
+        "  origin_prompt_mask: 'bird_mask.png'\n");
+    edit_config cfg;
+    oir_error err = {0};
+    if (!CHECK(edit_config_load(&cfg, p, &err) == OIR_OK, "single config: %s", err.message)) return;
+    CHECK(cfg.n_cases == 2, "one case per target change, got %d", cfg.n_cases);
+    CHECK(!strcmp(cfg.cases[1].pairs[0].from, "bird") && !strcmp(cfg.cases[1].pairs[0].to, "penguin"),
+          "phrase between prefix and suffix");
+    CHECK(!strcmp(cfg.cases[0].target_prompt, "a duck perched on a branch"), "target 1");
+    CHECK(cfg.cases[0].reassembly_step == -1, "reassembly absent -> -1");
+    edit_config_free(&cfg);
+}
+
+static void expect_bad(const char *label, const char *text, const char *needle) {
+    const char *p = write_file("bad.yaml", text);
+    edit_config cfg;
+    oir_error err = {0};
+    int rc = edit_config_load(&cfg, p, &err);
+    CHECK(rc != OIR_OK && strstr(err.message, needle) && strstr(err.message, "bad.yaml"),
+          "%s: expected an error with '%s', got rc=%d '%s'", label, needle, rc, err.message);
+}
+
+static void test_bad(void) {
+    oir_error err = {0};
+    edit_config cfg;
+    CHECK(edit_config_load(&cfg, "/nonexistent/x.yaml", &err) == OIR_E_IO, "missing file");
+    expect_bad("not yaml", "a: [1, 2\n", "invalid YAML");
+    expect_bad("not a mapping", "- 1\n- 2\n", "mapping");
+    expect_bad("missing prompt", "c:\n  image_path: x.png\n", "origin_prompt");
+    expect_bad("length mismatch",
+               "c:\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+               "  prompt_change: [cat, cow]\n  prompt_change_mask: [m.png]\n", "expected 1");
+    expect_bad("bad step",
+               "c:\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+               "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n  reassembly_step: ten\n",
+               "reassembly_step");
+    expect_bad("bad guided",
+               "c:\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+               "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n  guided_prompt: [[a]]\n",
+               "prefix, suffix");
+    expect_bad("single affix mismatch",
+               "c:\n  image_path: x\n  origin_prompt: a dog\n  target_prompt_list: ['the ', '']\n"
+               "  target_changes: [cat]\n  origin_prompt_mask: m.png\n", "target_prompt_list");
+    expect_bad("empty", "{}\n", "no edit cases");
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/oir_test_cfg_XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    test_multi();
+    test_single();
+    test_bad();
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
+    return th_summary();
+}
