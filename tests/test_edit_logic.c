@@ -7,6 +7,7 @@
 #include "edit/prompts.h"
 #include "edit/schedule.h"
 #include "edit/search_metric.h"
+#include "edit/sheet.h"
 #include "harness.h"
 
 static void test_metric(void) {
@@ -99,7 +100,32 @@ static void test_prompts(void) {
           "output buffer too small refused");
 }
 
+static void test_sheet(void) {
+    enum { T = 12 };
+    image c[T];
+    oir_error err = {0};
+    float e[T], b[T], t[T];
+    for (int k = 0; k < T; k++) {
+        image_alloc(&c[k], 32, 32, 3, &err);
+        e[k] = (float)k / (T - 1);
+        b[k] = 1 - e[k];
+        t[k] = 1;
+    }
+    image out = {0};
+    CHECK(sheet_render(&out, c, T, e, b, t, 3, "test", &err) == OIR_OK, "sheet: %s", err.message);
+    /* 10 columns of 96 px thumbnails (32 px upscaled) in 2 rows, plot beneath */
+    CHECK(out.width >= 10 * 96 && out.height > 2 * 96 + 150, "sheet size %dx%d", out.width, out.height);
+    /* the chosen candidate (index 3) is framed in red: pixel just left of its thumbnail */
+    int x = 6 + 3 * (96 + 6) - 2, y = 22 + 10;
+    const float *px = out.data + ((size_t)y * out.width + x) * 3;
+    CHECK(px[0] > 0.8f && px[1] < 0.2f, "red frame around the chosen candidate");
+    image_free(&out);
+    CHECK(sheet_render(&out, c, T, e, b, t, T, "bad", &err) == OIR_E_ARG, "chosen index out of range refused");
+    for (int k = 0; k < T; k++) image_free(&c[k]);
+}
+
 int main(void) {
+    test_sheet();
     test_metric();
     for (int T = 1; T <= 52; T++) test_schedule(T);
     test_prompts();

@@ -1,0 +1,145 @@
+#include "edit/sheet.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+/* 3x5 glyphs, 5 rows of 3 bits (MSB = left column). */
+static const struct {
+    char c;
+    unsigned char rows[5];
+} font[] = {
+    {'0', {7, 5, 5, 5, 7}}, {'1', {2, 6, 2, 2, 7}}, {'2', {7, 1, 7, 4, 7}}, {'3', {7, 1, 7, 1, 7}},
+    {'4', {5, 5, 7, 1, 1}}, {'5', {7, 4, 7, 1, 7}}, {'6', {7, 4, 7, 5, 7}}, {'7', {7, 1, 1, 2, 2}},
+    {'8', {7, 5, 7, 5, 7}}, {'9', {7, 5, 7, 1, 7}}, {'A', {2, 5, 7, 5, 5}}, {'B', {6, 5, 6, 5, 6}},
+    {'C', {3, 4, 4, 4, 3}}, {'D', {6, 5, 5, 5, 6}}, {'E', {7, 4, 6, 4, 7}}, {'F', {7, 4, 6, 4, 4}},
+    {'G', {3, 4, 5, 5, 3}}, {'H', {5, 5, 7, 5, 5}}, {'I', {7, 2, 2, 2, 7}}, {'J', {1, 1, 1, 5, 2}},
+    {'K', {5, 5, 6, 5, 5}}, {'L', {4, 4, 4, 4, 7}}, {'M', {5, 7, 7, 5, 5}}, {'N', {6, 5, 5, 5, 5}},
+    {'O', {2, 5, 5, 5, 2}}, {'P', {6, 5, 6, 4, 4}}, {'Q', {2, 5, 5, 6, 3}}, {'R', {6, 5, 6, 5, 5}},
+    {'S', {3, 4, 2, 1, 6}}, {'T', {7, 2, 2, 2, 2}}, {'U', {5, 5, 5, 5, 7}}, {'V', {5, 5, 5, 5, 2}},
+    {'W', {5, 5, 7, 7, 5}}, {'X', {5, 5, 2, 5, 5}}, {'Y', {5, 5, 2, 2, 2}}, {'Z', {7, 1, 2, 4, 7}},
+    {'-', {0, 0, 7, 0, 0}}, {'.', {0, 0, 0, 0, 2}}, {'=', {0, 7, 0, 7, 0}}, {':', {0, 2, 0, 2, 0}},
+    {'+', {0, 2, 7, 2, 0}}, {'(', {1, 2, 2, 2, 1}}, {')', {4, 2, 2, 2, 4}}, {'/', {1, 1, 2, 4, 4}},
+    {'>', {4, 2, 1, 2, 4}}, {',', {0, 0, 0, 2, 4}}, {'\'', {2, 2, 0, 0, 0}},
+};
+
+static void put(image *img, int x, int y, const float rgb[3]) {
+    if (x < 0 || y < 0 || x >= img->width || y >= img->height) return;
+    float *p = img->data + ((size_t)y * img->width + x) * 3;
+    p[0] = rgb[0];
+    p[1] = rgb[1];
+    p[2] = rgb[2];
+}
+
+static void fill_rect(image *img, int x0, int y0, int w, int h, const float rgb[3]) {
+    for (int y = y0; y < y0 + h; y++)
+        for (int x = x0; x < x0 + w; x++) put(img, x, y, rgb);
+}
+
+void sheet_draw_text(image *img, int x, int y, int scale, const float rgb[3], const char *text) {
+    for (; *text; text++, x += 4 * scale) {
+        char c = (char)toupper((unsigned char)*text);
+        for (size_t g = 0; g < sizeof font / sizeof font[0]; g++) {
+            if (font[g].c != c) continue;
+            for (int r = 0; r < 5; r++)
+                for (int col = 0; col < 3; col++)
+                    if (font[g].rows[r] & (4 >> col)) fill_rect(img, x + col * scale, y + r * scale, scale, scale, rgb);
+            break;
+        }
+    }
+}
+
+static void line(image *img, int x0, int y0, int x1, int y1, const float rgb[3]) {
+    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
+    int e = dx + dy;
+    for (;;) {
+        put(img, x0, y0, rgb);
+        put(img, x0, y0 + 1, rgb); /* 2 px thick */
+        if (x0 == x1 && y0 == y1) break;
+        int e2 = 2 * e;
+        if (e2 >= dy) {
+            e += dy;
+            x0 += sx;
+        }
+        if (e2 <= dx) {
+            e += dx;
+            y0 += sy;
+        }
+    }
+}
+
+int sheet_render(image *out, const image *candidates, int T, const float *norm_edit,
+                 const float *norm_background, const float *total, int best, const char *title,
+                 oir_error *err) {
+    static const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0}, red[3] = {0.85f, 0.1f, 0.1f},
+                       blue[3] = {0.15f, 0.35f, 0.85f}, green[3] = {0.1f, 0.6f, 0.2f},
+                       gray[3] = {0.8f, 0.8f, 0.8f};
+    memset(out, 0, sizeof *out);
+    if (T < 1 || best < 0 || best >= T)
+        return oir_fail(err, OIR_E_ARG, "sheet: %d candidates, chosen index %d", T, best);
+    int src = candidates[0].width;
+    int thumb = src < 96 ? 96 : (src > 128 ? 128 : src);
+    int cols = T < 10 ? T : 10, rows = (T + cols - 1) / cols;
+    int pad = 6, label = 16, head = 22;
+    int cell_w = thumb + pad, cell_h = thumb + label;
+    int width = pad + cols * cell_w, plot_h = 150;
+    if (width < 420) width = 420;
+    int height = head + rows * cell_h + plot_h + 40;
+    int rc = image_alloc(out, width, height, 3, err);
+    if (rc) return rc;
+    fill_rect(out, 0, 0, width, height, white);
+    sheet_draw_text(out, pad, 6, 2, black, title ? title : "");
+    for (int k = 0; k < T; k++) {
+        image small = {0};
+        const image *c = &candidates[k];
+        if (c->width != thumb || c->height != thumb) {
+            if ((rc = image_resize(&small, c, thumb, thumb, err))) goto fail;
+            c = &small;
+        }
+        int x0 = pad + (k % cols) * cell_w, y0 = head + (k / cols) * cell_h;
+        if (k == best) fill_rect(out, x0 - 3, y0 - 3, thumb + 6, thumb + 6, red);
+        for (int y = 0; y < thumb; y++)
+            for (int x = 0; x < thumb; x++) put(out, x0 + x, y0 + y, c->data + ((size_t)y * thumb + x) * 3);
+        image_free(&small);
+        char num[16];
+        snprintf(num, sizeof num, "%d", k + 1);
+        sheet_draw_text(out, x0 + thumb / 2 - 4 * (int)strlen(num), y0 + thumb + 4, 2,
+                        k == best ? red : black, num);
+    }
+    /* plot: x = k, y in [0, 2] for the sum and [0, 1] for each score */
+    int px0 = pad + 24, py0 = head + rows * cell_h + 10, pw = width - px0 - pad, ph = plot_h - 20;
+    fill_rect(out, px0, py0, pw, ph, gray);
+    fill_rect(out, px0 + 1, py0 + 1, pw - 2, ph - 2, white);
+    sheet_draw_text(out, pad, py0, 1, black, "2");
+    sheet_draw_text(out, pad, py0 + ph / 2 - 3, 1, black, "1");
+    sheet_draw_text(out, pad, py0 + ph - 6, 1, black, "0");
+    const float *series[3] = {norm_edit, norm_background, total};
+    const float *colors[3] = {blue, green, black};
+    for (int s = 0; s < 3; s++) {
+        if (!series[s]) continue;
+        for (int k = 0; k + 1 < T; k++) {
+            int xa = px0 + (int)((k + 0.5) * pw / T), xb = px0 + (int)((k + 1.5) * pw / T);
+            float va = isfinite(series[s][k]) ? series[s][k] : 0, vb = isfinite(series[s][k + 1]) ? series[s][k + 1] : 0;
+            int ya = py0 + ph - 2 - (int)(va / 2 * (ph - 4)), yb = py0 + ph - 2 - (int)(vb / 2 * (ph - 4));
+            line(out, xa, ya, xb, yb, colors[s]);
+        }
+    }
+    int xb = px0 + (int)((best + 0.5) * pw / T);
+    for (int y = py0; y < py0 + ph; y += 2) put(out, xb, y, red);
+    int ly = py0 + ph + 8;
+    char chosen[48];
+    snprintf(chosen, sizeof chosen, "CHOSEN STEP %d", best + 1);
+    fill_rect(out, px0, ly, 10, 10, blue);
+    sheet_draw_text(out, px0 + 14, ly, 2, black, "EDIT");
+    fill_rect(out, px0 + 70, ly, 10, 10, green);
+    sheet_draw_text(out, px0 + 84, ly, 2, black, "BACKGROUND");
+    fill_rect(out, px0 + 180, ly, 10, 10, black);
+    sheet_draw_text(out, px0 + 194, ly, 2, black, "SUM");
+    sheet_draw_text(out, px0 + 240, ly, 2, red, chosen);
+    return OIR_OK;
+fail:
+    image_free(out);
+    return rc;
+}

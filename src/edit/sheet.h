@@ -1,0 +1,20 @@
+/* Pictures of a search: a contact sheet of every candidate of an editing pair
+ * (step number under each, the chosen one framed in red) with the two
+ * normalised scores and their sum plotted beneath, the chosen step marked. */
+#ifndef OIR_EDIT_SHEET_H
+#define OIR_EDIT_SHEET_H
+
+#include "io/image.h"
+
+/* candidates: T RGB images of equal size (candidate k at index k-1).
+ * norm_edit, norm_background, total: T values each (total in [0, 2]).
+ * best: chosen index (0-based). title: a line printed on top (ASCII). */
+int sheet_render(image *out, const image *candidates, int T, const float *norm_edit,
+                 const float *norm_background, const float *total, int best, const char *title,
+                 oir_error *err);
+
+/* Draws ASCII text with a 3x5 pixel font scaled by `scale` (lower case is
+ * drawn as upper case; unknown characters as blanks). */
+void sheet_draw_text(image *img, int x, int y, int scale, const float rgb[3], const char *text);
+
+#endif
