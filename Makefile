@@ -35,6 +35,8 @@ BENCHES := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(OUT)/examples/%)
 
 .PHONY: all deps test asan-test demo bench clean venv
+# keep intermediate objects (harness.o) between test links
+.SECONDARY:
 all: $(OIR) $(TESTS) $(BENCHES) $(EXAMPLES)
 
 deps:
