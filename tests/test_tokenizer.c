@@ -1,0 +1,401 @@
+/* CLIP tokenizer: exact ids against transformers 4.26.1's CLIPTokenizer
+ * (fixtures by tools/fixtures/make_tokenizer_fixtures.py) with the real SD 1.x
+ * vocabulary, a reduced copy of it, a tiny custom one (pad "!", added and
+ * additional special tokens) and one with merges out of learning order and
+ * nested special tokens; a per-code-point
+ * probe digest over planes 0-3 and 14; bad folders, files and text.
+ *
+ * The real vocabulary is read from $OIR_CLIP_TOKENIZER or
+ * ../shared/data/clip-tokenizer; when absent the test fails (never skips). */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "models/tokenizer.h"
+
+static cJSON *load_fixture_json(const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s", th_fixture_path(name));
+    FILE *f = fopen(path, "rb");
+    if (!CHECK(f != NULL, "fixture %s is missing (run tools/fixtures/make_tokenizer_fixtures.py)",
+               path))
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
+    fclose(f);
+    cJSON *j = NULL;
+    if (buf && got == (size_t)n) {
+        buf[n] = '\0';
+        j = cJSON_Parse(buf);
+    }
+    free(buf);
+    CHECK(j != NULL, "fixture %s: unreadable JSON", path);
+    return j;
+}
+
+static uint64_t fnv64(uint64_t h, const int32_t *ids, int n) {
+    for (int i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)ids[i];
+        for (int b = 0; b < 4; b++) h = (h ^ ((v >> (8 * b)) & 0xFF)) * 0x100000001B3ull;
+    }
+    return h;
+}
+#define FNV64_INIT 0xCBF29CE484222325ull
+
+/* The text with non-printable and non-ASCII bytes escaped, for messages. */
+static const char *show(const char *s) {
+    static char buf[400];
+    size_t o = 0;
+    for (; *s && o + 8 < sizeof buf; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c < 0x7F) buf[o++] = (char)c;
+        else o += (size_t)snprintf(buf + o, sizeof buf - o, "\\x%02X", c);
+    }
+    if (*s) memcpy(buf + o, "...", 4);
+    else buf[o] = '\0';
+    return buf;
+}
+
+/* Every case of a fixture file: the padded ids, the length before padding,
+ * the truncation flag and a digest of all ids before truncation. */
+static void check_cases(const tokenizer *tok, const char *fixture) {
+    cJSON *root = load_fixture_json(fixture);
+    if (!root) return;
+    const cJSON *cases = cJSON_GetObjectItem(root, "cases");
+    int n_ok = 0, n_cases = cJSON_GetArraySize(cases);
+    CHECK(n_cases > 0, "%s: no cases", fixture);
+    for (const cJSON *c = cases ? cases->child : NULL; c; c = c->next) {
+        const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+        int max_len = cJSON_GetObjectItem(c, "max_length")->valueint;
+        int want_n = cJSON_GetObjectItem(c, "n_tokens")->valueint;
+        const cJSON *want = cJSON_GetObjectItem(c, "ids");
+        int32_t ids[128];
+        int n = -1, trunc = -1;
+        oir_error err = {0};
+        int rc = tokenizer_encode(tok, text, max_len, ids, &n, &trunc, &err);
+        if (!CHECK(rc == OIR_OK, "%s: \"%s\": %s", fixture, show(text), err.message)) continue;
+        int bad = -1;
+        for (int i = 0; i < max_len; i++)
+            if (ids[i] != cJSON_GetArrayItem(want, i)->valueint && bad < 0) bad = i;
+        int32_t *all = NULL;
+        int n_all = 0;
+        tokenizer_tokenize(tok, text, &all, &n_all, &err);
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fnv64(FNV64_INIT, all, n_all));
+        free(all);
+        int ok = bad < 0 && n == want_n && trunc == (want_n > max_len) &&
+                 strcmp(hex, cJSON_GetObjectItem(c, "all_fnv64")->valuestring) == 0;
+        if (!CHECK(ok, "%s: \"%s\" (max_length %d): n_tokens %d want %d, truncated %d, first id "
+                   "mismatch at %d, digest of all ids %s", fixture, show(text), max_len, n, want_n,
+                   trunc, bad, strcmp(hex, cJSON_GetObjectItem(c, "all_fnv64")->valuestring) ? "differs"
+                                                                                           : "ok")) {
+            if (bad >= 0) {
+                fprintf(stderr, "  got  [%d] = %d \"%s\", want %d \"%s\"\n", bad, ids[bad],
+                        tokenizer_token(tok, ids[bad]) ? tokenizer_token(tok, ids[bad]) : "?",
+                        cJSON_GetArrayItem(want, bad)->valueint,
+                        tokenizer_token(tok, cJSON_GetArrayItem(want, bad)->valueint)
+                            ? tokenizer_token(tok, cJSON_GetArrayItem(want, bad)->valueint) : "?");
+                const cJSON *toks = cJSON_GetObjectItem(c, "tokens");
+                fprintf(stderr, "  reference tokens:");
+                for (const cJSON *t = toks ? toks->child : NULL; t; t = t->next)
+                    fprintf(stderr, " %s", t->valuestring);
+                fprintf(stderr, "\n  got tokens:      ");
+                for (int i = 1; i < max_len && ids[i] != tokenizer_eos_id(tok); i++)
+                    fprintf(stderr, " %s", tokenizer_token(tok, ids[i]));
+                fprintf(stderr, "\n");
+            }
+            continue;
+        }
+        n_ok++;
+    }
+    printf("  %s: %d/%d cases exact\n", fixture, n_ok, n_cases);
+    cJSON_Delete(root);
+}
+
+/* The code points the fixture script probes (probe_code_points there). */
+static int probed(uint32_t cp) {
+    if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
+    if ((cp >= 1 && cp < 0x40000) || (cp >= 0xE0000 && cp < 0xF0000)) return 1;
+    if (cp >= 0x40000 && cp < 0xE0000) return (cp - 0x40000) % 0x1001 == 0;
+    if (cp >= 0xF0000 && cp < 0x110000) return (cp - 0xF0000) % 0x0FFF == 0 || cp == 0x10FFFF;
+    return 0;
+}
+
+static int put_utf8(char *o, uint32_t cp) {
+    if (cp < 0x80) return o[0] = (char)cp, 1;
+    if (cp < 0x800) return o[0] = (char)(0xC0 | (cp >> 6)), o[1] = (char)(0x80 | (cp & 0x3F)), 2;
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Ids of "X" ch "Σ " ch "5" ch for every probed code point, digested per block
+ * of 4096: covers every Unicode table (control, whitespace, CJK, lower-casing,
+ * Final_Sigma, NFD, Mn, punctuation, the pattern's classes) and bpe(). */
+static void check_digests(const tokenizer *tok) {
+    cJSON *root = load_fixture_json("tokenizer/cases.json");
+    if (!root) return;
+    const cJSON *blocks = cJSON_GetObjectItem(root, "digests");
+    int n_blocks = cJSON_GetArraySize(blocks), n_ok = 0, n_cp = 0;
+    CHECK(n_blocks >= 80, "cases.json: %d digest blocks, expected at least 80", n_blocks);
+    clock_t t0 = clock();
+    for (const cJSON *b = blocks ? blocks->child : NULL; b; b = b->next) {
+        uint32_t first = (uint32_t)cJSON_GetObjectItem(b, "first")->valuedouble;
+        int count = 0;
+        uint64_t h = FNV64_INIT;
+        int failed_rc = 0;
+        for (uint32_t cp = first; cp < first + 4096; cp++) {
+            if (!probed(cp)) continue;
+            char text[32], ch[4];
+            int k = put_utf8(ch, cp), o = 0;
+            text[o++] = 'X';
+            memcpy(text + o, ch, (size_t)k), o += k;
+            memcpy(text + o, "\xCE\xA3 ", 3), o += 3;
+            memcpy(text + o, ch, (size_t)k), o += k;
+            text[o++] = '5';
+            memcpy(text + o, ch, (size_t)k), o += k;
+            text[o] = '\0';
+            int32_t *ids = NULL, n = 0, end = -1;
+            oir_error err = {0};
+            if (tokenizer_tokenize(tok, text, &ids, &n, &err) != OIR_OK) failed_rc = 1;
+            h = fnv64(fnv64(h, ids, n), &end, 1);
+            free(ids);
+            count++;
+        }
+        n_cp += count;
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+        int ok = !failed_rc && count == cJSON_GetObjectItem(b, "count")->valueint &&
+                 strcmp(hex, cJSON_GetObjectItem(b, "fnv64")->valuestring) == 0;
+        if (CHECK(ok, "probe digest of U+%04X..U+%04X differs (%d code points, want %d)%s", first,
+                  first + 4095, count, cJSON_GetObjectItem(b, "count")->valueint,
+                  failed_rc ? ", tokenize failed" : ""))
+            n_ok++;
+    }
+    printf("  probe digests: %d/%d blocks exact, %d code points, %.2f s\n", n_ok, n_blocks, n_cp,
+           (double)(clock() - t0) / CLOCKS_PER_SEC);
+    cJSON_Delete(root);
+}
+
+static void check_phrases(const tokenizer *tok) {
+    cJSON *root = load_fixture_json("tokenizer/cases.json");
+    if (!root) return;
+    for (const cJSON *p = cJSON_GetObjectItem(root, "phrases")->child; p; p = p->next) {
+        const char *prompt = cJSON_GetObjectItem(p, "prompt")->valuestring;
+        const char *phrase = cJSON_GetObjectItem(p, "phrase")->valuestring;
+        int pos = -1, len = -1;
+        oir_error err = {0};
+        int rc = tokenizer_find_phrase(tok, prompt, phrase, 77, &pos, &len, &err);
+        CHECK(rc == OIR_OK && pos == cJSON_GetObjectItem(p, "pos")->valueint &&
+                  len == cJSON_GetObjectItem(p, "len")->valueint,
+              "find_phrase(\"%s\", \"%s\"): rc %d pos %d len %d, want pos %d len %d (%s)",
+              show(prompt), phrase, rc, pos, len, cJSON_GetObjectItem(p, "pos")->valueint,
+              cJSON_GetObjectItem(p, "len")->valueint, err.message);
+    }
+    cJSON_Delete(root);
+    int pos, len;
+    oir_error err = {0};
+    CHECK(tokenizer_find_phrase(tok, "a photo of a cat", "dog", 77, &pos, &len, &err) == OIR_E_ARG,
+          "find_phrase: an absent phrase is OIR_E_ARG");
+    CHECK(tokenizer_find_phrase(tok, "a photo of a cat", " ,", 77, &pos, &len, &err) == OIR_E_ARG,
+          "find_phrase: absent punctuation is OIR_E_ARG");
+    CHECK(tokenizer_find_phrase(tok, "a photo of a cat", "  ", 77, &pos, &len, &err) == OIR_E_ARG,
+          "find_phrase: an empty phrase is OIR_E_ARG");
+    CHECK(tokenizer_find_phrase(tok, "one two three four five six", "six", 5, &pos, &len, &err) ==
+              OIR_E_ARG, "find_phrase: a truncated phrase is OIR_E_ARG");
+}
+
+static void check_real(void) {
+    const char *dir = getenv("OIR_CLIP_TOKENIZER");
+    if (!dir || !*dir) dir = "../shared/data/clip-tokenizer";
+    tokenizer *tok = NULL;
+    oir_error err = {0};
+    clock_t t0 = clock();
+    int rc = tokenizer_load(&tok, dir, &err);
+    if (!CHECK(rc == OIR_OK, "the real SD 1.x CLIP vocabulary is required: %s (set "
+               "OIR_CLIP_TOKENIZER to a folder with vocab.json and merges.txt)", err.message))
+        return;
+    printf("  real vocabulary %s loaded in %.3f s\n", dir, (double)(clock() - t0) / CLOCKS_PER_SEC);
+    CHECK(tokenizer_vocab_size(tok) == 49408, "vocab size %d", tokenizer_vocab_size(tok));
+    CHECK(tokenizer_bos_id(tok) == 49406 && tokenizer_eos_id(tok) == 49407 &&
+              tokenizer_pad_id(tok) == 49407 && tokenizer_unk_id(tok) == 49407,
+          "special ids bos %d eos %d pad %d unk %d", tokenizer_bos_id(tok), tokenizer_eos_id(tok),
+          tokenizer_pad_id(tok), tokenizer_unk_id(tok));
+    CHECK(tokenizer_token(tok, 49406) && strcmp(tokenizer_token(tok, 49406), "<|startoftext|>") == 0,
+          "token 49406");
+    CHECK(tokenizer_token(tok, 320) && strcmp(tokenizer_token(tok, 320), "a</w>") == 0, "token 320");
+    CHECK(!tokenizer_token(tok, 49408) && !tokenizer_token(tok, -1), "out-of-range ids");
+    check_cases(tok, "tokenizer/cases.json");
+    check_phrases(tok);
+    check_digests(tok);
+
+    /* A huge prompt: truncated, end token last, quick. */
+    size_t n = TOKENIZER_MAX_TEXT_BYTES;
+    char *big = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) big[i] = (i % 7 == 6) ? ' ' : (char)('a' + (i * 31 % 26));
+    big[n] = '\0';
+    int32_t ids[77];
+    int nt = 0, tr = 0;
+    t0 = clock();
+    rc = tokenizer_encode(tok, big, 77, ids, &nt, &tr, &err);
+    CHECK(rc == OIR_OK && tr == 1 && nt > 77 && ids[0] == 49406 && ids[76] == 49407,
+          "1 MiB prompt: rc %d truncated %d n_tokens %d (%s)", rc, tr, nt, err.message);
+    memset(big, 'q', n); /* one 1 MiB word: bpe() must not be quadratic */
+    rc = tokenizer_encode(tok, big, 77, ids, &nt, &tr, &err);
+    CHECK(rc == OIR_OK && tr == 1 && ids[76] == 49407, "1 MiB word: rc %d (%s)", rc, err.message);
+    printf("  two 1 MiB prompts in %.2f s\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
+    free(big);
+    big = malloc(TOKENIZER_MAX_TEXT_BYTES + 2);
+    memset(big, 'a', TOKENIZER_MAX_TEXT_BYTES + 1);
+    big[TOKENIZER_MAX_TEXT_BYTES + 1] = '\0';
+    CHECK(tokenizer_encode(tok, big, 77, ids, &nt, &tr, &err) == OIR_E_ARG,
+          "a text over %u bytes is OIR_E_ARG", TOKENIZER_MAX_TEXT_BYTES);
+    free(big);
+
+    /* Invalid UTF-8 and bad arguments. */
+    static const char *const bad[] = {"caf\xE9", "\xC0\x80", "\xED\xA0\x80 surrogate", "\xE2\x82",
+                                      "\xF5\x80\x80\x80", "\x80", "ok \xF0\x9F\x98", "\xF4\x90\x80\x80"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err.message[0] = '\0';
+        rc = tokenizer_encode(tok, bad[i], 77, ids, &nt, &tr, &err);
+        CHECK(rc == OIR_E_ARG && strstr(err.message, "UTF-8"), "invalid UTF-8 \"%s\": rc %d (%s)",
+              show(bad[i]), rc, err.message);
+    }
+    CHECK(tokenizer_encode(tok, "a", 2, ids, &nt, &tr, &err) == OIR_E_ARG, "max_len 2 is OIR_E_ARG");
+    CHECK(tokenizer_encode(tok, NULL, 77, ids, &nt, &tr, &err) == OIR_E_ARG, "NULL text");
+    tokenizer_free(tok);
+}
+
+static void check_folder(const char *name, const char *cases, int32_t pad_token_id) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", th_fixture_path(name));
+    tokenizer *tok = NULL;
+    oir_error err = {0};
+    if (!CHECK(tokenizer_load(&tok, dir, &err) == OIR_OK, "%s: %s", dir, err.message)) return;
+    if (pad_token_id >= 0)
+        CHECK(tokenizer_pad_id(tok) == pad_token_id, "%s: pad id %d, want %d", name,
+              tokenizer_pad_id(tok), pad_token_id);
+    check_cases(tok, cases);
+    tokenizer_free(tok);
+}
+
+/* ------------------------------------------------------------ bad folders */
+
+#define VOCAB                                                                                   \
+    "{\"a\": 0, \"b\": 1, \"a</w>\": 2, \"b</w>\": 3, \"<|startoftext|>\": 4, "                     \
+    "\"<|endoftext|>\": 5, \"ab</w>\": 6}"
+#define MERGES "#version: 0.2\na b</w>\n"
+
+static const struct bad_case {
+    const char *what, *vocab, *merges, *special_map; /* NULL: file absent */
+    int rc;
+    const char *needle; /* in the message */
+} bad_cases[] = {
+    {"good tiny folder", VOCAB, MERGES, NULL, OIR_OK, ""},
+    {"missing vocab.json", NULL, MERGES, NULL, OIR_E_IO, "vocab.json"},
+    {"missing merges.txt", VOCAB, NULL, NULL, OIR_E_IO, "merges.txt"},
+    {"truncated vocab.json", "{\"a\": 0, \"b\": ", MERGES, NULL, OIR_E_FORMAT, "vocab.json: invalid JSON at line 1"},
+    {"vocab.json a list", "[1, 2]", MERGES, NULL, OIR_E_FORMAT, "vocab.json"},
+    {"fractional id", "{\"a\": 0.5, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2}", MERGES, NULL, OIR_E_FORMAT, "\"a\""},
+    {"string id", "{\"a\": \"0\"}", MERGES, NULL, OIR_E_FORMAT, "\"a\""},
+    {"negative id", "{\"a\": -1}", MERGES, NULL, OIR_E_FORMAT, "\"a\""},
+    {"vocab.json with invalid UTF-8", "{\"caf\xE9\": 1}", MERGES, NULL, OIR_E_FORMAT, "UTF-8"},
+    {"empty vocab", "{}", MERGES, NULL, OIR_E_FORMAT, "empty"},
+    {"merges.txt without header", VOCAB, "a b\n", NULL, OIR_E_FORMAT, "#version"},
+    {"empty merges.txt", VOCAB, "", NULL, OIR_E_FORMAT, "#version"},
+    {"merges.txt line of three", VOCAB, "#version: 0.2\na b c\n", NULL, OIR_E_FORMAT, "line 2"},
+    {"merges.txt line of one", VOCAB, "#version: 0.2\na b</w>\nab\n", NULL, OIR_E_FORMAT, "line 3"},
+    {"merges.txt with invalid UTF-8", VOCAB, "#version: 0.2\na \xFF\n", NULL, OIR_E_FORMAT, "UTF-8"},
+    {"merges.txt with CRLF and blank lines", VOCAB, "\r\n#version: 0.2\r\na b</w>\r\n\r\n", NULL, OIR_OK, ""},
+    {"no <|startoftext|>", "{\"a\": 0, \"<|endoftext|>\": 1}", MERGES, NULL, OIR_E_MISSING, "<|startoftext|>"},
+    {"pad token not in vocab", VOCAB, MERGES, "{\"pad_token\": \"<pad>\"}", OIR_E_MISSING, "pad_token"},
+    {"pad token a number", VOCAB, MERGES, "{\"pad_token\": 7}", OIR_E_FORMAT, "special_tokens_map.json"},
+    {"truncated special_tokens_map", VOCAB, MERGES, "{\"pad_token\": ", OIR_E_FORMAT, "special_tokens_map.json"},
+    {"pad token as AddedToken dict", VOCAB, MERGES, "{\"pad_token\": {\"content\": \"<|endoftext|>\"}}", OIR_OK, ""},
+    {"null eos token", VOCAB, MERGES, "{\"eos_token\": null}", OIR_E_FORMAT, "eos_token"},
+};
+
+static char tmp_root[256];
+
+static void write_text(const char *dir, const char *name, const char *text) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* Writes the case's folder and loads it; a good folder must then encode
+ * "ab a" as bos, "ab</w>", "a</w>", eos. */
+static void check_bad_case(const struct bad_case *c, int k) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/t%d", tmp_root, k);
+    if (!CHECK(mkdir(dir, 0700) == 0, "%s: mkdir %s", c->what, dir)) return;
+    if (c->vocab) write_text(dir, "vocab.json", c->vocab);
+    if (c->merges) write_text(dir, "merges.txt", c->merges);
+    if (c->special_map) write_text(dir, "special_tokens_map.json", c->special_map);
+    tokenizer *tok = NULL;
+    oir_error err = {0};
+    int rc = tokenizer_load(&tok, dir, &err);
+    CHECK(rc == c->rc && strstr(err.message, c->needle) && (rc == OIR_OK) == (tok != NULL),
+          "%s: rc %d want %d, message \"%s\" should name \"%s\"", c->what, rc, c->rc, err.message,
+          c->needle);
+    if (tok) {
+        int32_t ids[8];
+        int n, tr;
+        rc = tokenizer_encode(tok, "ab a", 8, ids, &n, &tr, &err);
+        CHECK(rc == OIR_OK && ids[0] == 4 && ids[1] == 6 && ids[2] == 2 && ids[3] == 5 && n == 4,
+              "%s: \"ab a\" -> %d %d %d %d", c->what, ids[0], ids[1], ids[2], ids[3]);
+    }
+    tokenizer_free(tok);
+    static const char *const files[] = {"vocab.json", "merges.txt", "special_tokens_map.json"};
+    for (int i = 0; i < 3; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static void check_errors(void) {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(tmp_root, sizeof tmp_root, "%s/oir_tok_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!CHECK(mkdtemp(tmp_root) != NULL, "mkdtemp %s", tmp_root)) return;
+    for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) check_bad_case(&bad_cases[i], (int)i);
+    tokenizer *tok = NULL;
+    oir_error err = {0};
+    int rc = tokenizer_load(&tok, "/nonexistent/oir/tokenizer", &err);
+    CHECK(rc == OIR_E_IO && tok == NULL && strstr(err.message, "/nonexistent/oir/tokenizer"),
+          "missing folder: rc %d (%s)", rc, err.message);
+    rc = tokenizer_load(&tok, th_fixture_path("tokenizer/cases.json"), &err);
+    CHECK(rc == OIR_E_IO && tok == NULL && strstr(err.message, "not a folder"),
+          "a file for a folder: rc %d (%s)", rc, err.message);
+    CHECK(rmdir(tmp_root) == 0, "removing %s", tmp_root);
+}
+
+int main(void) {
+    check_real();
+    check_folder("tokenizer/small", "tokenizer/small_cases.json", -1);
+    check_folder("tokenizer/tiny", "tokenizer/tiny_cases.json", 0 /* "!" */);
+    check_folder("tokenizer/order", "tokenizer/order_cases.json", -1);
+    check_errors();
+    return th_summary();
+}
