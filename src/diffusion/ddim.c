@@ -1,0 +1,315 @@
+/* DDIM scheduler (diffusers 0.16.1 DDIMScheduler, eta 0) and the inversion
+ * step. Reads side by side with diffusers/schedulers/scheduling_ddim.py. */
+#include "diffusion/ddim.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+ddim_config ddim_default_config(void) {
+    ddim_config c = {
+        .num_train_timesteps = 1000,
+        .beta_start = 0.0001,
+        .beta_end = 0.02,
+        .beta_schedule = DDIM_BETA_LINEAR,
+        .steps_offset = 0,
+        .set_alpha_to_one = 1,
+        .clip_sample = 1,
+        .clip_sample_range = 1.0,
+    };
+    return c;
+}
+
+ddim_config ddim_sd1_config(void) {
+    ddim_config c = ddim_default_config();
+    c.beta_start = 0.00085;
+    c.beta_end = 0.012;
+    c.beta_schedule = DDIM_BETA_SCALED_LINEAR;
+    c.steps_offset = 1;
+    c.set_alpha_to_one = 0;
+    c.clip_sample = 0;
+    return c;
+}
+
+/* ---- config ------------------------------------------------------------ */
+
+static int json_number(const cJSON *root, const char *key, double *out, const char *what,
+                       oir_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return OIR_OK;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return oir_fail(err, OIR_E_FORMAT, "%s: \"%s\" must be a number", what, key);
+    *out = v->valuedouble;
+    return OIR_OK;
+}
+
+static int json_int(const cJSON *root, const char *key, int *out, const char *what,
+                    oir_error *err) {
+    double d = *out;
+    int rc = json_number(root, key, &d, what, err);
+    if (rc) return rc;
+    if (d != floor(d) || d < -1e9 || d > 1e9)
+        return oir_fail(err, OIR_E_FORMAT, "%s: \"%s\" must be an integer, got %g", what, key, d);
+    *out = (int)d;
+    return OIR_OK;
+}
+
+static int json_bool(const cJSON *root, const char *key, int *out, const char *what,
+                     oir_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return OIR_OK;
+    if (!cJSON_IsBool(v))
+        return oir_fail(err, OIR_E_FORMAT, "%s: \"%s\" must be true or false", what, key);
+    *out = cJSON_IsTrue(v);
+    return OIR_OK;
+}
+
+int ddim_config_parse(ddim_config *out, const char *json, const char *what, oir_error *err) {
+    ddim_config c = ddim_default_config();
+    int rc = OIR_OK;
+    cJSON *root = cJSON_Parse(json);
+    if (!root || !cJSON_IsObject(root)) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: not a JSON object", what);
+        goto cleanup;
+    }
+    if ((rc = json_int(root, "num_train_timesteps", &c.num_train_timesteps, what, err)) ||
+        (rc = json_number(root, "beta_start", &c.beta_start, what, err)) ||
+        (rc = json_number(root, "beta_end", &c.beta_end, what, err)) ||
+        (rc = json_int(root, "steps_offset", &c.steps_offset, what, err)) ||
+        (rc = json_bool(root, "set_alpha_to_one", &c.set_alpha_to_one, what, err)) ||
+        (rc = json_bool(root, "clip_sample", &c.clip_sample, what, err)) ||
+        (rc = json_number(root, "clip_sample_range", &c.clip_sample_range, what, err)))
+        goto cleanup;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "beta_schedule");
+    if (v && !cJSON_IsNull(v)) {
+        if (!cJSON_IsString(v)) {
+            rc = oir_fail(err, OIR_E_FORMAT, "%s: \"beta_schedule\" must be a string", what);
+            goto cleanup;
+        }
+        if (!strcmp(v->valuestring, "linear")) {
+            c.beta_schedule = DDIM_BETA_LINEAR;
+        } else if (!strcmp(v->valuestring, "scaled_linear")) {
+            c.beta_schedule = DDIM_BETA_SCALED_LINEAR;
+        } else {
+            rc = oir_fail(err, OIR_E_UNSUPPORTED,
+                          "%s: beta_schedule \"%s\" is not supported (only \"scaled_linear\" and "
+                          "\"linear\")",
+                          what, v->valuestring);
+            goto cleanup;
+        }
+    }
+    v = cJSON_GetObjectItemCaseSensitive(root, "prediction_type");
+    if (v && !cJSON_IsNull(v) && (!cJSON_IsString(v) || strcmp(v->valuestring, "epsilon"))) {
+        rc = oir_fail(err, OIR_E_UNSUPPORTED,
+                      "%s: prediction_type \"%s\" is not supported: only \"epsilon\" (SD 1.x) models "
+                      "are (v-prediction is SD 2.x-768)",
+                      what, cJSON_IsString(v) ? v->valuestring : "?");
+        goto cleanup;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(root, "trained_betas");
+    if (v && !cJSON_IsNull(v)) {
+        rc = oir_fail(err, OIR_E_UNSUPPORTED,
+                      "%s: \"trained_betas\" is not supported; use beta_start/beta_end/beta_schedule",
+                      what);
+        goto cleanup;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(root, "thresholding");
+    if (v && cJSON_IsTrue(v)) {
+        rc = oir_fail(err, OIR_E_UNSUPPORTED, "%s: \"thresholding\": true is not supported", what);
+        goto cleanup;
+    }
+    if (c.num_train_timesteps < 2 || c.num_train_timesteps > 100000) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: num_train_timesteps %d is out of range [2, 100000]",
+                      what, c.num_train_timesteps);
+        goto cleanup;
+    }
+    if (!(c.beta_start > 0 && c.beta_start < 1 && c.beta_end > 0 && c.beta_end < 1)) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: beta_start %g and beta_end %g must lie in (0, 1)", what,
+                      c.beta_start, c.beta_end);
+        goto cleanup;
+    }
+    if (c.steps_offset < 0 || c.steps_offset >= c.num_train_timesteps) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: steps_offset %d is out of range [0, %d)", what,
+                      c.steps_offset, c.num_train_timesteps);
+        goto cleanup;
+    }
+    *out = c;
+cleanup:
+    cJSON_Delete(root);
+    return rc;
+}
+
+int ddim_config_load(ddim_config *out, const char *path, oir_error *err) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return oir_fail(err, OIR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = NULL;
+    int rc = OIR_OK;
+    if (fseek(fp, 0, SEEK_END) != 0) {
+        rc = oir_fail(err, OIR_E_IO, "%s: cannot read", path);
+        goto cleanup;
+    }
+    long len = ftell(fp);
+    if (len < 0 || len > (1 << 20)) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: %ld bytes is not a scheduler config", path, len);
+        goto cleanup;
+    }
+    rewind(fp);
+    buf = malloc((size_t)len + 1);
+    if (!buf) {
+        rc = oir_fail(err, OIR_E_NOMEM, "%s: out of memory", path);
+        goto cleanup;
+    }
+    if (fread(buf, 1, (size_t)len, fp) != (size_t)len) {
+        rc = oir_fail(err, OIR_E_IO, "%s: short read", path);
+        goto cleanup;
+    }
+    buf[len] = 0;
+    rc = ddim_config_parse(out, buf, path, err);
+cleanup:
+    free(buf);
+    fclose(fp);
+    return rc;
+}
+
+/* ---- schedule ------------------------------------------------------------ */
+
+/* torch.linspace(start, end, steps, dtype=float32) on the CPU: float32
+ * step, first half counted from start, second half from end. */
+static void linspace_f32(float *out, float start, float end, int steps) {
+    if (steps == 1) {
+        out[0] = start;
+        return;
+    }
+    float step = (end - start) / (float)(steps - 1);
+    int halfway = steps / 2;
+    for (int i = 0; i < steps; i++)
+        out[i] = i < halfway ? start + step * (float)i : end - step * (float)(steps - i - 1);
+}
+
+int ddim_init(ddim_scheduler *s, const ddim_config *cfg, oir_error *err) {
+    memset(s, 0, sizeof *s);
+    int N = cfg->num_train_timesteps;
+    if (N < 2) return oir_fail(err, OIR_E_ARG, "ddim: num_train_timesteps %d < 2", N);
+    s->cfg = *cfg;
+    s->betas = malloc((size_t)N * sizeof *s->betas);
+    s->alphas_cumprod = malloc((size_t)N * sizeof *s->alphas_cumprod);
+    if (!s->betas || !s->alphas_cumprod) {
+        ddim_free(s);
+        return oir_fail(err, OIR_E_NOMEM, "ddim: out of memory");
+    }
+    if (cfg->beta_schedule == DDIM_BETA_SCALED_LINEAR) {
+        /* torch.linspace(beta_start**0.5, beta_end**0.5, N, dtype=float32) ** 2 */
+        linspace_f32(s->betas, (float)sqrt(cfg->beta_start), (float)sqrt(cfg->beta_end), N);
+        for (int i = 0; i < N; i++) s->betas[i] = s->betas[i] * s->betas[i];
+    } else {
+        linspace_f32(s->betas, (float)cfg->beta_start, (float)cfg->beta_end, N);
+    }
+    /* alphas = 1 - betas (float32); torch.cumprod accumulates in double on the CPU. */
+    double acc = 1.0;
+    for (int i = 0; i < N; i++) {
+        float alpha = 1.0f - s->betas[i];
+        acc *= (double)alpha;
+        s->alphas_cumprod[i] = (float)acc;
+    }
+    s->final_alpha_cumprod = cfg->set_alpha_to_one ? 1.0f : s->alphas_cumprod[0];
+    return OIR_OK;
+}
+
+void ddim_free(ddim_scheduler *s) {
+    if (!s) return;
+    free(s->betas);
+    free(s->alphas_cumprod);
+    free(s->timesteps);
+    memset(s, 0, sizeof *s);
+}
+
+int ddim_set_timesteps(ddim_scheduler *s, int T, oir_error *err) {
+    int N = s->cfg.num_train_timesteps;
+    if (T < 1 || T > N)
+        return oir_fail(err, OIR_E_ARG, "ddim: %d inference steps, expected 1..%d (num_train_timesteps)",
+                        T, N);
+    int ratio = N / T;
+    if ((int64_t)(T - 1) * ratio + s->cfg.steps_offset >= N)
+        return oir_fail(err, OIR_E_ARG,
+                        "ddim: %d steps with steps_offset %d would reach timestep %lld >= %d", T,
+                        s->cfg.steps_offset, (long long)(T - 1) * ratio + s->cfg.steps_offset, N);
+    int64_t *ts = malloc((size_t)T * sizeof *ts);
+    if (!ts) return oir_fail(err, OIR_E_NOMEM, "ddim: out of memory");
+    for (int i = 0; i < T; i++) ts[i] = (int64_t)(T - 1 - i) * ratio + s->cfg.steps_offset;
+    free(s->timesteps);
+    s->timesteps = ts;
+    s->num_inference_steps = T;
+    s->step_ratio = ratio;
+    return OIR_OK;
+}
+
+float ddim_alphabar(const ddim_scheduler *s, int64_t t) {
+    if (t < 0) return s->final_alpha_cumprod;
+    if (t >= s->cfg.num_train_timesteps) t = s->cfg.num_train_timesteps - 1; /* callers check */
+    return s->alphas_cumprod[t];
+}
+
+int64_t ddim_prev_timestep(const ddim_scheduler *s, int64_t t) { return t - s->step_ratio; }
+
+static int check_timesteps(const ddim_scheduler *s, const int64_t *t, int B, const char *what,
+                           oir_error *err) {
+    if (!s->num_inference_steps)
+        return oir_fail(err, OIR_E_ARG, "%s: call ddim_set_timesteps first", what);
+    for (int b = 0; b < B; b++)
+        if (t[b] < 0 || t[b] >= s->cfg.num_train_timesteps)
+            return oir_fail(err, OIR_E_ARG, "%s: timestep[%d] = %lld, expected 0..%d", what, b,
+                            (long long)t[b], s->cfg.num_train_timesteps - 1);
+    return OIR_OK;
+}
+
+/* x0 = (x - sqrt(1-a) eps) / sqrt(a);  out = sqrt(a2) x0 + sqrt(1-a2) eps,
+ * in torch's float32 order. */
+static void ddim_transfer(float *out, const float *eps, const float *x, size_t n, float a, float a2,
+                          int clip, float clip_range, float *x0_out) {
+    float sqrt_beta = sqrtf(1.0f - a), sqrt_a = sqrtf(a);
+    float sqrt_a2 = sqrtf(a2), dir = sqrtf(1.0f - a2);
+    for (size_t i = 0; i < n; i++) {
+        float e = eps[i];
+        float x0 = (x[i] - sqrt_beta * e) / sqrt_a;
+        if (clip) x0 = x0 < -clip_range ? -clip_range : x0 > clip_range ? clip_range : x0;
+        if (x0_out) x0_out[i] = x0;
+        out[i] = sqrt_a2 * x0 + dir * e;
+    }
+}
+
+int ddim_step(const ddim_scheduler *s, float *prev, const float *eps, const int64_t *t,
+              const float *sample, int B, size_t n, float *pred_x0, oir_error *err) {
+    int rc = check_timesteps(s, t, B, "ddim_step", err);
+    if (rc) return rc;
+    for (int b = 0; b < B; b++) {
+        size_t off = (size_t)b * n;
+        float a = s->alphas_cumprod[t[b]];
+        float a_prev = ddim_alphabar(s, ddim_prev_timestep(s, t[b]));
+        ddim_transfer(prev + off, eps + off, sample + off, n, a, a_prev, s->cfg.clip_sample,
+                      (float)s->cfg.clip_sample_range, pred_x0 ? pred_x0 + off : NULL);
+    }
+    return OIR_OK;
+}
+
+int ddim_invert_step(const ddim_scheduler *s, float *next, const float *eps, const int64_t *t,
+                     const float *sample, int B, size_t n, oir_error *err) {
+    int rc = check_timesteps(s, t, B, "ddim_invert_step", err);
+    if (rc) return rc;
+    for (int b = 0; b < B; b++) {
+        size_t off = (size_t)b * n;
+        float a = ddim_alphabar(s, ddim_prev_timestep(s, t[b]));
+        float a_next = s->alphas_cumprod[t[b]];
+        ddim_transfer(next + off, eps + off, sample + off, n, a, a_next, 0, 0, NULL);
+    }
+    return OIR_OK;
+}
+
+void ddim_guidance(float *out, const float *uncond, const float *cond, float g, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float u = uncond[i];
+        out[i] = u + g * (cond[i] - u);
+    }
+}

@@ -1,0 +1,37 @@
+/* Internal to loader.c / loader_single.c. */
+#ifndef OIR_MODELS_LOADER_IMPL_H
+#define OIR_MODELS_LOADER_IMPL_H
+
+#include "models/loader.h"
+
+#define SD_MAX_OPEN 128
+
+struct sd_model_files {
+    st_file *files[SD_MAX_OPEN];
+    int nfiles;
+    weights *text, *unet, *vae;
+    int other_count; /* single file: tensors outside the three models */
+    char **unused;   /* "unet: <name>", built once loading succeeded */
+    int n_unused;
+};
+
+void sd_note(sd_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Opens a safetensors file, kept open (and closed) with the model. */
+int sd_files_open(sd_model_files *mf, const char *path, st_file **out, oir_error *err);
+/* Loads a tokenizer folder and checks its ids fit the text encoder (if loaded). */
+int sd_load_tokenizer(sd_model *m, const char *dir, oir_error *err);
+/* Builds each requested model from its weights and finishes the weights
+ * (fails on missing / mis-shaped tensors); then the cross-component checks. */
+int sd_build_text(sd_model *m, const clip_text_config *cfg, oir_error *err);
+int sd_build_unet(sd_model *m, const unet_config *cfg, oir_error *err);
+int sd_build_vae(sd_model *m, const vae_config *cfg, oir_error *err);
+int sd_check_components(sd_model *m, oir_error *err);
+
+int sd_load_single(sd_model *m, const char *path, const sd_load_params *p, oir_error *err);
+
+/* "<dir>/<name>" into buf (NULL on overflow). */
+const char *sd_join(char *buf, size_t cap, const char *dir, const char *name);
+int sd_is_file(const char *path);
+int sd_is_dir(const char *path);
+
+#endif
