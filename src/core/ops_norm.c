@@ -1,0 +1,189 @@
+/* CPU kernels: group norm, layer norm, activations, softmax. See ops.h.
+ *
+ * Statistics are accumulated in double, in NSUM fixed interleaved partial
+ * sums (vectorisable without reassociation), two passes (mean, then the sum
+ * of squared deviations), so the variance does not cancel. Each OpenMP
+ * thread owns whole (sample, group) slices or rows: the bits of a result do
+ * not depend on the thread count. */
+#include <math.h>
+#include <stddef.h>
+
+#include "core/ops.h"
+#include "core/ops_simd.h"
+
+#define NSUM 8
+
+static double sum_f(const float *x, size_t n) {
+    double acc[NSUM] = {0};
+    size_t i = 0;
+    for (; i + NSUM <= n; i += NSUM)
+        for (int j = 0; j < NSUM; j++) acc[j] += (double)x[i + j];
+    for (; i < n; i++) acc[i % NSUM] += (double)x[i];
+    double s = 0;
+    for (int j = 0; j < NSUM; j++) s += acc[j];
+    return s;
+}
+
+static double sum_sqdev(const float *x, size_t n, double mean) {
+    double acc[NSUM] = {0};
+    size_t i = 0;
+    for (; i + NSUM <= n; i += NSUM)
+        for (int j = 0; j < NSUM; j++) {
+            double d = (double)x[i + j] - mean;
+            acc[j] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = (double)x[i] - mean;
+        acc[i % NSUM] += d * d;
+    }
+    double s = 0;
+    for (int j = 0; j < NSUM; j++) s += acc[j];
+    return s;
+}
+
+/* y = x*a + b over n floats, then SiLU if fuse_silu. In place allowed. */
+static void affine_row(float *y, const float *x, size_t n, float a, float b, int fuse_silu) {
+    size_t i = 0;
+    if (fuse_silu) {
+        for (; i + VL <= n; i += VL) {
+            vf v = vfma(vload(x + i), vset1(a), vset1(b));
+            vstore(y + i, v / (1.0f + vexp(-v)));
+        }
+        for (; i < n; i++) {
+            float v = sfma(x[i], a, b);
+            y[i] = v / (1.0f + sexp(-v));
+        }
+    } else {
+        for (; i + VL <= n; i += VL) vstore(y + i, vfma(vload(x + i), vset1(a), vset1(b)));
+        for (; i < n; i++) y[i] = sfma(x[i], a, b);
+    }
+}
+
+void op_group_norm(float *out, const float *in, const float *gamma, const float *beta, int N,
+                   int C, int HW, int groups, float eps, int fuse_silu) {
+    /* x (N, C, HW); each (n, g) normalises C/groups channels together */
+    int cg = C / groups;
+    long tasks = (long)N * groups;
+#pragma omp parallel for schedule(static)
+    for (long t = 0; t < tasks; t++) {
+        int n = (int)(t / groups), g = (int)(t % groups);
+        size_t off = ((size_t)n * C + (size_t)g * cg) * HW, len = (size_t)cg * HW;
+        const float *x = in + off;
+        float *y = out + off;
+        double mean = sum_f(x, len) / (double)len;
+        double var = sum_sqdev(x, len, mean) / (double)len;
+        float rstd = (float)(1.0 / sqrt(var + (double)eps));
+        for (int j = 0; j < cg; j++) {
+            int c = g * cg + j;
+            /* torch's form: y = x * (rstd*gamma) + (beta - mean*rstd*gamma) */
+            float a = rstd * (gamma ? gamma[c] : 1.0f);
+            float b = (beta ? beta[c] : 0.0f) - (float)mean * a;
+            affine_row(y + (size_t)j * HW, x + (size_t)j * HW, (size_t)HW, a, b, fuse_silu);
+        }
+    }
+}
+
+void op_layer_norm(float *out, const float *in, const float *gamma, const float *beta, int rows,
+                   int C, float eps) {
+    /* x (rows, C), normalised over C */
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const float *x = in + (size_t)r * C;
+        float *y = out + (size_t)r * C;
+        double mean = sum_f(x, (size_t)C) / C;
+        double var = sum_sqdev(x, (size_t)C, mean) / C;
+        float rstd = (float)(1.0 / sqrt(var + (double)eps));
+        float m = (float)mean;
+        for (int c = 0; c < C; c++) {
+            float v = (x[c] - m) * rstd;
+            y[c] = v * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
+        }
+    }
+}
+
+/* ---- activations -------------------------------------------------------- */
+
+#define ACT_CHUNK 16384
+
+/* Runs body(lo, hi) over [0, n) in fixed chunks, chunks split among threads. */
+#define ACT_LOOP(n, body)                                                                  \
+    do {                                                                                   \
+        long nch_ = (long)(((n) + ACT_CHUNK - 1) / ACT_CHUNK);                             \
+        _Pragma("omp parallel for schedule(static) if (nch_ > 1)") for (long ch_ = 0;      \
+                                                                        ch_ < nch_; ch_++) { \
+            size_t lo = (size_t)ch_ * ACT_CHUNK;                                           \
+            size_t hi = lo + ACT_CHUNK < (n) ? lo + ACT_CHUNK : (n);                       \
+            body;                                                                          \
+        }                                                                                  \
+    } while (0)
+
+static void silu_range(float *out, const float *in, size_t lo, size_t hi) {
+    size_t i = lo;
+    for (; i + VL <= hi; i += VL) {
+        vf v = vload(in + i);
+        vstore(out + i, v / (1.0f + vexp(-v)));
+    }
+    for (; i < hi; i++) out[i] = in[i] / (1.0f + sexp(-in[i]));
+}
+
+void op_silu(float *out, const float *in, size_t n) { ACT_LOOP(n, silu_range(out, in, lo, hi)); }
+
+static float gelu_erf1(float x) { return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2)); }
+
+void op_gelu(float *out, const float *in, size_t n) {
+    ACT_LOOP(n, for (size_t i = lo; i < hi; i++) out[i] = gelu_erf1(in[i]));
+}
+
+static float gelu_tanh1(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+void op_gelu_tanh(float *out, const float *in, size_t n) {
+    ACT_LOOP(n, for (size_t i = lo; i < hi; i++) out[i] = gelu_tanh1(in[i]));
+}
+
+static void quick_gelu_range(float *out, const float *in, size_t lo, size_t hi) {
+    size_t i = lo;
+    for (; i + VL <= hi; i += VL) {
+        vf v = vload(in + i);
+        vstore(out + i, v / (1.0f + vexp(v * -1.702f)));
+    }
+    for (; i < hi; i++) out[i] = in[i] / (1.0f + sexp(in[i] * -1.702f));
+}
+
+void op_quick_gelu(float *out, const float *in, size_t n) {
+    ACT_LOOP(n, quick_gelu_range(out, in, lo, hi));
+}
+
+void op_geglu(float *out, const float *in, int rows, int C) {
+    /* in (rows, 2C) = [hidden | gate] -> out (rows, C) = hidden * gelu(gate) */
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const float *h = in + (size_t)r * 2 * C, *g = h + C;
+        float *o = out + (size_t)r * C;
+        for (int c = 0; c < C; c++) o[c] = h[c] * gelu_erf1(g[c]);
+    }
+}
+
+void op_softmax(float *out, const float *in, int rows, int cols) {
+    /* x (rows, cols): exp(x - max) / sum, the sum in double */
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const float *x = in + (size_t)r * cols;
+        float *y = out + (size_t)r * cols;
+        float mx = -INFINITY;
+        for (int c = 0; c < cols; c++) mx = x[c] > mx ? x[c] : mx;
+        if (mx == -INFINITY) { /* every entry -inf: no mass anywhere */
+            for (int c = 0; c < cols; c++) y[c] = 0.0f;
+            continue;
+        }
+        double s = 0;
+        for (int c = 0; c < cols; c++) {
+            y[c] = expf(x[c] - mx);
+            s += y[c];
+        }
+        float inv = (float)(1.0 / s);
+        for (int c = 0; c < cols; c++) y[c] *= inv;
+    }
+}
