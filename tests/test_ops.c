@@ -269,7 +269,7 @@ static void test_attention(void) {
         {"att_self", 1, 140, 140, 2, 40, 0, 0},  {"att_cross", 2, 64, 77, 1, 40, 0, 0},
         {"att_cross80", 1, 20, 77, 1, 80, 0, 0}, {"att_causal", 1, 77, 77, 1, 64, 0, 1},
         {"att_mask", 2, 50, 50, 2, 32, 1, 0},    {"att_maskc", 1, 40, 40, 1, 16, 1, 1},
-        {"att_empty", 2, 9, 12, 1, 8, 1, 0},
+        {"att_empty", 2, 9, 12, 1, 8, 1, 0},     {"att_peaky", 1, 33, 150, 1, 24, 0, 0},
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         size_t nq, nk, nm = 0;

@@ -4,19 +4,21 @@
  * runs a task from start to end, so the bits of the result do not depend on
  * the thread count. Inside a task everything is kept transposed, with the
  * queries along the SIMD lanes:
- *   Qt (d, qb)  = (q block * scale)^T                  (packed once per task)
+ *   Qt (d, qb)  = (q block * scale * log2 e)^T         (packed once per task)
  *   Ot (d, qb)  = 0;  m (qb) = -inf;  l (qb) = 0
  *   for each tile of kb keys [k0, k0+nk):
  *     St (nk, qb) = K[k0:k0+nk] @ Qt        (K rows read in place, broadcast)
  *     hidden keys (key_mask, causal) -> -inf
  *     online softmax per query (column): m' = max(m, max_j St[j]);
- *       Pt = exp(St - m');  l = l*exp(m - m') + sum_j Pt[j];  Ot *= exp(m - m')
+ *       Pt = 2^(St - m');  l = l*2^(m - m') + sum_j Pt[j];  Ot *= 2^(m - m')
+ *       (scores are in base 2 thanks to the log2 e in Qt: 2^x is cheaper
+ *       than e^x and the result is the same softmax)
  *     Ot += V[k0:k0+nk]^T @ Pt              (V rows read in place, broadcast)
  *   out = Ot^T / l   (0 where l == 0: a query that sees no key)
  * With queries on the lanes, the max, sum and rescale of the online softmax
  * are plain vertical vector operations, and K and V need no packing. Memory
- * is the per-thread workspace above (qb*(2d + kb + 2) floats, about 90 KB for
- * d = 40), never a (Tq x Tk) matrix. The products are our own register-tiled
+ * is the per-thread workspace above (qb*(2d + kb + 2) floats with qb = kb =
+ * 128: 105 KB per thread for d = 40), never a (Tq x Tk) matrix. The products are our own register-tiled
  * loops rather than BLAS: BLAS may not be called inside our parallel regions
  * (threads.h), and with d = 40 the tiles are too thin for sgemm anyway. */
 #include <math.h>
@@ -204,10 +206,10 @@ static void softmax_update(float *St, int ld, int nk, int nqv, float *m, float *
         /* a lane that has seen no visible key keeps m = -inf; subtracting 0
          * instead of -inf makes its P and alpha exactly 0 (no inf - inf). */
         vf msafe = (vf)((vi)mnew & ~(mnew == neg_inf));
-        vf alpha = vexp(mold - msafe);
+        vf alpha = vexp2(mold - msafe);
         vf vs = vset1(0.0f);
         for (int j = 0; j < nk; j++) {
-            vf p = vexp(vload(col + (size_t)j * ld) - msafe);
+            vf p = vexp2(vload(col + (size_t)j * ld) - msafe);
             vstore(col + (size_t)j * ld, p);
             vs += p;
         }
@@ -236,12 +238,15 @@ static void att_task(const att_args *a, const att_plan *p, float *ws, int b, int
     const int nqv = (nq + VL - 1) / VL, nqr = nqv * VL;
     float *Qt = ws + p->qt, *St = ws + p->s, *Ot = ws + p->o, *m = ws + p->m, *l = ws + p->l;
 
-    /* Qt (d, nqr) = (q[b, q0:q0+nq, h] * scale)^T, zero lanes past nq */
+    /* Qt (d, nqr) = (q[b, q0:q0+nq, h] * scale * log2(e))^T, zero lanes past
+     * nq: scores come out in base 2, so the softmax uses 2^x (cheaper than
+     * e^x: no second range-reduction constant) */
+    const float qscale = a->scale * 1.44269504088896341f;
     for (int c = 0; c < d; c++)
         for (int i = nq; i < nqr; i++) Qt[(size_t)c * ld + i] = 0.0f;
     for (int i = 0; i < nq; i++) {
         const float *src = a->q + ((size_t)b * a->Tq + q0 + i) * hd + (size_t)h * d;
-        for (int c = 0; c < d; c++) Qt[(size_t)c * ld + i] = src[c] * a->scale;
+        for (int c = 0; c < d; c++) Qt[(size_t)c * ld + i] = src[c] * qscale;
     }
     for (int c = 0; c < d; c++) memset(Ot + (size_t)c * ld, 0, (size_t)nqr * sizeof(float));
     for (int i = 0; i < nqr; i++) {

@@ -125,6 +125,26 @@ static inline vf vexp(vf x) {
     return p * (vf)e;
 }
 
+/* 2^x lane-wise, Cephes' exp2f polynomial (relative error about 2e-7 on
+ * [-127, 127]). x <= -127 (and -inf) gives exactly 0. */
+static inline vf vexp2(vf x) {
+    const vf magic = vset1(12582912.0f);
+    x = vmax(vset1(-127.0f), x);
+    x = vmin(vset1(127.0f), x);
+    vf t = x + magic;
+    vf r = x - (t - magic); /* in [-0.5, 0.5] */
+    vu ni = (vu)t - (vu)magic;
+    vf p = vset1(1.535336188319500E-4f);
+    p = vfma(p, r, vset1(1.339887440266574E-3f));
+    p = vfma(p, r, vset1(9.618437357674640E-3f));
+    p = vfma(p, r, vset1(5.550332471162809E-2f));
+    p = vfma(p, r, vset1(2.402264791363012E-1f));
+    p = vfma(p, r, vset1(6.931472028550421E-1f));
+    p = vfma(p, r, vset1(1.0f));
+    vu e = (ni + 127u) << 23;
+    return p * (vf)e;
+}
+
 /* Scalar exp with the same polynomial, for loop tails (so that a value does
  * not depend on whether it fell in a vector or in the tail). */
 static inline float sexp(float x) {
