@@ -310,6 +310,56 @@ static void test_attention(void) {
           "attention scratch must not grow with Tq*Tk");
 }
 
+/* Attention with long K/V (a head's K+V rows over 256 KB, so tasks run head
+ * by head, as for SD's 4096-token self-attention) against a float64 loop,
+ * with 1 and 2 threads. */
+static void test_attention_long(void) {
+    const int B = 1, Tq = 150, Tk = 900, heads = 2, d = 40, hd = heads * d;
+    size_t nq = (size_t)B * Tq * hd, nk = (size_t)B * Tk * hd;
+    float *q = alloc_f(nq), *k = alloc_f(nk), *v = alloc_f(nk), *ref = alloc_f(nq),
+          *o1 = alloc_f(nq), *o2 = alloc_f(nq);
+    double *s = malloc((size_t)Tk * sizeof(double));
+    fill_rand(q, nq, 31);
+    fill_rand(k, nk, 32);
+    fill_rand(v, nk, 33);
+    for (size_t i = 0; i < nq; i++) q[i] *= 2.0f;
+    const float scale = 1.0f / sqrtf((float)d);
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < Tq; i++) {
+            double mx = -INFINITY, sum = 0;
+            for (int j = 0; j < Tk; j++) {
+                double a = 0;
+                for (int c = 0; c < d; c++)
+                    a += (double)q[(size_t)i * hd + h * d + c] * k[(size_t)j * hd + h * d + c];
+                s[j] = a * scale;
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            for (int j = 0; j < Tk; j++) sum += s[j] = exp(s[j] - mx);
+            for (int c = 0; c < d; c++) {
+                double a = 0;
+                for (int j = 0; j < Tk; j++) a += s[j] * v[(size_t)j * hd + h * d + c];
+                ref[(size_t)i * hd + h * d + c] = (float)(a / sum);
+            }
+        }
+    oir_set_threads(1);
+    float *scratch = alloc_f(op_attention_scratch(Tq, Tk, heads, d));
+    op_attention(o1, q, k, v, B, Tq, Tk, heads, d, scale, NULL, 0, scratch);
+    free(scratch);
+    oir_set_threads(2);
+    scratch = alloc_f(op_attention_scratch(Tq, Tk, heads, d));
+    op_attention(o2, q, k, v, B, Tq, Tk, heads, d, scale, NULL, 0, scratch);
+    th_close("attention 150x900 h2 d40 vs float64", o2, ref, nq, 1e-5f, 1e-4f);
+    CHECK(memcmp(o1, o2, nq * sizeof(float)) == 0, "attention (long K/V): 1 and 2 threads differ");
+    free(scratch);
+    free(q);
+    free(k);
+    free(v);
+    free(ref);
+    free(o1);
+    free(o2);
+    free(s);
+}
+
 /* ---- shape, elementwise, embeddings, products -------------------------- */
 
 static void test_misc(void) {
@@ -596,6 +646,7 @@ int main(void) {
     test_elementwise();
     test_conv_banded();
     test_threads();
+    test_attention_long();
     oir_set_threads(2);
     fx = th_open_fixture("kernels.safetensors");
     if (fx) {

@@ -37,6 +37,7 @@
 #ifndef ATT_AK
 #define ATT_AK 128 /* keys per tile */
 #endif
+#define ATT_SMALL_KV (256 << 10) /* bytes of one head's K+V rows */
 #if VL >= 16
 #define QV 4 /* query vectors per micro-tile */
 #define KR 4 /* key rows per Q.K micro-tile */
@@ -311,6 +312,11 @@ void op_attention(float *out, const float *q, const float *k, const float *v, in
     long ntasks = (long)B * heads * nqb;
     int nt = max_threads();
     if (nt > ntasks) nt = (int)ntasks;
+    /* Task order: when one head's K and V are small (cross-attention over 77
+     * text tokens), run the heads of a query block back to back, so the q
+     * and out rows they share stay in cache; otherwise keep a head's K and V
+     * hot across its query blocks. The order never changes a result. */
+    int head_inner = (size_t)Tk * d * 2 * sizeof(float) <= ATT_SMALL_KV;
 #pragma omp parallel num_threads(nt)
     {
 #ifdef _OPENMP
@@ -320,9 +326,17 @@ void op_attention(float *out, const float *q, const float *k, const float *v, in
 #endif
 #pragma omp for schedule(dynamic, 1)
         for (long t = 0; t < ntasks; t++) {
-            int qi = (int)(t % nqb);
-            long bh = t / nqb;
-            att_task(&a, &p, ws, (int)(bh / heads), (int)(bh % heads), qi * p.qb);
+            int b, h, qi;
+            if (head_inner) { /* (b, qi, h): neighbouring tasks share q and out rows */
+                h = (int)(t % heads);
+                qi = (int)(t / heads % nqb);
+                b = (int)(t / heads / nqb);
+            } else { /* (b, h, qi): neighbouring tasks share this head's K and V */
+                qi = (int)(t % nqb);
+                h = (int)(t / nqb % heads);
+                b = (int)(t / nqb / heads);
+            }
+            att_task(&a, &p, ws, b, h, qi * p.qb);
         }
     }
 }
