@@ -1,0 +1,234 @@
+#include "diffusion/sampler.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+
+#define DEFAULT_BUDGET ((size_t)2 << 30)
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+int64_t sampler_invert_timestep(const sampler *s, int level) { return s->sched.timesteps[s->T - 1 - level]; }
+int64_t sampler_denoise_timestep(const sampler *s, int level) { return s->sched.timesteps[s->T - level]; }
+
+void sampler_free(sampler *s) {
+    if (!s) return;
+    ddim_free(&s->sched);
+    arena_free(&s->arena);
+    free(s->stage_x);
+    free(s->stage_t);
+    free(s->stage_ctx);
+    free(s->stage_eps);
+    free(s->eps_uncond);
+    memset(s, 0, sizeof *s);
+}
+
+int sampler_init(sampler *s, const sd_model *m, int image_size, int T, size_t memory_budget,
+                 oir_error *err) {
+    memset(s, 0, sizeof *s);
+    int rc;
+    if (!m || !m->unet || !m->vae || !m->text_encoder || !m->tokenizer)
+        return oir_fail(err, OIR_E_ARG, "sampler: the model needs a tokenizer, text encoder, UNet and VAE");
+    int f = vae_downscale(&m->vae->cfg);
+    int unet_f = 1 << (m->unet->cfg.n_blocks - 1);
+    if (image_size <= 0 || image_size % (f * unet_f) != 0)
+        return oir_fail(err, OIR_E_ARG, "image size %d is not a multiple of %d (VAE factor %d x UNet factor %d)",
+                        image_size, f * unet_f, f, unet_f);
+    if (T < 1 || T > 1000) return oir_fail(err, OIR_E_ARG, "steps must be in 1..1000, got %d", T);
+    s->model = m;
+    s->T = T;
+    s->image_size = image_size;
+    s->lat_c = m->vae->cfg.latent_channels;
+    s->lat_h = s->lat_w = image_size / f;
+    s->lat_n = (size_t)s->lat_c * s->lat_h * s->lat_w;
+    s->ctx_len = m->text_encoder ? clip_text_get_config(m->text_encoder)->max_position_embeddings : 77;
+    s->ctx_dim = m->unet->cfg.cross_attention_dim;
+    s->scaling_factor = m->vae->cfg.scaling_factor;
+    if (s->lat_c != m->unet->cfg.in_channels)
+        return oir_fail(err, OIR_E_SHAPE, "VAE latent channels %d differ from UNet in_channels %d", s->lat_c,
+                        m->unet->cfg.in_channels);
+    if (clip_text_get_config(m->text_encoder)->hidden_size != s->ctx_dim)
+        return oir_fail(err, OIR_E_SHAPE, "text encoder width %d differs from UNet cross_attention_dim %d",
+                        clip_text_get_config(m->text_encoder)->hidden_size, s->ctx_dim);
+    if ((rc = ddim_init(&s->sched, &m->scheduler, err)) || (rc = ddim_set_timesteps(&s->sched, T, err))) {
+        sampler_free(s);
+        return rc;
+    }
+    if (!memory_budget) memory_budget = DEFAULT_BUDGET;
+    size_t per_row_stage = (s->lat_n * 3 + 1 + (size_t)s->ctx_len * s->ctx_dim) * sizeof(float);
+    int B = 1;
+    while (B < 256 && unet_arena_bytes(m->unet, B * 2, s->lat_h, s->lat_w, s->ctx_len) +
+                              per_row_stage * (size_t)B * 2 <= memory_budget)
+        B *= 2;
+    if (B > 1) B /= 2; /* last doubling that fit */
+    s->max_unet_batch = B * 2 > 1 ? B * 2 : 1;
+    while (s->max_unet_batch > 1 &&
+           unet_arena_bytes(m->unet, s->max_unet_batch, s->lat_h, s->lat_w, s->ctx_len) +
+                   per_row_stage * s->max_unet_batch > memory_budget)
+        s->max_unet_batch--;
+    size_t need = unet_arena_bytes(m->unet, s->max_unet_batch, s->lat_h, s->lat_w, s->ctx_len);
+    need = max_sz(need, vae_arena_bytes(m->vae, 1, image_size, image_size));
+    need = max_sz(need, clip_text_arena_bytes(clip_text_get_config(m->text_encoder), 1, s->ctx_len));
+    size_t MB = (size_t)s->max_unet_batch;
+    s->stage_x = malloc(MB * s->lat_n * sizeof(float));
+    s->stage_eps = malloc(MB * s->lat_n * sizeof(float));
+    s->stage_t = malloc(MB * sizeof(float));
+    s->stage_ctx = malloc(MB * s->ctx_len * s->ctx_dim * sizeof(float));
+    if (!s->stage_x || !s->stage_eps || !s->stage_t || !s->stage_ctx) {
+        sampler_free(s);
+        return oir_fail(err, OIR_E_NOMEM, "sampler: cannot allocate UNet staging buffers");
+    }
+    if ((rc = arena_init(&s->arena, need, err))) {
+        sampler_free(s);
+        return rc;
+    }
+    return OIR_OK;
+}
+
+int sampler_encode_prompt(sampler *s, const char *prompt, float *ctx, oir_error *err) {
+    int32_t ids[1024];
+    int n = 0, truncated = 0;
+    if (s->ctx_len > 1024) return oir_fail(err, OIR_E_UNSUPPORTED, "text encoder positions > 1024");
+    int rc = tokenizer_encode(s->model->tokenizer, prompt, s->ctx_len, ids, &n, &truncated, err);
+    if (rc) return rc;
+    if (truncated)
+        return oir_fail(err, OIR_E_ARG, "prompt \"%.60s%s\" has %d tokens; the text encoder takes at most %d",
+                        prompt, strlen(prompt) > 60 ? "..." : "", n, s->ctx_len);
+    size_t mark = arena_mark(&s->arena);
+    rc = clip_text_forward(s->model->text_encoder, &s->arena, ids, 1, s->ctx_len, ctx, NULL, NULL, err);
+    arena_reset(&s->arena, mark);
+    return rc;
+}
+
+int sampler_encode_image(sampler *s, const float *pixels, float *latent, oir_error *err) {
+    size_t mark = arena_mark(&s->arena);
+    int rc = vae_encode_mean(s->model->vae, &s->arena, pixels, 1, s->image_size, s->image_size, latent, err);
+    arena_reset(&s->arena, mark);
+    if (!rc) op_scale(latent, latent, s->scaling_factor, s->lat_n);
+    return rc;
+}
+
+int sampler_decode(sampler *s, const float *latents, int B, float *images, oir_error *err) {
+    size_t img_n = (size_t)3 * s->image_size * s->image_size;
+    float *z = malloc(s->lat_n * sizeof(float));
+    if (!z) return oir_fail(err, OIR_E_NOMEM, "decode: out of memory");
+    int rc = OIR_OK;
+    for (int b = 0; b < B && !rc; b++) {
+        op_scale(z, latents + b * s->lat_n, 1.0f / s->scaling_factor, s->lat_n);
+        size_t mark = arena_mark(&s->arena);
+        rc = vae_decode(s->model->vae, &s->arena, z, 1, s->lat_h, s->lat_w, images + b * img_n, err);
+        arena_reset(&s->arena, mark);
+        if (!rc && s->progress && s->progress(s->progress_user, "decode", b + 1, B))
+            rc = oir_fail(err, OIR_E_CANCELLED, "cancelled");
+    }
+    free(z);
+    return rc;
+}
+
+/* Runs the UNet over n jobs (x row, t, ctx) in chunks of max_unet_batch. */
+static int unet_jobs(sampler *s, int n, const float *const *xs, const int64_t *ts,
+                     const float *const *ctxs, float *const *outs, oir_error *err) {
+    size_t ctx_n = (size_t)s->ctx_len * s->ctx_dim;
+    for (int start = 0; start < n; start += s->max_unet_batch) {
+        int B = n - start < s->max_unet_batch ? n - start : s->max_unet_batch;
+        for (int b = 0; b < B; b++) {
+            memcpy(s->stage_x + b * s->lat_n, xs[start + b], s->lat_n * sizeof(float));
+            memcpy(s->stage_ctx + b * ctx_n, ctxs[start + b], ctx_n * sizeof(float));
+            s->stage_t[b] = (float)ts[start + b];
+        }
+        size_t mark = arena_mark(&s->arena);
+        int rc = unet_forward(s->model->unet, &s->arena, s->stage_x, s->stage_t, s->stage_ctx, B, s->lat_h,
+                              s->lat_w, s->ctx_len, s->stage_eps, err);
+        arena_reset(&s->arena, mark);
+        if (rc) return rc;
+        s->unet_calls++;
+        s->unet_rows += B;
+        for (int b = 0; b < B; b++) memcpy(outs[start + b], s->stage_eps + b * s->lat_n, s->lat_n * sizeof(float));
+    }
+    return OIR_OK;
+}
+
+int sampler_eps(sampler *s, const float *x, const int64_t *t, const float *const *cond,
+                const float *const *uncond, float guidance, int B, float *eps, oir_error *err) {
+    int cfg = uncond && guidance != 1.0f;
+    int n = cfg ? 2 * B : B;
+    if (cfg && s->eps_uncond_cap < (size_t)B * s->lat_n) {
+        free(s->eps_uncond);
+        s->eps_uncond = malloc((size_t)B * s->lat_n * sizeof(float));
+        s->eps_uncond_cap = s->eps_uncond ? (size_t)B * s->lat_n : 0;
+        if (!s->eps_uncond) return oir_fail(err, OIR_E_NOMEM, "sampler: out of memory");
+    }
+    const float **xs = malloc(sizeof(float *) * (size_t)n);
+    const float **cs = malloc(sizeof(float *) * (size_t)n);
+    float **outs = malloc(sizeof(float *) * (size_t)n);
+    int64_t *tt = malloc(sizeof(int64_t) * (size_t)n);
+    int rc = OIR_OK;
+    if (!xs || !cs || !outs || !tt) {
+        rc = oir_fail(err, OIR_E_NOMEM, "sampler: out of memory");
+        goto cleanup;
+    }
+    for (int b = 0; b < B; b++) {
+        xs[b] = x + b * s->lat_n;
+        cs[b] = cond[b];
+        tt[b] = t[b];
+        outs[b] = eps + b * s->lat_n;
+        if (cfg) {
+            xs[B + b] = xs[b];
+            cs[B + b] = uncond[b];
+            tt[B + b] = t[b];
+            outs[B + b] = s->eps_uncond + b * s->lat_n;
+        }
+    }
+    rc = unet_jobs(s, n, xs, tt, cs, outs, err);
+    if (!rc && cfg)
+        ddim_guidance(eps, s->eps_uncond, eps, guidance, (size_t)B * s->lat_n);
+cleanup:
+    free(xs);
+    free(cs);
+    free(outs);
+    free(tt);
+    return rc;
+}
+
+static int tick(sampler *s, const char *stage, int done, int total, oir_error *err) {
+    if (s->progress && s->progress(s->progress_user, stage, done, total))
+        return oir_fail(err, OIR_E_CANCELLED, "cancelled during %s", stage);
+    return OIR_OK;
+}
+
+int sampler_invert(sampler *s, float *z, int from, int n, const float *ctx, float *levels_out,
+                   oir_error *err) {
+    if (from < 0 || n < 0 || from + n > s->T)
+        return oir_fail(err, OIR_E_ARG, "inversion from level %d for %d steps exceeds %d steps", from, n, s->T);
+    float *eps = malloc(s->lat_n * sizeof(float));
+    if (!eps) return oir_fail(err, OIR_E_NOMEM, "inversion: out of memory");
+    int rc = OIR_OK;
+    if (levels_out) memcpy(levels_out, z, s->lat_n * sizeof(float));
+    for (int i = 0; i < n && !rc; i++) {
+        int64_t t = sampler_invert_timestep(s, from + i);
+        rc = sampler_eps(s, z, &t, &ctx, NULL, 1.0f, 1, eps, err);
+        if (!rc) rc = ddim_invert_step(&s->sched, z, eps, &t, z, 1, s->lat_n, err);
+        if (!rc && levels_out) memcpy(levels_out + (size_t)(i + 1) * s->lat_n, z, s->lat_n * sizeof(float));
+        if (!rc) rc = tick(s, "inversion", i + 1, n, err);
+    }
+    free(eps);
+    return rc;
+}
+
+int sampler_denoise(sampler *s, float *z, int from, int to, const float *cond,
+                    const float *uncond, float guidance, oir_error *err) {
+    if (from > s->T || to < 0 || to > from)
+        return oir_fail(err, OIR_E_ARG, "denoising from level %d to %d (T = %d)", from, to, s->T);
+    float *eps = malloc(s->lat_n * sizeof(float));
+    if (!eps) return oir_fail(err, OIR_E_NOMEM, "denoise: out of memory");
+    int rc = OIR_OK;
+    for (int level = from; level > to && !rc; level--) {
+        int64_t t = sampler_denoise_timestep(s, level);
+        rc = sampler_eps(s, z, &t, &cond, uncond ? &uncond : NULL, guidance, 1, eps, err);
+        if (!rc) rc = ddim_step(&s->sched, z, eps, &t, z, 1, s->lat_n, NULL, err);
+        if (!rc) rc = tick(s, "denoise", from - level + 1, from - to, err);
+    }
+    free(eps);
+    return rc;
+}

@@ -1,0 +1,84 @@
+/* Sampler: the Stable Diffusion building blocks OIR and the CLI share —
+ * prompt encoding, VAE encode/decode, classifier-free-guided noise
+ * prediction for a batch whose rows sit at different timesteps, DDIM
+ * inversion and denoising between noise levels.
+ *
+ * Levels: with T DDIM steps, level L is the latent after L inversion steps
+ * (L = 0 the clean image latent, L = T pure noise). Inverting from level L
+ * uses timestep ts[T-1-L] (ts = the descending scheduler timesteps);
+ * denoising from level L to L-1 uses ts[T-L].
+ *
+ * Memory: UNet batches are split into chunks of at most max_unet_batch rows,
+ * chosen from the memory budget; results do not depend on the split. All
+ * buffers are reserved up front or grown outside the denoising loops. */
+#ifndef OIR_DIFFUSION_SAMPLER_H
+#define OIR_DIFFUSION_SAMPLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "diffusion/ddim.h"
+#include "models/loader.h"
+
+/* Progress callback: stage name, done, total; non-zero return cancels. */
+typedef int (*sampler_progress_fn)(void *user, const char *stage, int done, int total);
+
+typedef struct {
+    const sd_model *model;
+    ddim_scheduler sched;
+    int T;                      /* DDIM steps */
+    int image_size;             /* H = W of images */
+    int lat_c, lat_h, lat_w;    /* latent shape */
+    size_t lat_n;               /* lat_c * lat_h * lat_w */
+    int ctx_len, ctx_dim;       /* 77, cross_attention_dim */
+    float scaling_factor;       /* VAE latent scale */
+    int max_unet_batch;         /* rows per UNet call (from the budget) */
+    arena arena;                /* activations of one model call */
+    /* staging for one UNet chunk: (max_unet_batch, ...) */
+    float *stage_x, *stage_t, *stage_ctx, *stage_eps;
+    float *eps_uncond;          /* grow-only: rows * lat_n */
+    size_t eps_uncond_cap;
+    sampler_progress_fn progress;
+    void *progress_user;
+    long unet_calls, unet_rows; /* counters for reports */
+} sampler;
+
+/* memory_budget: bytes for activations (0 = 2 GiB). The budget bounds the
+ * UNet batch; at least one row always runs. */
+int sampler_init(sampler *s, const sd_model *m, int image_size, int T, size_t memory_budget,
+                 oir_error *err);
+void sampler_free(sampler *s);
+
+/* Text encoder hidden states of a prompt: ctx (ctx_len, ctx_dim). Prompts
+ * longer than the text encoder's positions are an error naming the count. */
+int sampler_encode_prompt(sampler *s, const char *prompt, float *ctx, oir_error *err);
+
+/* pixels (3, H, W) in [-1, 1] -> latent (lat_c, lat_h, lat_w), scaled. */
+int sampler_encode_image(sampler *s, const float *pixels, float *latent, oir_error *err);
+/* B scaled latents -> B images (3, H, W) in about [-1, 1], one at a time. */
+int sampler_decode(sampler *s, const float *latents, int B, float *images, oir_error *err);
+
+/* Noise prediction for B rows: x (B, lat_n), t (B) one timestep per row,
+ * cond[b] / uncond[b] -> (ctx_len, ctx_dim) contexts per row. With guidance
+ * == 1 (or uncond NULL) only the cond branch runs; otherwise
+ * eps = e_u + g (e_c - e_u). eps (B, lat_n) may not alias x. */
+int sampler_eps(sampler *s, const float *x, const int64_t *t, const float *const *cond,
+                const float *const *uncond, float guidance, int B, float *eps, oir_error *err);
+
+/* Inverts z from level `from` for n steps with ctx (no guidance). When
+ * levels_out is non-NULL it receives n + 1 latents: levels from..from+n.
+ * z is updated in place to level from+n. */
+int sampler_invert(sampler *s, float *z, int from, int n, const float *ctx, float *levels_out,
+                   oir_error *err);
+
+/* Denoises z in place from level `from` down to level `to` (< from) with
+ * CFG (uncond may be NULL for guidance 1). */
+int sampler_denoise(sampler *s, float *z, int from, int to, const float *cond,
+                    const float *uncond, float guidance, oir_error *err);
+
+/* Timestep used when leaving level L upwards (inversion) / downwards. */
+int64_t sampler_invert_timestep(const sampler *s, int level);
+int64_t sampler_denoise_timestep(const sampler *s, int level);
+
+#endif
