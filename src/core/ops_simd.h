@@ -47,6 +47,12 @@ static inline vf vset1(float x) {
 #endif
 }
 
+static inline vi vset1i(int32_t x) {
+    vi v;
+    for (int i = 0; i < VL; i++) v[i] = x;
+    return v;
+}
+
 /* a*b + c, fused where the target has FMA. */
 static inline vf vfma(vf a, vf b, vf c) {
 #if defined(__AVX512F__)
