@@ -41,6 +41,106 @@ const char *oir_version(void);
 void oir_set_threads(int n);
 int oir_get_threads(void);
 
+
+/* ==== Editing: object-aware inversion and reassembly (OIR) ================
+ *
+ *     oir_context *ctx;
+ *     oir_context_params cp = oir_context_default_params();
+ *     cp.model_path = "models/tiny-shapes";  cp.clip_path = "models/tiny-clip";
+ *     if (oir_context_load(&ctx, &cp, &err)) { puts(err.message); return 1; }
+ *     int size = oir_context_image_size(ctx);          // 64 for the tiny model
+ *     oir_pair pairs[2] = {{"dog", "cat", dog_mask, NULL}, {"gift", "cake", gift_mask, NULL}};
+ *     oir_params p = oir_default_params();
+ *     oir_result *r;
+ *     if (oir_edit(ctx, rgb, size, "a dog sitting next to a gift", pairs, 2, &p, &r, &err)) ...
+ *     ... r->edited (size*size*3 bytes), r->chosen_step[i], r->total[i*T + k-1] ...
+ *     oir_result_free(r);
+ *     oir_context_free(ctx);
+ *
+ * Images are 8-bit RGB, row-major (H, W, 3), square, of the model's size
+ * (crop and resize before: the CLI does it as the authors' loader does).
+ * Masks are (H, W) bytes, non-zero = object.
+ * Thread safety: a context is read-only after loading; oir_edit/oir_search
+ * calls on one context must not run concurrently (they share nothing else,
+ * so use one context per thread). */
+
+typedef struct oir_context oir_context;
+
+typedef struct {
+    const char *model_path; /* diffusers folder or single-file .safetensors */
+    const char *clip_path;  /* Hugging Face CLIP folder (the scorer) */
+    const char *variant;    /* "fp16" to prefer *.fp16.safetensors, or NULL */
+    int threads;            /* 0: all cores */
+} oir_context_params;
+
+oir_context_params oir_context_default_params(void); /* the shipped tiny models */
+int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *err);
+void oir_context_free(oir_context *ctx);
+/* Native image side of the model (unet sample_size x VAE factor). */
+int oir_context_image_size(const oir_context *ctx);
+/* "models/tiny-shapes (diffusers, unet F32) + models/tiny-clip" for reports. */
+const char *oir_context_describe(const oir_context *ctx);
+
+typedef struct {
+    const char *from;           /* phrase of the source prompt ("dog") */
+    const char *to;             /* what it becomes ("cat") */
+    const unsigned char *mask;  /* (size, size), non-zero = the object */
+    const char *guided_prompt;  /* NULL: source prompt with only this pair substituted */
+} oir_pair;
+
+/* Progress: stage ("inversion", "candidates", "decode", "scoring",
+ * "reassembly"), done, total. Return non-zero to cancel (OIR_E_CANCELLED). */
+typedef int (*oir_progress_fn)(void *user, const char *stage, int done, int total);
+
+typedef struct {
+    int steps;                 /* T: DDIM steps (50) */
+    float guidance;            /* classifier-free guidance (7.5) */
+    int reassembly_step;       /* R (10) */
+    int reinversion_steps;     /* J (10) */
+    int parallel;              /* 1: batched candidates (default); 0: serial */
+    unsigned long long memory_budget; /* bytes for activations, 0 = 2 GiB */
+    const char *target_prompt; /* NULL: source prompt with every pair substituted */
+    int keep_candidates;       /* 1: fill oir_result.candidates (default) */
+    oir_progress_fn progress;
+    void *progress_user;
+} oir_params;
+
+oir_params oir_default_params(void);
+
+typedef struct {
+    int steps, n_pairs, size;
+    char *source_prompt, *target_prompt;
+    char **guided_prompts;       /* (n_pairs) */
+    int *chosen_step;            /* (n_pairs) k in 1..steps */
+    /* (n_pairs, steps), candidate k at [p * steps + k - 1]: */
+    float *edit_score;           /* masked CLIP cosine with the target phrase */
+    float *background_score;     /* minus the MSE outside the mask */
+    float *edit_norm, *background_norm, *total; /* min-max normalised; total = sum */
+    int *edit_flat, *background_flat; /* (n_pairs) 1 when a score was flat */
+    unsigned char *candidates;   /* (n_pairs, steps, size, size, 3) or NULL */
+    unsigned char *edited;       /* (size, size, 3): the result */
+    int reassembly_step;         /* R actually used (-1: single pair, no reassembly) */
+    int reinversion_steps;       /* J actually used */
+    char warnings[8][256];
+    int n_warnings;
+    double seconds_inversion, seconds_candidates, seconds_decode, seconds_scoring,
+        seconds_reassembly, seconds_total;
+    long unet_calls;             /* batched UNet calls of the candidate stage */
+    long unet_rows;              /* UNet rows (sample-steps x CFG branches) */
+    int max_unet_batch;          /* rows per UNet call allowed by the budget */
+} oir_result;
+
+/* One editing pair: every candidate and the search metric's choice; r->edited
+ * is the chosen candidate. */
+int oir_search(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
+               const oir_pair *pair, const oir_params *p, oir_result **out, oir_error *err);
+/* Several pairs: search each, then reassemble (DESIGN.md §2.5). With one
+ * pair this is oir_search. */
+int oir_edit(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
+             const oir_pair *pairs, int n_pairs, const oir_params *p, oir_result **out,
+             oir_error *err);
+void oir_result_free(oir_result *r);
+
 #ifdef __cplusplus
 }
 #endif

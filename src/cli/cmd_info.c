@@ -34,11 +34,6 @@ static int info_safetensors(const char *path) {
     return 0;
 }
 
-/* Defined in info_model.c; this weak fallback only keeps the build linking
- * while that file is written. TODO(lead): remove once info_model.c lands. */
-__attribute__((weak)) int info_model_folder(const char *path, oir_error *err) {
-    return oir_fail(err, OIR_E_UNSUPPORTED, "%s: model folders are not supported yet", path);
-}
 
 int cmd_info(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {

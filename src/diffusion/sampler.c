@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "core/threads.h"
 
 #define DEFAULT_BUDGET ((size_t)2 << 30)
 
@@ -27,6 +28,7 @@ void sampler_free(sampler *s) {
 int sampler_init(sampler *s, const sd_model *m, int image_size, int T, size_t memory_budget,
                  oir_error *err) {
     memset(s, 0, sizeof *s);
+    threads_init();
     int rc;
     if (!m || !m->unet || !m->vae || !m->text_encoder || !m->tokenizer)
         return oir_fail(err, OIR_E_ARG, "sampler: the model needs a tokenizer, text encoder, UNet and VAE");

@@ -40,9 +40,9 @@ static int entry_offset_cmp(const void *a, const void *b) {
     return x->end < y->end ? -1 : (x->end > y->end);
 }
 
-static const st_entry *sort_base;
-static int name_index_cmp(const void *a, const void *b) {
-    return strcmp(sort_base[*(const int *)a].name, sort_base[*(const int *)b].name);
+static int name_index_cmp(const void *a, const void *b, void *entries) {
+    const st_entry *e = entries;
+    return strcmp(e[*(const int *)a].name, e[*(const int *)b].name);
 }
 
 /* A JSON number that is a non-negative integer below 2^53. */
@@ -232,8 +232,7 @@ int st_open(st_file **out, const char *path, oir_error *err) {
         e->t.data = (void *)(data + e->begin);
         f->by_name[i] = i;
     }
-    sort_base = f->entries;
-    qsort(f->by_name, (size_t)f->count, sizeof *f->by_name, name_index_cmp);
+    qsort_r(f->by_name, (size_t)f->count, sizeof *f->by_name, name_index_cmp, f->entries);
     for (int i = 1; i < f->count; i++)
         if (!strcmp(f->entries[f->by_name[i]].name, f->entries[f->by_name[i - 1]].name)) {
             rc = oir_fail(err, OIR_E_FORMAT, "%s: tensor '%s' appears twice", path,

@@ -1,0 +1,464 @@
+/* OIR end to end (DESIGN.md §2): inversion, candidates of every pair
+ * (parallel or serial), the search metric, and reassembly. The public API of
+ * include/oir.h. Data flows one way: image -> latents -> candidates ->
+ * scores -> choices -> reassembly -> image. */
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/ops.h"
+#include "core/threads.h"
+#include "edit/candidates.h"
+#include "edit/prompts.h"
+#include "edit/scorer.h"
+#include "edit/search_metric.h"
+#include "models/loader.h"
+#include "oir.h"
+
+#define MAX_PAIRS 16
+#define PROMPT_CAP 2048
+
+struct oir_context {
+    sd_model *sd;
+    clip_model *clip;
+    int image_size;
+    char describe[2600];
+};
+
+oir_context_params oir_context_default_params(void) {
+    oir_context_params p = {"models/tiny-shapes", "models/tiny-clip", NULL, 0};
+    return p;
+}
+
+oir_params oir_default_params(void) {
+    oir_params p;
+    memset(&p, 0, sizeof p);
+    p.steps = 50;
+    p.guidance = 7.5f;
+    p.reassembly_step = 10;
+    p.reinversion_steps = 10;
+    p.parallel = 1;
+    p.keep_candidates = 1;
+    return p;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* unet/config.json sample_size x VAE factor for folders; SD 1.x's 512 otherwise. */
+static int native_size(const char *model_path, const sd_model *m) {
+    int f = vae_downscale(&m->vae->cfg), size = 64;
+    char path[1200];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/unet/config.json", model_path);
+    FILE *fp = stat(model_path, &sb) == 0 && S_ISDIR(sb.st_mode) ? fopen(path, "rb") : NULL;
+    if (fp) {
+        char buf[16384];
+        size_t n = fread(buf, 1, sizeof buf - 1, fp);
+        buf[n] = '\0';
+        cJSON *root = cJSON_Parse(buf);
+        cJSON *ss = cJSON_GetObjectItemCaseSensitive(root, "sample_size");
+        if (cJSON_IsNumber(ss) && ss->valueint > 0) size = ss->valueint;
+        cJSON_Delete(root);
+        fclose(fp);
+    }
+    return size * f;
+}
+
+int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *err) {
+    *out = NULL;
+    oir_context_params d = oir_context_default_params();
+    if (!p) p = &d;
+    threads_init();
+    if (p->threads > 0) oir_set_threads(p->threads);
+    oir_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return oir_fail(err, OIR_E_NOMEM, "out of memory");
+    const char *mp = p->model_path ? p->model_path : d.model_path;
+    const char *cp = p->clip_path ? p->clip_path : d.clip_path;
+    sd_load_params lp = sd_load_default_params();
+    lp.variant = p->variant;
+    int rc = sd_model_load(&ctx->sd, mp, &lp, err);
+    if (!rc && (!ctx->sd->tokenizer || !ctx->sd->text_encoder))
+        rc = oir_fail(err, OIR_E_MISSING, "%s: no tokenizer/text encoder found (single files need --tokenizer)", mp);
+    if (!rc) rc = clip_model_load(&ctx->clip, cp, err);
+    if (rc) {
+        oir_context_free(ctx);
+        return rc;
+    }
+    ctx->image_size = native_size(mp, ctx->sd);
+    snprintf(ctx->describe, sizeof ctx->describe, "%s (%s) + CLIP %s", mp,
+             ctx->sd->source == SD_SOURCE_DIFFUSERS ? "diffusers folder" : "single file", cp);
+    *out = ctx;
+    return OIR_OK;
+}
+
+void oir_context_free(oir_context *ctx) {
+    if (!ctx) return;
+    sd_model_free(ctx->sd);
+    clip_model_free(ctx->clip);
+    free(ctx);
+}
+
+int oir_context_image_size(const oir_context *ctx) { return ctx->image_size; }
+const char *oir_context_describe(const oir_context *ctx) { return ctx->describe; }
+
+void oir_result_free(oir_result *r) {
+    if (!r) return;
+    if (r->guided_prompts)
+        for (int i = 0; i < r->n_pairs; i++) free(r->guided_prompts[i]);
+    free(r->guided_prompts);
+    free(r->source_prompt);
+    free(r->target_prompt);
+    free(r->chosen_step);
+    free(r->edit_score);
+    free(r->background_score);
+    free(r->edit_norm);
+    free(r->background_norm);
+    free(r->total);
+    free(r->edit_flat);
+    free(r->background_flat);
+    free(r->candidates);
+    free(r->edited);
+    free(r);
+}
+
+static void warn(oir_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(oir_result *r, const char *fmt, ...) {
+    if (r->n_warnings >= 8) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->warnings[r->n_warnings++], sizeof r->warnings[0], fmt, ap);
+    va_end(ap);
+}
+
+/* (3, H, W) in [-1, 1] -> (H, W, 3) bytes, truncated as the authors'
+ * latent2image does ((x / 2 + 0.5).clamp(0, 1) * 255).astype(uint8). */
+static void tensor_to_rgb8(const float *t, int size, unsigned char *rgb) {
+    size_t hw = (size_t)size * size;
+    for (size_t i = 0; i < hw; i++)
+        for (int c = 0; c < 3; c++) {
+            float v = t[c * hw + i] / 2 + 0.5f;
+            v = v < 0 ? 0 : (v > 1 ? 1 : v);
+            rgb[i * 3 + c] = (unsigned char)(v * 255);
+        }
+}
+
+static void rgb8_to_image(const unsigned char *rgb, int size, image *img) {
+    for (size_t i = 0; i < (size_t)size * size * 3; i++) img->data[i] = rgb[i] / 255.0f;
+}
+
+/* Everything one edit holds; freed in one place. */
+typedef struct {
+    sampler s;
+    scorer sc;
+    int have_sampler, have_scorer;
+    float *src_ctx, *target_ctx, *pair_ctx[MAX_PAIRS];
+    float *levels;     /* (T+1, lat_n) */
+    float *cand_lat;   /* (P, T, lat_n) */
+    float *pixels;     /* (3, size, size) */
+    image original, masks[MAX_PAIRS], cand_img[64];
+    float text_embed[1024];
+} edit_state;
+
+static void state_free(edit_state *st, int n_pairs) {
+    if (st->have_sampler) sampler_free(&st->s);
+    if (st->have_scorer) scorer_free(&st->sc);
+    free(st->src_ctx);
+    free(st->target_ctx);
+    for (int i = 0; i < MAX_PAIRS; i++) free(st->pair_ctx[i]);
+    free(st->levels);
+    free(st->cand_lat);
+    free(st->pixels);
+    image_free(&st->original);
+    for (int i = 0; i < n_pairs && i < MAX_PAIRS; i++) image_free(&st->masks[i]);
+    for (int i = 0; i < 64; i++) image_free(&st->cand_img[i]);
+}
+
+static int check_inputs(const oir_context *ctx, const unsigned char *rgb, int size, const char *source,
+                        const oir_pair *pairs, int n_pairs, const oir_params *p, oir_error *err) {
+    if (!ctx || !rgb || !source || !pairs) return oir_fail(err, OIR_E_ARG, "missing argument");
+    if (size != ctx->image_size)
+        return oir_fail(err, OIR_E_SHAPE, "image is %dx%d, the model takes %dx%d (crop/resize it first)", size,
+                        size, ctx->image_size, ctx->image_size);
+    if (n_pairs < 1 || n_pairs > MAX_PAIRS)
+        return oir_fail(err, OIR_E_ARG, "%d editing pairs (1..%d allowed)", n_pairs, MAX_PAIRS);
+    if (p->steps < 1 || p->steps > 1000) return oir_fail(err, OIR_E_ARG, "steps must be 1..1000, got %d", p->steps);
+    if (!(p->guidance >= 0 && p->guidance <= 100)) return oir_fail(err, OIR_E_ARG, "guidance must be 0..100");
+    if (p->reassembly_step < 0 || p->reinversion_steps < 0)
+        return oir_fail(err, OIR_E_ARG, "reassembly and re-inversion steps must be >= 0");
+    for (int i = 0; i < n_pairs; i++) {
+        if (!pairs[i].mask) return oir_fail(err, OIR_E_ARG, "pair %d: no mask", i + 1);
+        if (!pairs[i].to || !pairs[i].to[0]) return oir_fail(err, OIR_E_ARG, "pair %d: empty target phrase", i + 1);
+        size_t inside = 0;
+        for (size_t j = 0; j < (size_t)size * size; j++) inside += pairs[i].mask[j] != 0;
+        if (inside == 0)
+            return oir_fail(err, OIR_E_ARG, "pair %d (%s -> %s): the mask is empty; nothing to edit", i + 1,
+                            pairs[i].from ? pairs[i].from : "?", pairs[i].to);
+    }
+    return OIR_OK;
+}
+
+/* Guided prompts and the target prompt (DESIGN.md §2.2, §2.5). */
+static int make_prompts(oir_result *r, const char *source, const oir_pair *pairs, int n, const oir_params *p,
+                        oir_error *err) {
+    const char *from[MAX_PAIRS], *to[MAX_PAIRS];
+    char buf[PROMPT_CAP];
+    for (int i = 0; i < n; i++) {
+        from[i] = pairs[i].from ? pairs[i].from : "";
+        to[i] = pairs[i].to;
+    }
+    r->guided_prompts = calloc((size_t)n, sizeof(char *));
+    if (!r->guided_prompts) return oir_fail(err, OIR_E_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        if (pairs[i].guided_prompt) {
+            r->guided_prompts[i] = strdup(pairs[i].guided_prompt);
+            continue;
+        }
+        int use[MAX_PAIRS] = {0};
+        use[i] = 1;
+        int rc = prompt_substitute(source, n, from, to, use, buf, sizeof buf, err);
+        if (rc && n == 1 && p->target_prompt) { /* one pair: its guided prompt is the target */
+            r->guided_prompts[i] = strdup(p->target_prompt);
+            continue;
+        }
+        if (rc) return oir_error_prefix(err, "guided prompt of pair %d", i + 1);
+        r->guided_prompts[i] = strdup(buf);
+    }
+    if (p->target_prompt) {
+        r->target_prompt = strdup(p->target_prompt);
+    } else {
+        int rc = prompt_substitute(source, n, from, to, NULL, buf, sizeof buf, err);
+        if (rc) return oir_error_prefix(err, "target prompt");
+        r->target_prompt = strdup(buf);
+    }
+    r->source_prompt = strdup(source);
+    for (int i = 0; i < n; i++)
+        if (!r->guided_prompts[i]) return oir_fail(err, OIR_E_NOMEM, "out of memory");
+    return r->target_prompt && r->source_prompt ? OIR_OK : oir_fail(err, OIR_E_NOMEM, "out of memory");
+}
+
+static int alloc_result(oir_result *r, int n, int T, int size, int keep) {
+    size_t nt = (size_t)n * T;
+    r->steps = T;
+    r->n_pairs = n;
+    r->size = size;
+    r->chosen_step = calloc((size_t)n, sizeof(int));
+    r->edit_flat = calloc((size_t)n, sizeof(int));
+    r->background_flat = calloc((size_t)n, sizeof(int));
+    r->edit_score = calloc(nt, sizeof(float));
+    r->background_score = calloc(nt, sizeof(float));
+    r->edit_norm = calloc(nt, sizeof(float));
+    r->background_norm = calloc(nt, sizeof(float));
+    r->total = calloc(nt, sizeof(float));
+    r->edited = malloc((size_t)size * size * 3);
+    r->candidates = keep ? malloc(nt * size * size * 3) : NULL;
+    r->reassembly_step = -1;
+    return r->chosen_step && r->edit_flat && r->background_flat && r->edit_score && r->background_score &&
+           r->edit_norm && r->background_norm && r->total && r->edited && (!keep || r->candidates);
+}
+
+/* Decodes and scores the candidates of pair i in chunks of 64 images. */
+static int score_pair(oir_context *ctx, edit_state *st, oir_result *r, const oir_pair *pair, int i,
+                      const oir_params *p, oir_error *err) {
+    int T = r->steps, size = r->size, rc;
+    size_t img_n = (size_t)3 * size * size;
+    if ((rc = scorer_text(&st->sc, pair->to, st->text_embed, err))) return rc;
+    for (int start = 0; start < T; start += 64) {
+        int B = T - start < 64 ? T - start : 64;
+        for (int b = 0; b < B; b++) {
+            float *lat = st->cand_lat + ((size_t)i * T + start + b) * st->s.lat_n;
+            if ((rc = sampler_decode(&st->s, lat, 1, st->pixels, err))) return rc;
+            unsigned char *rgb = r->edited; /* scratch until the end */
+            unsigned char *dst = r->candidates ? r->candidates + ((size_t)i * T + start + b) * img_n : rgb;
+            tensor_to_rgb8(st->pixels, size, dst);
+            rgb8_to_image(dst, size, &st->cand_img[b]);
+        }
+        double t0 = now_s();
+        rc = scorer_score(&st->sc, st->cand_img, B, &st->masks[i], st->text_embed,
+                          r->edit_score + (size_t)i * T + start, r->background_score + (size_t)i * T + start, err);
+        r->seconds_scoring += now_s() - t0;
+        if (rc) return rc;
+        if (p->progress && p->progress(p->progress_user, "scoring", start + B, T))
+            return oir_fail(err, OIR_E_CANCELLED, "cancelled");
+    }
+    (void)ctx;
+    size_t o = (size_t)i * T;
+    search_choice c = search_metric_choose(r->edit_score + o, r->background_score + o, T, r->edit_norm + o,
+                                           r->background_norm + o, r->total + o);
+    r->chosen_step[i] = c.best + 1;
+    r->edit_flat[i] = c.edit_flat;
+    r->background_flat[i] = c.background_flat;
+    if (c.background_flat) warn(r, "pair %d: the background score is flat (mask covers the image?)", i + 1);
+    if (c.edit_flat) warn(r, "pair %d: the edit score is flat", i + 1);
+    return OIR_OK;
+}
+
+/* DESIGN.md §2.5 steps 2-5, from the chosen steps. */
+static int reassemble(edit_state *st, oir_result *r, const oir_params *p, oir_error *err) {
+    sampler *s = &st->s;
+    int T = r->steps, n = r->n_pairs, rc = OIR_OK;
+    size_t N = s->lat_n, hw = (size_t)s->lat_h * s->lat_w;
+    int R = p->reassembly_step < T ? p->reassembly_step : T - 1, J = p->reinversion_steps;
+    int kmin = T;
+    for (int i = 0; i < n; i++) kmin = r->chosen_step[i] < kmin ? r->chosen_step[i] : kmin;
+    if (kmin <= R) { /* a pair chose a step at or below R: reassemble lower */
+        warn(r, "reassembly step lowered from %d to %d: a pair's optimal step is %d", R, kmin - 1, kmin);
+        R = kmin - 1;
+    }
+    if (R + J > T) {
+        warn(r, "re-inversion steps lowered from %d to %d to stay within %d steps", J, T - R, T);
+        J = T - R;
+    }
+    r->reassembly_step = R;
+    r->reinversion_steps = J;
+    /* latent-grid masks; a cell claimed by several pairs goes to the first */
+    unsigned char *owner = malloc(hw);
+    float *z = malloc(N * sizeof(float)), *piece = malloc(N * sizeof(float));
+    if (!owner || !z || !piece) {
+        rc = oir_fail(err, OIR_E_NOMEM, "reassembly: out of memory");
+        goto cleanup;
+    }
+    memset(owner, 0, hw);
+    long overlap = 0;
+    for (int i = 0; i < n; i++) {
+        image lm = {0};
+        if ((rc = mask_resize_nearest(&lm, &st->masks[i], s->lat_w, s->lat_h, err))) goto cleanup;
+        for (size_t j = 0; j < hw; j++)
+            if (lm.data[j] > 0.5f) {
+                if (owner[j]) overlap++;
+                else owner[j] = (unsigned char)(i + 1);
+            }
+        image_free(&lm);
+    }
+    if (overlap) warn(r, "masks overlap on %ld latent cells: each goes to the pair listed first", overlap);
+    memcpy(z, st->levels + (size_t)R * N, N * sizeof(float)); /* background: inversion level R */
+    for (int i = 0; i < n; i++) {
+        memcpy(piece, st->levels + (size_t)r->chosen_step[i] * N, N * sizeof(float));
+        if ((rc = sampler_denoise(s, piece, r->chosen_step[i], R, st->pair_ctx[i], st->src_ctx, p->guidance, err)))
+            goto cleanup;
+        for (int c = 0; c < s->lat_c; c++)
+            for (size_t j = 0; j < hw; j++)
+                if (owner[j] == i + 1) z[c * hw + j] = piece[c * hw + j];
+    }
+    if ((rc = sampler_invert(s, z, R, J, st->src_ctx, NULL, err))) goto cleanup;
+    if ((rc = sampler_denoise(s, z, R + J, 0, st->target_ctx, st->src_ctx, p->guidance, err))) goto cleanup;
+    if ((rc = sampler_decode(s, z, 1, st->pixels, err))) goto cleanup;
+    tensor_to_rgb8(st->pixels, r->size, r->edited);
+cleanup:
+    free(owner);
+    free(z);
+    free(piece);
+    return rc;
+}
+
+static int run(oir_context *ctx, const unsigned char *rgb, int size, const char *source, const oir_pair *pairs,
+               int n, const oir_params *pin, int reassembly, oir_result **out, oir_error *err) {
+    *out = NULL;
+    oir_params p = pin ? *pin : oir_default_params();
+    int rc = check_inputs(ctx, rgb, size, source, pairs, n, &p, err);
+    if (rc) return rc;
+    double t_start = now_s(), t0;
+    oir_result *r = calloc(1, sizeof *r);
+    edit_state st;
+    memset(&st, 0, sizeof st);
+    if (!r || !alloc_result(r, n, p.steps, size, p.keep_candidates)) {
+        oir_result_free(r);
+        return oir_fail(err, OIR_E_NOMEM, "out of memory for %d pairs x %d candidates", n, p.steps);
+    }
+    if ((rc = make_prompts(r, source, pairs, n, &p, err))) goto done;
+    if ((rc = sampler_init(&st.s, ctx->sd, size, p.steps, p.memory_budget, err))) goto done;
+    st.have_sampler = 1;
+    st.s.progress = p.progress;
+    st.s.progress_user = p.progress_user;
+    r->max_unet_batch = st.s.max_unet_batch;
+    int T = p.steps;
+    size_t N = st.s.lat_n, ctx_n = (size_t)st.s.ctx_len * st.s.ctx_dim;
+    st.src_ctx = malloc(ctx_n * sizeof(float));
+    st.target_ctx = malloc(ctx_n * sizeof(float));
+    st.levels = malloc((size_t)(T + 1) * N * sizeof(float));
+    st.cand_lat = malloc((size_t)n * T * N * sizeof(float));
+    st.pixels = malloc((size_t)3 * size * size * sizeof(float));
+    for (int i = 0; i < n; i++) st.pair_ctx[i] = malloc(ctx_n * sizeof(float));
+    int ok = st.src_ctx && st.target_ctx && st.levels && st.cand_lat && st.pixels;
+    for (int i = 0; i < n; i++) ok = ok && st.pair_ctx[i];
+    if (!ok || image_alloc(&st.original, size, size, 3, err)) {
+        rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int b = 0; b < 64 && b < T; b++)
+        if ((rc = image_alloc(&st.cand_img[b], size, size, 3, err))) goto done;
+    for (int i = 0; i < n; i++) {
+        if ((rc = image_alloc(&st.masks[i], size, size, 1, err))) goto done;
+        for (size_t j = 0; j < (size_t)size * size; j++) st.masks[i].data[j] = pairs[i].mask[j] ? 1.0f : 0.0f;
+        size_t inside = 0;
+        for (size_t j = 0; j < (size_t)size * size; j++) inside += pairs[i].mask[j] != 0;
+        if (inside == (size_t)size * size) warn(r, "pair %d: the mask covers the whole image", i + 1);
+    }
+    rgb8_to_image(rgb, size, &st.original);
+    /* prompts */
+    if ((rc = sampler_encode_prompt(&st.s, source, st.src_ctx, err))) goto done;
+    if ((rc = sampler_encode_prompt(&st.s, r->target_prompt, st.target_ctx, err))) goto done;
+    for (int i = 0; i < n; i++)
+        if ((rc = sampler_encode_prompt(&st.s, r->guided_prompts[i], st.pair_ctx[i], err))) goto done;
+    /* 1. inversion */
+    t0 = now_s();
+    image_to_tensor(&st.original, st.pixels);
+    if ((rc = sampler_encode_image(&st.s, st.pixels, st.levels, err))) goto done;
+    float *z = st.cand_lat; /* scratch: overwritten by the candidates below */
+    memcpy(z, st.levels, N * sizeof(float));
+    if ((rc = sampler_invert(&st.s, z, 0, T, st.src_ctx, st.levels, err))) goto done;
+    r->seconds_inversion = now_s() - t0;
+    /* 2-3. candidates */
+    t0 = now_s();
+    long calls0 = st.s.unet_calls, rows0 = st.s.unet_rows;
+    candidate_job job = {st.levels, st.src_ctx, (const float *const *)st.pair_ctx, n, p.guidance};
+    rc = p.parallel ? candidates_parallel(&st.s, &job, st.cand_lat, err) : candidates_serial(&st.s, &job, st.cand_lat, err);
+    if (rc) goto done;
+    r->unet_calls = st.s.unet_calls - calls0;
+    r->unet_rows = st.s.unet_rows - rows0;
+    r->seconds_candidates = now_s() - t0;
+    /* 4. decode + search metric */
+    t0 = now_s();
+    if ((rc = scorer_init(&st.sc, ctx->clip, &st.original, err))) goto done;
+    st.have_scorer = 1;
+    for (int i = 0; i < n; i++)
+        if ((rc = score_pair(ctx, &st, r, &pairs[i], i, &p, err))) goto done;
+    r->seconds_decode = now_s() - t0 - r->seconds_scoring;
+    /* 5. reassembly (several pairs) or the chosen candidate (one pair) */
+    t0 = now_s();
+    if (reassembly && n > 1) {
+        if ((rc = reassemble(&st, r, &p, err))) goto done;
+    } else {
+        if ((rc = sampler_decode(&st.s, st.cand_lat + (size_t)(r->chosen_step[0] - 1) * N, 1, st.pixels, err)))
+            goto done;
+        tensor_to_rgb8(st.pixels, size, r->edited);
+        r->reinversion_steps = 0;
+    }
+    r->seconds_reassembly = now_s() - t0;
+    r->seconds_total = now_s() - t_start;
+done:
+    state_free(&st, n);
+    if (rc) {
+        oir_result_free(r);
+        return rc;
+    }
+    *out = r;
+    return OIR_OK;
+}
+
+int oir_search(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
+               const oir_pair *pair, const oir_params *p, oir_result **out, oir_error *err) {
+    return run(ctx, rgb, size, source_prompt, pair, 1, p, 0, out, err);
+}
+
+int oir_edit(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
+             const oir_pair *pairs, int n_pairs, const oir_params *p, oir_result **out, oir_error *err) {
+    return run(ctx, rgb, size, source_prompt, pairs, n_pairs, p, 1, out, err);
+}

@@ -1,0 +1,102 @@
+#include "edit/scorer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "edit/search_metric.h"
+
+#define SCORER_BATCH 8
+
+void scorer_free(scorer *sc) {
+    if (!sc) return;
+    arena_free(&sc->arena);
+    free(sc->orig_pixels);
+    free(sc->pixels);
+    free(sc->embeds);
+    free(sc->patch_masks);
+    memset(sc, 0, sizeof *sc);
+}
+
+int scorer_init(scorer *sc, const clip_model *clip, const image *original, oir_error *err) {
+    memset(sc, 0, sizeof *sc);
+    if (!clip || !clip->vision || !clip->text || !clip->tokenizer)
+        return oir_fail(err, OIR_E_ARG, "scorer: the CLIP model needs a tokenizer, text and vision towers");
+    const clip_vision_config *vc = clip_vision_get_config(clip->vision);
+    const clip_text_config *tc = clip_text_get_config(clip->text);
+    sc->clip = clip;
+    sc->S = vc->image_size;
+    sc->grid = clip_vision_grid(vc);
+    sc->P = vc->projection_dim;
+    sc->batch = SCORER_BATCH;
+    if (tc->projection_dim != sc->P)
+        return oir_fail(err, OIR_E_SHAPE, "%s: text projection %d differs from visual projection %d", clip->path,
+                        tc->projection_dim, sc->P);
+    int oh, ow;
+    clip_preprocess_size(&clip->preprocess, original->height, original->width, &oh, &ow);
+    if (oh != sc->S || ow != sc->S)
+        return oir_fail(err, OIR_E_SHAPE, "%s: preprocessing gives %dx%d pixels, the vision tower takes %dx%d",
+                        clip->path, ow, oh, sc->S, sc->S);
+    size_t px = (size_t)3 * sc->S * sc->S;
+    sc->orig_pixels = malloc(px * sizeof(float));
+    sc->pixels = malloc(px * sc->batch * sizeof(float));
+    sc->embeds = malloc((size_t)sc->P * sc->batch * sizeof(float));
+    sc->patch_masks = malloc((size_t)sc->grid * sc->grid * sc->batch);
+    size_t need = clip_vision_arena_bytes(vc, sc->batch);
+    size_t need_text = clip_text_arena_bytes(tc, 1, tc->max_position_embeddings);
+    int rc = OIR_OK;
+    if (!sc->orig_pixels || !sc->pixels || !sc->embeds || !sc->patch_masks)
+        rc = oir_fail(err, OIR_E_NOMEM, "scorer: out of memory");
+    if (!rc) rc = arena_init(&sc->arena, need > need_text ? need : need_text, err);
+    if (!rc) rc = clip_preprocess(&clip->preprocess, original, sc->orig_pixels, err);
+    if (rc) scorer_free(sc);
+    return rc;
+}
+
+int scorer_text(scorer *sc, const char *phrase, float *embed, oir_error *err) {
+    const clip_text_config *tc = clip_text_get_config(sc->clip->text);
+    int T = tc->max_position_embeddings, n = 0, truncated = 0;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)T);
+    if (!ids) return oir_fail(err, OIR_E_NOMEM, "scorer: out of memory");
+    int rc = tokenizer_encode(sc->clip->tokenizer, phrase, T, ids, &n, &truncated, err);
+    if (!rc && truncated) rc = oir_fail(err, OIR_E_ARG, "phrase \"%s\" is longer than %d tokens", phrase, T);
+    if (!rc) {
+        size_t mark = arena_mark(&sc->arena);
+        rc = clip_text_forward(sc->clip->text, &sc->arena, ids, 1, T, NULL, NULL, embed, err);
+        arena_reset(&sc->arena, mark);
+    }
+    free(ids);
+    return rc;
+}
+
+int scorer_score(scorer *sc, const image *candidates, int n, const image *mask,
+                 const float *text_embed, float *edit_scores, float *background_scores,
+                 oir_error *err) {
+    int rc = OIR_OK, G2 = sc->grid * sc->grid;
+    size_t px = (size_t)3 * sc->S * sc->S;
+    image keep_mask = {0};
+    unsigned char *keep = malloc((size_t)sc->S * sc->S);
+    if (!keep) return oir_fail(err, OIR_E_NOMEM, "scorer: out of memory");
+    rc = clip_patch_mask(sc->patch_masks, mask->data, mask->height, mask->width, &sc->clip->preprocess,
+                         sc->grid, err);
+    if (!rc) rc = mask_resize_nearest(&keep_mask, mask, sc->S, sc->S, err);
+    for (int i = 0; !rc && i < sc->S * sc->S; i++) keep[i] = keep_mask.data[i] > 0.5f ? 0 : 1;
+    for (int b = 1; !rc && b < sc->batch; b++) memcpy(sc->patch_masks + b * G2, sc->patch_masks, (size_t)G2);
+    for (int start = 0; !rc && start < n; start += sc->batch) {
+        int B = n - start < sc->batch ? n - start : sc->batch;
+        for (int b = 0; !rc && b < B; b++) rc = clip_preprocess(&sc->clip->preprocess, &candidates[start + b],
+                                                                sc->pixels + b * px, err);
+        if (rc) break;
+        size_t mark = arena_mark(&sc->arena);
+        rc = clip_vision_forward(sc->clip->vision, &sc->arena, sc->pixels, B, sc->S, sc->S, sc->patch_masks,
+                                 NULL, NULL, sc->embeds, err);
+        arena_reset(&sc->arena, mark);
+        for (int b = 0; !rc && b < B; b++) {
+            edit_scores[start + b] = clip_cosine(sc->embeds + b * sc->P, text_embed, sc->P);
+            background_scores[start + b] =
+                negative_masked_mse(sc->pixels + b * px, sc->orig_pixels, keep, 3, sc->S, sc->S);
+        }
+    }
+    image_free(&keep_mask);
+    free(keep);
+    return rc;
+}
