@@ -68,6 +68,22 @@ static void test_single(void) {
     edit_config_free(&cfg);
 }
 
+static void test_flat_case(void) {
+    const char *p = write_file("flat.yaml",
+        "image_path: \"dog.png\"\n"
+        "origin_prompt: \"a dog and a gift\"\n"
+        "guided_prompt:\n  - \"a cat and a gift\"\n"
+        "origin_change: [dog]\nprompt_change: [cat]\nprompt_change_mask: [m.png]\n"
+        "seed: 0\nsource_scene: {\"background\": \"gray\"}\n");
+    edit_config cfg;
+    oir_error err = {0};
+    if (!CHECK(edit_config_load(&cfg, p, &err) == OIR_OK, "flat config: %s", err.message)) return;
+    CHECK(cfg.n_cases == 1 && !strcmp(cfg.cases[0].name, "flat.yaml"), "one case named after the file");
+    CHECK(!strcmp(cfg.cases[0].pairs[0].guided_prompt, "a cat and a gift"), "whole guided prompt");
+    CHECK(cfg.cases[0].target_prompt == NULL, "no target given");
+    edit_config_free(&cfg);
+}
+
 static void expect_bad(const char *label, const char *text, const char *needle) {
     const char *p = write_file("bad.yaml", text);
     edit_config cfg;
@@ -94,7 +110,7 @@ static void test_bad(void) {
     expect_bad("bad guided",
                "c:\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
                "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n  guided_prompt: [[a]]\n",
-               "prefix, suffix");
+               "prefix, suffix]");
     expect_bad("single affix mismatch",
                "c:\n  image_path: x\n  origin_prompt: a dog\n  target_prompt_list: ['the ', '']\n"
                "  target_changes: [cat]\n  origin_prompt_mask: m.png\n", "target_prompt_list");
@@ -106,6 +122,7 @@ int main(void) {
     if (!mkdtemp(dir)) return 1;
     test_multi();
     test_single();
+    test_flat_case();
     test_bad();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

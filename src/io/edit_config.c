@@ -158,13 +158,16 @@ static int read_multi(reader *r, yaml_node_t *m, edit_config *cfg) {
             yaml_node_t *g = seq_at(r, guided, i);
             const char *pre = seq_len(g) == 2 ? scalar(seq_at(r, g, 0)) : NULL;
             const char *suf = seq_len(g) == 2 ? scalar(seq_at(r, g, 1)) : NULL;
-            if (!pre || !suf) {
+            if (scalar(g)) { /* a whole guided prompt */
+                p->guided_prompt = strdup(scalar(g));
+            } else if (pre && suf) { /* the authors' [prefix, suffix] */
+                p->guided_prompt = concat3(pre, to[i], suf);
+            } else {
                 rc = oir_fail(r->err, OIR_E_FORMAT,
-                              "%s: case '%s': guided_prompt[%d] must be [prefix, suffix]", r->path,
+                              "%s: case '%s': guided_prompt[%d] must be [prefix, suffix] or a prompt", r->path,
                               r->case_name, i);
                 goto cleanup;
             }
-            p->guided_prompt = concat3(pre, to[i], suf);
         }
     }
     if ((rc = opt_int(r, m, "reassembly_step", &c->reassembly_step))) goto cleanup;
@@ -267,6 +270,12 @@ int edit_config_load(edit_config *out, const char *path, oir_error *err) {
         goto cleanup;
     }
     reader r = {&doc, path, dir, "", err};
+    if (map_get(&r, root, "image_path")) { /* one case at the top level, named after the file */
+        const char *base = strrchr(path, '/');
+        r.case_name = base ? base + 1 : path;
+        rc = map_get(&r, root, "target_changes") ? read_single(&r, root, out) : read_multi(&r, root, out);
+        goto cleanup;
+    }
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(&doc, p->key);
         yaml_node_t *v = yaml_document_get_node(&doc, p->value);

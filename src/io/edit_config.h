@@ -14,6 +14,9 @@
  *   -> one case per target change, each with one pair whose phrase is the part
  *      of origin_prompt between prefix and suffix.
  *
+ * A file whose top level is itself one case (has image_path) is read as one
+ * case named after the file; guided_prompt entries may also be whole prompts.
+ *
  * Relative paths are resolved against the YAML file's folder when the file
  * exists there, else kept as given (relative to the working directory). */
 #ifndef OIR_IO_EDIT_CONFIG_H
