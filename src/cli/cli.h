@@ -16,5 +16,12 @@ int cli_report(const char *cmd, const oir_error *err);
 int cli_wants_help(int argc, char **argv);
 
 int cmd_info(int argc, char **argv);
+/* Prints the components of a model folder (info_model.c). */
+int info_model_folder(const char *path, oir_error *err);
+int cmd_generate(int argc, char **argv);
+int cmd_reconstruct(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_edit(int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/threads.h"
 
 typedef struct {
     const char *name;
@@ -20,7 +21,12 @@ static int cmd_version(int argc, char **argv) {
 
 static const command commands[] = {
     {"version", cmd_version, "print the version"},
+    {"search", cmd_search, "one editing pair: every candidate and the search metric's choice"},
+    {"edit", cmd_edit, "several editing pairs: object-aware inversion and reassembly (OIR)"},
     {"info", cmd_info, "list the tensors of a .safetensors file or the parts of a model folder"},
+    {"generate", cmd_generate, "prompt -> image (DDIM, classifier-free guidance)"},
+    {"reconstruct", cmd_reconstruct, "image -> inversion -> denoising -> image, with the PSNR"},
+    {"eval", cmd_eval, "run one model component on tensors from a file (parity checks)"},
 };
 
 static void usage(FILE *to) {
@@ -43,6 +49,7 @@ int cli_wants_help(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    threads_init(); /* OIR_THREADS, default: all cores */
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;

@@ -1,0 +1,487 @@
+/* oir search / oir edit: the OIR method from the command line (or the
+ * authors' YAML configs), writing the edited image, a contact sheet per pair
+ * and report.json into an output folder. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/cli_args.h"
+#include "cli/progress.h"
+#include "edit/sheet.h"
+#include "io/edit_config.h"
+#include "io/image.h"
+
+typedef struct {
+    const char *image, *prompt, *target, *config, *case_name, *model, *clip, *variant, *out;
+    cli_strs pairs, masks, guided;
+    int steps, reassembly, reinversion, serial, threads, quiet, budget_mb, save_candidates;
+    float guidance;
+    uint64_t seed;
+} edit_opts;
+
+static void usage(FILE *to, int search) {
+    const char *cmd = search ? "search" : "edit";
+    fprintf(to,
+            "usage: oir %s --image IMG --prompt SOURCE --pair 'FROM->TO' --mask MASK [...] [options]\n"
+            "       oir %s --config CASES.yaml [--case NAME] [options]\n\n"
+            "%s\n\n"
+            "inputs:\n"
+            "  --image PATH           photo (PNG/JPEG); center-cropped and resized to the model size\n"
+            "  --prompt TEXT          source prompt describing the photo\n"
+            "  --pair 'FROM->TO'      editing pair: a phrase of the source prompt and what it becomes%s\n"
+            "  --mask PNG|x0,y0,x1,y1 the pair's region: a mask image (non-zero = object, same size\n"
+            "                         as the image) or a box in model-size pixels (x1, y1 exclusive);\n"
+            "                         one --mask per --pair, in the same order\n"
+            "  --guided TEXT          guided prompt of a pair (default: source prompt with only that\n"
+            "                         pair substituted); one per --pair when given\n"
+            "  --target TEXT          target prompt (default: every pair substituted)\n"
+            "  --config FILE.yaml     the authors' single_object / multi_object YAML cases\n"
+            "  --case NAME            run only this case of the YAML file\n"
+            "method:\n"
+            "  --steps N              DDIM steps T (default 50)\n"
+            "  --guidance G           classifier-free guidance (default 7.5)\n"
+            "  --reassembly-step R    reassembly level (default 10; lowered when a pair's optimal\n"
+            "                         step is <= R, with a warning)\n"
+            "  --reinversion-steps J  re-inversion steps after reassembly (default 10)\n"
+            "  --serial               denoise each candidate alone (default: parallel, T+1 batched calls)\n"
+            "  --budget-mb MB         memory for UNet activations; larger batches are split (default 2048)\n"
+            "  --seed S               recorded in report.json; DDIM inversion and eta-0 denoising use\n"
+            "                         no randomness, so results do not depend on it\n"
+            "models:\n"
+            "  --model PATH           SD 1.x diffusers folder or single .safetensors (default models/tiny-shapes)\n"
+            "  --clip PATH            Hugging Face CLIP folder for the search metric (default models/tiny-clip)\n"
+            "  --variant fp16         prefer *.fp16.safetensors weights\n"
+            "  --threads N            CPU threads (default: all cores, or $OIR_THREADS)\n"
+            "output:\n"
+            "  --out DIR              output folder (default oir-out): edited.png, input.png,\n"
+            "                         pair<i>_sheet.png (all candidates + metric curves), pair<i>_mask.png,\n"
+            "                         report.json%s\n"
+            "  --save-candidates      also write every candidate as pair<i>_k<step>.png\n"
+            "  --quiet                no progress bars\n",
+            cmd, cmd,
+            search ? "Generates the candidate edit of ONE editing pair from every inversion step and picks\n"
+                     "the best with the search metric (masked CLIP score inside the mask + negative MSE\n"
+                     "outside, min-max normalised). edited.png is the chosen candidate."
+                   : "Object-aware inversion and reassembly: searches each pair's optimal inversion step,\n"
+                     "denoises each object from its own step with its own guided prompt, splices them\n"
+                     "into the inverted background at the reassembly step, re-inverts and finishes with\n"
+                     "the target prompt. With one pair this is `oir search`.",
+            search ? " (exactly one)" : " (one or more)",
+            search ? "" : ", and the edit");
+}
+
+/* Splits "from->to" (or "from=to"). */
+static int split_pair(const char *spec, char *from, char *to, size_t cap, oir_error *err) {
+    const char *arrow = strstr(spec, "->");
+    size_t skip = 2;
+    if (!arrow) {
+        arrow = strchr(spec, '=');
+        skip = 1;
+    }
+    if (!arrow || arrow == spec || !arrow[skip])
+        return oir_fail(err, OIR_E_ARG, "--pair '%s': expected 'FROM->TO', e.g. --pair 'dog->cat'", spec);
+    size_t lf = (size_t)(arrow - spec), lt = strlen(arrow + skip);
+    if (lf >= cap || lt >= cap) return oir_fail(err, OIR_E_ARG, "--pair '%s': too long", spec);
+    memcpy(from, spec, lf);
+    from[lf] = '\0';
+    memcpy(to, arrow + skip, lt + 1);
+    return OIR_OK;
+}
+
+static int is_box(const char *s) {
+    int box[4];
+    oir_error e;
+    return access(s, F_OK) != 0 && mask_parse_box(s, box, &e) == OIR_OK;
+}
+
+/* Mask for a pair: a file (checked against the original image's size, then
+ * cropped/resized like the image) or a box in model-size pixels. */
+static int load_pair_mask(const char *spec, const image *orig, const char *image_path, int size, image *out,
+                          oir_error *err) {
+    if (is_box(spec)) {
+        int box[4];
+        int rc = mask_parse_box(spec, box, err);
+        return rc ? rc : mask_from_box(out, size, size, box, err);
+    }
+    image raw = {0};
+    int rc = mask_load(&raw, spec, err);
+    if (!rc) rc = mask_check_size(&raw, spec, orig, image_path, err);
+    image_free(&raw);
+    if (!rc) rc = mask_load_square(out, spec, size, err);
+    return rc;
+}
+
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int save_rgb8(const unsigned char *rgb, int size, const char *path, oir_error *err) {
+    image img = {0};
+    int rc = image_alloc(&img, size, size, 3, err);
+    for (size_t i = 0; !rc && i < (size_t)size * size * 3; i++) img.data[i] = rgb[i] / 255.0f;
+    if (!rc) rc = image_save_png(&img, path, err);
+    image_free(&img);
+    return rc;
+}
+
+static cJSON *float_array(const float *v, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]));
+    return a;
+}
+
+static int write_text_atomic(const char *path, const char *text, oir_error *err) {
+    size_t n = strlen(path) + 5;
+    char *tmp = malloc(n);
+    if (!tmp) return oir_fail(err, OIR_E_NOMEM, "out of memory");
+    snprintf(tmp, n, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    int ok = fp && fputs(text, fp) >= 0;
+    if (fp && fclose(fp) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        free(tmp);
+        return oir_fail(err, OIR_E_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    free(tmp);
+    return OIR_OK;
+}
+
+typedef struct {
+    const char *name;
+    const char *image_path;
+    const char *source;
+    const char *target;
+    int n;
+    const char *from[16], *to[16], *mask_spec[16], *guided[16];
+    int reassembly, reinversion;
+} edit_case_spec;
+
+static int run_case(const char *cmd, int search, oir_context *ctx, const edit_case_spec *c, const edit_opts *o,
+                    const char *out_dir, progress_bar *bar, oir_error *err) {
+    int size = oir_context_image_size(ctx), rc;
+    image orig = {0}, square = {0}, masks[16] = {{0}};
+    unsigned char *rgb = NULL, *mask8[16] = {0};
+    oir_result *r = NULL;
+    cJSON *rep = NULL;
+    char *json = NULL;
+    if ((rc = cli_check_input_file("--image", c->image_path, err))) return rc;
+    if ((rc = image_load(&orig, c->image_path, err))) goto done;
+    if ((rc = image_center_crop_resize(&square, &orig, size, err))) goto done;
+    rgb = malloc((size_t)size * size * 3);
+    if (!rgb) {
+        rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)size * size * 3; i++) rgb[i] = (unsigned char)(square.data[i] * 255.0f + 0.5f);
+    oir_pair pairs[16];
+    for (int i = 0; i < c->n; i++) {
+        if ((rc = load_pair_mask(c->mask_spec[i], &orig, c->image_path, size, &masks[i], err))) goto done;
+        mask8[i] = malloc((size_t)size * size);
+        if (!mask8[i]) {
+            rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t j = 0; j < (size_t)size * size; j++) mask8[i][j] = masks[i].data[j] > 0.5f;
+        pairs[i] = (oir_pair){c->from[i], c->to[i], mask8[i], c->guided[i]};
+    }
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+        rc = oir_fail(err, OIR_E_IO, "--out %s: cannot create folder: %s", out_dir, strerror(errno));
+        goto done;
+    }
+    oir_params p = oir_default_params();
+    p.steps = o->steps;
+    p.guidance = o->guidance;
+    p.reassembly_step = c->reassembly >= 0 ? c->reassembly : o->reassembly;
+    p.reinversion_steps = c->reinversion >= 0 ? c->reinversion : o->reinversion;
+    p.parallel = !o->serial;
+    p.memory_budget = (unsigned long long)o->budget_mb << 20;
+    p.target_prompt = c->target;
+    p.progress = progress_update;
+    p.progress_user = bar;
+    rc = search ? oir_search(ctx, rgb, size, c->source, pairs, &p, &r, err)
+                : oir_edit(ctx, rgb, size, c->source, pairs, c->n, &p, &r, err);
+    if (rc) goto done;
+    /* outputs: every path is checked against the inputs first */
+    const char *inputs[17] = {c->image_path};
+    const char *flags[17] = {"--image"};
+    for (int i = 0; i < c->n; i++) {
+        inputs[1 + i] = c->mask_spec[i];
+        flags[1 + i] = "--mask";
+    }
+    char name[64];
+    char *path = join(out_dir, "edited.png");
+    rc = cli_check_out(path, inputs, flags, c->n + 1, err);
+    if (!rc) rc = save_rgb8(r->edited, size, path, err);
+    free(path);
+    path = join(out_dir, "input.png");
+    if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
+    if (!rc) rc = save_rgb8(rgb, size, path, err);
+    free(path);
+    rep = cJSON_CreateObject();
+    cJSON_AddStringToObject(rep, "command", cmd);
+    cJSON_AddStringToObject(rep, "oir_version", oir_version());
+    cJSON_AddStringToObject(rep, "case", c->name ? c->name : "");
+    cJSON_AddStringToObject(rep, "model", oir_context_describe(ctx));
+    cJSON_AddStringToObject(rep, "image", c->image_path);
+    cJSON_AddNumberToObject(rep, "size", size);
+    cJSON_AddStringToObject(rep, "source_prompt", r->source_prompt);
+    cJSON_AddStringToObject(rep, "target_prompt", r->target_prompt);
+    cJSON_AddNumberToObject(rep, "steps", r->steps);
+    cJSON_AddNumberToObject(rep, "guidance", p.guidance);
+    cJSON_AddStringToObject(rep, "candidates", p.parallel ? "parallel" : "serial");
+    cJSON_AddNumberToObject(rep, "reassembly_step_requested", search ? -1 : p.reassembly_step);
+    cJSON_AddNumberToObject(rep, "reassembly_step", r->reassembly_step);
+    cJSON_AddNumberToObject(rep, "reinversion_steps", r->reinversion_steps);
+    cJSON_AddNumberToObject(rep, "memory_budget_mb", o->budget_mb);
+    cJSON_AddNumberToObject(rep, "max_unet_batch", r->max_unet_batch);
+    cJSON_AddNumberToObject(rep, "candidate_unet_calls", (double)r->unet_calls);
+    cJSON_AddNumberToObject(rep, "candidate_unet_rows", (double)r->unet_rows);
+    cJSON_AddNumberToObject(rep, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(rep, "threads", oir_get_threads());
+    cJSON *jp = cJSON_AddArrayToObject(rep, "pairs");
+    for (int i = 0; i < c->n && !rc; i++) {
+        int T = r->steps;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "from", c->from[i]);
+        cJSON_AddStringToObject(e, "to", c->to[i]);
+        cJSON_AddStringToObject(e, "mask", c->mask_spec[i]);
+        cJSON_AddStringToObject(e, "guided_prompt", r->guided_prompts[i]);
+        cJSON_AddNumberToObject(e, "chosen_step", r->chosen_step[i]);
+        cJSON_AddBoolToObject(e, "edit_score_flat", r->edit_flat[i]);
+        cJSON_AddBoolToObject(e, "background_score_flat", r->background_flat[i]);
+        cJSON_AddItemToObject(e, "edit_score", float_array(r->edit_score + (size_t)i * T, T));
+        cJSON_AddItemToObject(e, "background_score", float_array(r->background_score + (size_t)i * T, T));
+        cJSON_AddItemToObject(e, "edit_score_normalised", float_array(r->edit_norm + (size_t)i * T, T));
+        cJSON_AddItemToObject(e, "background_score_normalised", float_array(r->background_norm + (size_t)i * T, T));
+        cJSON_AddItemToObject(e, "total", float_array(r->total + (size_t)i * T, T));
+        snprintf(name, sizeof name, "pair%d_sheet.png", i + 1);
+        cJSON_AddStringToObject(e, "sheet", name);
+        cJSON_AddItemToArray(jp, e);
+        /* contact sheet */
+        image cands[1000];
+        int ok = 1;
+        size_t img_n = (size_t)size * size * 3;
+        for (int k = 0; k < T && ok; k++) {
+            ok = image_alloc(&cands[k], size, size, 3, err) == OIR_OK;
+            for (size_t j = 0; ok && j < img_n; j++) cands[k].data[j] = r->candidates[((size_t)i * T + k) * img_n + j] / 255.0f;
+            if (!ok) T = k;
+        }
+        image sheet = {0};
+        char title[256];
+        snprintf(title, sizeof title, "pair %d: %s -> %s", i + 1, c->from[i], c->to[i]);
+        if (!ok) rc = err->code;
+        if (!rc) rc = sheet_render(&sheet, cands, T, r->edit_norm + (size_t)i * r->steps,
+                                   r->background_norm + (size_t)i * r->steps, r->total + (size_t)i * r->steps,
+                                   r->chosen_step[i] - 1, title, err);
+        path = join(out_dir, name);
+        if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
+        if (!rc) rc = image_save_png(&sheet, path, err);
+        free(path);
+        image_free(&sheet);
+        snprintf(name, sizeof name, "pair%d_mask.png", i + 1);
+        path = join(out_dir, name);
+        if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
+        if (!rc) rc = image_save_png(&masks[i], path, err);
+        free(path);
+        for (int k = 0; o->save_candidates && !rc && k < T; k++) {
+            snprintf(name, sizeof name, "pair%d_k%02d.png", i + 1, k + 1);
+            path = join(out_dir, name);
+            rc = cli_check_out(path, inputs, flags, c->n + 1, err);
+            if (!rc) rc = image_save_png(&cands[k], path, err);
+            free(path);
+        }
+        for (int k = 0; k < T; k++) image_free(&cands[k]);
+    }
+    cJSON *w = cJSON_AddArrayToObject(rep, "warnings");
+    for (int i = 0; i < r->n_warnings; i++) cJSON_AddItemToArray(w, cJSON_CreateString(r->warnings[i]));
+    cJSON *t = cJSON_AddObjectToObject(rep, "seconds");
+    cJSON_AddNumberToObject(t, "inversion", r->seconds_inversion);
+    cJSON_AddNumberToObject(t, "candidates", r->seconds_candidates);
+    cJSON_AddNumberToObject(t, "decode", r->seconds_decode);
+    cJSON_AddNumberToObject(t, "scoring", r->seconds_scoring);
+    cJSON_AddNumberToObject(t, "reassembly", r->seconds_reassembly);
+    cJSON_AddNumberToObject(t, "total", r->seconds_total);
+    json = cJSON_Print(rep);
+    path = join(out_dir, "report.json");
+    if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
+    if (!rc) rc = write_text_atomic(path, json ? json : "{}", err);
+    free(path);
+    if (!rc) {
+        printf("%s: %s\n", c->name ? c->name : cmd, r->target_prompt);
+        for (int i = 0; i < c->n; i++)
+            printf("  pair %d  %-20s -> %-20s chosen step %2d of %d\n", i + 1, c->from[i], c->to[i],
+                   r->chosen_step[i], r->steps);
+        if (!search && c->n > 1)
+            printf("  reassembly at step %d, re-inversion %d steps\n", r->reassembly_step, r->reinversion_steps);
+        for (int i = 0; i < r->n_warnings; i++) printf("  warning: %s\n", r->warnings[i]);
+        printf("  %.1f s (candidates %.1f s, %ld UNet calls); wrote %s/edited.png, report.json, pair sheets\n",
+               r->seconds_total, r->seconds_candidates, r->unet_calls, out_dir);
+    }
+done:
+    cJSON_free(json);
+    cJSON_Delete(rep);
+    oir_result_free(r);
+    image_free(&orig);
+    image_free(&square);
+    for (int i = 0; i < 16; i++) {
+        image_free(&masks[i]);
+        free(mask8[i]);
+    }
+    free(rgb);
+    return rc;
+}
+
+static int run_command(int argc, char **argv, int search) {
+    const char *cmd = search ? "search" : "edit";
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout, search);
+        return 0;
+    }
+    edit_opts o;
+    memset(&o, 0, sizeof o);
+    o.steps = 50;
+    o.guidance = 7.5f;
+    o.reassembly = 10;
+    o.reinversion = 10;
+    o.budget_mb = 2048;
+    o.out = "oir-out";
+    const cli_opt opts[] = {
+        {"--image", CLI_STR, &o.image, 0, 0},         {"--prompt", CLI_STR, &o.prompt, 0, 0},
+        {"--pair", CLI_STRS, &o.pairs, 0, 0},         {"--mask", CLI_STRS, &o.masks, 0, 0},
+        {"--guided", CLI_STRS, &o.guided, 0, 0},      {"--target", CLI_STR, &o.target, 0, 0},
+        {"--config", CLI_STR, &o.config, 0, 0},       {"--case", CLI_STR, &o.case_name, 0, 0},
+        {"--steps", CLI_INT, &o.steps, 1, 1000},      {"--guidance", CLI_FLOAT, &o.guidance, 0, 100},
+        {"--reassembly-step", CLI_INT, &o.reassembly, 0, 1000},
+        {"--reinversion-steps", CLI_INT, &o.reinversion, 0, 1000},
+        {"--serial", CLI_FLAG, &o.serial, 0, 0},      {"--budget-mb", CLI_INT, &o.budget_mb, 1, 1 << 20},
+        {"--seed", CLI_U64, &o.seed, 0, 0},           {"--model", CLI_STR, &o.model, 0, 0},
+        {"--clip", CLI_STR, &o.clip, 0, 0},           {"--variant", CLI_STR, &o.variant, 0, 0},
+        {"--threads", CLI_INT, &o.threads, 0, 1024},  {"--out", CLI_STR, &o.out, 0, 0},
+        {"--quiet", CLI_FLAG, &o.quiet, 0, 0},        {"--save-candidates", CLI_FLAG, &o.save_candidates, 0, 0},
+    };
+    oir_error err = {0};
+    if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err))
+        return cli_report(cmd, &err);
+    cli_set_threads(o.threads);
+    /* the cases to run */
+    edit_config cfg = {0};
+    int n_cases = 1, rc = OIR_OK;
+    static edit_case_spec specs[64];
+    static char froms[16][512], tos[16][512];
+    memset(specs, 0, sizeof specs);
+    if (o.config) {
+        if (o.image || o.prompt || o.pairs.n || o.masks.n) {
+            oir_fail(&err, OIR_E_ARG, "--config replaces --image/--prompt/--pair/--mask; give one or the other");
+            return cli_report(cmd, &err);
+        }
+        if (edit_config_load(&cfg, o.config, &err)) return cli_report(cmd, &err);
+        n_cases = 0;
+        for (int i = 0; i < cfg.n_cases && n_cases < 64; i++) {
+            edit_case *ec = &cfg.cases[i];
+            if (o.case_name && strcmp(o.case_name, ec->name)) continue;
+            if (ec->n_pairs > 16) {
+                oir_fail(&err, OIR_E_ARG, "%s: case '%s' has %d pairs (at most 16)", o.config, ec->name, ec->n_pairs);
+                rc = cli_report(cmd, &err);
+                goto cleanup;
+            }
+            edit_case_spec *s = &specs[n_cases++];
+            s->name = ec->name;
+            s->image_path = ec->image_path;
+            s->source = ec->origin_prompt;
+            s->target = o.target ? o.target : ec->target_prompt;
+            s->n = ec->n_pairs;
+            s->reassembly = ec->reassembly_step;
+            s->reinversion = ec->reinversion_steps;
+            for (int j = 0; j < ec->n_pairs; j++) {
+                s->from[j] = ec->pairs[j].from;
+                s->to[j] = ec->pairs[j].to;
+                s->mask_spec[j] = ec->pairs[j].mask_path;
+                s->guided[j] = ec->pairs[j].guided_prompt;
+            }
+        }
+        if (n_cases == 0) {
+            oir_fail(&err, OIR_E_ARG, "%s: no case named '%s'", o.config, o.case_name ? o.case_name : "");
+            rc = cli_report(cmd, &err);
+            goto cleanup;
+        }
+    } else {
+        edit_case_spec *s = &specs[0];
+        if (!o.image || !o.prompt || o.pairs.n == 0) {
+            oir_fail(&err, OIR_E_ARG, "needs --image, --prompt and at least one --pair (or --config); see oir %s --help", cmd);
+            return cli_report(cmd, &err);
+        }
+        if (o.pairs.n > 16) {
+            oir_fail(&err, OIR_E_ARG, "%d --pair options (at most 16)", o.pairs.n);
+            return cli_report(cmd, &err);
+        }
+        if (o.masks.n != o.pairs.n) {
+            oir_fail(&err, OIR_E_ARG, "%d --pair but %d --mask: give one mask per pair, in order", o.pairs.n, o.masks.n);
+            return cli_report(cmd, &err);
+        }
+        if (o.guided.n && o.guided.n != o.pairs.n) {
+            oir_fail(&err, OIR_E_ARG, "%d --pair but %d --guided: give a guided prompt for every pair or none",
+                     o.pairs.n, o.guided.n);
+            return cli_report(cmd, &err);
+        }
+        s->image_path = o.image;
+        s->source = o.prompt;
+        s->target = o.target;
+        s->n = o.pairs.n;
+        s->reassembly = s->reinversion = -1;
+        for (int j = 0; j < o.pairs.n; j++) {
+            if (split_pair(o.pairs.v[j], froms[j], tos[j], sizeof froms[j], &err)) return cli_report(cmd, &err);
+            s->from[j] = froms[j];
+            s->to[j] = tos[j];
+            s->mask_spec[j] = o.masks.v[j];
+            s->guided[j] = o.guided.n ? o.guided.v[j] : NULL;
+        }
+    }
+    for (int i = 0; i < n_cases; i++)
+        if (search && specs[i].n != 1) {
+            oir_fail(&err, OIR_E_ARG, "oir search takes exactly one editing pair (got %d); use oir edit for several",
+                     specs[i].n);
+            rc = cli_report(cmd, &err);
+            goto cleanup;
+        }
+    oir_context_params cp = oir_context_default_params();
+    if (o.model) cp.model_path = o.model;
+    else if (getenv("OIR_MODEL") && *getenv("OIR_MODEL")) cp.model_path = getenv("OIR_MODEL");
+    if (o.clip) cp.clip_path = o.clip;
+    else if (getenv("OIR_CLIP") && *getenv("OIR_CLIP")) cp.clip_path = getenv("OIR_CLIP");
+    cp.variant = o.variant;
+    oir_context *ctx = NULL;
+    if (oir_context_load(&ctx, &cp, &err)) {
+        rc = cli_report(cmd, &err);
+        goto cleanup;
+    }
+    progress_bar bar;
+    progress_init(&bar, o.quiet);
+    for (int i = 0; i < n_cases && !rc; i++) {
+        char dir[4096];
+        if (n_cases > 1) {
+            mkdir(o.out, 0755);
+            snprintf(dir, sizeof dir, "%s/%s", o.out, specs[i].name);
+            for (char *q = dir + strlen(o.out) + 1; *q; q++)
+                if (*q == '/' || *q == ' ') *q = '_';
+        } else {
+            snprintf(dir, sizeof dir, "%s", o.out);
+        }
+        if (run_case(cmd, search, ctx, &specs[i], &o, dir, &bar, &err)) rc = cli_report(cmd, &err);
+    }
+    oir_context_free(ctx);
+cleanup:
+    edit_config_free(&cfg);
+    return rc;
+}
+
+int cmd_search(int argc, char **argv) { return run_command(argc, argv, 1); }
+int cmd_edit(int argc, char **argv) { return run_command(argc, argv, 0); }
