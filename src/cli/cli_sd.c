@@ -1,0 +1,125 @@
+#include "cli/cli_sd.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "models/model_config.h"
+
+const char *cli_default_model(void) {
+    const char *env = getenv("OIR_MODEL");
+    return env && env[0] ? env : CLI_DEFAULT_MODEL;
+}
+
+int cli_load_sd(sd_model **out, const char *path, int path_is_default, const char *variant,
+                const char *config_dir, oir_error *err) {
+    struct stat sb;
+    if (path_is_default && stat(path, &sb) != 0)
+        return oir_fail(err, OIR_E_IO,
+                        "%s: no such model (the default%s); give --model PATH (a diffusers folder "
+                        "or a .safetensors checkpoint) or set OIR_MODEL",
+                        path,
+                        getenv("OIR_MODEL") && getenv("OIR_MODEL")[0] ? ", from OIR_MODEL" : "");
+    sd_load_params p = sd_load_default_params();
+    p.variant = variant;
+    p.config_dir = config_dir;
+    int rc = sd_model_load(out, path, &p, err);
+    if (rc == OIR_OK && !(*out)->tokenizer) {
+        sd_model_free(*out);
+        *out = NULL;
+        return oir_fail(err, OIR_E_MISSING,
+                        "%s: no tokenizer (a single-file checkpoint has none): give --config DIR "
+                        "(a diffusers folder with tokenizer/) or set OIR_TOKENIZER to a tokenizer "
+                        "folder",
+                        path);
+    }
+    return rc;
+}
+
+int cli_check_size(const sd_model *m, int size, oir_error *err) {
+    int f = vae_downscale(&m->vae->cfg) * (1 << (m->unet->cfg.n_blocks - 1));
+    if (size <= 0 || size % f)
+        return oir_fail(err, OIR_E_ARG,
+                        "--size %d: not a multiple of %d (the VAE downscale x the UNet's); try %d",
+                        size, f, size < f ? f : size / f * f);
+    return OIR_OK;
+}
+
+/* sample_size of <dir>/<comp>/config.json, 0 when absent (int or [n, n]). */
+static int config_sample_size(const char *dir, const char *comp, int *out, oir_error *err) {
+    char path[1200];
+    *out = 0;
+    if (snprintf(path, sizeof path, "%s/%s/config.json", dir, comp) >= (int)sizeof path)
+        return OIR_OK;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return OIR_OK;
+    model_config c;
+    int rc = model_config_read(&c, path, err);
+    if (rc) return rc;
+    int v[2] = {0, 0}, n = 0, is_list = 0;
+    rc = model_config_ints(&c, "sample_size", v, 2, &n, &is_list, err);
+    model_config_free(&c);
+    if (rc) return rc;
+    if (n == 2 && v[0] != v[1])
+        return oir_fail(err, OIR_E_UNSUPPORTED,
+                        "%s: sample_size [%d, %d] is not square; give --size", path, v[0], v[1]);
+    if (n >= 1 && v[0] > 0) *out = v[0];
+    return OIR_OK;
+}
+
+int cli_native_size(const sd_model *m, const char *config_dir, int *size, oir_error *err) {
+    int f = vae_downscale(&m->vae->cfg);
+    *size = 64 * f;
+    const char *dir = m->source == SD_SOURCE_DIFFUSERS ? m->path : config_dir;
+    if (!dir) return OIR_OK;
+    int s = 0, rc = config_sample_size(dir, "unet", &s, err);
+    if (rc) return rc;
+    if (s > 0) {
+        *size = s * f;
+        return OIR_OK;
+    }
+    if ((rc = config_sample_size(dir, "vae", &s, err))) return rc;
+    if (s > 0) *size = s;
+    return OIR_OK;
+}
+
+/* splitmix64 output for counter i of stream `seed`. */
+static uint64_t splitmix64_at(uint64_t seed, uint64_t i) {
+    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void cli_gaussian_noise(float *out, size_t n, uint64_t seed) {
+    /* Mix the seed once so that nearby seeds give unrelated streams. */
+    uint64_t key = splitmix64_at(seed, 0x5eedull);
+    const double two_pi = 6.283185307179586476925286766559;
+    for (size_t k = 0; 2 * k < n; k++) {
+        /* u1 in (0, 1] (log never sees 0), u2 in [0, 1): 53-bit uniforms */
+        double u1 = ((splitmix64_at(key, 2 * k) >> 11) + 1) * 0x1.0p-53;
+        double u2 = (splitmix64_at(key, 2 * k + 1) >> 11) * 0x1.0p-53;
+        double r = sqrt(-2.0 * log(u1));
+        out[2 * k] = (float)(r * cos(two_pi * u2));
+        if (2 * k + 1 < n) out[2 * k + 1] = (float)(r * sin(two_pi * u2));
+    }
+}
+
+double cli_psnr(const image *a, const image *b) {
+    size_t n = (size_t)a->width * a->height * a->channels;
+    double se = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a->data[i] - b->data[i];
+        se += d * d;
+    }
+    if (se == 0) return INFINITY;
+    return 10.0 * log10(1.0 / (se / (double)n));
+}
+
+int cli_tensor_to_image(image *out, const float *chw, int size, oir_error *err) {
+    int rc = image_from_tensor(out, chw, 3, size, size, err);
+    if (!rc) image_quantize(out, 0);
+    return rc;
+}

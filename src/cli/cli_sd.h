@@ -1,0 +1,50 @@
+/* Pieces `oir generate` and `oir reconstruct` share: the default model, the
+ * model's native image size, seeded Gaussian noise, PSNR. */
+#ifndef OIR_CLI_SD_H
+#define OIR_CLI_SD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/image.h"
+#include "models/loader.h"
+
+/* The default model when --model is not given: $OIR_MODEL when set and not
+ * empty, else "models/tiny-shapes" (relative to the current folder). */
+#define CLI_DEFAULT_MODEL "models/tiny-shapes"
+const char *cli_default_model(void);
+
+/* sd_model_load with every component; when the path is missing and was the
+ * default, the message says how to choose another (--model, OIR_MODEL).
+ * config_dir (--config, may be NULL): diffusers configs for a single-file
+ * checkpoint, as sd_load_params.config_dir. A model without a tokenizer
+ * (single-file, no config_dir, no $OIR_TOKENIZER) fails, saying so. */
+int cli_load_sd(sd_model **out, const char *path, int path_is_default, const char *variant,
+                const char *config_dir, oir_error *err);
+
+/* The model's native image side in pixels: unet/config.json sample_size x
+ * the VAE factor (else vae/config.json sample_size) of a diffusers folder,
+ * or of config_dir for a single-file checkpoint; 64 x the VAE factor when no
+ * config says (SD 1.x: 512). */
+int cli_native_size(const sd_model *m, const char *config_dir, int *size, oir_error *err);
+
+/* OIR_E_ARG naming --size unless size is a positive multiple of the VAE x
+ * UNet downscale factor. */
+int cli_check_size(const sd_model *m, int size, oir_error *err);
+
+/* Standard normal noise, n values, from a counter-based generator:
+ * value pair k = Box-Muller(u1, u2) with u1, u2 from
+ * splitmix64(seed, 2k) and splitmix64(seed, 2k + 1). Each value depends
+ * only on (seed, index), so results are the same on every run and for every
+ * thread count; they are NOT torch.randn's values for that seed. */
+void cli_gaussian_noise(float *out, size_t n, uint64_t seed);
+
+/* PSNR in dB of two images of the same size, values in [0, 1] (peak 1),
+ * over every channel; INFINITY when identical. */
+double cli_psnr(const image *a, const image *b);
+
+/* One image (3, S, S) in about [-1, 1] -> an S x S RGB image quantised to
+ * 8 bits (round half to even), exactly what image_save_png writes. */
+int cli_tensor_to_image(image *out, const float *chw, int size, oir_error *err);
+
+#endif
