@@ -96,8 +96,9 @@ static void test_batching(const sd_model *m) {
     for (int b = 0; b < B; b++)
         CHECK(sampler_eps(&big, x + b * n, t + b, cond + b, uncond + b, 7.5f, 1, e_one + b * n, &err) == OIR_OK,
               "%s", err.message);
-    th_close("batch of mixed timesteps == rows alone", e_batch, e_one, B * n, 1e-5f, 1e-4f);
-    th_close("budget split (1 row per call) == one batch", e_split, e_batch, B * n, 1e-5f, 1e-4f);
+    /* BLAS may block products differently for other row counts: float rounding only */
+    th_close("batch of mixed timesteps == rows alone", e_batch, e_one, B * n, 1e-4f, 1e-3f);
+    th_close("budget split (1 row per call) == one batch", e_split, e_batch, B * n, 1e-4f, 1e-3f);
     CHECK(small.unet_calls == 2 * B, "split run made %ld UNet calls, expected %d", small.unet_calls, 2 * B);
     free(x);
     free(ctx);

@@ -1,0 +1,187 @@
+/* oir search / oir edit from the command line on the tiny random pipeline:
+ * outputs and report.json, the authors' YAML, and malformed requests. */
+#include <cjson/cJSON.h>
+
+#include "cli_runner.h"
+#include "io/image.h"
+
+static char model[1024], clip[1024];
+
+static void write_inputs(void) {
+    oir_error err = {0};
+    image img = {0}, m1 = {0}, big = {0};
+    image_alloc(&img, 16, 16, 3, &err);
+    image_alloc(&m1, 16, 16, 1, &err);
+    image_alloc(&big, 20, 16, 1, &err);
+    for (int y = 0; y < 16; y++)
+        for (int x = 0; x < 16; x++) {
+            float *p = img.data + (y * 16 + x) * 3;
+            int left = x >= 2 && x < 7 && y >= 5 && y < 11, right = x >= 9 && x < 14 && y >= 5 && y < 11;
+            p[0] = left ? 0.9f : 0.5f;
+            p[1] = right ? 0.8f : 0.5f;
+            p[2] = 0.5f;
+            m1.data[y * 16 + x] = (float)left;
+        }
+    image_save_png(&img, cr_path("in.png"), &err);
+    image_save_png(&m1, cr_path("m1.png"), &err);
+    image_save_png(&big, cr_path("m_wrong.png"), &err);
+    image_alloc(&m1, 16, 16, 1, &err); /* all zero */
+    image_save_png(&m1, cr_path("m_empty.png"), &err);
+    FILE *fp = fopen(cr_path("cases.yaml"), "w");
+    fprintf(fp,
+            "two_objects:\n"
+            "  image_path: in.png\n"
+            "  origin_prompt: \"a photo of a red circle and a green square\"\n"
+            "  target_prompt: \"a photo of a blue circle and a green star\"\n"
+            "  guided_prompt: [[\"a photo of a \", \" and a green square\"], [\"a photo of a red circle and a \", \"\"]]\n"
+            "  origin_change: ['red circle', 'green square']\n"
+            "  prompt_change: ['blue circle', 'green star']\n"
+            "  prompt_change_mask: ['m1.png', 'm1.png']\n"
+            "  reassembly_step: 2\n"
+            "  reinversion_steps: 2\n");
+    fclose(fp);
+    image_free(&img);
+    image_free(&m1);
+    image_free(&big);
+}
+
+static cJSON *read_report(const char *dir) {
+    static char buf[1 << 20];
+    char p[600];
+    snprintf(p, sizeof p, "%s/report.json", dir);
+    cr_read(p, buf, sizeof buf);
+    return cJSON_Parse(buf);
+}
+
+static void test_edit_outputs(void) {
+    const char *out = cr_path("out_edit");
+    int rc = cr_run("edit", "--model", model, "--clip", clip, "--image", cr_path("in.png"), "--prompt",
+                    "a photo of a red circle and a green square", "--pair", "red circle->blue circle", "--mask",
+                    cr_path("m1.png"), "--pair", "green square->green star", "--mask", "9,5,14,11", "--steps", "6",
+                    "--reassembly-step", "2", "--reinversion-steps", "2", "--quiet", "--threads", "1", "--out", out,
+                    NULL);
+    CHECK(rc == 0, "oir edit exit %d: %s", rc, cr_err);
+    const char *files[] = {"edited.png", "input.png", "pair1_sheet.png", "pair2_sheet.png", "pair1_mask.png",
+                           "pair2_mask.png", "report.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", out, files[i]);
+        CHECK(access(p, F_OK) == 0, "oir edit wrote %s", files[i]);
+    }
+    cJSON *r = read_report(out);
+    CHECK(r != NULL, "report.json parses");
+    if (!r) return;
+    cJSON *pairs = cJSON_GetObjectItem(r, "pairs");
+    CHECK(cJSON_GetArraySize(pairs) == 2, "report has 2 pairs");
+    cJSON *p0 = cJSON_GetArrayItem(pairs, 0);
+    int k = cJSON_GetObjectItem(p0, "chosen_step") ? cJSON_GetObjectItem(p0, "chosen_step")->valueint : 0;
+    CHECK(k >= 1 && k <= 6, "chosen step %d in 1..6", k);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(p0, "total")) == 6, "6 per-step totals");
+    cJSON *tgt = cJSON_GetObjectItem(r, "target_prompt");
+    CHECK(cJSON_IsString(tgt) && !strcmp(tgt->valuestring, "a photo of a blue circle and a green star"), "target");
+    CHECK(cJSON_GetObjectItem(r, "seconds") && cJSON_GetObjectItem(r, "warnings"), "timings and warnings");
+    CHECK(strstr(cr_out, "chosen step") != NULL, "summary printed: %s", cr_out);
+    cJSON_Delete(r);
+    /* search on one pair; the sheet has the candidates */
+    out = cr_path("out_search");
+    rc = cr_run("search", "--model", model, "--clip", clip, "--image", cr_path("in.png"), "--prompt",
+                "a photo of a red circle", "--pair", "red circle->blue circle", "--mask", cr_path("m1.png"), "--steps",
+                "5", "--serial", "--save-candidates", "--quiet", "--out", out, NULL);
+    CHECK(rc == 0, "oir search exit %d: %s", rc, cr_err);
+    char p[600];
+    snprintf(p, sizeof p, "%s/pair1_k05.png", out);
+    CHECK(access(p, F_OK) == 0, "--save-candidates wrote pair1_k05.png");
+    image sheet = {0};
+    oir_error err = {0};
+    snprintf(p, sizeof p, "%s/pair1_sheet.png", out);
+    CHECK(image_load(&sheet, p, &err) == OIR_OK && sheet.width > 5 * 96, "sheet is %dx%d", sheet.width, sheet.height);
+    image_free(&sheet);
+    /* the authors' YAML */
+    out = cr_path("out_yaml");
+    rc = cr_run("edit", "--model", model, "--clip", clip, "--config", cr_path("cases.yaml"), "--steps", "5", "--quiet",
+                "--out", out, NULL);
+    CHECK(rc == 0, "oir edit --config exit %d: %s", rc, cr_err);
+    r = read_report(out);
+    CHECK(r && cJSON_GetObjectItem(r, "reassembly_step_requested") &&
+              cJSON_GetObjectItem(r, "reassembly_step_requested")->valueint == 2, "YAML reassembly_step used");
+    cJSON *w = r ? cJSON_GetObjectItem(r, "warnings") : NULL;
+    int overlap = 0;
+    for (int i = 0; i < cJSON_GetArraySize(w); i++)
+        overlap |= strstr(cJSON_GetArrayItem(w, i)->valuestring, "overlap") != NULL;
+    CHECK(overlap, "same mask for both pairs: overlap reported in report.json");
+    cJSON_Delete(r);
+}
+
+static void test_errors(void) {
+    const char *img = cr_path("in.png"), *m1 = cr_path("m1.png");
+    const char *src = "a photo of a red circle";
+    int rc;
+    rc = cr_run("edit", "--model", model, "--clip", clip, "--image", img, "--prompt", src, "--pair", "red circle",
+                "--mask", m1, "--out", cr_path("e1"), NULL);
+    cr_expect_error("malformed pair", rc, "edit", "FROM->TO");
+    rc = cr_run("edit", "--model", model, "--clip", clip, "--image", img, "--prompt", src, "--pair",
+                "red circle->blue circle", "--out", cr_path("e2"), NULL);
+    cr_expect_error("missing mask", rc, "edit", "--mask");
+    rc = cr_run("edit", "--model", model, "--clip", clip, "--image", img, "--prompt", src, "--pair",
+                "red circle->blue circle", "--mask", cr_path("nope.png"), "--out", cr_path("e3"), NULL);
+    cr_expect_error("mask file missing", rc, "edit", "nope.png");
+    rc = cr_run("edit", "--model", model, "--clip", clip, "--image", img, "--prompt", src, "--pair",
+                "red circle->blue circle", "--mask", cr_path("m_wrong.png"), "--out", cr_path("e4"), NULL);
+    cr_expect_error("mask of the wrong size", rc, "edit", "m_wrong.png");
+    rc = cr_run("edit", "--model", model, "--clip", clip, "--image", img, "--prompt", src, "--pair",
+                "red circle->blue circle", "--mask", cr_path("m_empty.png"), "--steps", "3", "--out", cr_path("e5"),
+                NULL);
+    cr_expect_error("empty mask", rc, "edit", "empty");
+    rc = cr_run("edit", "--model", model, "--clip", clip, "--image", img, "--prompt", src, "--pair",
+                "horse->zebra", "--mask", m1, "--steps", "3", "--out", cr_path("e6"), NULL);
+    cr_expect_error("phrase not in the prompt", rc, "edit", "horse");
+    rc = cr_run("edit", "--model", model, "--clip", clip, "--image", img, "--prompt", src, "--pair",
+                "red circle->blue circle", "--mask", "5,5,2,2", "--out", cr_path("e7"), NULL);
+    cr_expect_error("inverted box", rc, "edit", "box");
+    rc = cr_run("search", "--model", model, "--clip", clip, "--image", img, "--prompt", src, "--pair", "red->blue",
+                "--mask", m1, "--pair", "circle->star", "--mask", m1, "--out", cr_path("e8"), NULL);
+    cr_expect_error("search with two pairs", rc, "search", "exactly one");
+    rc = cr_run("edit", "--model", model, "--clip", clip, "--image", cr_path("missing.png"), "--prompt", src,
+                "--pair", "red circle->blue circle", "--mask", m1, "--out", cr_path("e9"), NULL);
+    cr_expect_error("missing image", rc, "edit", "missing.png");
+    rc = cr_run("edit", "--config", cr_path("nope.yaml"), NULL);
+    cr_expect_error("missing YAML", rc, "edit", "nope.yaml");
+    rc = cr_run("edit", "--steps", "0", NULL);
+    cr_expect_error("bad --steps", rc, "edit", "--steps");
+    rc = cr_run("edit", "--model", cr_path("no_model"), "--clip", clip, "--image", img, "--prompt", src, "--pair",
+                "red circle->blue circle", "--mask", m1, "--out", cr_path("e10"), NULL);
+    cr_expect_error("missing model", rc, "edit", "no_model");
+    /* an output that would overwrite an input is refused, and the input survives */
+    char in_copy[600];
+    snprintf(in_copy, sizeof in_copy, "%s/edited.png", cr_tmp);
+    FILE *a = fopen(img, "rb"), *b = fopen(in_copy, "wb");
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
+    fclose(a);
+    fclose(b);
+    rc = cr_run("search", "--model", model, "--clip", clip, "--image", in_copy, "--prompt", src, "--pair",
+                "red circle->blue circle", "--mask", m1, "--steps", "3", "--quiet", "--out", cr_tmp, NULL);
+    cr_expect_error("output over the input", rc, "search", "edited.png");
+    image back = {0};
+    oir_error err = {0};
+    CHECK(image_load(&back, in_copy, &err) == OIR_OK && back.width == 16, "input left intact");
+    image_free(&back);
+    CHECK(cr_run("search", "--help", NULL) == 0 && strstr(cr_out, "--pair"), "search --help");
+    CHECK(cr_run("edit", "--help", NULL) == 0 && strstr(cr_out, "--reassembly-step"), "edit --help");
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    if (cr_init(argv[0])) {
+        CHECK(0, "cannot set up the CLI runner");
+        return th_summary();
+    }
+    snprintf(model, sizeof model, "%s", th_fixture_path("sd/tiny-pipe"));
+    snprintf(clip, sizeof clip, "%s", th_fixture_path("sd/clip-tiny"));
+    write_inputs();
+    test_edit_outputs();
+    test_errors();
+    cr_cleanup();
+    return th_summary();
+}
