@@ -7,6 +7,7 @@ BUILD ?= release
 OUT := build/$(BUILD)
 
 CC ?= cc
+CXX ?= c++
 WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
 BASE := -std=c11 -D_GNU_SOURCE -fopenmp -Iinclude -Isrc -MMD -MP
 ifeq ($(BUILD),asan)
@@ -68,6 +69,7 @@ $(OUT)/examples/%: examples/%.c $(LIB)
 # The README's test command.
 test: deps
 	@$(MAKE) --no-print-directory all BUILD=$(BUILD)
+	@$(CXX) -std=c++11 -Wall -Wextra -Werror -fsyntax-only -x c++ include/oir.h && echo "include/oir.h compiles as C++"
 	@bash tests/run.sh $(OUT)
 
 asan-test: deps
