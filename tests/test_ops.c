@@ -13,7 +13,8 @@
  *   geglu                      atol 3e-6  rtol 1e-5  (h * x/2 * (1 + erf): 1 ulp of erf
  *                                                    near -1 cancels, times |h*x| <= 36)
  *   softmax                    atol 1e-7  rtol 1e-5
- *   attention                  atol 1e-5  rtol 1e-4  (reference in float64)
+ *   attention                  atol 1e-5  rtol 1e-4  (reference in float64; 2e-6
+ *                                                    for the 4096-key sum check)
  *   timestep embedding         atol 1.5e-4 rtol 1e-5 (sin/cos of t*freq with t up
  *                                                    to 999: one ulp of the argument
  *                                                    (6e-5) from torch.exp vs expf
@@ -329,21 +330,37 @@ static void test_attention(void) {
 }
 
 /* Attention with long K/V (a head's K+V rows over 256 KB, so tasks run head
- * by head, as for SD's 4096-token self-attention) against a float64 loop,
- * with 1 and 2 threads. */
+ * by head, as for SD's 4096-token self-attention) against a float64 loop on
+ * a sample of query rows, with 1 and 2 threads. The inputs are patterned
+ * (as in the kernel benchmark) with v >= 0 and a nearly flat softmax: 4096
+ * comparable terms of one sign, where rounding errors do not cancel (a
+ * single running sum over all keys was 40x off here; blocked sums are not). */
 static void test_attention_long(void) {
-    const int B = 1, Tq = 150, Tk = 900, heads = 2, d = 40, hd = heads * d;
+    const int B = 1, Tq = 256, Tk = 4096, heads = 2, d = 40, hd = heads * d;
     size_t nq = (size_t)B * Tq * hd, nk = (size_t)B * Tk * hd;
-    float *q = alloc_f(nq), *k = alloc_f(nk), *v = alloc_f(nk), *ref = alloc_f(nq),
-          *o1 = alloc_f(nq), *o2 = alloc_f(nq);
+    float *q = alloc_f(nq), *k = alloc_f(nk), *v = alloc_f(nk), *o1 = alloc_f(nq),
+          *o2 = alloc_f(nq);
     double *s = malloc((size_t)Tk * sizeof(double));
-    fill_rand(q, nq, 31);
-    fill_rand(k, nk, 32);
-    fill_rand(v, nk, 33);
-    for (size_t i = 0; i < nq; i++) q[i] *= 2.0f;
+    for (size_t i = 0; i < nq; i++) q[i] = (float)(i % 13) * 0.1f - 0.6f;
+    for (size_t i = 0; i < nk; i++) {
+        k[i] = (float)(i % 7) * 0.1f - 0.3f;
+        v[i] = (float)(i % 5) * 0.1f;
+    }
     const float scale = 1.0f / sqrtf((float)d);
-    for (int h = 0; h < heads; h++)
-        for (int i = 0; i < Tq; i++) {
+    oir_set_threads(1);
+    float *scratch = alloc_f(op_attention_scratch(Tq, Tk, heads, d));
+    op_attention(o1, q, k, v, B, Tq, Tk, heads, d, scale, NULL, 0, scratch);
+    free(scratch);
+    oir_set_threads(2);
+    scratch = alloc_f(op_attention_scratch(Tq, Tk, heads, d));
+    op_attention(o2, q, k, v, B, Tq, Tk, heads, d, scale, NULL, 0, scratch);
+    CHECK(memcmp(o1, o2, nq * sizeof(float)) == 0, "attention (long K/V): 1 and 2 threads differ");
+
+    enum { NS = 24 }; /* sampled query rows, both heads */
+    float got[NS * 2 * 40], ref[NS * 2 * 40];
+    int ns;
+    for (ns = 0; ns < NS; ns++)
+        for (int h = 0, i = ns * (Tq / NS); h < heads; h++) {
             double mx = -INFINITY, sum = 0;
             for (int j = 0; j < Tk; j++) {
                 double a = 0;
@@ -356,23 +373,16 @@ static void test_attention_long(void) {
             for (int c = 0; c < d; c++) {
                 double a = 0;
                 for (int j = 0; j < Tk; j++) a += s[j] * v[(size_t)j * hd + h * d + c];
-                ref[(size_t)i * hd + h * d + c] = (float)(a / sum);
+                ref[(ns * heads + h) * d + c] = (float)(a / sum);
+                got[(ns * heads + h) * d + c] = o2[(size_t)i * hd + h * d + c];
             }
         }
-    oir_set_threads(1);
-    float *scratch = alloc_f(op_attention_scratch(Tq, Tk, heads, d));
-    op_attention(o1, q, k, v, B, Tq, Tk, heads, d, scale, NULL, 0, scratch);
-    free(scratch);
-    oir_set_threads(2);
-    scratch = alloc_f(op_attention_scratch(Tq, Tk, heads, d));
-    op_attention(o2, q, k, v, B, Tq, Tk, heads, d, scale, NULL, 0, scratch);
-    th_close("attention 150x900 h2 d40 vs float64", o2, ref, nq, 1e-5f, 1e-4f);
-    CHECK(memcmp(o1, o2, nq * sizeof(float)) == 0, "attention (long K/V): 1 and 2 threads differ");
+    th_close("attention 256x4096 h2 d40 vs float64 (sampled rows)", got, ref,
+             (size_t)ns * heads * d, 2e-6f, 1e-5f);
     free(scratch);
     free(q);
     free(k);
     free(v);
-    free(ref);
     free(o1);
     free(o2);
     free(s);
