@@ -1,0 +1,243 @@
+/* UNet (and VAE decode) speed and memory at Stable Diffusion 1.5 size.
+ *
+ *     .venv-tools/bin/python tools/make_random_sd.py /tmp/sd15     # once: random SD 1.5 weights
+ *     build/release/bench/bench_unet /tmp/sd15 [--what unet|vae|all] [--threads 2] [--iters 3]
+ *                                    [--batch 2] [--latent 64] [--ctx 77]
+ *     .venv-tools/bin/python tools/bench/torch_unet.py /tmp/sd15    # the same in PyTorch
+ *
+ * (or OIR_BENCH_SD=/tmp/sd15). Runs the UNet forward on a (B, 4, 64, 64) latent with a 77 x 768
+ * context, fp32, one timestep per row, and the VAE decode of one 64x64 latent to a 512x512
+ * image; prints seconds per pass (best and mean of --iters after one warm-up) and the process's
+ * peak resident memory next to the weights' size and the arena plan. Run --what unet and
+ * --what vae separately for separate peak-memory figures. Without a model folder it prints how
+ * to make one and exits 0 (benchmarks are not tests). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "core/arena.h"
+#include "io/safetensors.h"
+#include "models/unet.h"
+#include "models/vae.h"
+#include "models/weights.h"
+#include "oir.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double peak_rss_gb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / (1024.0 * 1024.0); /* KiB -> GiB */
+}
+
+static double current_rss_gb(void) {
+    FILE *fp = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (fp) {
+        if (fscanf(fp, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        fclose(fp);
+    }
+    return rss * 4096.0 / (1024.0 * 1024.0 * 1024.0);
+}
+
+/* Deterministic N(0, 1)-ish numbers (sum of uniforms), no RNG state shared with anything. */
+static void fill(float *x, size_t n, unsigned seed) {
+    unsigned s = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        float acc = 0;
+        for (int k = 0; k < 4; k++) {
+            s = s * 1664525u + 1013904223u;
+            acc += (s >> 8) * (1.0f / 16777216.0f);
+        }
+        x[i] = (acc - 2.0f) * 1.7320508f;
+    }
+}
+
+typedef struct {
+    st_file *f;
+    weights *w;
+} wfile;
+
+static int open_component(wfile *wf, const char *dir, const char *comp, oir_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/diffusion_pytorch_model.safetensors", dir, comp);
+    memset(wf, 0, sizeof *wf);
+    int rc = st_open(&wf->f, path, err);
+    if (!rc) rc = weights_from_file(&wf->w, wf->f, comp, "", NULL, err);
+    return rc;
+}
+
+static void close_component(wfile *wf) {
+    weights_free(wf->w);
+    st_close(wf->f);
+}
+
+static void report(const char *what, const double *t, int iters) {
+    double best = t[0], sum = 0;
+    for (int i = 0; i < iters; i++) {
+        if (t[i] < best) best = t[i];
+        sum += t[i];
+    }
+    printf("%s: best %.3f s, mean %.3f s over %d runs (", what, best, sum / iters, iters);
+    for (int i = 0; i < iters; i++) printf("%s%.3f", i ? " " : "", t[i]);
+    printf(")\n");
+}
+
+static int bench_unet(const char *dir, int B, int lat, int ctx_len, int iters) {
+    oir_error err = {0};
+    wfile wf;
+    unet_model *m = NULL;
+    arena a = {0};
+    float *x = NULL, *ctx = NULL, *out = NULL, *ts = NULL;
+    char cpath[4096];
+    snprintf(cpath, sizeof cpath, "%s/unet/config.json", dir);
+    double t0 = now();
+    int rc = open_component(&wf, dir, "unet", &err);
+    if (!rc) rc = unet_load(&m, cpath, wf.w, &err);
+    if (!rc) rc = weights_finish(wf.w, &err);
+    if (rc) {
+        fprintf(stderr, "bench_unet: %s\n", err.message);
+        goto cleanup;
+    }
+    double wgb = weights_numel(wf.w) * 4.0 / (1 << 30);
+    printf("unet: %lld parameters (%.2f GiB fp32), loaded in %.2f s\n",
+           (long long)weights_numel(wf.w), wgb, now() - t0);
+    const unet_config *c = &m->cfg;
+    size_t nx = (size_t)B * c->in_channels * lat * lat,
+           nc = (size_t)B * ctx_len * c->cross_attention_dim;
+    x = malloc(nx * sizeof(float)), ctx = malloc(nc * sizeof(float));
+    out = malloc((size_t)B * c->out_channels * lat * lat * sizeof(float)),
+    ts = malloc(B * sizeof(float));
+    fill(x, nx, 1), fill(ctx, nc, 2);
+    for (int b = 0; b < B; b++) ts[b] = (float)(981 - 480 * b % 1000); /* one timestep per row */
+    size_t plan = unet_arena_bytes(m, B, lat, lat, ctx_len);
+    if ((rc = arena_init(&a, plan, &err))) {
+        fprintf(stderr, "bench_unet: %s\n", err.message);
+        goto cleanup;
+    }
+    printf("unet: batch %d, latent %dx%d, context %dx%d, arena plan %.3f GiB\n", B, lat, lat,
+           ctx_len, c->cross_attention_dim, plan / (double)(1 << 30));
+    double t[64];
+    for (int i = -1; i < iters; i++) { /* i = -1: warm-up (touches the weights' pages) */
+        double s = now();
+        if ((rc = unet_forward(m, &a, x, ts, ctx, B, lat, lat, ctx_len, out, &err))) {
+            fprintf(stderr, "bench_unet: %s\n", err.message);
+            goto cleanup;
+        }
+        if (i >= 0)
+            t[i] = now() - s;
+        else
+            printf("unet: warm-up %.3f s\n", now() - s);
+    }
+    double sum = 0;
+    for (size_t i = 0; i < (size_t)B * c->out_channels * lat * lat; i++) sum += out[i];
+    report("unet forward", t, iters);
+    printf("unet: arena peak %.3f GiB; process peak RSS %.2f GiB, now %.2f GiB (weights %.2f GiB + "
+           "%.2f GiB); checksum %.6g\n",
+           a.peak / (double)(1 << 30), peak_rss_gb(), current_rss_gb(), wgb, peak_rss_gb() - wgb,
+           sum);
+cleanup:
+    arena_free(&a);
+    free(x), free(ctx), free(out), free(ts);
+    unet_free(m);
+    close_component(&wf);
+    return rc;
+}
+
+static int bench_vae(const char *dir, int lat, int iters) {
+    oir_error err = {0};
+    wfile wf;
+    vae_model *m = NULL;
+    arena a = {0};
+    float *z = NULL, *img = NULL;
+    char cpath[4096];
+    snprintf(cpath, sizeof cpath, "%s/vae/config.json", dir);
+    int rc = open_component(&wf, dir, "vae", &err);
+    if (!rc) rc = vae_load(&m, cpath, wf.w, &err);
+    if (!rc) rc = weights_finish(wf.w, &err);
+    if (rc) {
+        fprintf(stderr, "bench_unet: %s\n", err.message);
+        goto cleanup;
+    }
+    int f = vae_downscale(&m->cfg), L = m->cfg.latent_channels;
+    size_t nz = (size_t)L * lat * lat, ni = (size_t)m->cfg.out_channels * lat * f * lat * f;
+    z = malloc(nz * sizeof(float)), img = malloc(ni * sizeof(float));
+    fill(z, nz, 3);
+    size_t plan = vae_decode_arena_bytes(m, 1, lat, lat);
+    if ((rc = arena_init(&a, plan, &err))) {
+        fprintf(stderr, "bench_unet: %s\n", err.message);
+        goto cleanup;
+    }
+    printf("vae: decode %dx%d latent -> %dx%d image, arena plan %.3f GiB\n", lat, lat, lat * f,
+           lat * f, plan / (double)(1 << 30));
+    double t[64];
+    for (int i = -1; i < iters; i++) {
+        double s = now();
+        if ((rc = vae_decode(m, &a, z, 1, lat, lat, img, &err))) {
+            fprintf(stderr, "bench_unet: %s\n", err.message);
+            goto cleanup;
+        }
+        if (i >= 0)
+            t[i] = now() - s;
+        else
+            printf("vae: warm-up %.3f s\n", now() - s);
+    }
+    report("vae decode", t, iters);
+    printf("vae: arena peak %.3f GiB; process peak RSS %.2f GiB\n", a.peak / (double)(1 << 30),
+           peak_rss_gb());
+cleanup:
+    arena_free(&a);
+    free(z), free(img);
+    vae_free(m);
+    close_component(&wf);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    const char *dir = getenv("OIR_BENCH_SD"), *what = "all";
+    int threads = 2, iters = 3, B = 2, lat = 64, ctx = 77;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--what") && v)
+            what = v, i++;
+        else if (!strcmp(a, "--threads") && v)
+            threads = atoi(v), i++;
+        else if (!strcmp(a, "--iters") && v)
+            iters = atoi(v), i++;
+        else if (!strcmp(a, "--batch") && v)
+            B = atoi(v), i++;
+        else if (!strcmp(a, "--latent") && v)
+            lat = atoi(v), i++;
+        else if (!strcmp(a, "--ctx") && v)
+            ctx = atoi(v), i++;
+        else if (a[0] != '-')
+            dir = a;
+        else {
+            fprintf(stderr,
+                    "usage: %s [DIR] [--what unet|vae|all] [--threads N] [--iters N] [--batch N] "
+                    "[--latent N] [--ctx N]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (iters < 1) iters = 1;
+    if (iters > 64) iters = 64;
+    if (!dir) {
+        printf("bench_unet: SKIPPED, no model folder. Make one with\n"
+               "  .venv-tools/bin/python tools/make_random_sd.py /tmp/sd15\n"
+               "then run  bench_unet /tmp/sd15  (or set OIR_BENCH_SD=/tmp/sd15).\n");
+        return 0;
+    }
+    oir_set_threads(threads);
+    printf("bench_unet: %s, %d threads, fp32\n", dir, threads);
+    int rc = 0;
+    if (!strcmp(what, "unet") || !strcmp(what, "all")) rc |= bench_unet(dir, B, lat, ctx, iters);
+    if (!strcmp(what, "vae") || !strcmp(what, "all")) rc |= bench_vae(dir, lat, iters);
+    return rc ? 1 : 0;
+}

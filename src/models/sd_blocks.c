@@ -1,0 +1,227 @@
+/* Blocks shared by the UNet and the VAE; see sd_blocks.h. Read side by side
+ * with diffusers 0.16.1 models/resnet.py (ResnetBlock2D, Downsample2D,
+ * Upsample2D). */
+#include "models/sd_blocks.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/ops.h"
+
+#define ARENA_ALIGN 64 /* arena.c aligns every allocation to 64 bytes */
+
+size_t sd_floats_bytes(size_t n) {
+    return (n * sizeof(float) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN + ARENA_ALIGN;
+}
+
+int sd_arena_fail(oir_error *err, const char *who, const arena *a, size_t bytes) {
+    return oir_fail(err, OIR_E_NOMEM,
+                    "%s: arena exhausted (%zu of %zu bytes used, %zu more needed); size the "
+                    "arena with the model's *_arena_bytes plan",
+                    who, a->used, a->cap, bytes);
+}
+
+/* ---- parameters --------------------------------------------------------- */
+
+static const float *get(sd_params *p, const char *prefix, const char *suffix, int ndim,
+                        const int64_t *shape) {
+    char name[512];
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    const float *d = weights_get(p->w, name, ndim, shape);
+    if (!d) p->missing++;
+    return d;
+}
+
+void sd_conv_load(sd_params *p, sd_conv *c, int c_in, int c_out, int k, int bias, const char *fmt,
+                  ...) {
+    char prefix[448];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    c->c_in = c_in, c->c_out = c_out, c->k = k;
+    int64_t ws[4] = {c_out, c_in, k, k}, bs[1] = {c_out};
+    c->w = get(p, prefix, "weight", 4, ws);
+    c->b = bias ? get(p, prefix, "bias", 1, bs) : NULL;
+}
+
+void sd_linear_load(sd_params *p, sd_linear *l, int in, int out, int bias, int as_conv,
+                    const char *fmt, ...) {
+    char prefix[448];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    l->in = in, l->out = out;
+    int64_t ws[4] = {out, in, 1, 1}, bs[1] = {out};
+    l->w = get(p, prefix, "weight", as_conv ? 4 : 2, ws);
+    l->b = bias ? get(p, prefix, "bias", 1, bs) : NULL;
+}
+
+void sd_norm_load(sd_params *p, sd_norm *n, int c, const char *fmt, ...) {
+    char prefix[448];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    n->c = c;
+    int64_t s[1] = {c};
+    n->w = get(p, prefix, "weight", 1, s);
+    n->b = get(p, prefix, "bias", 1, s);
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+size_t sd_conv_arena_bytes(const sd_conv *c, int H, int W, int stride, int pad) {
+    return sd_floats_bytes(op_conv2d_scratch(c->c_in, H, W, c->k, stride, pad));
+}
+
+int sd_conv_forward(const sd_conv *c, arena *a, float *out, const float *in, int B, int H, int W,
+                    int stride, int pad, oir_error *err) {
+    size_t n = op_conv2d_scratch(c->c_in, H, W, c->k, stride, pad);
+    size_t mark = arena_mark(a);
+    float *scratch = arena_floats(a, n);
+    if (!scratch) return sd_arena_fail(err, "conv2d", a, n * sizeof(float));
+    op_conv2d(out, in, c->w, c->b, B, c->c_in, H, W, c->c_out, c->k, stride, pad, scratch);
+    arena_reset(a, mark);
+    return OIR_OK;
+}
+
+void sd_tokens_proj_add_nchw(float *x, const float *t, const sd_linear *l, int B, int HW) {
+    int C = l->out, K = l->in;
+    for (int b = 0; b < B; b++) {
+        float *xb = x + (size_t)b * C * HW;       /* (C, HW) */
+        const float *tb = t + (size_t)b * HW * K; /* (HW, K) */
+        if (l->b) op_add_channel_bias(xb, l->b, 1, C, HW);
+        /* xb (C, HW) += W (C, K) @ tb^T (K, HW) */
+        op_matmul(xb, l->w, tb, C, HW, K, 1, 1.0f, 1.0f);
+    }
+}
+
+void sd_linear_add(float *out, const float *in, const sd_linear *l, int rows) {
+    int n = l->out;
+    if (l->b) {
+        const float *bias = l->b;
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            float *o = out + (size_t)r * n;
+            for (int j = 0; j < n; j++) o[j] += bias[j];
+        }
+    }
+    op_matmul(out, in, l->w, rows, n, l->in, 1, 1.0f, 1.0f);
+}
+
+/* ---- ResnetBlock2D ------------------------------------------------------ */
+
+void sd_resnet_load(sd_params *p, sd_resnet *r, int c_in, int c_out, int temb_dim,
+                    const char *prefix) {
+    memset(r, 0, sizeof *r);
+    r->c_in = c_in, r->c_out = c_out, r->temb_dim = temb_dim;
+    sd_norm_load(p, &r->norm1, c_in, "%s.norm1", prefix);
+    sd_conv_load(p, &r->conv1, c_in, c_out, 3, 1, "%s.conv1", prefix);
+    if (temb_dim > 0)
+        sd_linear_load(p, &r->time_emb_proj, temb_dim, c_out, 1, 0, "%s.time_emb_proj", prefix);
+    sd_norm_load(p, &r->norm2, c_out, "%s.norm2", prefix);
+    sd_conv_load(p, &r->conv2, c_out, c_out, 3, 1, "%s.conv2", prefix);
+    if (c_in != c_out)
+        sd_conv_load(p, &r->conv_shortcut, c_in, c_out, 1, 1, "%s.conv_shortcut", prefix);
+}
+
+size_t sd_resnet_arena_bytes(const sd_resnet *r, int B, int H, int W) {
+    size_t HW = (size_t)H * W;
+    size_t s1 = sd_conv_arena_bytes(&r->conv1, H, W, 1, 1);
+    size_t s2 = sd_conv_arena_bytes(&r->conv2, H, W, 1, 1);
+    return sd_floats_bytes((size_t)B * r->c_in * HW) + sd_floats_bytes((size_t)B * r->c_out * HW) +
+           sd_floats_bytes((size_t)B * r->c_out) + (s1 > s2 ? s1 : s2);
+}
+
+int sd_resnet_forward(const sd_resnet *r, arena *a, float *out, const float *x,
+                      const float *temb_act, int B, int H, int W, int groups, float eps,
+                      float output_scale, oir_error *err) {
+    int Ci = r->c_in, Co = r->c_out, HW = H * W;
+    size_t mark = arena_mark(a);
+    float *t1 = arena_floats(a, (size_t)B * Ci * HW); /* (B, C_in, H, W) */
+    float *t2 = arena_floats(a, (size_t)B * Co * HW); /* (B, C_out, H, W) */
+    float *proj = arena_floats(a, (size_t)B * Co);    /* (B, C_out) */
+    if (!t1 || !t2 || !proj)
+        return sd_arena_fail(err, "resnet", a, sd_resnet_arena_bytes(r, B, H, W));
+    int rc;
+
+    /* hidden_states = conv1(nonlinearity(norm1(input_tensor))) */
+    op_group_norm(t1, x, r->norm1.w, r->norm1.b, B, Ci, HW, groups, eps, 1);
+    if ((rc = sd_conv_forward(&r->conv1, a, t2, t1, B, H, W, 1, 1, err))) goto cleanup;
+    /* + time_emb_proj(nonlinearity(temb))[:, :, None, None] */
+    if (r->temb_dim > 0 && temb_act) {
+        op_linear(proj, temb_act, r->time_emb_proj.w, r->time_emb_proj.b, B, r->temb_dim, Co);
+        op_add_channel_bias(t2, proj, B, Co, HW);
+    }
+    /* conv2(dropout(nonlinearity(norm2(h)))) */
+    op_group_norm(t2, t2, r->norm2.w, r->norm2.b, B, Co, HW, groups, eps, 1);
+    if ((rc = sd_conv_forward(&r->conv2, a, out, t2, B, H, W, 1, 1, err))) goto cleanup;
+    /* output = (conv_shortcut(input_tensor) + hidden_states) / output_scale_factor;
+     * the 1x1 shortcut accumulates straight onto out (beta = 1). */
+    if (r->conv_shortcut.w) {
+        for (int b = 0; b < B; b++) {
+            float *ob = out + (size_t)b * Co * HW;
+            if (r->conv_shortcut.b) op_add_channel_bias(ob, r->conv_shortcut.b, 1, Co, HW);
+            op_matmul(ob, r->conv_shortcut.w, x + (size_t)b * Ci * HW, Co, HW, Ci, 0, 1.0f, 1.0f);
+        }
+    } else {
+        op_add(out, out, x, (size_t)B * Co * HW);
+    }
+    if (output_scale != 1.0f) op_scale(out, out, 1.0f / output_scale, (size_t)B * Co * HW);
+    rc = OIR_OK;
+cleanup:
+    arena_reset(a, mark);
+    return rc;
+}
+
+/* ---- Downsample2D / Upsample2D ----------------------------------------- */
+
+size_t sd_downsample_arena_bytes(const sd_conv *c, int B, int H, int W, int pad) {
+    if (pad != 0) return sd_conv_arena_bytes(c, H, W, 2, pad);
+    return sd_floats_bytes((size_t)B * c->c_in * (H + 1) * (W + 1)) +
+           sd_conv_arena_bytes(c, H + 1, W + 1, 2, 0);
+}
+
+int sd_downsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H,
+                          int W, int pad, oir_error *err) {
+    if (pad != 0) return sd_conv_forward(c, a, out, x, B, H, W, 2, pad, err);
+    /* F.pad(x, (0, 1, 0, 1)): one zero column on the right, one zero row at the bottom */
+    int C = c->c_in, Hp = H + 1, Wp = W + 1;
+    size_t mark = arena_mark(a);
+    float *xp = arena_floats(a, (size_t)B * C * Hp * Wp); /* (B, C, H+1, W+1) */
+    if (!xp) return sd_arena_fail(err, "downsample", a, sd_downsample_arena_bytes(c, B, H, W, pad));
+    long planes = (long)B * C;
+#pragma omp parallel for schedule(static)
+    for (long pl = 0; pl < planes; pl++) {
+        const float *s = x + (size_t)pl * H * W;
+        float *d = xp + (size_t)pl * Hp * Wp;
+        for (int y = 0; y < H; y++) {
+            memcpy(d + (size_t)y * Wp, s + (size_t)y * W, (size_t)W * sizeof(float));
+            d[(size_t)y * Wp + W] = 0.0f;
+        }
+        memset(d + (size_t)H * Wp, 0, (size_t)Wp * sizeof(float));
+    }
+    int rc = sd_conv_forward(c, a, out, xp, B, Hp, Wp, 2, 0, err);
+    arena_reset(a, mark);
+    return rc;
+}
+
+size_t sd_upsample_arena_bytes(const sd_conv *c, int B, int H, int W) {
+    return sd_floats_bytes((size_t)B * c->c_in * 4 * H * W) +
+           sd_conv_arena_bytes(c, 2 * H, 2 * W, 1, 1);
+}
+
+int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H, int W,
+                        oir_error *err) {
+    size_t mark = arena_mark(a);
+    float *up = arena_floats(a, (size_t)B * c->c_in * 4 * H * W); /* (B, C, 2H, 2W) */
+    if (!up) return sd_arena_fail(err, "upsample", a, sd_upsample_arena_bytes(c, B, H, W));
+    /* F.interpolate(scale_factor=2.0, mode="nearest"), then conv */
+    op_upsample_nearest2x(up, x, B, c->c_in, H, W);
+    int rc = sd_conv_forward(c, a, out, up, B, 2 * H, 2 * W, 1, 1, err);
+    arena_reset(a, mark);
+    return rc;
+}

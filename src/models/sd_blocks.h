@@ -1,0 +1,124 @@
+/* Building blocks shared by the UNet and the VAE (diffusers 0.16.1):
+ * parameter structs with their loaders, ResnetBlock2D, Downsample2D,
+ * Upsample2D. Internal to src/models (unet.c, vae.c).
+ *
+ * Each forward takes an arena for its temporaries and releases them before
+ * returning (arena mark/reset); *_arena_bytes gives the most it takes, so
+ * the models can plan one arena for a whole pass. Activations are NCHW. */
+#ifndef OIR_MODELS_SD_BLOCKS_H
+#define OIR_MODELS_SD_BLOCKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/error.h"
+#include "models/weights.h"
+
+/* ---- parameters -------------------------------------------------------- */
+
+typedef struct {
+    int c_in, c_out, k;
+    const float *w; /* (C_out, C_in, k, k) */
+    const float *b; /* (C_out), or NULL */
+} sd_conv;
+
+typedef struct {
+    int in, out;
+    const float *w; /* (out, in) -- also a 1x1 Conv2d's (out, in, 1, 1) */
+    const float *b; /* (out), or NULL */
+} sd_linear;
+
+typedef struct {
+    int c;
+    const float *w, *b; /* (C), (C): GroupNorm / LayerNorm affine */
+} sd_norm;
+
+/* Collects parameters from weights; a missing or mis-shaped one is recorded
+ * by the weights object (weights_finish names it) and counted here. */
+typedef struct {
+    weights *w;
+    int missing;
+} sd_params;
+
+/* Parameter "<prefix>.weight"/"<prefix>.bias"; prefix is printf-formatted. */
+void sd_conv_load(sd_params *p, sd_conv *c, int c_in, int c_out, int k, int bias, const char *fmt,
+                  ...) __attribute__((format(printf, 7, 8)));
+/* as_conv: the file holds a 1x1 Conv2d (out, in, 1, 1) instead of (out, in). */
+void sd_linear_load(sd_params *p, sd_linear *l, int in, int out, int bias, int as_conv,
+                    const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+void sd_norm_load(sd_params *p, sd_norm *n, int c, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- ResnetBlock2D ------------------------------------------------------ */
+
+/* diffusers ResnetBlock2D with time_embedding_norm "default", SiLU, dropout
+ * off:  h = conv1(silu(norm1(x))) + time_emb_proj(silu(temb))[:, :, None, None]
+ *       h = conv2(silu(norm2(h)));  out = (shortcut(x) + h) / output_scale */
+typedef struct {
+    int c_in, c_out, temb_dim; /* temb_dim 0: no time embedding (VAE) */
+    sd_norm norm1;             /* GroupNorm(groups, C_in) */
+    sd_conv conv1;             /* (C_out, C_in, 3, 3) */
+    sd_linear time_emb_proj;   /* (C_out, T_emb); absent in the VAE */
+    sd_norm norm2;             /* GroupNorm(groups, C_out) */
+    sd_conv conv2;             /* (C_out, C_out, 3, 3) */
+    sd_conv conv_shortcut;     /* (C_out, C_in, 1, 1); absent when C_in == C_out */
+} sd_resnet;
+
+void sd_resnet_load(sd_params *p, sd_resnet *r, int c_in, int c_out, int temb_dim,
+                    const char *prefix);
+
+/* x (B, C_in, H, W) -> out (B, C_out, H, W); out must not alias x.
+ * temb_act (B, T_emb) is silu(emb), computed once per pass (NULL when
+ * temb_dim is 0). */
+int sd_resnet_forward(const sd_resnet *r, arena *a, float *out, const float *x,
+                      const float *temb_act, int B, int H, int W, int groups, float eps,
+                      float output_scale, oir_error *err);
+size_t sd_resnet_arena_bytes(const sd_resnet *r, int B, int H, int W);
+
+/* ---- Downsample2D / Upsample2D ----------------------------------------- */
+
+/* Downsample2D(use_conv=True): conv 3x3 stride 2 with padding `pad`
+ * (1 in the UNet); pad 0 means diffusers' F.pad(x, (0, 1, 0, 1)) first
+ * (the VAE encoder). x (B, C, H, W) -> out (B, C_out, H/2, W/2), H, W even. */
+int sd_downsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H,
+                          int W, int pad, oir_error *err);
+size_t sd_downsample_arena_bytes(const sd_conv *c, int B, int H, int W, int pad);
+
+/* Upsample2D(use_conv=True): nearest 2x then conv 3x3 pad 1.
+ * x (B, C, H, W) -> out (B, C_out, 2H, 2W). */
+int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H, int W,
+                        oir_error *err);
+size_t sd_upsample_arena_bytes(const sd_conv *c, int B, int H, int W);
+
+/* ---- helpers ----------------------------------------------------------- */
+
+/* Debug hook for named intermediates (unet_tap, vae_tap); data is valid only
+ * during the call. */
+typedef struct {
+    void (*fn)(void *user, const char *name, const float *data, size_t n);
+    void *user;
+} sd_tap;
+
+static inline void sd_tap_out(const sd_tap *tap, const char *name, const float *data, size_t n) {
+    if (tap && tap->fn) tap->fn(tap->user, name, data, n);
+}
+
+/* Bytes arena_floats(n) takes, alignment included. */
+size_t sd_floats_bytes(size_t n);
+/* Conv2d over a whole batch with scratch from the arena: in (B, C_in, H, W)
+ * -> out (B, C_out, H', W'). */
+int sd_conv_forward(const sd_conv *c, arena *a, float *out, const float *in, int B, int H, int W,
+                    int stride, int pad, oir_error *err);
+size_t sd_conv_arena_bytes(const sd_conv *c, int H, int W, int stride, int pad);
+/* x (B, C, HW) += W (C, K) @ t_b^T + bias for each batch row b, where
+ * t (B, HW, K) is token-major: a Linear / 1x1 conv whose output lands in
+ * NCHW on top of a residual, with no transpose and no extra buffer. */
+void sd_tokens_proj_add_nchw(float *x, const float *t, const sd_linear *l, int B, int HW);
+/* out (rows, n) += in (rows, K) @ W (n, K)^T + bias (a Linear added onto a
+ * residual stream in place). */
+void sd_linear_add(float *out, const float *in, const sd_linear *l, int rows);
+/* The "arena exhausted" error (a planning bug, never user input). */
+int sd_arena_fail(oir_error *err, const char *who, const arena *a, size_t bytes);
+
+#endif

@@ -1,0 +1,794 @@
+/* UNet2DConditionModel forward; see unet.h. Read side by side with diffusers
+ * 0.16.1: models/unet_2d_condition.py (UNet2DConditionModel.forward),
+ * unet_2d_blocks.py (CrossAttnDownBlock2D, DownBlock2D,
+ * UNetMidBlock2DCrossAttn, CrossAttnUpBlock2D, UpBlock2D), transformer_2d.py
+ * (Transformer2DModel), attention.py (BasicTransformerBlock, GEGLU) and
+ * resnet.py (in sd_blocks.c). */
+#include "models/unet.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "models/model_config.h"
+
+/* Token rows per attention / feed-forward chunk: bounds the q/k/v and GEGLU
+ * buffers for large batches while keeping GEMMs big enough for BLAS. */
+#define UNET_CHUNK_ROWS 4096
+#define TRANSFORMER_GN_EPS 1e-6f /* Transformer2DModel.norm: GroupNorm(eps=1e-6) */
+#define TRANSFORMER_LN_EPS 1e-5f /* nn.LayerNorm default */
+
+/* ---- config ------------------------------------------------------------- */
+
+/* diffusers 0.16.1 UNet2DConditionModel.__init__ defaults */
+static unet_config config_defaults(void) {
+    unet_config c;
+    memset(&c, 0, sizeof c);
+    c.in_channels = 4, c.out_channels = 4, c.n_blocks = 4;
+    int boc[4] = {320, 640, 1280, 1280}, da[4] = {1, 1, 1, 0}, ua[4] = {0, 1, 1, 1};
+    for (int i = 0; i < 4; i++) {
+        c.block_out_channels[i] = boc[i], c.layers_per_block[i] = 2, c.heads[i] = 8;
+        c.down_attn[i] = da[i], c.up_attn[i] = ua[i];
+    }
+    c.has_mid = 1;
+    c.cross_attention_dim = 1280;
+    c.norm_num_groups = 32, c.norm_eps = 1e-5f;
+    c.use_linear_projection = 0, c.flip_sin_to_cos = 1, c.freq_shift = 0.0f;
+    c.time_embed_dim = 4 * 320;
+    c.conv_in_kernel = 3, c.conv_out_kernel = 3;
+    c.mid_block_scale_factor = 1.0f;
+    return c;
+}
+
+unet_config unet_config_sd1(void) {
+    unet_config c = config_defaults();
+    c.cross_attention_dim = 768;
+    return c;
+}
+
+/* Block type names; diffusers strips a "UNetRes" prefix first. */
+static const char *strip_res(const char *s) { return strncmp(s, "UNetRes", 7) == 0 ? s + 7 : s; }
+
+static int parse_types(const model_config *mc, const char *key, const char *attn_name,
+                       const char *plain_name, int *attn, int *n, oir_error *err) {
+    const char *types[UNET_MAX_BLOCKS];
+    int rc = model_config_strs(mc, key, types, UNET_MAX_BLOCKS, n, err);
+    if (rc) return rc;
+    for (int i = 0; i < *n; i++) {
+        const char *t = types[i] ? strip_res(types[i]) : "null";
+        if (strcmp(t, attn_name) == 0)
+            attn[i] = 1;
+        else if (strcmp(t, plain_name) == 0)
+            attn[i] = 0;
+        else
+            return oir_fail(err, OIR_E_UNSUPPORTED,
+                            "%s: %s[%d] = \"%s\" is not supported (only %s, %s: Stable Diffusion "
+                            "1.x/2.x UNets)",
+                            mc->where, key, i, types[i] ? types[i] : "null", attn_name, plain_name);
+    }
+    return OIR_OK;
+}
+
+/* A per-block int field: an int (broadcast) or a list of n entries. */
+static int per_block(const model_config *mc, const char *key, int *out, int n, oir_error *err) {
+    int vals[UNET_MAX_BLOCKS + 2], cnt, is_list;
+    int rc = model_config_ints(mc, key, vals, UNET_MAX_BLOCKS + 2, &cnt, &is_list, err);
+    if (rc || cnt == 0) return rc;
+    if (is_list && cnt != n)
+        return oir_fail(err, OIR_E_FORMAT,
+                        "%s: %s has %d entries but down_block_types has %d (they must match)",
+                        mc->where, key, cnt, n);
+    for (int i = 0; i < n; i++) out[i] = is_list ? vals[i] : vals[0];
+    return OIR_OK;
+}
+
+int unet_config_from_json(unet_config *cfg, cJSON *root, const char *where, oir_error *err) {
+    model_config mcv, *mc = &mcv;
+    model_config_wrap(mc, root, where);
+    unet_config c = config_defaults();
+    int rc, n_down = 4, n_up = 4, n_boc = 4, v;
+    const char *s;
+    if (!cJSON_IsObject(root)) return oir_fail(err, OIR_E_FORMAT, "%s: not a JSON object", where);
+
+    /* features outside the SD 1.x/2.x UNet */
+    if ((rc = model_config_require_str(mc, "time_embedding_type", "positional", err))) return rc;
+    if ((rc = model_config_require_str(mc, "resnet_time_scale_shift", "default", err))) return rc;
+    const char *nulls[] = {
+        "class_embed_type",   "num_class_embeds",      "addition_embed_type",
+        "encoder_hid_dim",    "time_embedding_act_fn", "timestep_post_act",
+        "time_cond_proj_dim", "cross_attention_norm",  "projection_class_embeddings_input_dim"};
+    for (size_t i = 0; i < sizeof nulls / sizeof *nulls; i++)
+        if ((rc = model_config_require_null(mc, nulls[i], err))) return rc;
+    const char *falses[] = {"center_input_sample",     "only_cross_attention",
+                            "dual_cross_attention",    "resnet_skip_time_act",
+                            "class_embeddings_concat", "mid_block_only_cross_attention"};
+    for (size_t i = 0; i < sizeof falses / sizeof *falses; i++)
+        if ((rc = model_config_require_false(mc, falses[i], err))) return rc;
+    float f;
+    if ((rc = model_config_float(mc, "resnet_out_scale_factor", 1.0f, &f, err))) return rc;
+    if (f != 1.0f)
+        return oir_fail(err, OIR_E_UNSUPPORTED,
+                        "%s: resnet_out_scale_factor = %g is not supported (only 1)", where, f);
+    if ((rc = model_config_int(mc, "downsample_padding", 1, &v, err))) return rc;
+    if (v != 1)
+        return oir_fail(err, OIR_E_UNSUPPORTED,
+                        "%s: downsample_padding = %d is not supported (only 1)", where, v);
+    /* SDXL-era key that 0.16.1 would silently ignore */
+    int tl[UNET_MAX_BLOCKS], ntl, tl_list;
+    if ((rc = model_config_ints(mc, "transformer_layers_per_block", tl, UNET_MAX_BLOCKS, &ntl,
+                                &tl_list, err)))
+        return rc;
+    for (int i = 0; i < ntl; i++)
+        if (tl[i] != 1)
+            return oir_fail(err, OIR_E_UNSUPPORTED,
+                            "%s: transformer_layers_per_block = %d is not supported (only 1)",
+                            where, tl[i]);
+    if ((rc = model_config_str(mc, "act_fn", "silu", &s, err))) return rc;
+    if (strcmp(s, "silu") != 0)
+        return oir_fail(err, OIR_E_UNSUPPORTED,
+                        "%s: act_fn = \"%s\" is not supported (only \"silu\")", where, s);
+
+    /* blocks */
+    if (model_config_has(mc, "down_block_types")) {
+        memset(c.down_attn, 0, sizeof c.down_attn);
+        if ((rc = parse_types(mc, "down_block_types", "CrossAttnDownBlock2D", "DownBlock2D",
+                              c.down_attn, &n_down, err)))
+            return rc;
+    }
+    if (model_config_has(mc, "up_block_types")) {
+        memset(c.up_attn, 0, sizeof c.up_attn);
+        if ((rc = parse_types(mc, "up_block_types", "CrossAttnUpBlock2D", "UpBlock2D", c.up_attn,
+                              &n_up, err)))
+            return rc;
+    }
+    if (n_down < 1) return oir_fail(err, OIR_E_FORMAT, "%s: down_block_types is empty", where);
+    if (n_up != n_down)
+        return oir_fail(err, OIR_E_FORMAT,
+                        "%s: up_block_types has %d entries but down_block_types has %d (they must "
+                        "match)",
+                        where, n_up, n_down);
+    if (model_config_has(mc, "block_out_channels")) {
+        int is_list;
+        if ((rc = model_config_ints(mc, "block_out_channels", c.block_out_channels, UNET_MAX_BLOCKS,
+                                    &n_boc, &is_list, err)))
+            return rc;
+        if (!is_list)
+            return oir_fail(err, OIR_E_FORMAT, "%s: block_out_channels: expected a list", where);
+    }
+    if (n_boc != n_down)
+        return oir_fail(err, OIR_E_FORMAT,
+                        "%s: block_out_channels has %d entries but down_block_types has %d (they "
+                        "must match)",
+                        where, n_boc, n_down);
+    c.n_blocks = n_down;
+    for (int i = 0; i < UNET_MAX_BLOCKS; i++) c.layers_per_block[i] = 2, c.heads[i] = 8;
+    if ((rc = per_block(mc, "layers_per_block", c.layers_per_block, c.n_blocks, err))) return rc;
+    if ((rc = per_block(mc, "attention_head_dim", c.heads, c.n_blocks, err))) return rc;
+    int cad[UNET_MAX_BLOCKS];
+    for (int i = 0; i < UNET_MAX_BLOCKS; i++) cad[i] = c.cross_attention_dim;
+    if ((rc = per_block(mc, "cross_attention_dim", cad, c.n_blocks, err))) return rc;
+    for (int i = 1; i < c.n_blocks; i++)
+        if (cad[i] != cad[0])
+            return oir_fail(err, OIR_E_UNSUPPORTED,
+                            "%s: cross_attention_dim differs between blocks (%d vs %d); one value "
+                            "is supported",
+                            where, cad[0], cad[i]);
+    c.cross_attention_dim = cad[0];
+
+    const cJSON *mid = cJSON_GetObjectItemCaseSensitive(root, "mid_block_type");
+    if (mid && cJSON_IsNull(mid)) {
+        c.has_mid = 0;
+    } else if (mid) {
+        if (!cJSON_IsString(mid))
+            return oir_fail(err, OIR_E_FORMAT, "%s: mid_block_type: expected a string or null",
+                            where);
+        if (strcmp(mid->valuestring, "UNetMidBlock2DCrossAttn") != 0)
+            return oir_fail(err, OIR_E_UNSUPPORTED,
+                            "%s: mid_block_type = \"%s\" is not supported (only "
+                            "UNetMidBlock2DCrossAttn or null)",
+                            where, mid->valuestring);
+    }
+
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, "norm_num_groups");
+    if (g && cJSON_IsNull(g))
+        return oir_fail(err, OIR_E_UNSUPPORTED,
+                        "%s: norm_num_groups = null (no output norm) is not supported", where);
+    if ((rc = model_config_int(mc, "in_channels", c.in_channels, &c.in_channels, err)) ||
+        (rc = model_config_int(mc, "out_channels", c.out_channels, &c.out_channels, err)) ||
+        (rc =
+             model_config_int(mc, "norm_num_groups", c.norm_num_groups, &c.norm_num_groups, err)) ||
+        (rc = model_config_float(mc, "norm_eps", c.norm_eps, &c.norm_eps, err)) ||
+        (rc = model_config_bool(mc, "use_linear_projection", 0, &c.use_linear_projection, err)) ||
+        (rc = model_config_bool(mc, "flip_sin_to_cos", 1, &c.flip_sin_to_cos, err)) ||
+        (rc = model_config_float(mc, "freq_shift", 0.0f, &c.freq_shift, err)) ||
+        (rc = model_config_int(mc, "conv_in_kernel", 3, &c.conv_in_kernel, err)) ||
+        (rc = model_config_int(mc, "conv_out_kernel", 3, &c.conv_out_kernel, err)) ||
+        (rc = model_config_float(mc, "mid_block_scale_factor", 1.0f, &c.mid_block_scale_factor,
+                                 err)))
+        return rc;
+    if ((rc = model_config_int(mc, "time_embedding_dim", 4 * c.block_out_channels[0],
+                               &c.time_embed_dim, err)))
+        return rc;
+    if ((rc = unet_config_check(&c, where, err))) return rc;
+    *cfg = c;
+    return OIR_OK;
+}
+
+int unet_config_load(unet_config *cfg, const char *config_path, oir_error *err) {
+    model_config mc;
+    int rc = model_config_read(&mc, config_path, err);
+    if (rc) return rc;
+    rc = unet_config_from_json(cfg, mc.root, config_path, err);
+    model_config_free(&mc);
+    return rc;
+}
+
+int unet_config_check(const unet_config *c, const char *where, oir_error *err) {
+    int n = c->n_blocks;
+    if (n < 1 || n > UNET_MAX_BLOCKS)
+        return oir_fail(err, OIR_E_UNSUPPORTED, "%s: %d blocks, 1 to %d supported", where, n,
+                        UNET_MAX_BLOCKS);
+    struct {
+        const char *name;
+        int v;
+    } pos[] = {
+        {"in_channels", c->in_channels},           {"out_channels", c->out_channels},
+        {"norm_num_groups", c->norm_num_groups},   {"cross_attention_dim", c->cross_attention_dim},
+        {"time_embedding_dim", c->time_embed_dim},
+    };
+    for (size_t i = 0; i < sizeof pos / sizeof *pos; i++)
+        if (pos[i].v < 1 || pos[i].v > 1 << 20)
+            return oir_fail(err, OIR_E_FORMAT, "%s: %s = %d, expected a positive size", where,
+                            pos[i].name, pos[i].v);
+    if (!(c->norm_eps > 0))
+        return oir_fail(err, OIR_E_FORMAT, "%s: norm_eps = %g, expected > 0", where, c->norm_eps);
+    if (!(c->mid_block_scale_factor > 0))
+        return oir_fail(err, OIR_E_FORMAT, "%s: mid_block_scale_factor = %g, expected > 0", where,
+                        c->mid_block_scale_factor);
+    if (c->conv_in_kernel < 1 || c->conv_in_kernel % 2 == 0 || c->conv_out_kernel < 1 ||
+        c->conv_out_kernel % 2 == 0)
+        return oir_fail(err, OIR_E_UNSUPPORTED,
+                        "%s: conv_in_kernel = %d, conv_out_kernel = %d: odd sizes only", where,
+                        c->conv_in_kernel, c->conv_out_kernel);
+    for (int i = 0; i < n; i++) {
+        int ch = c->block_out_channels[i];
+        if (ch < 1 || ch > 1 << 16)
+            return oir_fail(err, OIR_E_FORMAT,
+                            "%s: block_out_channels[%d] = %d, expected a positive size", where, i,
+                            ch);
+        if (ch % c->norm_num_groups != 0)
+            return oir_fail(
+                err, OIR_E_FORMAT,
+                "%s: block_out_channels[%d] = %d is not a multiple of norm_num_groups = %d", where,
+                i, ch, c->norm_num_groups);
+        if (c->layers_per_block[i] < 1 || c->layers_per_block[i] > UNET_MAX_LAYERS)
+            return oir_fail(err, OIR_E_UNSUPPORTED,
+                            "%s: layers_per_block[%d] = %d, 1 to %d supported", where, i,
+                            c->layers_per_block[i], UNET_MAX_LAYERS);
+        int attn = c->down_attn[i] || c->up_attn[n - 1 - i] || (c->has_mid && i == n - 1);
+        if (attn && (c->heads[i] < 1 || ch % c->heads[i] != 0))
+            return oir_fail(err, OIR_E_FORMAT,
+                            "%s: attention_head_dim[%d] = %d (the number of heads) does not divide "
+                            "block_out_channels[%d] = %d",
+                            where, i, c->heads[i], i, ch);
+    }
+    /* The up blocks' resnet widths follow diffusers' formula; the skips they
+     * concatenate come off the down path's stack: both must agree. */
+    int stack_c[1 + UNET_MAX_BLOCKS * (UNET_MAX_LAYERS + 1)],
+        stack_lv[1 + UNET_MAX_BLOCKS * (UNET_MAX_LAYERS + 1)];
+    int sp = 0;
+    stack_c[sp] = c->block_out_channels[0], stack_lv[sp++] = 0;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < c->layers_per_block[i]; j++)
+            stack_c[sp] = c->block_out_channels[i], stack_lv[sp++] = i;
+        if (i < n - 1) stack_c[sp] = c->block_out_channels[i], stack_lv[sp++] = i + 1;
+    }
+    for (int i = 0; i < n; i++) {
+        int b = n - 1 - i, lv = n - 1 - i;
+        int out_c = c->block_out_channels[b];
+        int in_c = c->block_out_channels[n - 1 - (i + 1 < n ? i + 1 : n - 1)];
+        int layers = c->layers_per_block[b] + 1;
+        for (int j = 0; j < layers; j++) {
+            int want = j == layers - 1 ? in_c : out_c;
+            if (sp == 0 || stack_c[sp - 1] != want || stack_lv[sp - 1] != lv)
+                return oir_fail(err, OIR_E_FORMAT,
+                                "%s: layers_per_block / block_out_channels: up block %d resnet %d "
+                                "expects a %d-channel skip connection the down path does not make",
+                                where, i, j, want);
+            sp--;
+        }
+    }
+    return OIR_OK;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static void load_transformer(sd_params *p, unet_transformer *t, int c, int heads, int ctx_dim,
+                             int linear, const char *prefix) {
+    t->c = c, t->heads = heads, t->d_head = c / heads, t->ctx_dim = ctx_dim;
+    sd_norm_load(p, &t->norm, c, "%s.norm", prefix);
+    sd_linear_load(p, &t->proj_in, c, c, 1, !linear, "%s.proj_in", prefix);
+    char tb[256];
+    snprintf(tb, sizeof tb, "%s.transformer_blocks.0", prefix);
+    sd_norm_load(p, &t->norm1, c, "%s.norm1", tb);
+    sd_linear_load(p, &t->attn1_q, c, c, 0, 0, "%s.attn1.to_q", tb);
+    sd_linear_load(p, &t->attn1_k, c, c, 0, 0, "%s.attn1.to_k", tb);
+    sd_linear_load(p, &t->attn1_v, c, c, 0, 0, "%s.attn1.to_v", tb);
+    sd_linear_load(p, &t->attn1_out, c, c, 1, 0, "%s.attn1.to_out.0", tb);
+    sd_norm_load(p, &t->norm2, c, "%s.norm2", tb);
+    sd_linear_load(p, &t->attn2_q, c, c, 0, 0, "%s.attn2.to_q", tb);
+    sd_linear_load(p, &t->attn2_k, ctx_dim, c, 0, 0, "%s.attn2.to_k", tb);
+    sd_linear_load(p, &t->attn2_v, ctx_dim, c, 0, 0, "%s.attn2.to_v", tb);
+    sd_linear_load(p, &t->attn2_out, c, c, 1, 0, "%s.attn2.to_out.0", tb);
+    sd_norm_load(p, &t->norm3, c, "%s.norm3", tb);
+    sd_linear_load(p, &t->ff_in, c, 8 * c, 1, 0, "%s.ff.net.0.proj", tb);
+    sd_linear_load(p, &t->ff_out, 4 * c, c, 1, 0, "%s.ff.net.2", tb);
+    sd_linear_load(p, &t->proj_out, c, c, 1, !linear, "%s.proj_out", prefix);
+}
+
+int unet_load_config(unet_model **out, const unet_config *cfg, weights *w, oir_error *err) {
+    *out = NULL;
+    int rc = unet_config_check(cfg, "unet config", err);
+    if (rc) return rc;
+    unet_model *m = calloc(1, sizeof *m);
+    if (!m) return oir_fail(err, OIR_E_NOMEM, "unet: cannot allocate the model");
+    m->cfg = *cfg;
+    const unet_config *c = &m->cfg;
+    int n = c->n_blocks, ted = c->time_embed_dim, ctx = c->cross_attention_dim;
+    int lin = c->use_linear_projection, c0 = c->block_out_channels[0];
+    sd_params p = {w, 0};
+    char name[256];
+
+    sd_conv_load(&p, &m->conv_in, c->in_channels, c0, c->conv_in_kernel, 1, "conv_in");
+    sd_linear_load(&p, &m->time_linear_1, c0, ted, 1, 0, "time_embedding.linear_1");
+    sd_linear_load(&p, &m->time_linear_2, ted, ted, 1, 0, "time_embedding.linear_2");
+
+    /* down: CrossAttnDownBlock2D / DownBlock2D */
+    int out_c = c0;
+    for (int i = 0; i < n; i++) {
+        unet_down_block *d = &m->down[i];
+        d->c_in = out_c, d->c_out = out_c = c->block_out_channels[i];
+        d->n_layers = c->layers_per_block[i], d->has_attn = c->down_attn[i];
+        d->has_downsample = i < n - 1;
+        for (int j = 0; j < d->n_layers; j++) {
+            snprintf(name, sizeof name, "down_blocks.%d.resnets.%d", i, j);
+            sd_resnet_load(&p, &d->resnets[j], j == 0 ? d->c_in : d->c_out, d->c_out, ted, name);
+            if (d->has_attn) {
+                snprintf(name, sizeof name, "down_blocks.%d.attentions.%d", i, j);
+                load_transformer(&p, &d->attentions[j], d->c_out, c->heads[i], ctx, lin, name);
+            }
+        }
+        if (d->has_downsample)
+            sd_conv_load(&p, &d->downsample, d->c_out, d->c_out, 3, 1,
+                         "down_blocks.%d.downsamplers.0.conv", i);
+    }
+
+    /* mid: UNetMidBlock2DCrossAttn */
+    int cl = c->block_out_channels[n - 1];
+    if (c->has_mid) {
+        sd_resnet_load(&p, &m->mid_resnets[0], cl, cl, ted, "mid_block.resnets.0");
+        load_transformer(&p, &m->mid_attn, cl, c->heads[n - 1], ctx, lin, "mid_block.attentions.0");
+        sd_resnet_load(&p, &m->mid_resnets[1], cl, cl, ted, "mid_block.resnets.1");
+    }
+
+    /* up: UpBlock2D / CrossAttnUpBlock2D, channels as diffusers computes them */
+    out_c = c->block_out_channels[n - 1];
+    for (int i = 0; i < n; i++) {
+        unet_up_block *u = &m->up[i];
+        int b = n - 1 - i;
+        u->c_prev = out_c;
+        u->c_out = out_c = c->block_out_channels[b];
+        int in_c = c->block_out_channels[n - 1 - (i + 1 < n ? i + 1 : n - 1)];
+        u->n_layers = c->layers_per_block[b] + 1, u->has_attn = c->up_attn[i];
+        u->has_upsample = i < n - 1;
+        for (int j = 0; j < u->n_layers; j++) {
+            u->skip_c[j] = j == u->n_layers - 1 ? in_c : u->c_out;
+            int rin = (j == 0 ? u->c_prev : u->c_out) + u->skip_c[j];
+            snprintf(name, sizeof name, "up_blocks.%d.resnets.%d", i, j);
+            sd_resnet_load(&p, &u->resnets[j], rin, u->c_out, ted, name);
+            if (u->has_attn) {
+                snprintf(name, sizeof name, "up_blocks.%d.attentions.%d", i, j);
+                load_transformer(&p, &u->attentions[j], u->c_out, c->heads[b], ctx, lin, name);
+            }
+        }
+        if (u->has_upsample)
+            sd_conv_load(&p, &u->upsample, u->c_out, u->c_out, 3, 1,
+                         "up_blocks.%d.upsamplers.0.conv", i);
+    }
+
+    sd_norm_load(&p, &m->conv_norm_out, c0, "conv_norm_out");
+    sd_conv_load(&p, &m->conv_out, c0, c->out_channels, c->conv_out_kernel, 1, "conv_out");
+
+    if (p.missing) {
+        rc = weights_finish(w, err);
+        if (rc == OIR_OK)
+            rc = oir_fail(err, OIR_E_MISSING, "unet: %d parameters missing", p.missing);
+        free(m);
+        return rc;
+    }
+    *out = m;
+    return OIR_OK;
+}
+
+int unet_load(unet_model **out, const char *config_path, weights *w, oir_error *err) {
+    unet_config cfg;
+    *out = NULL;
+    int rc = unet_config_load(&cfg, config_path, err);
+    if (rc) return rc;
+    return unet_load_config(out, &cfg, w, err);
+}
+
+void unet_free(unet_model *m) { free(m); }
+
+/* ---- Transformer2DModel ------------------------------------------------- */
+
+/* Batch rows per attention chunk: whole samples (self-attention needs all of
+ * a sample's keys), about UNET_CHUNK_ROWS token rows. */
+static int attn_group(int B, int T) {
+    int g = UNET_CHUNK_ROWS / T;
+    if (g < 1) g = 1;
+    return g < B ? g : B;
+}
+
+static size_t attention_arena_bytes(int B, int T, int Tk, int C, int heads) {
+    size_t G = (size_t)attn_group(B, T);
+    return sd_floats_bytes(G * T * C) + 2 * sd_floats_bytes(G * Tk * C) +
+           sd_floats_bytes(op_attention_scratch(T, Tk, heads, C / heads));
+}
+
+/* Attention (diffusers AttnProcessor), added onto the residual stream:
+ *   h (B, T, C) += to_out(softmax(q k^T / sqrt(d)) v),
+ *   q = to_q(n), k = to_k(src), v = to_v(src).
+ * n (B, T, C) holds the normed hidden states and is overwritten; src
+ * (B, Tk, C_kv) is n itself for self-attention or the text context. */
+static int attention_add(const sd_linear *to_q, const sd_linear *to_k, const sd_linear *to_v,
+                         const sd_linear *to_out, int heads, arena *a, float *h, float *n,
+                         const float *src, int B, int T, int Tk, oir_error *err) {
+    int C = to_q->out, Ckv = to_k->in, d = C / heads, G = attn_group(B, T);
+    size_t mark = arena_mark(a);
+    float *q = arena_floats(a, (size_t)G * T * C);  /* (G, T, C) */
+    float *k = arena_floats(a, (size_t)G * Tk * C); /* (G, Tk, C) */
+    float *v = arena_floats(a, (size_t)G * Tk * C); /* (G, Tk, C) */
+    float *scratch = arena_floats(a, op_attention_scratch(T, Tk, heads, d));
+    if (!q || !k || !v || !scratch)
+        return sd_arena_fail(err, "unet attention", a, attention_arena_bytes(B, T, Tk, C, heads));
+    float scale = (float)(1.0 / sqrt((double)d)); /* dim_head ** -0.5 */
+    for (int b0 = 0; b0 < B; b0 += G) {
+        int g = B - b0 < G ? B - b0 : G;
+        float *nb = n + (size_t)b0 * T * C;
+        const float *sb = src + (size_t)b0 * Tk * Ckv;
+        op_linear(q, nb, to_q->w, to_q->b, g * T, C, C);
+        op_linear(k, sb, to_k->w, to_k->b, g * Tk, Ckv, C);
+        op_linear(v, sb, to_v->w, to_v->b, g * Tk, Ckv, C);
+        /* q, k, v are computed: nb is free to take the attention output */
+        op_attention(nb, q, k, v, g, T, Tk, heads, d, scale, NULL, 0, scratch);
+        sd_linear_add(h + (size_t)b0 * T * C, nb, to_out, g * T);
+    }
+    arena_reset(a, mark);
+    return OIR_OK;
+}
+
+static int ff_chunk(int rows) { return rows < UNET_CHUNK_ROWS ? rows : UNET_CHUNK_ROWS; }
+
+static size_t ff_arena_bytes(int rows, int C) {
+    size_t R = (size_t)ff_chunk(rows);
+    return sd_floats_bytes(R * 8 * C) + sd_floats_bytes(R * 4 * C);
+}
+
+/* FeedForward(GEGLU): h (rows, C) += net.2(geglu(net.0.proj(n))), in row chunks. */
+static int feed_forward_add(const unet_transformer *t, arena *a, float *h, const float *n, int rows,
+                            oir_error *err) {
+    int C = t->c, R = ff_chunk(rows);
+    size_t mark = arena_mark(a);
+    float *f = arena_floats(a, (size_t)R * 8 * C); /* (R, 8C) = [hidden | gate] */
+    float *g = arena_floats(a, (size_t)R * 4 * C); /* (R, 4C) */
+    if (!f || !g) return sd_arena_fail(err, "unet feed-forward", a, ff_arena_bytes(rows, C));
+    for (int r0 = 0; r0 < rows; r0 += R) {
+        int r = rows - r0 < R ? rows - r0 : R;
+        op_linear(f, n + (size_t)r0 * C, t->ff_in.w, t->ff_in.b, r, C, 8 * C);
+        op_geglu(g, f, r, 4 * C);
+        sd_linear_add(h + (size_t)r0 * C, g, &t->ff_out, r);
+    }
+    arena_reset(a, mark);
+    return OIR_OK;
+}
+
+static size_t transformer_arena_bytes(const unet_transformer *t, int B, int T, int L) {
+    size_t BTC = (size_t)B * T * t->c;
+    size_t s1 = attention_arena_bytes(B, T, T, t->c, t->heads);
+    size_t s2 = attention_arena_bytes(B, T, L, t->c, t->heads);
+    size_t s3 = ff_arena_bytes(B * T, t->c);
+    size_t s = s1 > s2 ? s1 : s2;
+    return 2 * sd_floats_bytes(BTC) + (s > s3 ? s : s3);
+}
+
+/* Transformer2DModel (continuous input, one BasicTransformerBlock), in place:
+ * x (B, C, H, W) <- proj_out(block(proj_in(norm(x)))) + x, T = H*W tokens,
+ * ctx (B, L, ctx_dim). */
+static int transformer_forward(const unet_transformer *t, arena *a, float *x, const float *ctx,
+                               int B, int T, int L, int groups, oir_error *err) {
+    int C = t->c, rc;
+    size_t mark = arena_mark(a);
+    float *h = arena_floats(a, (size_t)B * T * C); /* (B, T, C) residual stream */
+    float *n = arena_floats(a, (size_t)B * T * C); /* (B, T, C) normed */
+    if (!h || !n)
+        return sd_arena_fail(err, "unet transformer", a, transformer_arena_bytes(t, B, T, L));
+
+    /* hidden_states = self.norm(hidden_states) -- into h as NCHW scratch */
+    op_group_norm(h, x, t->norm.w, t->norm.b, B, C, T, groups, TRANSFORMER_GN_EPS, 0);
+    /* permute(0, 2, 3, 1) then proj_in: for a 1x1 conv or a Linear, the same product */
+    op_nchw_to_nhwc(n, h, B, C, T);
+    op_linear(h, n, t->proj_in.w, t->proj_in.b, B * T, C, C);
+
+    /* BasicTransformerBlock: 1. self-attention */
+    op_layer_norm(n, h, t->norm1.w, t->norm1.b, B * T, C, TRANSFORMER_LN_EPS);
+    if ((rc = attention_add(&t->attn1_q, &t->attn1_k, &t->attn1_v, &t->attn1_out, t->heads, a, h, n,
+                            n, B, T, T, err)))
+        goto cleanup;
+    /* 2. cross-attention on the text context */
+    op_layer_norm(n, h, t->norm2.w, t->norm2.b, B * T, C, TRANSFORMER_LN_EPS);
+    if ((rc = attention_add(&t->attn2_q, &t->attn2_k, &t->attn2_v, &t->attn2_out, t->heads, a, h, n,
+                            ctx, B, T, L, err)))
+        goto cleanup;
+    /* 3. feed-forward */
+    op_layer_norm(n, h, t->norm3.w, t->norm3.b, B * T, C, TRANSFORMER_LN_EPS);
+    if ((rc = feed_forward_add(t, a, h, n, B * T, err))) goto cleanup;
+
+    /* proj_out, back to NCHW, + residual: x (C, T) += W_out @ h^T + b per row */
+    sd_tokens_proj_add_nchw(x, h, &t->proj_out, B, T);
+    rc = OIR_OK;
+cleanup:
+    arena_reset(a, mark);
+    return rc;
+}
+
+/* ---- the pass ----------------------------------------------------------- */
+
+#define MAX_SKIPS (1 + UNET_MAX_BLOCKS * (UNET_MAX_LAYERS + 1))
+
+typedef struct {
+    int n;
+    int c[MAX_SKIPS], hh[MAX_SKIPS], ww[MAX_SKIPS];
+} skip_plan;
+
+/* The down path's outputs, in order: conv_in, then each resnet(+attention)
+ * and each downsampler. Every one is kept for the up path. */
+static void plan_skips(const unet_model *m, int h, int w, skip_plan *s) {
+    const unet_config *c = &m->cfg;
+    s->n = 0;
+    s->c[s->n] = c->block_out_channels[0], s->hh[s->n] = h, s->ww[s->n++] = w;
+    for (int i = 0; i < c->n_blocks; i++) {
+        const unet_down_block *d = &m->down[i];
+        for (int j = 0; j < d->n_layers; j++)
+            s->c[s->n] = d->c_out, s->hh[s->n] = h, s->ww[s->n++] = w;
+        if (d->has_downsample) {
+            h /= 2, w /= 2;
+            s->c[s->n] = d->c_out, s->hh[s->n] = h, s->ww[s->n++] = w;
+        }
+    }
+}
+
+/* Largest (B=1) hidden state of the mid and up paths: the ping-pong buffers. */
+static size_t pingpong_floats(const unet_model *m, int h, int w) {
+    const unet_config *c = &m->cfg;
+    int f = 1 << (c->n_blocks - 1);
+    int hh = h / f, ww = w / f;
+    size_t mx = (size_t)c->block_out_channels[c->n_blocks - 1] * hh * ww;
+    for (int i = 0; i < c->n_blocks; i++) {
+        const unet_up_block *u = &m->up[i];
+        size_t s = (size_t)u->c_out * hh * ww;
+        if (s > mx) mx = s;
+        if (u->has_upsample) {
+            hh *= 2, ww *= 2;
+            s = (size_t)u->c_out * hh * ww;
+            if (s > mx) mx = s;
+        }
+    }
+    return mx;
+}
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+size_t unet_arena_bytes(const unet_model *m, int B, int h, int w, int ctx_len) {
+    const unet_config *c = &m->cfg;
+    int n = c->n_blocks, c0 = c->block_out_channels[0], ted = c->time_embed_dim;
+    if (B < 1 || h < 1 || w < 1 || ctx_len < 1) return 0;
+    /* persistent: time embedding, skips, two ping-pong buffers */
+    size_t bytes = sd_floats_bytes((size_t)B * c0) + 3 * sd_floats_bytes((size_t)B * ted);
+    skip_plan sp;
+    plan_skips(m, h, w, &sp);
+    for (int i = 0; i < sp.n; i++)
+        bytes += sd_floats_bytes((size_t)B * sp.c[i] * sp.hh[i] * sp.ww[i]);
+    bytes += 2 * sd_floats_bytes((size_t)B * pingpong_floats(m, h, w));
+
+    /* temporaries: the largest of any one stage */
+    size_t tmp = sd_conv_arena_bytes(&m->conv_in, h, w, 1, (c->conv_in_kernel - 1) / 2);
+    int hh = h, ww = w;
+    for (int i = 0; i < n; i++) {
+        const unet_down_block *d = &m->down[i];
+        for (int j = 0; j < d->n_layers; j++) {
+            tmp = max_sz(tmp, sd_resnet_arena_bytes(&d->resnets[j], B, hh, ww));
+            if (d->has_attn)
+                tmp = max_sz(tmp, transformer_arena_bytes(&d->attentions[j], B, hh * ww, ctx_len));
+        }
+        if (d->has_downsample) {
+            tmp = max_sz(tmp, sd_downsample_arena_bytes(&d->downsample, B, hh, ww, 1));
+            hh /= 2, ww /= 2;
+        }
+    }
+    if (c->has_mid) {
+        tmp = max_sz(tmp, sd_resnet_arena_bytes(&m->mid_resnets[0], B, hh, ww));
+        tmp = max_sz(tmp, transformer_arena_bytes(&m->mid_attn, B, hh * ww, ctx_len));
+    }
+    int cur_c = c->block_out_channels[n - 1];
+    for (int i = 0; i < n; i++) {
+        const unet_up_block *u = &m->up[i];
+        for (int j = 0; j < u->n_layers; j++) {
+            size_t cat = sd_floats_bytes((size_t)B * (cur_c + u->skip_c[j]) * hh * ww);
+            tmp = max_sz(tmp, cat + sd_resnet_arena_bytes(&u->resnets[j], B, hh, ww));
+            cur_c = u->c_out;
+            if (u->has_attn)
+                tmp = max_sz(tmp, transformer_arena_bytes(&u->attentions[j], B, hh * ww, ctx_len));
+        }
+        if (u->has_upsample) {
+            tmp = max_sz(tmp, sd_upsample_arena_bytes(&u->upsample, B, hh, ww));
+            hh *= 2, ww *= 2;
+        }
+    }
+    tmp = max_sz(tmp, sd_floats_bytes((size_t)B * c0 * h * w) +
+                          sd_conv_arena_bytes(&m->conv_out, h, w, 1, (c->conv_out_kernel - 1) / 2));
+    return bytes + tmp + 4096;
+}
+
+int unet_forward(const unet_model *m, arena *a, const float *sample, const float *timesteps,
+                 const float *context, int B, int h, int w, int ctx_len, float *noise_pred_out,
+                 oir_error *err) {
+    return unet_forward_tap(m, a, sample, timesteps, context, B, h, w, ctx_len, noise_pred_out,
+                            NULL, err);
+}
+
+int unet_forward_tap(const unet_model *m, arena *a, const float *sample, const float *timesteps,
+                     const float *context, int B, int h, int w, int ctx_len, float *noise_pred_out,
+                     const unet_tap *tap, oir_error *err) {
+    if (!m || !a || !sample || !timesteps || !context || !noise_pred_out)
+        return oir_fail(err, OIR_E_ARG, "unet_forward: NULL argument");
+    const unet_config *c = &m->cfg;
+    int n = c->n_blocks, f = 1 << (n - 1), G = c->norm_num_groups;
+    int c0 = c->block_out_channels[0], ted = c->time_embed_dim;
+    float eps = c->norm_eps;
+    if (B < 1 || ctx_len < 1 || h < 1 || w < 1)
+        return oir_fail(err, OIR_E_ARG,
+                        "unet_forward: batch %d, latent %dx%d, context length %d: all must be >= 1",
+                        B, h, w, ctx_len);
+    if (h % f || w % f)
+        return oir_fail(err, OIR_E_SHAPE,
+                        "unet_forward: latent %dx%d is not a multiple of %d (2^%d downsamplings)",
+                        h, w, f, n - 1);
+    size_t mark = arena_mark(a);
+    int rc = OIR_OK;
+#define ALLOC(ptr, count)                                                                          \
+    do {                                                                                           \
+        (ptr) = arena_floats(a, (count));                                                          \
+        if (!(ptr)) {                                                                              \
+            rc = sd_arena_fail(err, "unet", a, unet_arena_bytes(m, B, h, w, ctx_len));             \
+            goto cleanup;                                                                          \
+        }                                                                                          \
+    } while (0)
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        if ((rc = (call)) != OIR_OK) goto cleanup;                                                 \
+    } while (0)
+
+    /* 1. time: t_emb = time_proj(timesteps); emb = time_embedding(t_emb) */
+    float *t_emb, *t_hid, *emb, *emb_act;
+    ALLOC(t_emb, (size_t)B * c0);    /* (B, C0) */
+    ALLOC(t_hid, (size_t)B * ted);   /* (B, T_emb) */
+    ALLOC(emb, (size_t)B * ted);     /* (B, T_emb) */
+    ALLOC(emb_act, (size_t)B * ted); /* (B, T_emb) silu(emb), what every resnet projects */
+    op_timestep_embedding(t_emb, timesteps, B, c0, c->flip_sin_to_cos, c->freq_shift, 10000.0f);
+    sd_tap_out(tap, "time_proj", t_emb, (size_t)B * c0);
+    op_linear(t_hid, t_emb, m->time_linear_1.w, m->time_linear_1.b, B, c0, ted);
+    op_silu(t_hid, t_hid, (size_t)B * ted);
+    op_linear(emb, t_hid, m->time_linear_2.w, m->time_linear_2.b, B, ted, ted);
+    op_silu(emb_act, emb, (size_t)B * ted);
+    sd_tap_out(tap, "time_emb", emb, (size_t)B * ted);
+
+    /* the skip connections (every down-path output) and two ping-pong buffers */
+    skip_plan sp;
+    plan_skips(m, h, w, &sp);
+    float *skip[MAX_SKIPS];
+    for (int i = 0; i < sp.n; i++) ALLOC(skip[i], (size_t)B * sp.c[i] * sp.hh[i] * sp.ww[i]);
+    size_t pp = (size_t)B * pingpong_floats(m, h, w);
+    float *pbuf[2];
+    ALLOC(pbuf[0], pp);
+    ALLOC(pbuf[1], pp);
+
+    /* 2. pre-process: sample = conv_in(sample) */
+    TRY(sd_conv_forward(&m->conv_in, a, skip[0], sample, B, h, w, 1, (c->conv_in_kernel - 1) / 2,
+                        err));
+    sd_tap_out(tap, "conv_in", skip[0], (size_t)B * c0 * h * w);
+
+    /* 3. down */
+    char name[32];
+    int s = 1, hh = h, ww = w;
+    float *cur = skip[0];
+    for (int i = 0; i < n; i++) {
+        const unet_down_block *d = &m->down[i];
+        for (int j = 0; j < d->n_layers; j++) {
+            TRY(sd_resnet_forward(&d->resnets[j], a, skip[s], cur, emb_act, B, hh, ww, G, eps, 1.0f,
+                                  err));
+            if (d->has_attn)
+                TRY(transformer_forward(&d->attentions[j], a, skip[s], context, B, hh * ww, ctx_len,
+                                        G, err));
+            cur = skip[s++];
+        }
+        if (d->has_downsample) {
+            TRY(sd_downsample_forward(&d->downsample, a, skip[s], cur, B, hh, ww, 1, err));
+            hh /= 2, ww /= 2;
+            cur = skip[s++];
+        }
+        snprintf(name, sizeof name, "down.%d", i);
+        sd_tap_out(tap, name, cur, (size_t)B * d->c_out * hh * ww);
+    }
+
+    /* 4. mid: resnet, transformer, resnet */
+    int cur_c = c->block_out_channels[n - 1];
+    int p = 0; /* next ping-pong buffer to write */
+    if (c->has_mid) {
+        float msf = c->mid_block_scale_factor;
+        TRY(sd_resnet_forward(&m->mid_resnets[0], a, pbuf[0], cur, emb_act, B, hh, ww, G, eps, msf,
+                              err));
+        TRY(transformer_forward(&m->mid_attn, a, pbuf[0], context, B, hh * ww, ctx_len, G, err));
+        TRY(sd_resnet_forward(&m->mid_resnets[1], a, pbuf[1], pbuf[0], emb_act, B, hh, ww, G, eps,
+                              msf, err));
+        cur = pbuf[1];
+        p = 0;
+        sd_tap_out(tap, "mid", cur, (size_t)B * cur_c * hh * ww);
+    }
+
+    /* 5. up: each resnet takes cat([hidden, skip], dim=1), skips popped last-first */
+    for (int i = 0; i < n; i++) {
+        const unet_up_block *u = &m->up[i];
+        for (int j = 0; j < u->n_layers; j++) {
+            const float *sk = skip[--s];
+            int sc = u->skip_c[j];
+            size_t tm = arena_mark(a);
+            float *cat;
+            ALLOC(cat, (size_t)B * (cur_c + sc) * hh * ww); /* (B, C_cur + C_skip, H, W) */
+            op_concat_channels(cat, cur, sk, B, cur_c, sc, hh * ww);
+            rc = sd_resnet_forward(&u->resnets[j], a, pbuf[p], cat, emb_act, B, hh, ww, G, eps,
+                                   1.0f, err);
+            arena_reset(a, tm);
+            if (rc) goto cleanup;
+            cur = pbuf[p], p ^= 1, cur_c = u->c_out;
+            if (u->has_attn)
+                TRY(transformer_forward(&u->attentions[j], a, cur, context, B, hh * ww, ctx_len, G,
+                                        err));
+        }
+        if (u->has_upsample) {
+            TRY(sd_upsample_forward(&u->upsample, a, pbuf[p], cur, B, hh, ww, err));
+            hh *= 2, ww *= 2;
+            cur = pbuf[p], p ^= 1;
+        }
+        snprintf(name, sizeof name, "up.%d", i);
+        sd_tap_out(tap, name, cur, (size_t)B * cur_c * hh * ww);
+    }
+
+    /* 6. post-process: conv_out(silu(conv_norm_out(sample))) */
+    {
+        float *t;
+        ALLOC(t, (size_t)B * c0 * h * w);
+        op_group_norm(t, cur, m->conv_norm_out.w, m->conv_norm_out.b, B, c0, h * w, G, eps, 1);
+        sd_tap_out(tap, "conv_act", t, (size_t)B * c0 * h * w);
+        TRY(sd_conv_forward(&m->conv_out, a, noise_pred_out, t, B, h, w, 1,
+                            (c->conv_out_kernel - 1) / 2, err));
+    }
+    sd_tap_out(tap, "noise_pred", noise_pred_out, (size_t)B * c->out_channels * h * w);
+#undef ALLOC
+#undef TRY
+cleanup:
+    arena_reset(a, mark);
+    return rc;
+}
