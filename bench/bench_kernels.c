@@ -1,8 +1,9 @@
 /* Kernel benchmark: GFLOP/s and memory of the SD 1.5 hot shapes, with 2
  * threads, next to the machine's own sgemm rate measured in the same run.
  *
- *   make -j2 build/release/bench/bench_kernels && build/release/bench/bench_kernels
+ *   make -j2 build/release/bench/bench_kernels && build/release/bench/bench_kernels [threads]
  *
+ * (threads defaults to 2, the issue's setting.)
  * Each kernel runs once to warm up, then REPS times; the best wall time is
  * reported (the least disturbed by other processes), with the median beside
  * it. Memory: the kernel's scratch (what the caller must provide beyond
@@ -115,8 +116,9 @@ static void report(const char *what, double flop, timing t, size_t scratch_bytes
     printf("  scratch %9.1f KiB  rss +%ld KiB\n", scratch_bytes / 1024.0, rss_kb);
 }
 
-int main(void) {
-    oir_set_threads(2);
+int main(int argc, char **argv) {
+    int threads = argc > 1 ? atoi(argv[1]) : 2;
+    oir_set_threads(threads > 0 ? threads : 2);
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("bench_kernels: %d threads, OPENBLAS_CORETYPE=%s, best of %d runs\n", oir_get_threads(),
            ct ? ct : "(unset)", REPS);
