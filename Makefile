@@ -18,7 +18,17 @@ else
   LDOPT :=
 endif
 CFLAGS += $(BASE) $(WARN) $(OPT)
-LDLIBS := -lopenblas -lcjson -lpng -ljpeg -lyaml -lm
+# OpenBLAS's OpenMP build shares our OpenMP thread pool, so BLAS threads and
+# kernel threads never oversubscribe the cores (the pthread build spins
+# against OpenMP's idle threads). Fall back to whichever -lopenblas exists.
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+OPENBLAS_OMP := /usr/lib/$(MULTIARCH)/openblas-openmp
+ifneq ($(wildcard $(OPENBLAS_OMP)/libopenblas.so),)
+  BLAS := -L$(OPENBLAS_OMP) -Wl,-rpath,$(OPENBLAS_OMP) -lopenblas
+else
+  BLAS := -lopenblas
+endif
+LDLIBS := $(BLAS) -lcjson -lpng -ljpeg -lyaml -lm
 LDFLAGS += -fopenmp $(LDOPT)
 
 LIB_SRC := $(wildcard src/core/*.c src/io/*.c src/models/*.c src/diffusion/*.c src/edit/*.c)
