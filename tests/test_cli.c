@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_runner.h"
 #include "harness.h"
 #include "io/image.h"
 #include "io/safetensors.h"
@@ -30,87 +31,13 @@
 #define RTOL 1e-3f
 #define DDIM_TOL 1e-5f
 
-extern char **environ;
-
-static char oir_bin[1024];
-static char tmp[256];
-static char out_text[16384], err_text[16384];
-static char out_file[512], err_file[512]; /* where run() sends stdout, stderr */
-
-/* Paths in rotating buffers: each stays valid for the next 63 calls, enough
- * for the handful a test holds at once. */
-static const char *tpath(const char *name) {
-    static char buf[64][512];
-    static int k;
-    k = (k + 1) % 64;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmp, name);
-    return buf[k];
-}
-
+/* Fixture path in rotating buffers (valid for the next 63 calls). */
 static const char *fx(const char *name) {
     static char buf[64][1024];
     static int k;
     k = (k + 1) % 64;
     snprintf(buf[k], sizeof buf[k], "%s", th_fixture_path(name));
     return buf[k];
-}
-
-static void read_all(const char *path, char *buf, size_t cap) {
-    buf[0] = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return;
-    size_t n = fread(buf, 1, cap - 1, fp);
-    buf[n] = 0;
-    fclose(fp);
-}
-
-/* Runs oir with the NULL-terminated arguments; returns its exit status
- * (-1 when it could not run, 128 + signal when killed), stdout and stderr
- * in out_text / err_text. */
-static int run(const char *first, ...) {
-    const char *args[64];
-    int n = 0;
-    args[n++] = oir_bin;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 63; a = va_arg(ap, const char *))
-        args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    const char *o = out_file, *e = err_file;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, o, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, e, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, oir_bin, &fa, NULL, (char *const *)args, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        out_text[0] = err_text[0] = 0;
-        return -1;
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    read_all(o, out_text, sizeof out_text);
-    read_all(e, err_text, sizeof err_text);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* The last run failed with exactly one stderr line "oir <cmd>: ..." that
- * contains `needle`. */
-static void check_error(const char *what, int rc, const char *cmd, const char *needle) {
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "oir %s: ", cmd);
-    size_t len = strlen(err_text);
-    const char *nl = strchr(err_text, '\n');
-    CHECK(rc != 0 && rc != -1 && rc < 128, "%s: exit status %d, expected a failure exit", what, rc);
-    CHECK(len > 0 && nl == err_text + len - 1, "%s: expected one stderr line, got \"%s\"", what,
-          err_text);
-    CHECK(!strncmp(err_text, prefix, strlen(prefix)),
-          "%s: stderr \"%s\" does not start with \"%s\"", what, err_text, prefix);
-    CHECK(strstr(err_text, needle) != NULL, "%s: stderr \"%s\" does not name \"%s\"", what,
-          err_text, needle);
 }
 
 /* Compares tensor `name` of OUT with `ref_name` of a fixture. */
@@ -164,56 +91,56 @@ done:
 
 static void test_eval(void) {
     const char *pipe = fx("sd/tiny-pipe"), *clip = fx("sd/clip-tiny");
-    const char *o = tpath("eval.safetensors");
+    const char *o = cr_path("eval.safetensors");
     int rc;
 
-    rc = run("eval", "unet", "--model", pipe, "--in", fx("sd/ref_unet.safetensors"), "--out", o,
+    rc = cr_run("eval", "unet", "--model", pipe, "--in", fx("sd/ref_unet.safetensors"), "--out", o,
              NULL);
-    if (CHECK(rc == 0, "eval unet: exit %d: %s", rc, err_text))
+    if (CHECK(rc == 0, "eval unet: exit %d: %s", rc, cr_err))
         compare("eval unet noise_pred", o, "noise_pred", "sd/ref_unet.safetensors", "noise_pred",
                 ATOL, RTOL);
 
     /* a UNet component folder (linear projections, fp16 weights) */
-    rc = run("eval", "unet", "--model", fx("sd/unet-linproj"), "--in",
+    rc = cr_run("eval", "unet", "--model", fx("sd/unet-linproj"), "--in",
              fx("sd/ref_unet_linproj.safetensors"), "--out", o, NULL);
-    if (CHECK(rc == 0, "eval unet (unet-linproj folder): exit %d: %s", rc, err_text))
+    if (CHECK(rc == 0, "eval unet (unet-linproj folder): exit %d: %s", rc, cr_err))
         compare("eval unet unet-linproj noise_pred", o, "noise_pred",
                 "sd/ref_unet_linproj.safetensors", "noise_pred", ATOL, RTOL);
 
-    rc = run("eval", "text", "--model", pipe, "--in", fx("sd/ref_text.safetensors"), "--out", o,
+    rc = cr_run("eval", "text", "--model", pipe, "--in", fx("sd/ref_text.safetensors"), "--out", o,
              NULL);
-    if (CHECK(rc == 0, "eval text: exit %d: %s", rc, err_text)) {
+    if (CHECK(rc == 0, "eval text: exit %d: %s", rc, cr_err)) {
         compare("eval text last_hidden_state", o, "last_hidden_state", "sd/ref_text.safetensors",
                 "last_hidden_state", ATOL, RTOL);
         compare("eval text pooler_output", o, "pooler_output", "sd/ref_text.safetensors",
                 "pooler_output", ATOL, RTOL);
     }
 
-    rc = run("eval", "text", "--model", clip, "--in", fx("sd/ref_clip.safetensors"), "--out", o,
+    rc = cr_run("eval", "text", "--model", clip, "--in", fx("sd/ref_clip.safetensors"), "--out", o,
              NULL);
-    if (CHECK(rc == 0, "eval text (CLIP): exit %d: %s", rc, err_text))
+    if (CHECK(rc == 0, "eval text (CLIP): exit %d: %s", rc, cr_err))
         compare("eval text (CLIP) text_embeds", o, "text_embeds", "sd/ref_clip.safetensors",
                 "text_embeds", ATOL, RTOL);
 
-    rc = run("eval", "vae-decode", "--model", pipe, "--in", fx("sd/ref_vae.safetensors"), "--out",
+    rc = cr_run("eval", "vae-decode", "--model", pipe, "--in", fx("sd/ref_vae.safetensors"), "--out",
              o, NULL);
-    if (CHECK(rc == 0, "eval vae-decode: exit %d: %s", rc, err_text))
+    if (CHECK(rc == 0, "eval vae-decode: exit %d: %s", rc, cr_err))
         compare("eval vae-decode image", o, "image", "sd/ref_vae.safetensors", "decoded", ATOL,
                 RTOL);
 
-    rc = run("eval", "vae-encode", "--model", pipe, "--in", fx("sd/ref_vae.safetensors"), "--out",
+    rc = cr_run("eval", "vae-encode", "--model", pipe, "--in", fx("sd/ref_vae.safetensors"), "--out",
              o, NULL);
-    if (CHECK(rc == 0, "eval vae-encode: exit %d: %s", rc, err_text))
+    if (CHECK(rc == 0, "eval vae-encode: exit %d: %s", rc, cr_err))
         compare("eval vae-encode latent_mean", o, "latent_mean", "sd/ref_vae.safetensors",
                 "latent_mean", ATOL, RTOL);
 
     /* DDIM: the fixture's step_* / invert_* tensors under diffusers' names */
-    const char *din = tpath("ddim_in.safetensors");
+    const char *din = cr_path("ddim_in.safetensors");
     write_renamed(din, "sd/ref_ddim.safetensors", "sample", "sample", "model_output",
                   "model_output", "timestep", "step_timestep", "num_inference_steps",
                   "step_num_inference_steps", NULL);
-    rc = run("eval", "ddim-step", "--model", pipe, "--in", din, "--out", o, NULL);
-    if (CHECK(rc == 0, "eval ddim-step: exit %d: %s", rc, err_text)) {
+    rc = cr_run("eval", "ddim-step", "--model", pipe, "--in", din, "--out", o, NULL);
+    if (CHECK(rc == 0, "eval ddim-step: exit %d: %s", rc, cr_err)) {
         compare("eval ddim-step prev_sample", o, "prev_sample", "sd/ref_ddim.safetensors",
                 "prev_sample", DDIM_TOL, DDIM_TOL);
         compare("eval ddim-step pred_original_sample", o, "pred_original_sample",
@@ -222,16 +149,16 @@ static void test_eval(void) {
     write_renamed(din, "sd/ref_ddim.safetensors", "sample", "invert_sample", "model_output",
                   "invert_model_output", "timestep", "invert_timestep", "num_inference_steps",
                   "invert_num_inference_steps", NULL);
-    rc = run("eval", "ddim-invert-step", "--in", din, "--out", o,
+    rc = cr_run("eval", "ddim-invert-step", "--in", din, "--out", o,
              NULL); /* SD 1.x schedule by default */
-    if (CHECK(rc == 0, "eval ddim-invert-step: exit %d: %s", rc, err_text))
+    if (CHECK(rc == 0, "eval ddim-invert-step: exit %d: %s", rc, cr_err))
         compare("eval ddim-invert-step next_sample", o, "next_sample", "sd/ref_ddim.safetensors",
                 "invert_next_sample", DDIM_TOL, DDIM_TOL);
 
     /* vision, masked (ref_clip holds pixel_values and patch_mask) and not */
-    rc = run("eval", "vision", "--model", clip, "--in", fx("sd/ref_clip.safetensors"), "--out", o,
+    rc = cr_run("eval", "vision", "--model", clip, "--in", fx("sd/ref_clip.safetensors"), "--out", o,
              NULL);
-    if (CHECK(rc == 0, "eval vision (masked): exit %d: %s", rc, err_text)) {
+    if (CHECK(rc == 0, "eval vision (masked): exit %d: %s", rc, cr_err)) {
         compare("eval vision masked image_embeds", o, "image_embeds", "sd/ref_clip.safetensors",
                 "image_embeds_masked", ATOL, RTOL);
         compare("eval vision masked pooler_output", o, "pooler_output", "sd/ref_clip.safetensors",
@@ -239,17 +166,17 @@ static void test_eval(void) {
         compare("eval vision masked last_hidden_state", o, "last_hidden_state",
                 "sd/ref_clip.safetensors", "vision_last_hidden_state_masked", ATOL, RTOL);
     }
-    const char *vin = tpath("vision_in.safetensors");
+    const char *vin = cr_path("vision_in.safetensors");
     write_renamed(vin, "sd/ref_clip.safetensors", "pixel_values", "pixel_values", NULL);
-    rc = run("eval", "vision", "--model", clip, "--in", vin, "--out", o, NULL);
-    if (CHECK(rc == 0, "eval vision: exit %d: %s", rc, err_text))
+    rc = cr_run("eval", "vision", "--model", clip, "--in", vin, "--out", o, NULL);
+    if (CHECK(rc == 0, "eval vision: exit %d: %s", rc, cr_err))
         compare("eval vision image_embeds", o, "image_embeds", "sd/ref_clip.safetensors",
                 "image_embeds", ATOL, RTOL);
 
     /* tokenize: row 0 of ref_text's input_ids, exactly */
-    rc = run("eval", "tokenize", "--model", pipe, "--prompt",
+    rc = cr_run("eval", "tokenize", "--model", pipe, "--prompt",
              "a photo of a cat, sitting on the mat!", "--out", o, NULL);
-    if (CHECK(rc == 0, "eval tokenize: exit %d: %s", rc, err_text)) {
+    if (CHECK(rc == 0, "eval tokenize: exit %d: %s", rc, cr_err)) {
         oir_error err = {0};
         st_file *got = NULL, *ref = th_open_fixture("sd/ref_text.safetensors");
         CHECK(st_open(&got, o, &err) == OIR_OK, "tokenize output: %s", err.message);
@@ -278,45 +205,45 @@ static int files_equal(const char *a, const char *b) {
 
 static void test_generate(void) {
     const char *pipe = fx("sd/tiny-pipe");
-    const char *a = tpath("a.png"), *b = tpath("b.png"), *c = tpath("c.png"), *d = tpath("d.png");
-    int rc = run("generate", "--model", pipe, "--prompt", "a red circle", "--size", "16", "--steps",
+    const char *a = cr_path("a.png"), *b = cr_path("b.png"), *c = cr_path("c.png"), *d = cr_path("d.png");
+    int rc = cr_run("generate", "--model", pipe, "--prompt", "a red circle", "--size", "16", "--steps",
                  "5", "--seed", "1", "--out", a, NULL);
-    if (!CHECK(rc == 0, "generate: exit %d: %s", rc, err_text)) return;
-    CHECK(strstr(out_text, "wrote") != NULL, "generate: no summary line: \"%s\"", out_text);
+    if (!CHECK(rc == 0, "generate: exit %d: %s", rc, cr_err)) return;
+    CHECK(strstr(cr_out, "wrote") != NULL, "generate: no summary line: \"%s\"", cr_out);
     image img = {0};
     oir_error err = {0};
     if (CHECK(image_load(&img, a, &err) == OIR_OK, "generate output: %s", err.message))
         CHECK(img.width == 16 && img.height == 16, "generate: %dx%d image, expected 16x16",
               img.width, img.height);
     image_free(&img);
-    rc = run("generate", "--model", pipe, "--prompt", "a red circle", "--size", "16", "--steps",
+    rc = cr_run("generate", "--model", pipe, "--prompt", "a red circle", "--size", "16", "--steps",
              "5", "--seed", "1", "--out", b, "--quiet", NULL);
     CHECK(rc == 0 && files_equal(a, b), "generate: same seed, different bytes (exit %d)", rc);
-    CHECK(out_text[0] == 0, "generate --quiet printed \"%s\"", out_text);
-    rc = run("generate", "--model", pipe, "--prompt", "a red circle", "--size", "16", "--steps",
+    CHECK(cr_out[0] == 0, "generate --quiet printed \"%s\"", cr_out);
+    rc = cr_run("generate", "--model", pipe, "--prompt", "a red circle", "--size", "16", "--steps",
              "5", "--seed", "2", "--out", c, NULL);
     CHECK(rc == 0 && !files_equal(a, c), "generate: seeds 1 and 2 give the same image (exit %d)",
           rc);
     /* native size (16 for tiny-pipe); the single-file copy of the same
      * weights with the folder's configs gives the same bytes */
-    rc = run("generate", "--model", pipe, "--prompt", "a red circle", "--steps", "5", "--seed", "1",
+    rc = cr_run("generate", "--model", pipe, "--prompt", "a red circle", "--steps", "5", "--seed", "1",
              "--out", d, NULL);
     CHECK(rc == 0 && files_equal(a, d), "generate: default size is not the native 16 (exit %d: %s)",
-          rc, err_text);
-    rc = run("generate", "--model", fx("sd/tiny-pipe.safetensors"), "--config", pipe, "--prompt",
+          rc, cr_err);
+    rc = cr_run("generate", "--model", fx("sd/tiny-pipe.safetensors"), "--config", pipe, "--prompt",
              "a red circle", "--steps", "5", "--seed", "1", "--out", d, NULL);
     CHECK(rc == 0 && files_equal(a, d), "generate: single file != folder (exit %d: %s)", rc,
-          err_text);
+          cr_err);
 
     /* reconstruct the generated image */
-    rc = run("reconstruct", "--model", pipe, "--image", a, "--prompt", "a red circle", "--steps",
+    rc = cr_run("reconstruct", "--model", pipe, "--image", a, "--prompt", "a red circle", "--steps",
              "5", "--out", b, NULL);
-    if (CHECK(rc == 0, "reconstruct: exit %d: %s", rc, err_text)) {
-        const char *p = strstr(out_text, "PSNR reconstruction vs input: ");
+    if (CHECK(rc == 0, "reconstruct: exit %d: %s", rc, cr_err)) {
+        const char *p = strstr(cr_out, "PSNR reconstruction vs input: ");
         double db = p ? atof(p + strlen("PSNR reconstruction vs input: ")) : NAN;
-        CHECK(p && isfinite(db) && db > 0, "reconstruct: no PSNR line in \"%s\"", out_text);
-        CHECK(strstr(out_text, "PSNR VAE only") != NULL, "reconstruct: no VAE-only PSNR in \"%s\"",
-              out_text);
+        CHECK(p && isfinite(db) && db > 0, "reconstruct: no PSNR line in \"%s\"", cr_out);
+        CHECK(strstr(cr_out, "PSNR VAE only") != NULL, "reconstruct: no VAE-only PSNR in \"%s\"",
+              cr_out);
         if (CHECK(image_load(&img, b, &err) == OIR_OK, "reconstruct output: %s", err.message))
             CHECK(img.width == 16 && img.height == 16, "reconstruct: %dx%d image", img.width,
                   img.height);
@@ -329,13 +256,13 @@ static void test_generate(void) {
 static void test_help(void) {
     const char *cmds[] = {"generate", "reconstruct", "eval"};
     for (int i = 0; i < 3; i++) {
-        int rc = run(cmds[i], "--help", NULL);
+        int rc = cr_run(cmds[i], "--help", NULL);
         char want[64];
         snprintf(want, sizeof want, "usage: oir %s", cmds[i]);
-        CHECK(rc == 0 && strstr(out_text, want), "oir %s --help: exit %d, \"%.80s\"", cmds[i], rc,
-              out_text);
+        CHECK(rc == 0 && strstr(cr_out, want), "oir %s --help: exit %d, \"%.80s\"", cmds[i], rc,
+              cr_out);
     }
-    run("eval", "--help", NULL);
+    cr_run("eval", "--help", NULL);
     const char *names[] = {"tokenize",           "vision",
                            "vae-encode",         "vae-decode",
                            "ddim-step",          "ddim-invert-step",
@@ -347,29 +274,29 @@ static void test_help(void) {
                            "prev_sample",        "next_sample",
                            "num_inference_steps"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        CHECK(strstr(out_text, names[i]) != NULL, "oir eval --help does not mention %s", names[i]);
-    int rc = run("--help", NULL);
-    CHECK(rc == 0 && strstr(out_text, "generate") && strstr(out_text, "reconstruct") &&
-              strstr(out_text, "eval"),
+        CHECK(strstr(cr_out, names[i]) != NULL, "oir eval --help does not mention %s", names[i]);
+    int rc = cr_run("--help", NULL);
+    CHECK(rc == 0 && strstr(cr_out, "generate") && strstr(cr_out, "reconstruct") &&
+              strstr(cr_out, "eval"),
           "oir --help does not list generate, reconstruct, eval");
 }
 
 static void test_errors(void) {
     const char *pipe = fx("sd/tiny-pipe"), *unet_in = fx("sd/ref_unet.safetensors");
-    const char *o = tpath("err.safetensors"), *png = tpath("err.png");
+    const char *o = cr_path("err.safetensors"), *png = cr_path("err.png");
     int rc;
-    rc = run("eval", "frobnicate", "--model", pipe, "--in", unet_in, "--out", o, NULL);
-    check_error("unknown component", rc, "eval", "unknown component 'frobnicate'");
+    rc = cr_run("eval", "frobnicate", "--model", pipe, "--in", unet_in, "--out", o, NULL);
+    cr_expect_error("unknown component", rc, "eval", "unknown component 'frobnicate'");
     rc =
-        run("eval", "unet", "--model", pipe, "--in", tpath("absent.safetensors"), "--out", o, NULL);
-    check_error("missing --in file", rc, "eval", "absent.safetensors: no such file");
-    rc = run("eval", "unet", "--model", pipe, "--in", fx("sd/ref_vae.safetensors"), "--out", o,
+        cr_run("eval", "unet", "--model", pipe, "--in", cr_path("absent.safetensors"), "--out", o, NULL);
+    cr_expect_error("missing --in file", rc, "eval", "absent.safetensors: no such file");
+    rc = cr_run("eval", "unet", "--model", pipe, "--in", fx("sd/ref_vae.safetensors"), "--out", o,
              NULL);
-    check_error("missing tensors", rc, "eval",
+    cr_expect_error("missing tensors", rc, "eval",
                 "missing tensors sample, timestep, encoder_hidden_states");
 
     /* wrong shape: sample with 3 channels */
-    const char *bad = tpath("bad_shape.safetensors");
+    const char *bad = cr_path("bad_shape.safetensors");
     oir_error err = {0};
     st_writer *w = st_writer_new();
     float zeros[3 * 3 * 8 * 8] = {0}, ctx[3 * 77 * 32] = {0}, ts[3] = {981, 500, 1};
@@ -379,87 +306,68 @@ static void test_errors(void) {
               !st_writer_add_f32(w, "timestep", ts, 1, s_t, &err) && !st_writer_save(w, bad, &err),
           "writing %s: %s", bad, err.message);
     st_writer_free(w);
-    rc = run("eval", "unet", "--model", pipe, "--in", bad, "--out", o, NULL);
-    check_error("wrong shape", rc, "eval",
+    rc = cr_run("eval", "unet", "--model", pipe, "--in", bad, "--out", o, NULL);
+    cr_expect_error("wrong shape", rc, "eval",
                 "tensor sample has shape [3, 3, 8, 8], expected (B, 4, h, w)");
 
-    rc = run("eval", "unet", "--model", pipe, "--in", unet_in, "--out", unet_in, NULL);
-    check_error("--out == --in", rc, "eval", "is the input given to --in");
-    rc = run("eval", "unet", "--model", pipe, "--in", unet_in, "--out", o, "--frob", NULL);
-    check_error("unknown flag (eval)", rc, "eval", "unknown option --frob");
-    rc = run("generate", "--model", pipe, "--prompt", "x", "--out", png, "--frob", "1", NULL);
-    check_error("unknown flag (generate)", rc, "generate", "unknown option --frob");
-    rc = run("generate", "--model", pipe, "--prompt", "x", "--out", png, "--steps", "abc", NULL);
-    check_error("bad number", rc, "generate", "--steps: 'abc' is not an integer");
-    rc = run("generate", "--model", pipe, "--prompt", "x", "--out", png, "--guidance", "1e9", NULL);
-    check_error("number out of range", rc, "generate", "--guidance: 1e9 is outside");
-    rc = run("generate", "--model", pipe, "--prompt", "x", "--out", png, "--size", "18", NULL);
-    check_error("bad size", rc, "generate", "--size 18: not a multiple of 4");
-    rc = run("generate", "--model", pipe, "--out", png, NULL);
-    check_error("no prompt", rc, "generate", "--prompt is required");
-    rc = run("generate", "--model", tpath("no-such-model"), "--prompt", "x", "--out", png, NULL);
-    check_error("missing model folder", rc, "generate", "no-such-model: no such file or folder");
-    rc = run("reconstruct", "--model", tpath("no-such-model"), "--image", unet_in, "--prompt", "x",
+    rc = cr_run("eval", "unet", "--model", pipe, "--in", unet_in, "--out", unet_in, NULL);
+    cr_expect_error("--out == --in", rc, "eval", "is the input given to --in");
+    rc = cr_run("eval", "unet", "--model", pipe, "--in", unet_in, "--out", o, "--frob", NULL);
+    cr_expect_error("unknown flag (eval)", rc, "eval", "unknown option --frob");
+    rc = cr_run("generate", "--model", pipe, "--prompt", "x", "--out", png, "--frob", "1", NULL);
+    cr_expect_error("unknown flag (generate)", rc, "generate", "unknown option --frob");
+    rc = cr_run("generate", "--model", pipe, "--prompt", "x", "--out", png, "--steps", "abc", NULL);
+    cr_expect_error("bad number", rc, "generate", "--steps: 'abc' is not an integer");
+    rc = cr_run("generate", "--model", pipe, "--prompt", "x", "--out", png, "--guidance", "1e9", NULL);
+    cr_expect_error("number out of range", rc, "generate", "--guidance: 1e9 is outside");
+    rc = cr_run("generate", "--model", pipe, "--prompt", "x", "--out", png, "--size", "18", NULL);
+    cr_expect_error("bad size", rc, "generate", "--size 18: not a multiple of 4");
+    rc = cr_run("generate", "--model", pipe, "--out", png, NULL);
+    cr_expect_error("no prompt", rc, "generate", "--prompt is required");
+    rc = cr_run("generate", "--model", cr_path("no-such-model"), "--prompt", "x", "--out", png, NULL);
+    cr_expect_error("missing model folder", rc, "generate", "no-such-model: no such file or folder");
+    rc = cr_run("reconstruct", "--model", cr_path("no-such-model"), "--image", unet_in, "--prompt", "x",
              "--out", png, NULL);
-    check_error("missing model folder (reconstruct)", rc, "reconstruct",
+    cr_expect_error("missing model folder (reconstruct)", rc, "reconstruct",
                 "no-such-model: no such file or folder");
-    rc = run("eval", "unet", "--model", tpath("no-such-model"), "--in", unet_in, "--out", o, NULL);
-    check_error("missing model folder (eval)", rc, "eval", "no-such-model: no such file or folder");
+    rc = cr_run("eval", "unet", "--model", cr_path("no-such-model"), "--in", unet_in, "--out", o, NULL);
+    cr_expect_error("missing model folder (eval)", rc, "eval", "no-such-model: no such file or folder");
 
-    const char *ckpt = tpath("x.ckpt");
+    const char *ckpt = cr_path("x.ckpt");
     FILE *fp = fopen(ckpt, "wb");
     if (CHECK(fp != NULL, "cannot write %s", ckpt)) {
         fputs("not really a pickle", fp);
         fclose(fp);
     }
-    rc = run("generate", "--model", ckpt, "--prompt", "x", "--out", png, NULL);
-    check_error("pickle model (generate)", rc, "generate", "pickle");
-    rc = run("eval", "unet", "--model", ckpt, "--in", unet_in, "--out", o, NULL);
-    check_error("pickle model (eval)", rc, "eval", "pickle");
+    rc = cr_run("generate", "--model", ckpt, "--prompt", "x", "--out", png, NULL);
+    cr_expect_error("pickle model (generate)", rc, "generate", "pickle");
+    rc = cr_run("eval", "unet", "--model", ckpt, "--in", unet_in, "--out", o, NULL);
+    cr_expect_error("pickle model (eval)", rc, "eval", "pickle");
 
     /* the input image is never overwritten */
-    const char *img = tpath("input.png");
-    rc = run("generate", "--model", pipe, "--prompt", "x", "--steps", "1", "--out", img, NULL);
-    CHECK(rc == 0, "generate (for reconstruct input): exit %d: %s", rc, err_text);
-    rc = run("reconstruct", "--model", pipe, "--image", img, "--prompt", "x", "--steps", "1",
+    const char *img = cr_path("input.png");
+    rc = cr_run("generate", "--model", pipe, "--prompt", "x", "--steps", "1", "--out", img, NULL);
+    CHECK(rc == 0, "generate (for reconstruct input): exit %d: %s", rc, cr_err);
+    rc = cr_run("reconstruct", "--model", pipe, "--image", img, "--prompt", "x", "--steps", "1",
              "--out", img, NULL);
-    check_error("reconstruct --out == --image", rc, "reconstruct", "is the input given to --image");
-    rc = run("reconstruct", "--model", pipe, "--image", tpath("none.png"), "--prompt", "x", "--out",
+    cr_expect_error("reconstruct --out == --image", rc, "reconstruct", "is the input given to --image");
+    rc = cr_run("reconstruct", "--model", pipe, "--image", cr_path("none.png"), "--prompt", "x", "--out",
              png, NULL);
-    check_error("reconstruct missing image", rc, "reconstruct", "none.png: no such file");
-    rc = run("generate", "--model", pipe, "--prompt", "x", "--out", tpath("x.jpg"), NULL);
-    check_error("generate non-PNG name", rc, "generate", "use a .png name");
-}
-
-static void remove_tmp(void) {
-    DIR *d = opendir(tmp);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(tpath(e->d_name));
-    closedir(d);
-    rmdir(tmp);
+    cr_expect_error("reconstruct missing image", rc, "reconstruct", "none.png: no such file");
+    rc = cr_run("generate", "--model", pipe, "--prompt", "x", "--out", cr_path("x.jpg"), NULL);
+    cr_expect_error("generate non-PNG name", rc, "generate", "use a .png name");
 }
 
 int main(int argc, char **argv) {
     (void)argc;
-    const char *slash = strrchr(argv[0], '/');
-    if (slash)
-        snprintf(oir_bin, sizeof oir_bin, "%.*s/../oir", (int)(slash - argv[0]), argv[0]);
-    else
-        snprintf(oir_bin, sizeof oir_bin, "../oir");
-    if (!CHECK(access(oir_bin, X_OK) == 0, "no oir binary at %s (build it first)", oir_bin))
+    if (!CHECK(cr_init(argv[0]) == 0 && access(cr_bin, X_OK) == 0, "no oir binary at %s (build it first)", cr_bin))
         return th_summary();
-    snprintf(tmp, sizeof tmp, "/tmp/oir_test_cli_XXXXXX");
-    if (!CHECK(mkdtemp(tmp) != NULL, "mkdtemp failed")) return th_summary();
-    snprintf(out_file, sizeof out_file, "%s/stdout.txt", tmp);
-    snprintf(err_file, sizeof err_file, "%s/stderr.txt", tmp);
     setenv("OIR_THREADS", "1", 1);
     unsetenv("OIR_MODEL");
     test_help();
     test_eval();
     test_generate();
     test_errors();
-    remove_tmp();
+    cr_cleanup();
     return th_summary();
 }
