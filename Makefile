@@ -100,3 +100,39 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# ---- shapes-world measurements (bench/shapes/, issues 4 and 6) -------------
+# bench/shapes/<prog>.c + shapes_eval.c + the CLI's option/noise helpers,
+# linked against the library. `make quality` prints issue 4's four quality
+# bars of the shipped models; `make bench-quality` runs issue 6's edit
+# benchmark (QUALITY_ARGS / BENCH_QUALITY_ARGS pass options, e.g.
+# BENCH_QUALITY_ARGS="--n 10" for a quick subset).
+SHAPES_PROGS := $(OUT)/bench/shapes/quality $(OUT)/bench/shapes/edit_bench
+SHAPES_OBJ := $(OUT)/bench/shapes/shapes_eval.o $(OUT)/bench/shapes/measure.o $(OUT)/src/cli/cli_args.o $(OUT)/src/cli/cli_sd.o
+QUALITY_ARGS ?=
+BENCH_QUALITY_ARGS ?=
+
+$(SHAPES_PROGS): $(OUT)/bench/shapes/%: bench/shapes/%.c $(SHAPES_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ibench/shapes -o $@ $< $(SHAPES_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS)
+
+$(OUT)/tests/test_shapes_bench: tests/test_shapes_bench.c $(OUT)/tests/harness.o $(SHAPES_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Ibench/shapes -o $@ $< $(OUT)/tests/harness.o $(SHAPES_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS)
+
+all: $(SHAPES_PROGS)
+
+.PHONY: quality bench-quality
+quality: deps
+	@$(MAKE) --no-print-directory $(OUT)/bench/shapes/quality BUILD=release
+	@mkdir -p bench/results
+	$(OUT)/bench/shapes/quality --model models/tiny-shapes --clip models/tiny-clip \
+	  --scenes bench/scenes/heldout --json bench/results/quality.json $(QUALITY_ARGS)
+
+bench-quality: deps
+	@$(MAKE) --no-print-directory $(OUT)/bench/shapes/edit_bench BUILD=release
+	@mkdir -p bench/results
+	$(OUT)/bench/shapes/edit_bench --model models/tiny-shapes --clip models/tiny-clip \
+	  --cases bench/scenes/edit --out bench/results/edit_quality $(BENCH_QUALITY_ARGS)
+
+-include $(SHAPES_OBJ:.o=.d) $(SHAPES_PROGS:=.d) $(OUT)/tests/test_shapes_bench.d

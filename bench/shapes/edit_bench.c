@@ -1,0 +1,558 @@
+/* edit_bench: issue 6's edit-quality benchmark on the shapes world — does
+ * OIR beat fixed inversion steps? Cases: bench/scenes/edit (single-pair and
+ * 2-3-pair edits whose results are held-out colour+shape combinations, each
+ * with a ground-truth edited scene).
+ *
+ * Methods (T DDIM steps; CFG 7.5 everywhere, the NEGATIVE branch is the
+ * SOURCE prompt, as OIR does — DESIGN.md §2.2):
+ *   fixed k   plain DDIM editing with the whole target prompt: invert to
+ *             level k with the source prompt, denoise k steps with the
+ *             target prompt; k in {T/5, 2T/5, ..., T} ({10,...,50} at T=50).
+ *   search    the search metric on the whole-target-prompt candidates, one
+ *             step for all pairs: edit score(k) = mean over pairs of the
+ *             masked CLIP cosine of the pair's target phrase in the pair's
+ *             mask; background score(k) = -MSE outside the union of the
+ *             pair masks; min-max normalised and added as in §2.4.
+ *   search-u  (multi-pair cases) the same candidates scored as ONE pair: the
+ *             whole target prompt's text in the union mask (what oir_search
+ *             does when handed the union and the target prompt).
+ *   OIR       oir_edit: each pair's own step from its guided prompt, then
+ *             reassembly (R = J = T/5 by default). For single-pair cases OIR,
+ *             search and search-u are the same computation (the guided
+ *             prompt is the target prompt, the union is the pair's mask).
+ * All target-prompt candidates come from one oir_search call (the pair: the
+ * union mask, guided prompt = target prompt), so nothing of OIR is
+ * re-implemented here; the per-pair scores use the library's scorer.
+ *
+ * Metrics per case and method (judge: the tiny CLIP, shapes_eval.h):
+ *   pair accuracy   object pair right when the CLIP, through the pair's mask,
+ *                   picks the target colour AND shape among all 56 phrases;
+ *                   background pair right when it picks the target background;
+ *   case right      every pair right;
+ *   kept            unedited objects still classified as themselves (exact
+ *                   object masks);
+ *   background      PSNR and MSE against the original outside the union of
+ *                   the pair masks (cases without a background pair);
+ *   GT PSNR         whole image against the ground-truth edited scene;
+ *   CLIP score      cosine of the whole image with the target prompt;
+ *   chosen steps    histogram, mean and std; for OIR also the spread of the
+ *                   steps within a multi-pair case.
+ * Writes OUT.md (the tables) and OUT.json (summary + every case). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli/cli_args.h"
+#include "io/image.h"
+#include "models/loader.h"
+#include "oir.h"
+#include "measure.h"
+#include "shapes_eval.h"
+
+#define N_FIXED 5
+enum { M_SEARCH = N_FIXED, M_SEARCH_UNION, M_OIR, N_METHODS };
+enum { SUB_SINGLE, SUB_MULTI, SUB_ALL, N_SUB };
+#define N_BINS 10
+
+typedef struct {
+    long hist[N_BINS];
+    se_stat steps;
+} step_dist;
+
+typedef struct {
+    const char *model, *clip_dir, *cases_dir, *out;
+    int n, T, R, J, threads, quiet, sheets, offset;
+    float guidance;
+} options;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void usage(FILE *to) {
+    fprintf(to,
+            "usage: edit_bench [--model DIR] [--clip DIR] [--cases DIR] [--n N] [--offset I]\n"
+            "                  [--steps T] [--guidance 7.5] [--reassembly-step R]\n"
+            "                  [--reinversion-steps J] [--out PREFIX] [--sheets N]\n"
+            "                  [--threads N] [--quiet]\n"
+            "\n"
+            "Issue 6's edit-quality benchmark: fixed inversion steps vs the search metric vs\n"
+            "OIR on the shapes-world edit cases (see the header of bench/shapes/edit_bench.c\n"
+            "and bench/shapes/README.md for the exact definitions).\n"
+            "\n"
+            "  --model DIR    SD pipeline (default models/tiny-shapes)\n"
+            "  --clip DIR     CLIP: the search metric's scorer and the judge (default\n"
+            "                 models/tiny-clip)\n"
+            "  --cases DIR    cases with manifest.json (default bench/scenes/edit)\n"
+            "  --n N          the first N single-pair AND the first N multi-pair cases\n"
+            "                 (default: all); --offset I skips I of each first\n"
+            "  --steps T      DDIM steps (default 20: what fits the 60-minute budget on 2\n"
+            "                 cores; the paper uses 50); fixed k in {T/5, ..., T}\n"
+            "  --guidance G   CFG scale (default 7.5; the negative branch is the source prompt)\n"
+            "  --reassembly-step R, --reinversion-steps J   OIR (default T/5 each, the\n"
+            "                 paper's 10 of 50)\n"
+            "  --out PREFIX   writes PREFIX.md and PREFIX.json (default\n"
+            "                 bench/results/edit_quality)\n"
+            "  --sheets N     also write PREFIX_sheets/<case>.png for the first N cases of each\n"
+            "                 kind: source | ground truth | fixed k... | search | search-u | OIR\n"
+            "  --threads N    CPU threads (default $OIR_THREADS, else all cores)\n");
+}
+
+static const char *method_name(int m, int T, char *buf, size_t cap) {
+    if (m < N_FIXED)
+        snprintf(buf, cap, "fixed k=%d", (m + 1) * T / N_FIXED);
+    else
+        snprintf(buf, cap, "%s", m == M_SEARCH ? "search (mean of pairs)" : m == M_SEARCH_UNION ? "search-u (union, whole prompt)" : "OIR");
+    return buf;
+}
+
+static void dist_add(step_dist *d, int step, int T) {
+    d->hist[se_bin(step, T, N_BINS)]++;
+    se_stat_add(&d->steps, step);
+}
+
+static double pct(long a, long b) { return b ? 100.0 * a / b : NAN; }
+
+static void fmt_pct(char *buf, size_t cap, long a, long b) {
+    if (b)
+        snprintf(buf, cap, "%.1f%% (%ld/%ld)", pct(a, b), a, b);
+    else
+        snprintf(buf, cap, "-");
+}
+
+static void fmt_num(char *buf, size_t cap, const char *fmt, double v) {
+    if (isfinite(v))
+        snprintf(buf, cap, fmt, v);
+    else
+        snprintf(buf, cap, "-");
+}
+
+static void print_tables(FILE *f, se_edit_sum sums[N_SUB][N_METHODS], step_dist dist[N_SUB][N_METHODS],
+                         const se_stat *within, long multi_varied, long multi_cases, long lowered_R, int T) {
+    static const char *sub_name[N_SUB] = {"single-pair cases", "multi-pair cases (2-3 pairs)", "all cases"};
+    char name[64], a[64], b[64], c[64], d[64], e[64], g[64], h[64], k[64], l[64], s[64];
+    for (int sub = 0; sub < N_SUB; sub++) {
+        if (!sums[sub][M_OIR].cases) continue;
+        fprintf(f, "\n### %s (%ld)\n\n", sub_name[sub], sums[sub][M_OIR].cases);
+        fprintf(f,
+                "| method | object pairs right | colour / shape right | held-out results right | background "
+                "pairs right | cases all right | unedited kept | background PSNR dB | background MSE x1e3 | "
+                "GT PSNR dB | CLIP score | chosen step mean (std) |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for (int m = 0; m < N_METHODS; m++) {
+            const se_edit_sum *x = &sums[sub][m];
+            if (sub == SUB_SINGLE && m == M_SEARCH_UNION) continue; /* identical to search and OIR */
+            fmt_pct(a, sizeof a, x->obj_right, x->obj_pairs);
+            snprintf(b, sizeof b, "%.0f%% / %.0f%%", pct(x->colour_right, x->obj_pairs),
+                     pct(x->shape_right, x->obj_pairs));
+            fmt_pct(c, sizeof c, x->heldout_right, x->heldout_pairs);
+            fmt_pct(d, sizeof d, x->bg_right, x->bg_pairs);
+            fmt_pct(e, sizeof e, x->all_right, x->cases);
+            fmt_pct(g, sizeof g, x->kept_right, x->kept_n);
+            fmt_num(h, sizeof h, "%.2f", se_stat_mean(&x->bg_psnr));
+            fmt_num(k, sizeof k, "%.2f", 1e3 * se_stat_mean(&x->bg_mse));
+            fmt_num(l, sizeof l, "%.2f", se_stat_mean(&x->gt_psnr));
+            const step_dist *sd = &dist[sub][m];
+            if (m < N_FIXED)
+                snprintf(s, sizeof s, "%d (fixed)", (m + 1) * T / N_FIXED);
+            else
+                snprintf(s, sizeof s, "%.1f (%.1f)", se_stat_mean(&sd->steps), se_stat_std(&sd->steps));
+            fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.4f | %s |\n",
+                    method_name(m, T, name, sizeof name), a, b, c, d, e, g, h, k, l, se_stat_mean(&x->clip), s);
+        }
+    }
+    fprintf(f, "\n### chosen inversion steps (T = %d)\n\n| method | unit |", T);
+    for (int b2 = 0; b2 < N_BINS; b2++)
+        fprintf(f, " %d-%d |", b2 * T / N_BINS + 1, (b2 + 1) * T / N_BINS);
+    fprintf(f, " mean | std |\n|---|---|");
+    for (int b2 = 0; b2 < N_BINS + 2; b2++) fprintf(f, "---|");
+    fprintf(f, "\n");
+    struct {
+        int sub, m;
+        const char *label, *unit;
+    } rows[] = {{SUB_ALL, M_SEARCH, "search (mean of pairs)", "case"},
+                {SUB_MULTI, M_SEARCH_UNION, "search-u (multi-pair cases)", "case"},
+                {SUB_SINGLE, M_OIR, "OIR, single-pair cases", "pair"},
+                {SUB_MULTI, M_OIR, "OIR, multi-pair cases", "pair"},
+                {SUB_ALL, M_OIR, "OIR, all", "pair"}};
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        const step_dist *sd = &dist[rows[r].sub][rows[r].m];
+        if (!sd->steps.n) continue;
+        fprintf(f, "| %s | %s |", rows[r].label, rows[r].unit);
+        for (int b2 = 0; b2 < N_BINS; b2++) fprintf(f, " %ld |", sd->hist[b2]);
+        fprintf(f, " %.1f | %.1f |\n", se_stat_mean(&sd->steps), se_stat_std(&sd->steps));
+    }
+    if (multi_cases)
+        fprintf(f,
+                "\nOIR within a multi-pair case: the pairs' chosen steps differ by >= T/10 in %ld of %ld cases; "
+                "mean within-case std of the steps %.1f. Reassembly step lowered (a pair chose k <= R) in %ld "
+                "cases.\n",
+                multi_varied, multi_cases, se_stat_mean(within), lowered_R);
+}
+
+static void json_num(cJSON *o, const char *k, double v) {
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, k, v);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
+static cJSON *json_eval(const se_edit_eval *e) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "object_pairs", e->obj_pairs);
+    cJSON_AddNumberToObject(o, "object_right", e->obj_right);
+    cJSON_AddNumberToObject(o, "colour_right", e->colour_right);
+    cJSON_AddNumberToObject(o, "shape_right", e->shape_right);
+    cJSON_AddNumberToObject(o, "background_pairs", e->bg_pairs);
+    cJSON_AddNumberToObject(o, "background_right", e->bg_right);
+    cJSON_AddBoolToObject(o, "all_right", e->all_right);
+    cJSON_AddNumberToObject(o, "kept", e->kept_right);
+    cJSON_AddNumberToObject(o, "unedited", e->kept_n);
+    json_num(o, "background_mse", e->has_bg_region ? e->bg_mse : NAN);
+    json_num(o, "background_psnr", e->has_bg_region ? e->bg_psnr : NAN);
+    json_num(o, "gt_psnr", e->gt_psnr);
+    json_num(o, "clip_score", e->clip_score);
+    return o;
+}
+
+static cJSON *json_sum(const se_edit_sum *x) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "cases", (double)x->cases);
+    json_num(o, "object_pair_acc", x->obj_pairs ? (double)x->obj_right / x->obj_pairs : NAN);
+    json_num(o, "colour_acc", x->obj_pairs ? (double)x->colour_right / x->obj_pairs : NAN);
+    json_num(o, "shape_acc", x->obj_pairs ? (double)x->shape_right / x->obj_pairs : NAN);
+    json_num(o, "heldout_result_acc", x->heldout_pairs ? (double)x->heldout_right / x->heldout_pairs : NAN);
+    json_num(o, "background_pair_acc", x->bg_pairs ? (double)x->bg_right / x->bg_pairs : NAN);
+    json_num(o, "case_all_right", x->cases ? (double)x->all_right / x->cases : NAN);
+    json_num(o, "unedited_kept", x->kept_n ? (double)x->kept_right / x->kept_n : NAN);
+    json_num(o, "background_psnr", se_stat_mean(&x->bg_psnr));
+    json_num(o, "background_mse", se_stat_mean(&x->bg_mse));
+    json_num(o, "gt_psnr", se_stat_mean(&x->gt_psnr));
+    json_num(o, "clip_score", se_stat_mean(&x->clip));
+    return o;
+}
+
+static cJSON *json_ints(const int *v, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+/* source | gt | each method, side by side. */
+static int write_sheet(const char *path, const unsigned char *const *imgs, int n, int size, oir_error *err) {
+    image sheet = {0};
+    int rc = image_alloc(&sheet, size * n + (n - 1) * 2, size, 3, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < (size_t)sheet.width * sheet.height * 3; i++) sheet.data[i] = 1.0f;
+    for (int k = 0; k < n; k++)
+        for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++)
+                for (int ch = 0; ch < 3; ch++)
+                    sheet.data[((size_t)y * sheet.width + k * (size + 2) + x) * 3 + ch] =
+                        imgs[k][((size_t)y * size + x) * 3 + ch] / 255.0f;
+    rc = image_save_png(&sheet, path, err);
+    image_free(&sheet);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        }
+    options o = {"models/tiny-shapes", "models/tiny-clip", "bench/scenes/edit", "bench/results/edit_quality",
+                 0, 20, -1, -1, 0, 0, 0, 0, 7.5f};
+    const cli_opt opts[] = {
+        {"--model", CLI_STR, &o.model, 0, 0},
+        {"--clip", CLI_STR, &o.clip_dir, 0, 0},
+        {"--cases", CLI_STR, &o.cases_dir, 0, 0},
+        {"--out", CLI_STR, &o.out, 0, 0},
+        {"--n", CLI_INT, &o.n, 0, 1000000},
+        {"--offset", CLI_INT, &o.offset, 0, 1000000},
+        {"--steps", CLI_INT, &o.T, N_FIXED, 1000},
+        {"--guidance", CLI_FLOAT, &o.guidance, 0, 100},
+        {"--reassembly-step", CLI_INT, &o.R, 0, 1000},
+        {"--reinversion-steps", CLI_INT, &o.J, 0, 1000},
+        {"--sheets", CLI_INT, &o.sheets, 0, 1000},
+        {"--threads", CLI_INT, &o.threads, 1, 1024},
+        {"--quiet", CLI_FLAG, &o.quiet, 0, 0},
+    };
+    oir_error err = {0};
+    int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL, &err);
+    if (rc) {
+        fprintf(stderr, "edit_bench: %s\n", err.message);
+        return 2;
+    }
+    if (o.R < 0) o.R = (o.T + 2) / 5;
+    if (o.J < 0) o.J = (o.T + 2) / 5;
+    cli_set_threads(o.threads);
+
+    se_case_set set = {0};
+    oir_context *ctx = NULL;
+    clip_model *clip = NULL;
+    se_judge judge = {0};
+    int have_judge = 0, exit_code = 0;
+    unsigned char *buf = NULL;
+    cJSON *jcases = cJSON_CreateArray();
+    static se_edit_sum sums[N_SUB][N_METHODS];
+    static step_dist dist[N_SUB][N_METHODS];
+    se_stat within = {0};
+    long multi_varied = 0, multi_cases = 0, lowered_R = 0, search_mismatch = 0;
+    double t_start = now_s();
+    if ((rc = se_case_set_load(&set, o.cases_dir, &err))) goto fail;
+    oir_context_params cp = oir_context_default_params();
+    cp.model_path = o.model;
+    cp.clip_path = o.clip_dir;
+    cp.threads = o.threads;
+    if ((rc = oir_context_load(&ctx, &cp, &err))) goto fail;
+    if ((rc = clip_model_load(&clip, o.clip_dir, &err))) goto fail;
+    if ((rc = se_judge_init(&judge, clip, &set.vocab, &err))) goto fail;
+    have_judge = 1;
+    int size = oir_context_image_size(ctx), T = o.T;
+    size_t hw = (size_t)size * size;
+    /* buffers: rgb, gt, union, pair masks, object masks, OIR image, target text */
+    size_t need = hw * 3 * 3 + hw * (1 + SE_MAX_PAIRS + SE_MAX_OBJECTS) + sizeof(float) * 4096;
+    buf = malloc(need);
+    if (!buf) {
+        rc = oir_fail(&err, OIR_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    unsigned char *rgb = buf, *gt = rgb + hw * 3, *oir_img = gt + hw * 3, *uni = oir_img + hw * 3;
+    unsigned char *pmasks = uni + hw, *omasks = pmasks + hw * SE_MAX_PAIRS;
+    float *target_text = (float *)(void *)(omasks + hw * SE_MAX_OBJECTS);
+    /* which cases: the first n single and the first n multi (after offset) */
+    int n_single = 0, n_multi = 0, n_run = 0;
+    for (int i = 0; i < set.n; i++) *(set.cases[i].n_pairs == 1 ? &n_single : &n_multi) += 1;
+    int want = o.n > 0 ? o.n : set.n;
+    if (!o.quiet)
+        fprintf(stderr,
+                "edit_bench: %s (%d single, %d multi), model %s (%dx%d%s), T=%d, R=%d, J=%d, CFG %g, %d "
+                "thread(s)\n",
+                o.cases_dir, n_single < want ? n_single : want, n_multi < want ? n_multi : want, o.model, size,
+                size, size != set.size ? ", cases resized" : "", T, o.R, o.J, o.guidance, oir_get_threads());
+    int seen[2] = {0, 0}, done_kind[2] = {0, 0};
+    for (int ci = 0; ci < set.n; ci++) {
+        const se_case *c = &set.cases[ci];
+        int kind = c->n_pairs > 1;
+        if (seen[kind]++ < o.offset || done_kind[kind] >= want) continue;
+        done_kind[kind]++;
+        double t0 = now_s();
+        if ((rc = se_load_rgb(c->image, size, rgb, &err)) || (rc = se_load_rgb(c->ground_truth, size, gt, &err)))
+            goto fail;
+        memset(uni, 0, hw);
+        for (int p = 0; p < c->n_pairs; p++) {
+            if ((rc = se_load_mask(c->pairs[p].mask, size, pmasks + p * hw, &err))) goto fail;
+            for (size_t i = 0; i < hw; i++) uni[i] |= pmasks[p * hw + i];
+        }
+        for (int q = 0; q < c->n_objects; q++)
+            if ((rc = se_load_mask(c->objects[q].mask, size, omasks + q * hw, &err))) goto fail;
+        if ((rc = se_judge_text(&judge, c->target, target_text, &err))) goto fail;
+        /* 1. the whole-target-prompt candidates (and, for one pair, OIR itself) */
+        oir_params p = oir_default_params();
+        p.steps = T;
+        p.guidance = o.guidance;
+        p.reassembly_step = o.R;
+        p.reinversion_steps = o.J;
+        p.target_prompt = c->target;
+        p.keep_candidates = 1;
+        oir_pair pu = {c->pairs[0].from, kind ? c->target : c->pairs[0].to, uni, c->target};
+        oir_result *rt = NULL, *ro = NULL;
+        if ((rc = oir_search(ctx, rgb, size, c->source, &pu, &p, &rt, &err))) goto fail;
+        /* 2. OIR */
+        if (kind) {
+            oir_pair pairs[SE_MAX_PAIRS];
+            for (int q = 0; q < c->n_pairs; q++) {
+                pairs[q].from = c->pairs[q].from;
+                pairs[q].to = c->pairs[q].to;
+                pairs[q].mask = pmasks + q * hw;
+                pairs[q].guided_prompt = c->pairs[q].guided;
+            }
+            p.keep_candidates = 0;
+            if ((rc = oir_edit(ctx, rgb, size, c->source, pairs, c->n_pairs, &p, &ro, &err))) {
+                oir_result_free(rt);
+                goto fail;
+            }
+        }
+        const oir_result *oir = kind ? ro : rt;
+        memcpy(oir_img, oir->edited, hw * 3);
+        /* 3. the search metric, mean of pairs */
+        int k_search = 0;
+        rc = se_search_mean_of_pairs(clip, c, rgb, rt->candidates, T, pmasks, uni, size, &k_search, &err);
+        if (!rc && !kind && k_search != rt->chosen_step[0]) search_mismatch++;
+        /* 4. judge every method's image */
+        se_edit_eval ev[N_METHODS];
+        const unsigned char *img_of[N_METHODS];
+        for (int m = 0; m < N_FIXED; m++) img_of[m] = rt->candidates + (size_t)((m + 1) * T / N_FIXED - 1) * hw * 3;
+        img_of[M_SEARCH] = rt->candidates + (size_t)(k_search - 1) * hw * 3;
+        img_of[M_SEARCH_UNION] = rt->candidates + (size_t)(rt->chosen_step[0] - 1) * hw * 3;
+        img_of[M_OIR] = oir_img;
+        for (int m = 0; !rc && m < N_METHODS; m++)
+            rc = se_edit_evaluate(&judge, c, img_of[m], rgb, gt, pmasks, omasks, uni, size, target_text, &ev[m], &err);
+        if (!rc && o.sheets > 0 && done_kind[kind] <= o.sheets) {
+            char path[1200], dir[1024], flat[64];
+            snprintf(dir, sizeof dir, "%s_sheets", o.out);
+            mkdir(dir, 0777); /* an existing folder is fine; a failure shows when writing */
+            snprintf(flat, sizeof flat, "%s", c->name);
+            for (char *ch = flat; *ch; ch++)
+                if (*ch == '/') *ch = '_';
+            snprintf(path, sizeof path, "%s/%s.png", dir, flat);
+            const unsigned char *row[2 + N_METHODS] = {rgb, gt};
+            for (int m = 0; m < N_METHODS; m++) row[2 + m] = img_of[m];
+            rc = write_sheet(path, row, 2 + N_METHODS, size, &err);
+        }
+        if (rc) {
+            oir_result_free(rt);
+            oir_result_free(ro);
+            goto fail;
+        }
+        /* 5. accumulate */
+        int subs[2] = {kind ? SUB_MULTI : SUB_SINGLE, SUB_ALL};
+        for (int si = 0; si < 2; si++) {
+            for (int m = 0; m < N_METHODS; m++) se_edit_sum_add(&sums[subs[si]][m], &ev[m]);
+            dist_add(&dist[subs[si]][M_SEARCH], k_search, T);
+            dist_add(&dist[subs[si]][M_SEARCH_UNION], rt->chosen_step[0], T);
+            for (int q = 0; q < oir->n_pairs; q++) dist_add(&dist[subs[si]][M_OIR], oir->chosen_step[q], T);
+        }
+        if (kind) {
+            se_stat st = {0};
+            int lo = T, hi = 0;
+            for (int q = 0; q < oir->n_pairs; q++) {
+                se_stat_add(&st, oir->chosen_step[q]);
+                lo = oir->chosen_step[q] < lo ? oir->chosen_step[q] : lo;
+                hi = oir->chosen_step[q] > hi ? oir->chosen_step[q] : hi;
+            }
+            se_stat_add(&within, se_stat_std(&st));
+            multi_cases++;
+            multi_varied += hi - lo >= (T + 9) / 10;
+            lowered_R += oir->reassembly_step < o.R;
+        }
+        cJSON *jc = cJSON_CreateObject();
+        cJSON_AddStringToObject(jc, "case", c->name);
+        cJSON_AddNumberToObject(jc, "pairs", c->n_pairs);
+        cJSON_AddNumberToObject(jc, "search_step", k_search);
+        cJSON_AddNumberToObject(jc, "search_union_step", rt->chosen_step[0]);
+        cJSON_AddItemToObject(jc, "oir_steps", json_ints(oir->chosen_step, oir->n_pairs));
+        cJSON_AddNumberToObject(jc, "oir_reassembly_step", oir->reassembly_step);
+        cJSON *jw = cJSON_CreateArray();
+        for (int w = 0; w < oir->n_warnings; w++) cJSON_AddItemToArray(jw, cJSON_CreateString(oir->warnings[w]));
+        cJSON_AddItemToObject(jc, "oir_warnings", jw);
+        cJSON *jm = cJSON_CreateObject();
+        char name[64];
+        for (int m = 0; m < N_METHODS; m++) cJSON_AddItemToObject(jm, method_name(m, T, name, sizeof name), json_eval(&ev[m]));
+        cJSON_AddItemToObject(jc, "methods", jm);
+        double secs = now_s() - t0;
+        cJSON_AddNumberToObject(jc, "seconds", secs);
+        cJSON_AddItemToArray(jcases, jc);
+        n_run++;
+        if (!o.quiet) {
+            fprintf(stderr, "[%3d] %-10s %d pair(s) %5.1f s  OIR steps", n_run, c->name, c->n_pairs, secs);
+            for (int q = 0; q < oir->n_pairs; q++) fprintf(stderr, " %d", oir->chosen_step[q]);
+            fprintf(stderr, ", search %d; pairs right: OIR %d/%d, k=%d %d/%d\n", k_search,
+                    ev[M_OIR].obj_right + ev[M_OIR].bg_right, c->n_pairs, T, ev[N_FIXED - 1].obj_right + ev[N_FIXED - 1].bg_right,
+                    c->n_pairs);
+        }
+        oir_result_free(rt);
+        oir_result_free(ro);
+    }
+    double total = now_s() - t_start;
+    /* output */
+    {
+        char path[1024];
+        snprintf(path, sizeof path, "%s.md", o.out);
+        FILE *f = fopen(path, "w");
+        if (!f) {
+            rc = oir_fail(&err, OIR_E_IO, "%s: cannot write", path);
+            goto fail;
+        }
+        FILE *outs[2] = {stdout, f};
+        for (int w = 0; w < 2; w++) {
+            fprintf(outs[w],
+                    "## Edit quality: fixed inversion steps vs the search metric vs OIR\n\n"
+                    "%d cases (%d single-pair, %d multi-pair) from %s; model %s, judge/scorer %s; DDIM T = %d, "
+                    "CFG %g (negative = source prompt), OIR R = %d, J = %d; %d thread(s), %.0f s (%.1f s per "
+                    "case).\n",
+                    n_run, done_kind[0], done_kind[1], o.cases_dir, o.model, o.clip_dir, T, o.guidance, o.R, o.J,
+                    oir_get_threads(), total, n_run ? total / n_run : 0.0);
+            print_tables(outs[w], sums, dist, &within, multi_varied, multi_cases, lowered_R, T);
+            if (search_mismatch)
+                fprintf(outs[w], "\nNote: on %ld single-pair cases the recomputed search differed from OIR's.\n",
+                        search_mismatch);
+        }
+        fclose(f);
+        printf("\nwrote %s", path);
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "model", o.model);
+        cJSON_AddStringToObject(root, "clip", o.clip_dir);
+        cJSON_AddStringToObject(root, "cases_dir", o.cases_dir);
+        cJSON_AddNumberToObject(root, "steps", T);
+        cJSON_AddNumberToObject(root, "guidance", o.guidance);
+        cJSON_AddNumberToObject(root, "reassembly_step", o.R);
+        cJSON_AddNumberToObject(root, "reinversion_steps", o.J);
+        cJSON_AddNumberToObject(root, "threads", oir_get_threads());
+        cJSON_AddNumberToObject(root, "seconds", total);
+        cJSON_AddNumberToObject(root, "search_mismatch_single", (double)search_mismatch);
+        static const char *sub_key[N_SUB] = {"single", "multi", "all"};
+        cJSON *js = cJSON_CreateObject();
+        char name[64];
+        for (int sub = 0; sub < N_SUB; sub++) {
+            cJSON *jsub = cJSON_CreateObject();
+            for (int m = 0; m < N_METHODS; m++)
+                cJSON_AddItemToObject(jsub, method_name(m, T, name, sizeof name), json_sum(&sums[sub][m]));
+            cJSON_AddItemToObject(js, sub_key[sub], jsub);
+        }
+        cJSON_AddItemToObject(root, "summary", js);
+        cJSON *jd = cJSON_CreateObject();
+        for (int sub = 0; sub < N_SUB; sub++)
+            for (int m = N_FIXED; m < N_METHODS; m++) {
+                char key[96];
+                snprintf(key, sizeof key, "%s/%s", sub_key[sub], method_name(m, T, name, sizeof name));
+                cJSON *x = cJSON_CreateObject();
+                int hi[N_BINS];
+                for (int b2 = 0; b2 < N_BINS; b2++) hi[b2] = (int)dist[sub][m].hist[b2];
+                cJSON_AddItemToObject(x, "histogram", json_ints(hi, N_BINS));
+                json_num(x, "mean", se_stat_mean(&dist[sub][m].steps));
+                json_num(x, "std", se_stat_std(&dist[sub][m].steps));
+                cJSON_AddItemToObject(jd, key, x);
+            }
+        cJSON_AddItemToObject(root, "chosen_steps", jd);
+        json_num(root, "oir_within_case_step_std", se_stat_mean(&within));
+        cJSON_AddNumberToObject(root, "oir_multi_cases_steps_differ", (double)multi_varied);
+        cJSON_AddNumberToObject(root, "oir_reassembly_lowered", (double)lowered_R);
+        cJSON_AddItemToObject(root, "cases", jcases);
+        jcases = NULL;
+        char *txt = cJSON_Print(root);
+        cJSON_Delete(root);
+        snprintf(path, sizeof path, "%s.json", o.out);
+        f = fopen(path, "w");
+        if (!f || !txt) {
+            free(txt);
+            if (f) fclose(f);
+            rc = oir_fail(&err, OIR_E_IO, "%s: cannot write", path);
+            goto fail;
+        }
+        fputs(txt, f);
+        fputc('\n', f);
+        fclose(f);
+        free(txt);
+        printf(", %s\n", path);
+    }
+    goto cleanup;
+fail:
+    fprintf(stderr, "edit_bench: %s\n", err.message);
+    exit_code = err.code == OIR_E_ARG ? 2 : 1;
+cleanup:
+    cJSON_Delete(jcases);
+    free(buf);
+    if (have_judge) se_judge_free(&judge);
+    clip_model_free(clip);
+    oir_context_free(ctx);
+    se_case_set_free(&set);
+    return exit_code;
+}

@@ -1,0 +1,76 @@
+/* The measurements of bench/shapes/quality.c (issue 4) and
+ * bench/shapes/edit_bench.c (issue 6), as functions the programs loop over
+ * and tests/test_shapes_bench.c runs on the random fixtures.
+ * Definitions: see the headers of quality.c and edit_bench.c. */
+#ifndef OIR_BENCH_SHAPES_MEASURE_H
+#define OIR_BENCH_SHAPES_MEASURE_H
+
+#include <stdint.h>
+
+#include "diffusion/sampler.h"
+#include "shapes_eval.h"
+
+/* ---- issue 4: quality bars ------------------------------------------------ */
+
+enum { SE_Q_CLIP = 1, SE_Q_VAE = 2, SE_Q_GEN = 4, SE_Q_INV = 8 };
+
+typedef struct {
+    /* (a) objects through their masks */
+    long clip_objects, clip_both, clip_colour, clip_shape, clip_heldout, clip_heldout_both;
+    /* (b) VAE, (d) inversion: per-scene PSNR (capped at SE_PSNR_CAP) */
+    se_stat vae_psnr, inv_psnr, inv_vs_vae_psnr;
+    /* (c) generation */
+    long gen_images, gen_all_right, gen_objects, gen_objects_right;
+    double seconds[4];
+} se_quality;
+
+typedef struct {
+    int what;            /* SE_Q_* bits */
+    float guidance;      /* (c) */
+    const float *uncond; /* (c) negative context: the empty prompt */
+    uint64_t seed;       /* (c) noise seed of this scene */
+} se_quality_params;
+
+/* One scene: rgb (size, size, 3) and masks (n_objects, size, size) at the
+ * sampler's image size; the sampler's T is the number of DDIM steps.
+ * gen_out (optional, size*size*3): the generated image of (c). */
+int se_quality_scene(sampler *s, se_judge *j, const se_scene *sc, const unsigned char *rgb,
+                     const unsigned char *masks, const se_quality_params *p, se_quality *q,
+                     unsigned char *gen_out, oir_error *err);
+
+/* ---- issue 6: edit quality ------------------------------------------------ */
+
+typedef struct {
+    int obj_pairs, obj_right, colour_right, shape_right, heldout_pairs, heldout_right;
+    int bg_pairs, bg_right, all_right, kept_n, kept_right;
+    int has_bg_region; /* 1: the case has no background pair and pixels outside the masks */
+    double bg_mse, bg_psnr, gt_psnr;
+    float clip_score;
+} se_edit_eval;
+
+typedef struct {
+    long cases, obj_pairs, obj_right, colour_right, shape_right, heldout_pairs, heldout_right;
+    long bg_pairs, bg_right, all_right, kept_n, kept_right;
+    se_stat bg_mse, bg_psnr, gt_psnr, clip;
+} se_edit_sum;
+
+/* The judge's verdicts on one edited image E of case c. orig, gt: the
+ * source and ground-truth images; pair_masks (n_pairs, size, size),
+ * obj_masks (n_objects, size, size), uni the union of the pair masks;
+ * target_text the normalised CLIP embedding of the target prompt. */
+int se_edit_evaluate(se_judge *j, const se_case *c, const unsigned char *E, const unsigned char *orig,
+                     const unsigned char *gt, const unsigned char *pair_masks,
+                     const unsigned char *obj_masks, const unsigned char *uni, int size,
+                     const float *target_text, se_edit_eval *out, oir_error *err);
+void se_edit_sum_add(se_edit_sum *s, const se_edit_eval *e);
+
+/* The search metric applied to T candidates of the whole target prompt, one
+ * step for all pairs: edit score(k) = mean over pairs of the library
+ * scorer's masked CLIP cosine of pair p's target phrase in pair p's mask;
+ * background score(k) = minus the MSE outside the union; then
+ * search_metric_choose. cands (T, size, size, 3); *chosen in 1..T. */
+int se_search_mean_of_pairs(const clip_model *clip, const se_case *c, const unsigned char *rgb,
+                            const unsigned char *cands, int T, const unsigned char *pair_masks,
+                            const unsigned char *uni, int size, int *chosen, oir_error *err);
+
+#endif

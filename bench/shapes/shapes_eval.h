@@ -1,0 +1,192 @@
+/* Shapes-world evaluation: the pieces bench/shapes/quality.c (issue 4's
+ * quality bars) and bench/shapes/edit_bench.c (issue 6's edit benchmark)
+ * share, and tests/test_shapes_bench.c checks.
+ *
+ *   - the scene-set manifests of bench/scenes/ (written by
+ *     tools/shapes/make_eval_sets.py), read with cJSON;
+ *   - images and masks loaded at the model's size (the scenes are 64x64; a
+ *     model of another size, e.g. the 16x16 test fixture, gets them resized:
+ *     Pillow bicubic for images, torch-nearest for masks);
+ *   - image metrics on 8-bit RGB: PSNR, MSE inside/outside a mask;
+ *   - the tiny-CLIP judge: an object seen through the masked attention of
+ *     DESIGN.md §2.4 (clip_patch_mask + clip_vision_forward, exactly what the
+ *     search metric uses) is classified by the arg-max cosine against the
+ *     text embeddings of every "COLOUR SHAPE" phrase of the world; a
+ *     background region against every "NAME background" phrase; the whole
+ *     image's CLIP score against a prompt is the unmasked cosine;
+ *   - summaries: mean / std / histogram helpers.
+ *
+ * Images are (H, W, 3) bytes, masks (H, W) bytes (non-zero = inside), square,
+ * of side `size`. Nothing here prints. */
+#ifndef OIR_BENCH_SHAPES_EVAL_H
+#define OIR_BENCH_SHAPES_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/error.h"
+#include "models/loader.h"
+
+#define SE_MAX_WORDS 16
+#define SE_MAX_OBJECTS 3
+#define SE_MAX_PAIRS 4
+#define SE_PATH 512
+#define SE_TEXT 512
+#define SE_PSNR_CAP 100.0 /* dB: identical images, when PSNRs are averaged */
+
+/* The world's words, in the renderer's order (shapes.py). */
+typedef struct {
+    int n_colours, n_shapes, n_backgrounds;
+    char colours[SE_MAX_WORDS][32];
+    char shapes[SE_MAX_WORDS][32];
+    char backgrounds[SE_MAX_WORDS][32];
+    int n_heldout;
+    int heldout[SE_MAX_WORDS * 2][2]; /* (colour, shape) indices */
+} se_vocab;
+
+int se_vocab_colour(const se_vocab *v, const char *w);     /* index or -1 */
+int se_vocab_shape(const se_vocab *v, const char *w);
+int se_vocab_background(const se_vocab *v, const char *w);
+int se_vocab_is_heldout(const se_vocab *v, int colour, int shape);
+
+/* ---- held-out scenes (bench/scenes/heldout/manifest.json) ---------------- */
+
+typedef struct {
+    int colour, shape, heldout;
+    char mask[SE_PATH]; /* full path */
+} se_object;
+
+typedef struct {
+    char name[32];
+    char image[SE_PATH]; /* full path */
+    char caption[SE_TEXT];
+    int background;
+    int n_objects;
+    se_object objects[SE_MAX_OBJECTS];
+} se_scene;
+
+typedef struct {
+    se_vocab vocab;
+    int size; /* side of the stored images */
+    int n;
+    se_scene *scenes;
+} se_scene_set;
+
+/* dir: a folder with manifest.json (paths in it are relative to dir). */
+int se_scene_set_load(se_scene_set *out, const char *dir, oir_error *err);
+void se_scene_set_free(se_scene_set *s);
+
+/* ---- edit cases (bench/scenes/edit/manifest.json) ------------------------ */
+
+typedef struct {
+    char from[64], to[64];
+    char guided[SE_TEXT];
+    char mask[SE_PATH];
+    int is_background; /* 1: the pair edits the background */
+    int object;        /* index into the case's objects (object pairs) */
+    int colour, shape; /* expected result (object pairs) */
+    int background;    /* expected background (background pairs) */
+    int heldout;       /* the expected object is a held-out combination */
+} se_pair;
+
+typedef struct {
+    int colour, shape, target_colour, target_shape, edited;
+    char mask[SE_PATH]; /* exact object mask in the source scene */
+} se_case_object;
+
+typedef struct {
+    char name[64];
+    char image[SE_PATH], ground_truth[SE_PATH];
+    char source[SE_TEXT], target[SE_TEXT];
+    int source_background, target_background;
+    int n_objects, n_pairs;
+    se_case_object objects[SE_MAX_OBJECTS];
+    se_pair pairs[SE_MAX_PAIRS];
+} se_case;
+
+typedef struct {
+    se_vocab vocab;
+    int size;
+    int n;
+    se_case *cases;
+} se_case_set;
+
+int se_case_set_load(se_case_set *out, const char *dir, oir_error *err);
+void se_case_set_free(se_case_set *s);
+
+/* ---- images --------------------------------------------------------------- */
+
+/* PNG -> (size, size, 3) bytes; resized (Pillow bicubic) when the file's side
+ * differs. */
+int se_load_rgb(const char *path, int size, unsigned char *rgb, oir_error *err);
+/* PNG mask -> (size, size) bytes 0/1; resized (torch nearest) when needed. */
+int se_load_mask(const char *path, int size, unsigned char *mask, oir_error *err);
+
+/* PSNR in dB (peak 255) over every channel of n pixels; INFINITY when
+ * identical. */
+double se_psnr(const unsigned char *a, const unsigned char *b, size_t n_pixels);
+/* Mean squared error in [0,1] units ((a - b) / 255 squared) over the pixels
+ * where (mask != 0) == inside, all channels; *count receives the pixel
+ * count (the MSE is 0 when it is 0). */
+double se_masked_mse(const unsigned char *a, const unsigned char *b, const unsigned char *mask,
+                     size_t n_pixels, int inside, size_t *count);
+/* PSNR (peak 1) of an MSE in [0,1] units; INFINITY for 0. */
+double se_psnr_of_mse(double mse);
+/* min(psnr, SE_PSNR_CAP): what gets averaged. */
+double se_psnr_capped(double psnr);
+
+/* ---- the tiny-CLIP judge -------------------------------------------------- */
+
+typedef struct {
+    const clip_model *clip;
+    const se_vocab *vocab;
+    int S, grid, P, batch, ctx_len;
+    arena arena;
+    int n_pairs;          /* n_colours * n_shapes */
+    float *pair_text;     /* (n_pairs, P) normalised; colour-major: c * n_shapes + s */
+    float *bg_text;       /* (n_backgrounds, P) normalised */
+    float *pixels;        /* (batch, 3, S, S) */
+    uint8_t *patch_masks; /* (batch, grid * grid) */
+    float *embeds;        /* (batch, P) */
+    int32_t *ids;         /* (ctx_len) */
+} se_judge;
+
+int se_judge_init(se_judge *j, const clip_model *clip, const se_vocab *vocab, oir_error *err);
+void se_judge_free(se_judge *j);
+
+/* CLIP text_embeds of a text, L2-normalised (P floats). */
+int se_judge_text(se_judge *j, const char *text, float *embed, oir_error *err);
+
+/* Index of the row of table (n, P) with the largest dot product with e
+ * (ties: the first). */
+int se_argmax_dot(const float *e, const float *table, int n, int P);
+
+/* n (image, mask) items of side `size`; images[i] and masks[i] may repeat
+ * the same buffers. mask NULL: the unmasked embedding. Outputs (optional):
+ * colour[i], shape[i] (arg-max over every colour-shape phrase), bg[i]
+ * (arg-max over the background phrases), embeds_out (n, P) normalised. */
+int se_judge_classify(se_judge *j, const unsigned char *const *images,
+                      const unsigned char *const *masks, int n, int size, int *colour,
+                      int *shape, int *bg, float *embeds_out, oir_error *err);
+
+/* Cosine between the unmasked image embedding of rgb and a normalised text
+ * embedding (the CLIP score of an image against a prompt). */
+int se_judge_clip_score(se_judge *j, const unsigned char *rgb, int size, const float *text,
+                        float *score, oir_error *err);
+
+/* ---- summaries ------------------------------------------------------------ */
+
+typedef struct {
+    double sum, sum2;
+    long n;
+} se_stat;
+
+void se_stat_add(se_stat *s, double x);
+double se_stat_mean(const se_stat *s); /* NAN when empty */
+double se_stat_std(const se_stat *s);  /* population std; NAN when empty */
+
+/* Bin of value v in [1, T] among nbins equal bins over 1..T. */
+int se_bin(int v, int T, int nbins);
+
+#endif
