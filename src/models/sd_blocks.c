@@ -15,11 +15,13 @@ size_t sd_floats_bytes(size_t n) {
     return (n * sizeof(float) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN + ARENA_ALIGN;
 }
 
-int sd_arena_fail(oir_error *err, const char *who, const arena *a, size_t bytes) {
-    return oir_fail(err, OIR_E_NOMEM,
-                    "%s: arena exhausted (%zu of %zu bytes used, %zu more needed); size the "
-                    "arena with the model's *_arena_bytes plan",
-                    who, a->used, a->cap, bytes);
+int sd_arena_fail(oir_error *err, const char *who, arena *a, size_t mark, size_t bytes) {
+    int rc = oir_fail(err, OIR_E_NOMEM,
+                      "%s: arena exhausted (%zu of %zu bytes in use, this step needs up to %zu); "
+                      "size the arena with the model's *_arena_bytes plan",
+                      who, a->used, a->cap, bytes);
+    arena_reset(a, mark);
+    return rc;
 }
 
 /* ---- parameters --------------------------------------------------------- */
@@ -82,7 +84,7 @@ int sd_conv_forward(const sd_conv *c, arena *a, float *out, const float *in, int
     size_t n = op_conv2d_scratch(c->c_in, H, W, c->k, stride, pad);
     size_t mark = arena_mark(a);
     float *scratch = arena_floats(a, n);
-    if (!scratch) return sd_arena_fail(err, "conv2d", a, n * sizeof(float));
+    if (!scratch) return sd_arena_fail(err, "conv2d", a, mark, n * sizeof(float));
     op_conv2d(out, in, c->w, c->b, B, c->c_in, H, W, c->c_out, c->k, stride, pad, scratch);
     arena_reset(a, mark);
     return OIR_OK;
@@ -145,7 +147,7 @@ int sd_resnet_forward(const sd_resnet *r, arena *a, float *out, const float *x,
     float *t2 = arena_floats(a, (size_t)B * Co * HW); /* (B, C_out, H, W) */
     float *proj = arena_floats(a, (size_t)B * Co);    /* (B, C_out) */
     if (!t1 || !t2 || !proj)
-        return sd_arena_fail(err, "resnet", a, sd_resnet_arena_bytes(r, B, H, W));
+        return sd_arena_fail(err, "resnet", a, mark, sd_resnet_arena_bytes(r, B, H, W));
     int rc;
 
     /* hidden_states = conv1(nonlinearity(norm1(input_tensor))) */
@@ -192,7 +194,9 @@ int sd_downsample_forward(const sd_conv *c, arena *a, float *out, const float *x
     int C = c->c_in, Hp = H + 1, Wp = W + 1;
     size_t mark = arena_mark(a);
     float *xp = arena_floats(a, (size_t)B * C * Hp * Wp); /* (B, C, H+1, W+1) */
-    if (!xp) return sd_arena_fail(err, "downsample", a, sd_downsample_arena_bytes(c, B, H, W, pad));
+    if (!xp)
+        return sd_arena_fail(err, "downsample", a, mark,
+                             sd_downsample_arena_bytes(c, B, H, W, pad));
     long planes = (long)B * C;
 #pragma omp parallel for schedule(static)
     for (long pl = 0; pl < planes; pl++) {
@@ -218,7 +222,7 @@ int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, 
                         oir_error *err) {
     size_t mark = arena_mark(a);
     float *up = arena_floats(a, (size_t)B * c->c_in * 4 * H * W); /* (B, C, 2H, 2W) */
-    if (!up) return sd_arena_fail(err, "upsample", a, sd_upsample_arena_bytes(c, B, H, W));
+    if (!up) return sd_arena_fail(err, "upsample", a, mark, sd_upsample_arena_bytes(c, B, H, W));
     /* F.interpolate(scale_factor=2.0, mode="nearest"), then conv */
     op_upsample_nearest2x(up, x, B, c->c_in, H, W);
     int rc = sd_conv_forward(c, a, out, up, B, 2 * H, 2 * W, 1, 1, err);

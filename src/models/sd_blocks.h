@@ -118,7 +118,8 @@ void sd_tokens_proj_add_nchw(float *x, const float *t, const sd_linear *l, int B
 /* out (rows, n) += in (rows, K) @ W (n, K)^T + bias (a Linear added onto a
  * residual stream in place). */
 void sd_linear_add(float *out, const float *in, const sd_linear *l, int rows);
-/* The "arena exhausted" error (a planning bug, never user input). */
-int sd_arena_fail(oir_error *err, const char *who, const arena *a, size_t bytes);
+/* The "arena exhausted" error (an arena smaller than the plan); resets the
+ * arena to mark so a failed step leaves it as it found it. */
+int sd_arena_fail(oir_error *err, const char *who, arena *a, size_t mark, size_t bytes);
 
 #endif

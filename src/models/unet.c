@@ -453,7 +453,8 @@ static int attention_add(const sd_linear *to_q, const sd_linear *to_k, const sd_
     float *v = arena_floats(a, (size_t)G * Tk * C); /* (G, Tk, C) */
     float *scratch = arena_floats(a, op_attention_scratch(T, Tk, heads, d));
     if (!q || !k || !v || !scratch)
-        return sd_arena_fail(err, "unet attention", a, attention_arena_bytes(B, T, Tk, C, heads));
+        return sd_arena_fail(err, "unet attention", a, mark,
+                             attention_arena_bytes(B, T, Tk, C, heads));
     float scale = (float)(1.0 / sqrt((double)d)); /* dim_head ** -0.5 */
     for (int b0 = 0; b0 < B; b0 += G) {
         int g = B - b0 < G ? B - b0 : G;
@@ -484,7 +485,7 @@ static int feed_forward_add(const unet_transformer *t, arena *a, float *h, const
     size_t mark = arena_mark(a);
     float *f = arena_floats(a, (size_t)R * 8 * C); /* (R, 8C) = [hidden | gate] */
     float *g = arena_floats(a, (size_t)R * 4 * C); /* (R, 4C) */
-    if (!f || !g) return sd_arena_fail(err, "unet feed-forward", a, ff_arena_bytes(rows, C));
+    if (!f || !g) return sd_arena_fail(err, "unet feed-forward", a, mark, ff_arena_bytes(rows, C));
     for (int r0 = 0; r0 < rows; r0 += R) {
         int r = rows - r0 < R ? rows - r0 : R;
         op_linear(f, n + (size_t)r0 * C, t->ff_in.w, t->ff_in.b, r, C, 8 * C);
@@ -514,7 +515,7 @@ static int transformer_forward(const unet_transformer *t, arena *a, float *x, co
     float *h = arena_floats(a, (size_t)B * T * C); /* (B, T, C) residual stream */
     float *n = arena_floats(a, (size_t)B * T * C); /* (B, T, C) normed */
     if (!h || !n)
-        return sd_arena_fail(err, "unet transformer", a, transformer_arena_bytes(t, B, T, L));
+        return sd_arena_fail(err, "unet transformer", a, mark, transformer_arena_bytes(t, B, T, L));
 
     /* hidden_states = self.norm(hidden_states) -- into h as NCHW scratch */
     op_group_norm(h, x, t->norm.w, t->norm.b, B, C, T, groups, TRANSFORMER_GN_EPS, 0);
@@ -672,7 +673,7 @@ int unet_forward_tap(const unet_model *m, arena *a, const float *sample, const f
     do {                                                                                           \
         (ptr) = arena_floats(a, (count));                                                          \
         if (!(ptr)) {                                                                              \
-            rc = sd_arena_fail(err, "unet", a, unet_arena_bytes(m, B, h, w, ctx_len));             \
+            rc = sd_arena_fail(err, "unet", a, mark, unet_arena_bytes(m, B, h, w, ctx_len));       \
             goto cleanup;                                                                          \
         }                                                                                          \
     } while (0)
@@ -789,6 +790,7 @@ int unet_forward_tap(const unet_model *m, arena *a, const float *sample, const f
 #undef ALLOC
 #undef TRY
 cleanup:
+    if (rc) oir_error_prefix(err, "unet_forward");
     arena_reset(a, mark);
     return rc;
 }

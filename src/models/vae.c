@@ -274,7 +274,7 @@ static int attention_forward(const vae_attention *t, arena *a, float *x, int B, 
     float *v = arena_floats(a, (size_t)G * T * C);
     float *scratch = arena_floats(a, op_attention_scratch(T, T, 1, C));
     if (!g || !n || !q || !k || !v || !scratch)
-        return sd_arena_fail(err, "vae attention", a, attention_arena_bytes(B, T, C));
+        return sd_arena_fail(err, "vae attention", a, mark, attention_arena_bytes(B, T, C));
     op_group_norm(g, x, t->group_norm.w, t->group_norm.b, B, C, T, groups, VAE_EPS, 0);
     op_nchw_to_nhwc(n, g, B, C, T);               /* .view(B, C, H*W).transpose(1, 2) */
     float scale = (float)(1.0 / sqrt((double)C)); /* 1 / sqrt(channels / num_heads) */
@@ -371,7 +371,7 @@ int vae_encode_mean_tap(const vae_model *m, arena *a, const float *image, int B,
     int rc = OIR_OK, p = 0;
     float *pbuf[2] = {arena_floats(a, pp), arena_floats(a, pp)};
     if (!pbuf[0] || !pbuf[1]) {
-        rc = sd_arena_fail(err, "vae encode", a, vae_encode_arena_bytes(m, B, H, W));
+        rc = sd_arena_fail(err, "vae encode", a, mark, vae_encode_arena_bytes(m, B, H, W));
         goto cleanup;
     }
     /* sample = conv_in(x) */
@@ -411,7 +411,7 @@ int vae_encode_mean_tap(const vae_model *m, arena *a, const float *image, int B,
         float *t = arena_floats(a, (size_t)B * cl * hw);          /* (B, C_last, h, w) */
         float *moments = arena_floats(a, (size_t)B * 2 * L * hw); /* (B, 2L, h, w) */
         if (!t || !moments) {
-            rc = sd_arena_fail(err, "vae encode", a, vae_encode_arena_bytes(m, B, H, W));
+            rc = sd_arena_fail(err, "vae encode", a, mark, vae_encode_arena_bytes(m, B, H, W));
             goto cleanup;
         }
         op_group_norm(t, cur, m->enc_norm_out.w, m->enc_norm_out.b, B, cl, (int)hw, G, VAE_EPS, 1);
@@ -424,6 +424,7 @@ int vae_encode_mean_tap(const vae_model *m, arena *a, const float *image, int B,
             goto cleanup;
     }
 cleanup:
+    if (rc) oir_error_prefix(err, "vae_encode_mean");
     arena_reset(a, mark);
     return rc;
 }
@@ -485,7 +486,7 @@ int vae_decode_tap(const vae_model *m, arena *a, const float *latent, int B, int
     float *pbuf[2] = {arena_floats(a, pp), arena_floats(a, pp)};
     float *z = arena_floats(a, (size_t)B * L * h * w); /* (B, L, h, w) */
     if (!pbuf[0] || !pbuf[1] || !z) {
-        rc = sd_arena_fail(err, "vae decode", a, vae_decode_arena_bytes(m, B, h, w));
+        rc = sd_arena_fail(err, "vae decode", a, mark, vae_decode_arena_bytes(m, B, h, w));
         goto cleanup;
     }
     /* z = post_quant_conv(z); sample = decoder.conv_in(z) */
@@ -525,13 +526,14 @@ int vae_decode_tap(const vae_model *m, arena *a, const float *latent, int B, int
         int c0 = c->block_out_channels[0];
         float *t = arena_floats(a, (size_t)B * c0 * hh * ww); /* (B, C0, H, W) */
         if (!t) {
-            rc = sd_arena_fail(err, "vae decode", a, vae_decode_arena_bytes(m, B, h, w));
+            rc = sd_arena_fail(err, "vae decode", a, mark, vae_decode_arena_bytes(m, B, h, w));
             goto cleanup;
         }
         op_group_norm(t, cur, m->dec_norm_out.w, m->dec_norm_out.b, B, c0, hh * ww, G, VAE_EPS, 1);
         rc = sd_conv_forward(&m->dec_conv_out, a, image_out, t, B, hh, ww, 1, 1, err);
     }
 cleanup:
+    if (rc) oir_error_prefix(err, "vae_decode");
     arena_reset(a, mark);
     return rc;
 }
