@@ -25,6 +25,7 @@ static void write_inputs(void) {
     image_save_png(&img, cr_path("in.png"), &err);
     image_save_png(&m1, cr_path("m1.png"), &err);
     image_save_png(&big, cr_path("m_wrong.png"), &err);
+    image_free(&m1);
     image_alloc(&m1, 16, 16, 1, &err); /* all zero */
     image_save_png(&m1, cr_path("m_empty.png"), &err);
     FILE *fp = fopen(cr_path("cases.yaml"), "w");

@@ -53,7 +53,9 @@ static void test_parallel_equals_serial(oir_context *ctx, const sd_model *m, int
     long serial_rows = s.unet_calls - c0; /* one row (x2 branches) per call here */
     char what[96];
     snprintf(what, sizeof what, "parallel == serial candidates (T=%d, 2 pairs)", T);
-    th_close(what, par, ser, 2 * T * N, 1e-4f, 1e-3f);
+    /* Batched and single-row BLAS products round differently (~1e-6 relative);
+     * CFG 7.5 amplifies a step's difference up to 16x and T steps add up. */
+    th_close(what, par, ser, 2 * T * N, 5e-4f, 5e-3f);
     /* T+1 batched steps (each split in chunks of at most max_unet_batch rows) */
     int rows = 2 * 2 * ((T + 1) / 2), chunks = (rows + s.max_unet_batch - 1) / s.max_unet_batch;
     CHECK(parallel_calls == (long)(T + 1) * chunks, "T=%d: %ld UNet calls, expected %d x %d", T, parallel_calls,
