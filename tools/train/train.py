@@ -63,9 +63,15 @@ UNET_CFG = dict(sample_size=16, in_channels=4, out_channels=4,
 DEFAULTS = dict(
     # text_steps: both towers train until then; the text tower (EMA) is then frozen, saved as
     # clip_text.safetensors for the UNet stage, and the vision tower + projections go on alone.
-    clip=dict(steps=1200, text_steps=400, batch=32, negs=16, lr=6e-4, warmup=50, wd=0.05, ema=0.99),
-    vae=dict(steps=1500, batch=16, crop=32, lr=8e-4, warmup=50, wd=0.0, kl=1e-6, ema=0.995),
-    unet=dict(steps=4000, batch=32, lr=5e-4, warmup=200, wd=0.0, ema=0.999, pool=16384, uncond=0.1),
+    # focus_step: from then on each step contrasts only 8 whole scenes (+8 hard negatives) and
+    # classifies every object of all 32 scenes through its mask (the scene loss is nearly solved
+    # by then; the masked-object task is what the search metric needs).
+    clip=dict(steps=800, text_steps=200, focus_step=400, batch=32, negs=16, lr=6e-4, warmup=50, wd=0.05,
+              ema=0.99),
+    # enc_steps: encoder + decoder train until then; the encoder (EMA) is then frozen and saved as
+    # vae_encoder.safetensors for the UNet stage, and the decoder goes on alone (as SD's ft-MSE VAE).
+    vae=dict(steps=2500, enc_steps=700, batch=16, crop=32, lr=8e-4, warmup=50, wd=0.0, kl=1e-6, ema=0.995),
+    unet=dict(steps=1200, batch=16, lr=1e-3, warmup=100, wd=0.0, ema=0.999, pool=8192, uncond=0.1),
 )
 SEEDS = dict(clip=1, vae=2, unet=3, pool=4, init=5)
 
@@ -385,6 +391,8 @@ class Ctx:
             h["steps"] = s
         if stage == "clip" and self.args.clip_text_steps is not None:
             h["text_steps"] = self.args.clip_text_steps
+        if stage == "vae" and self.args.vae_enc_steps is not None:
+            h["enc_steps"] = self.args.vae_enc_steps
         if stage == "unet" and self.args.pool:
             h["pool"] = self.args.pool
         return h
@@ -423,7 +431,7 @@ def _hard_negative(rng: np.random.Generator, scene: W.Scene) -> str:
     return W.caption(W.Scene(scene.background, tuple(objs)))
 
 
-def clip_step_fn(ctx: Ctx, clip, n_negs: int = 16):
+def clip_step_fn(ctx: Ctx, clip, n_negs: int = 16, focus_step: int = 1 << 30):
     tok = ctx.tok
     dev = ctx.dev
     pairs = _phrase_sets()
@@ -439,45 +447,55 @@ def clip_step_fn(ctx: Ctx, clip, n_negs: int = 16):
         rng = np.random.default_rng([SEEDS["clip"], s])
         g = torch.Generator().manual_seed(SEEDS["clip"] * 1_000_003 + s)
         scenes, imgs, masks, bgmasks = scene_batch(rng, batch)
-        caps = [W.caption(sc) for sc in scenes]
-        negs = [_hard_negative(rng, sc) for sc in scenes[:n_negs]]
+        focus = s >= focus_step
+        n_full = 8 if focus else len(scenes)
+        n_neg = min(n_negs, n_full)
+        caps = [W.caption(sc) for sc in scenes[:n_full]]
+        negs = [_hard_negative(rng, sc) for sc in scenes[:n_neg]]
         x = clip_normalize(augment(to_unit(imgs), g)).to(dev)
-        # masked views: one object per scene (or, 1 in 8, the background)
-        pm, obj_t, col_t, shp_t, is_bg, bg_t = [], [], [], [], [], []
+        # masked views: one object per scene (focus: every object), or, 1 in 8, the background
+        pm, obj_t, col_t, shp_t, is_bg, bg_t, src = [], [], [], [], [], [], []
         for i, sc in enumerate(scenes):
             use_bg = rng.random() < 0.125
             if use_bg:
-                m = bgmasks[i]
+                views = [None]
+            elif focus:
+                views = list(range(len(sc.objects)))
             else:
-                j = int(rng.integers(len(sc.objects)))
-                m = masks[i][j]
-                px = int(rng.integers(0, 4))
-                if px:
-                    m = W.dilate(m, px)
-            p = patch_mask(m, grid, modes[int(rng.integers(len(modes)))])
-            if not p.any():
-                p = patch_mask(m, grid, "any")
-            pm.append(p.reshape(-1))
-            is_bg.append(use_bg)
-            bg_t.append(list(W.BACKGROUNDS).index(sc.background))
-            if use_bg:
-                obj_t.append(-100); col_t.append(-100); shp_t.append(-100)
-            else:
-                o = sc.objects[j]
-                obj_t.append(pair_index[o.key()])
-                col_t.append(list(W.COLOURS).index(o.colour))
-                shp_t.append(W.SHAPES.index(o.shape))
+                views = [int(rng.integers(len(sc.objects)))]
+            for j in views:
+                if j is None:
+                    m = bgmasks[i]
+                else:
+                    m = masks[i][j]
+                    px = int(rng.integers(0, 4))
+                    if px:
+                        m = W.dilate(m, px)
+                p = patch_mask(m, grid, modes[int(rng.integers(len(modes)))])
+                if not p.any():
+                    p = patch_mask(m, grid, "any")
+                pm.append(p.reshape(-1))
+                src.append(i)
+                is_bg.append(j is None)
+                bg_t.append(list(W.BACKGROUNDS).index(sc.background))
+                if j is None:
+                    obj_t.append(-100); col_t.append(-100); shp_t.append(-100)
+                else:
+                    o = sc.objects[j]
+                    obj_t.append(pair_index[o.key()])
+                    col_t.append(list(W.COLOURS).index(o.colour))
+                    shp_t.append(W.SHAPES.index(o.shape))
         amask = vision_attention_mask(torch.from_numpy(np.stack(pm)).to(dev))
         ids = tokenize(tok, caps + negs, TEXT_TRAIN_LEN).to(dev)
 
-        img_full = F.normalize(masked_image_embeds(clip, x, None), dim=-1)
-        img_obj = F.normalize(masked_image_embeds(clip, x, amask), dim=-1)
+        img_full = F.normalize(masked_image_embeds(clip, x[:n_full], None), dim=-1)
+        img_obj = F.normalize(masked_image_embeds(clip, x[torch.tensor(src)], amask), dim=-1)
         txt = F.normalize(text_embeds(clip, ids), dim=-1)
         t_ph = F.normalize(text_embeds(clip, torch.cat([phrase_ids, colour_ids, shape_ids, bg_ids])), dim=-1)
         nP, nC, nS = len(pairs), len(W.COLOURS), len(W.SHAPES)
         t_pair, t_col, t_shp, t_bg = t_ph[:nP], t_ph[nP:nP + nC], t_ph[nP + nC:nP + nC + nS], t_ph[nP + nC + nS:]
         scale = clip.logit_scale.exp().clamp(max=100)
-        b = len(scenes)
+        b = n_full
         target = torch.arange(b, device=dev)
         li = scale * img_full @ txt.T              # (B, 2B): captions + hard negatives
         lt = scale * txt[:b] @ img_full.T           # (B, B)
@@ -517,7 +535,8 @@ def vae_step_fn(ctx: Ctx, vae, kl_w: float, crop: int = 0):
             oy = rng.integers(0, n_pos, len(imgs)) * 4
             ox = rng.integers(0, n_pos, len(imgs)) * 4
             x = torch.stack([x[i, :, oy[i]:oy[i] + crop, ox[i]:ox[i] + crop] for i in range(len(imgs))])
-        post = vae.encode(x).latent_dist
+        with torch.set_grad_enabled(vae.encoder.conv_in.weight.requires_grad):
+            post = vae.encode(x).latent_dist
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(dev)
         rec = vae.decode(z).sample
         mse = F.mse_loss(rec, x)
@@ -599,7 +618,7 @@ def stage_clip(ctx: Ctx) -> None:
             raise RuntimeError(f"resuming after the text freeze but {text_path} is missing")
         clip.text_model.requires_grad_(False)
 
-    run_stage(ctx, "clip", {"clip": clip}, list(clip.parameters()), clip_step_fn(ctx, clip, hp["negs"]), hp,
+    run_stage(ctx, "clip", {"clip": clip}, list(clip.parameters()), clip_step_fn(ctx, clip, hp["negs"], hp["focus_step"]), hp,
               ema=ema, ema_src=clip, before_step=before_step)
 
 
@@ -610,14 +629,41 @@ def stage_vae(ctx: Ctx) -> None:
     ema.load_state_dict(vae.state_dict())
     ema.requires_grad_(False)
     print(f"[vae] {nparams(vae) / 1e6:.2f} M params", flush=True)
+    enc_path = os.path.join(ctx.work, "vae_encoder.safetensors")
+
+    def before_step(s: int) -> None:
+        if s < hp["enc_steps"] or not vae.encoder.conv_in.weight.requires_grad:
+            return
+        if s == hp["enc_steps"]:
+            for name in ("encoder", "quant_conv"):
+                getattr(vae, name).load_state_dict(getattr(ema, name).state_dict())
+            save_file({k: v.contiguous() for k, v in ema.state_dict().items()
+                       if k.startswith(("encoder.", "quant_conv."))}, enc_path)
+            print(f"[vae] encoder frozen at step {s}: {enc_path}", flush=True)
+        elif not os.path.exists(enc_path):
+            raise RuntimeError(f"resuming after the encoder freeze but {enc_path} is missing")
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+
     run_stage(ctx, "vae", {"vae": vae}, list(vae.parameters()), vae_step_fn(ctx, vae, hp["kl"], hp["crop"]), hp,
-              ema=ema, ema_src=vae)
+              ema=ema, ema_src=vae, before_step=before_step)
 
 
 def load_trained_clip(ctx: Ctx):
     clip = new_clip(ctx.tok)
     load_ckpt(ctx.ckpt("clip"), {"ema": clip}, None)
     return clip.to(ctx.dev).eval()
+
+
+def load_frozen_encoder(ctx: Ctx):
+    """The VAE with its encoder as frozen at vae enc_steps (what the UNet's latents come from)."""
+    vae = new_vae()
+    path = os.path.join(ctx.work, "vae_encoder.safetensors")
+    if not os.path.exists(path):
+        raise RuntimeError(f"{path} is missing: run the vae stage past enc_steps first")
+    missing, unexpected = vae.load_state_dict(load_file(path), strict=False)
+    assert not unexpected and all(not k.startswith(("encoder.", "quant_conv.")) for k in missing)
+    return vae.to(ctx.dev).eval()
 
 
 def load_frozen_text(ctx: Ctx):
@@ -671,7 +717,7 @@ def scaling_factor(mean: torch.Tensor, std: torch.Tensor) -> float:
 
 def stage_unet(ctx: Ctx) -> None:
     hp = ctx.hp("unet")
-    vae = load_trained_vae(ctx)
+    vae = load_frozen_encoder(ctx)
     text = load_frozen_text(ctx).text_model
     for p in text.parameters():
         p.requires_grad_(False)
@@ -720,6 +766,9 @@ def stage_export(ctx: Ctx, out_dir: str) -> None:
     unet = new_unet()
     load_ckpt(ctx.ckpt("unet"), {"ema": unet}, None)
     sf = json.load(open(os.path.join(ctx.work, "vae_scaling.json")))["scaling_factor"]
+    enc = load_file(os.path.join(ctx.work, "vae_encoder.safetensors"))
+    for k, v in enc.items():
+        assert torch.equal(v, vae.state_dict()[k]), f"VAE encoder differs from the UNet's at {k}"
     vae.register_to_config(scaling_factor=round(sf, 5))
     clip_dir = os.path.join(out_dir, "tiny-clip")
     sd_dir = os.path.join(out_dir, "tiny-shapes")
@@ -798,6 +847,7 @@ def main() -> int:
     ap.add_argument("--steps-vae", type=int, default=None)
     ap.add_argument("--steps-unet", type=int, default=None)
     ap.add_argument("--clip-text-steps", type=int, default=None, help="freeze the text tower after N CLIP steps")
+    ap.add_argument("--vae-enc-steps", type=int, default=None, help="freeze the VAE encoder after N steps")
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--measure", action="store_true")
