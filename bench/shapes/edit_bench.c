@@ -54,7 +54,7 @@
 #include "shapes_eval.h"
 
 #define N_FIXED 5
-enum { M_SEARCH = N_FIXED, M_SEARCH_UNION, M_OIR, N_METHODS };
+enum { M_SEARCH = N_FIXED, M_SEARCH_UNION, M_OIR, M_ORACLE, N_METHODS };
 enum { SUB_SINGLE, SUB_MULTI, SUB_ALL, N_SUB };
 #define N_BINS 10
 
@@ -108,13 +108,36 @@ static const char *method_name(int m, int T, char *buf, size_t cap) {
     if (m < N_FIXED)
         snprintf(buf, cap, "fixed k=%d", (m + 1) * T / N_FIXED);
     else
-        snprintf(buf, cap, "%s", m == M_SEARCH ? "search (mean of pairs)" : m == M_SEARCH_UNION ? "search-u (union, whole prompt)" : "OIR");
+        snprintf(buf, cap, "%s",
+                 m == M_SEARCH         ? "search (mean of pairs)"
+                 : m == M_SEARCH_UNION ? "search-u (union, whole prompt)"
+                 : m == M_OIR          ? "OIR"
+                                       : "oracle k per case (judge-picked)");
     return buf;
 }
 
 static void dist_add(step_dist *d, int step, int T) {
     d->hist[se_bin(step, T, N_BINS)]++;
     se_stat_add(&d->steps, step);
+}
+
+/* Bit p set when pair p of c is right in img (the judge, as se_edit_evaluate). */
+static int pairs_right(se_judge *j, const se_case *c, const unsigned char *img, const unsigned char *pmasks,
+                       int size, int *bits, oir_error *err) {
+    const unsigned char *imgs[SE_MAX_PAIRS], *ms[SE_MAX_PAIRS];
+    int col[SE_MAX_PAIRS], shp[SE_MAX_PAIRS], bg[SE_MAX_PAIRS];
+    for (int p = 0; p < c->n_pairs; p++) {
+        imgs[p] = img;
+        ms[p] = pmasks + (size_t)p * size * size;
+    }
+    int rc = se_judge_classify(j, imgs, ms, c->n_pairs, size, col, shp, bg, NULL, err);
+    *bits = 0;
+    for (int p = 0; !rc && p < c->n_pairs; p++) {
+        const se_pair *pr = &c->pairs[p];
+        int ok = pr->is_background ? bg[p] == pr->background : col[p] == pr->colour && shp[p] == pr->shape;
+        *bits |= ok << p;
+    }
+    return rc;
 }
 
 static double pct(long a, long b) { return b ? 100.0 * a / b : NAN; }
@@ -134,6 +157,7 @@ static void fmt_num(char *buf, size_t cap, const char *fmt, double v) {
 }
 
 static void print_tables(FILE *f, se_edit_sum sums[N_SUB][N_METHODS], step_dist dist[N_SUB][N_METHODS],
+                         const step_dist first_right[N_SUB], const long never_right[N_SUB],
                          const se_stat *within, long multi_varied, long multi_cases, long lowered_R, int T) {
     static const char *sub_name[N_SUB] = {"single-pair cases", "multi-pair cases (2-3 pairs)", "all cases"};
     char name[64], a[64], b[64], c[64], d[64], e[64], g[64], h[64], k[64], l[64], s[64];
@@ -180,14 +204,21 @@ static void print_tables(FILE *f, se_edit_sum sums[N_SUB][N_METHODS], step_dist 
                 {SUB_MULTI, M_SEARCH_UNION, "search-u (multi-pair cases)", "case"},
                 {SUB_SINGLE, M_OIR, "OIR, single-pair cases", "pair"},
                 {SUB_MULTI, M_OIR, "OIR, multi-pair cases", "pair"},
-                {SUB_ALL, M_OIR, "OIR, all", "pair"}};
+                {SUB_ALL, M_OIR, "OIR, all", "pair"},
+                {SUB_ALL, M_ORACLE, "oracle k per case (judge-picked)", "case"},
+                {SUB_SINGLE, -1, "first k where the pair is right, single-pair cases", "pair"},
+                {SUB_MULTI, -1, "first k where the pair is right, multi-pair cases", "pair"}};
     for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-        const step_dist *sd = &dist[rows[r].sub][rows[r].m];
+        const step_dist *sd = rows[r].m < 0 ? &first_right[rows[r].sub] : &dist[rows[r].sub][rows[r].m];
         if (!sd->steps.n) continue;
         fprintf(f, "| %s | %s |", rows[r].label, rows[r].unit);
         for (int b2 = 0; b2 < N_BINS; b2++) fprintf(f, " %ld |", sd->hist[b2]);
         fprintf(f, " %.1f | %.1f |\n", se_stat_mean(&sd->steps), se_stat_std(&sd->steps));
     }
+    fprintf(f,
+            "\n\"First k where the pair is right\": the smallest k whose whole-target-prompt candidate the judge "
+            "finds right for that pair; pairs right at no k: %ld (single-pair cases), %ld (multi-pair cases).\n",
+            never_right[SUB_SINGLE], never_right[SUB_MULTI]);
     if (multi_cases)
         fprintf(f,
                 "\nOIR within a multi-pair case: the pairs' chosen steps differ by >= T/10 in %ld of %ld cases; "
@@ -302,7 +333,8 @@ int main(int argc, char **argv) {
     unsigned char *buf = NULL;
     cJSON *jcases = cJSON_CreateArray();
     static se_edit_sum sums[N_SUB][N_METHODS];
-    static step_dist dist[N_SUB][N_METHODS];
+    static step_dist dist[N_SUB][N_METHODS], first_right[N_SUB];
+    static long never_right[N_SUB];
     se_stat within = {0};
     long multi_varied = 0, multi_cases = 0, lowered_R = 0, search_mismatch = 0;
     double t_start = now_s();
@@ -386,13 +418,30 @@ int main(int argc, char **argv) {
         int k_search = 0;
         rc = se_search_mean_of_pairs(clip, c, rgb, rt->candidates, T, pmasks, uni, size, &k_search, &err);
         if (!rc && !kind && k_search != rt->chosen_step[0]) search_mismatch++;
-        /* 4. judge every method's image */
+        /* 4. the judge on every whole-target-prompt candidate: the best single step of the case
+         * (most pairs right; ties: the smallest k) and each pair's first right step */
+        int k_oracle = 1, best_right = -1, first[SE_MAX_PAIRS] = {0};
+        for (int k = 1; !rc && k <= T; k++) {
+            int bits = 0, nr = 0;
+            rc = pairs_right(&judge, c, rt->candidates + (size_t)(k - 1) * hw * 3, pmasks, size, &bits, &err);
+            for (int q = 0; q < c->n_pairs; q++)
+                if (bits >> q & 1) {
+                    nr++;
+                    if (!first[q]) first[q] = k;
+                }
+            if (nr > best_right) {
+                best_right = nr;
+                k_oracle = k;
+            }
+        }
+        /* 5. judge every method's image */
         se_edit_eval ev[N_METHODS];
         const unsigned char *img_of[N_METHODS];
         for (int m = 0; m < N_FIXED; m++) img_of[m] = rt->candidates + (size_t)((m + 1) * T / N_FIXED - 1) * hw * 3;
         img_of[M_SEARCH] = rt->candidates + (size_t)(k_search - 1) * hw * 3;
         img_of[M_SEARCH_UNION] = rt->candidates + (size_t)(rt->chosen_step[0] - 1) * hw * 3;
         img_of[M_OIR] = oir_img;
+        img_of[M_ORACLE] = rt->candidates + (size_t)(k_oracle - 1) * hw * 3;
         for (int m = 0; !rc && m < N_METHODS; m++)
             rc = se_edit_evaluate(&judge, c, img_of[m], rgb, gt, pmasks, omasks, uni, size, target_text, &ev[m], &err);
         if (!rc && o.sheets > 0 && done_kind[kind] <= o.sheets) {
@@ -419,6 +468,13 @@ int main(int argc, char **argv) {
             dist_add(&dist[subs[si]][M_SEARCH], k_search, T);
             dist_add(&dist[subs[si]][M_SEARCH_UNION], rt->chosen_step[0], T);
             for (int q = 0; q < oir->n_pairs; q++) dist_add(&dist[subs[si]][M_OIR], oir->chosen_step[q], T);
+            dist_add(&dist[subs[si]][M_ORACLE], k_oracle, T);
+            for (int q = 0; q < c->n_pairs; q++) {
+                if (first[q])
+                    dist_add(&first_right[subs[si]], first[q], T);
+                else
+                    never_right[subs[si]]++;
+            }
         }
         if (kind) {
             se_stat st = {0};
@@ -438,6 +494,8 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(jc, "pairs", c->n_pairs);
         cJSON_AddNumberToObject(jc, "search_step", k_search);
         cJSON_AddNumberToObject(jc, "search_union_step", rt->chosen_step[0]);
+        cJSON_AddNumberToObject(jc, "oracle_step", k_oracle);
+        cJSON_AddItemToObject(jc, "first_right_step", json_ints(first, c->n_pairs));
         cJSON_AddItemToObject(jc, "oir_steps", json_ints(oir->chosen_step, oir->n_pairs));
         cJSON_AddNumberToObject(jc, "oir_reassembly_step", oir->reassembly_step);
         cJSON *jw = cJSON_CreateArray();
@@ -480,7 +538,7 @@ int main(int argc, char **argv) {
                     "case).\n",
                     n_run, done_kind[0], done_kind[1], o.cases_dir, o.model, o.clip_dir, T, o.guidance, o.R, o.J,
                     oir_get_threads(), total, n_run ? total / n_run : 0.0);
-            print_tables(outs[w], sums, dist, &within, multi_varied, multi_cases, lowered_R, T);
+            print_tables(outs[w], sums, dist, first_right, never_right, &within, multi_varied, multi_cases, lowered_R, T);
             if (search_mismatch)
                 fprintf(outs[w], "\nNote: on %ld single-pair cases the recomputed search differed from OIR's.\n",
                         search_mismatch);
