@@ -127,12 +127,13 @@ quality: deps
 	@$(MAKE) --no-print-directory $(OUT)/bench/shapes/quality BUILD=release
 	@mkdir -p bench/results
 	$(OUT)/bench/shapes/quality --model models/tiny-shapes --clip models/tiny-clip \
-	  --scenes bench/scenes/heldout --json bench/results/quality.json $(QUALITY_ARGS)
+	  --scenes bench/scenes/heldout --json bench/results/quality.json \
+	  --samples bench/results/quality_samples.png $(QUALITY_ARGS)
 
 bench-quality: deps
 	@$(MAKE) --no-print-directory $(OUT)/bench/shapes/edit_bench BUILD=release
 	@mkdir -p bench/results
 	$(OUT)/bench/shapes/edit_bench --model models/tiny-shapes --clip models/tiny-clip \
-	  --cases bench/scenes/edit --out bench/results/edit_quality $(BENCH_QUALITY_ARGS)
+	  --cases bench/scenes/edit --out bench/results/edit_quality --sheets 4 $(BENCH_QUALITY_ARGS)
 
 -include $(SHAPES_OBJ:.o=.d) $(SHAPES_PROGS:=.d) $(OUT)/tests/test_shapes_bench.d

@@ -26,6 +26,7 @@
 #include "cli/cli_args.h"
 #include "cli/cli_sd.h"
 #include "diffusion/sampler.h"
+#include "io/image.h"
 #include "models/loader.h"
 #include "oir.h"
 #include "measure.h"
@@ -58,6 +59,7 @@ static void usage(FILE *to) {
             "  --seed S       noise seed of (c): scene i uses S + i (default 0)\n"
             "  --only LETTERS measure only these bars, e.g. --only abd\n"
             "  --json FILE    also write the numbers as JSON\n"
+            "  --samples PNG  (c): the first 16 scenes above the images generated from their captions\n"
             "  --threads N    CPU threads (default $OIR_THREADS, else all cores)\n"
             "Scenes of another size than the model's are resized (bicubic, masks nearest).\n");
 }
@@ -91,6 +93,25 @@ static void write_json(FILE *f, const se_quality *q, const char *model, const ch
             JNUM(se_stat_mean(&q->inv_psnr)), JNUM(se_stat_mean(&q->inv_vs_vae_psnr)), q->seconds[0],
             q->seconds[1], q->seconds[2], q->seconds[3]);
 #undef JNUM
+}
+
+#define SAMPLES 16
+
+/* sheet: 2 rows of n images (scenes, then generated), side `size`. */
+static int write_samples(const char *path, const unsigned char *sheet, int n, int size, oir_error *err) {
+    image img = {0};
+    int rc = image_alloc(&img, size * n, size * 2, 3, err);
+    if (rc) return rc;
+    for (int r = 0; r < 2; r++)
+        for (int k = 0; k < n; k++)
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                    for (int c = 0; c < 3; c++)
+                        img.data[(((size_t)r * size + y) * img.width + (size_t)k * size + x) * 3 + c] =
+                            sheet[((size_t)(r * SAMPLES + k) * size * size + (size_t)y * size + x) * 3 + c] / 255.0f;
+    rc = image_save_png(&img, path, err);
+    image_free(&img);
+    return rc;
 }
 
 static const char *verdict(double v, double bar) { return isnan(v) ? "-" : (v >= bar ? "**pass**" : "FAIL"); }
@@ -130,7 +151,7 @@ int main(int argc, char **argv) {
             return 0;
         }
     const char *model = "models/tiny-shapes", *clip_dir = "models/tiny-clip", *scenes = "bench/scenes/heldout";
-    const char *json = NULL, *only = "abcd";
+    const char *json = NULL, *only = "abcd", *samples = NULL;
     int n_max = 0, T = 50, threads = 0, quiet = 0;
     float guidance = 7.5f;
     uint64_t seed = 0;
@@ -140,7 +161,7 @@ int main(int argc, char **argv) {
         {"--steps", CLI_INT, &T, 1, 1000},         {"--guidance", CLI_FLOAT, &guidance, 0, 100},
         {"--seed", CLI_U64, &seed, 0, 0},          {"--only", CLI_STR, &only, 0, 0},
         {"--json", CLI_STR, &json, 0, 0},          {"--threads", CLI_INT, &threads, 1, 1024},
-        {"--quiet", CLI_FLAG, &quiet, 0, 0},
+        {"--quiet", CLI_FLAG, &quiet, 0, 0},      {"--samples", CLI_STR, &samples, 0, 0},
     };
     oir_error err = {0};
     int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL, &err);
@@ -159,7 +180,7 @@ int main(int argc, char **argv) {
     se_judge judge = {0};
     sampler s = {0};
     int have_judge = 0, have_sampler = 0, exit_code = 0, size = 0;
-    unsigned char *rgb = NULL, *masks = NULL;
+    unsigned char *rgb = NULL, *masks = NULL, *sheet = NULL;
     float *uncond = NULL;
     se_quality q;
     memset(&q, 0, sizeof q);
@@ -180,7 +201,8 @@ int main(int argc, char **argv) {
     rgb = malloc(hw * 3);
     masks = malloc(hw * SE_MAX_OBJECTS);
     uncond = malloc(sizeof(float) * (size_t)s.ctx_len * s.ctx_dim);
-    if (!rgb || !masks || !uncond) {
+    sheet = calloc(hw * 3, 2 * SAMPLES);
+    if (!rgb || !masks || !uncond || !sheet) {
         rc = oir_fail(&err, OIR_E_NOMEM, "out of memory");
         goto fail;
     }
@@ -197,13 +219,17 @@ int main(int argc, char **argv) {
         for (int o = 0; o < sc->n_objects; o++)
             if ((rc = se_load_mask(sc->objects[o].mask, size, masks + o * hw, &err))) goto fail;
         qp.seed = seed + (uint64_t)i;
-        if ((rc = se_quality_scene(&s, &judge, sc, rgb, masks, &qp, &q, NULL, &err))) goto fail;
+        unsigned char *gen = i < SAMPLES ? sheet + (size_t)(SAMPLES + i) * hw * 3 : NULL;
+        if (i < SAMPLES) memcpy(sheet + (size_t)i * hw * 3, rgb, hw * 3);
+        if ((rc = se_quality_scene(&s, &judge, sc, rgb, masks, &qp, &q, do_c ? gen : NULL, &err))) goto fail;
         if (!quiet) fprintf(stderr, "\rquality: scene %d/%d", i + 1, n);
     }
     if (!quiet) fprintf(stderr, "\n");
     print_table(stdout, &q, n, T, guidance);
     printf("\nmodel %s, CLIP %s, %d thread(s); seconds: a %.1f, b %.1f, c %.1f, d %.1f\n", model, clip_dir,
            oir_get_threads(), q.seconds[0], q.seconds[1], q.seconds[2], q.seconds[3]);
+    if (samples && (rc = write_samples(samples, sheet, n < SAMPLES ? n : SAMPLES, size, &err))) goto fail;
+    if (samples) printf("wrote %s (top: held-out scenes, bottom: generated from their captions)\n", samples);
     if (json) {
         FILE *f = fopen(json, "w");
         if (!f) {
@@ -219,6 +245,7 @@ fail:
     exit_code = report(stage, &err);
 cleanup:
     free(rgb);
+    free(sheet);
     free(masks);
     free(uncond);
     if (have_sampler) sampler_free(&s);
