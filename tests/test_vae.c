@@ -2,7 +2,8 @@
  * tools/fixtures/make_sd_fixtures.py): the tiny-pipe VAE encodes a (2, 3, 16, 16) image to its
  * posterior mean and decodes a (2, 4, 8, 8) latent; every intermediate the fixture holds is
  * compared too. Also: the same weights under later diffusers' attention names (to_q, to_k,
- * to_v, to_out.0), rows alone vs in the batch, bad configs, bad sizes, a short arena.
+ * to_v, to_out.0), rows alone vs in the batch (also at 128x128, where the mid-block
+ * attention runs one sample at a time), bad configs, bad sizes, a short arena.
  *
  * Tolerances (fp32, tiny random-weight model, values of order 1):
  *   latent_mean, decoded, intermediates vs PyTorch   atol 1e-4, rtol 1e-3
@@ -213,6 +214,53 @@ cleanup:
     unload(&l);
 }
 
+/* ---- large images: the mid-block attention one sample at a time --------- */
+
+static void fill(float *x, size_t n, unsigned seed) {
+    unsigned s = seed * 2654435761u + 12345u;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)((s >> 8) * (2.0 / 16777216.0) - 1.0);
+    }
+}
+
+/* A 128x128 image has a 64x64 = 4096-token mid block in the tiny VAE: a batch of 2 runs that
+ * attention one sample at a time. Each row of the batch must equal that row alone. */
+static void check_chunked(void) {
+    printf("128x128 images (chunked mid-block attention)\n");
+    loaded l;
+    if (!load(&l, "sd/tiny-pipe/vae/diffusion_pytorch_model.safetensors")) return;
+    int B = 2, H = 128, f = vae_downscale(&l.m->cfg), h = H / f, L = l.m->cfg.latent_channels;
+    size_t ni = (size_t)3 * H * H, nl = (size_t)L * h * h;
+    float *img = malloc(B * ni * sizeof(float)), *mean = malloc(B * nl * sizeof(float));
+    float *dec = malloc(B * ni * sizeof(float)), *mean1 = malloc(nl * sizeof(float));
+    float *dec1 = malloc(ni * sizeof(float));
+    fill(img, B * ni, 5);
+    arena a = {0};
+    oir_error err = {0};
+    if (!CHECK(arena_init(&a, vae_arena_bytes(l.m, B, H, H), &err) == OIR_OK, "%s", err.message))
+        goto cleanup;
+    if (!CHECK(vae_encode_mean(l.m, &a, img, B, H, H, mean, &err) == OIR_OK, "%s", err.message) ||
+        !CHECK(vae_decode(l.m, &a, mean, B, h, h, dec, &err) == OIR_OK, "%s", err.message))
+        goto cleanup;
+    for (int b = 0; b < B; b++) {
+        if (!CHECK(vae_encode_mean(l.m, &a, img + b * ni, 1, H, H, mean1, &err) == OIR_OK, "%s",
+                   err.message) ||
+            !CHECK(vae_decode(l.m, &a, mean + b * nl, 1, h, h, dec1, &err) == OIR_OK, "%s",
+                   err.message))
+            break;
+        char what[64];
+        snprintf(what, sizeof what, "128x128 row %d alone: mean", b);
+        th_close(what, mean1, mean + b * nl, nl, SAME_TOL, SAME_TOL);
+        snprintf(what, sizeof what, "128x128 row %d alone: decoded", b);
+        th_close(what, dec1, dec + b * ni, ni, SAME_TOL, SAME_TOL);
+    }
+cleanup:
+    arena_free(&a);
+    free(img), free(mean), free(dec), free(mean1), free(dec1);
+    unload(&l);
+}
+
 /* ---- bad input ---------------------------------------------------------- */
 
 static void check_bad_configs(void) {
@@ -303,6 +351,7 @@ int main(void) {
     CHECK(vae_config_check(&sd1, "sd1", &err) == OIR_OK && vae_downscale(&sd1) == 8,
           "sd1 config: %s", err.message);
     check_reference();
+    check_chunked();
     check_bad_configs();
     check_bad_sizes();
     rmdir(tmpdir);
