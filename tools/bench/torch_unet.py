@@ -6,7 +6,8 @@ sizes, same thread count, fp32, no grad.
 
 Debian's torch (the tools venv) with diffusers 0.16.1: on torch < 2.0 attention is the plain
 baddbmm + softmax (AttnProcessor), as a user of those versions gets it. Prints seconds per pass
-(best and mean of --iters after one warm-up) and the process's peak resident memory.
+(best and mean of --iters after one warm-up), CPU seconds per pass (all threads) and the
+process's peak resident memory.
 """
 import argparse
 import os
@@ -21,9 +22,9 @@ def peak_rss_gib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 * 1024.0)
 
 
-def report(what, ts):
+def report(what, ts, cpu):
     print(f"{what}: best {min(ts):.3f} s, mean {sum(ts) / len(ts):.3f} s over {len(ts)} runs "
-          f"({' '.join(f'{t:.3f}' for t in ts)})")
+          f"({' '.join(f'{t:.3f}' for t in ts)}); CPU time best {min(cpu):.3f} s")
 
 
 @torch.no_grad()
@@ -39,15 +40,16 @@ def bench_unet(d, args):
     ctx = torch.randn(B, L, unet.config.cross_attention_dim, generator=g)
     ts = torch.tensor([float(981 - 480 * b % 1000) for b in range(B)])  # one timestep per row
     print(f"unet: batch {B}, latent {lat}x{lat}, context {L}x{unet.config.cross_attention_dim}")
-    times = []
+    times, cpu = [], []
     for i in range(-1, args.iters):
-        s = time.time()
+        s, cs = time.time(), time.process_time()
         out = unet(x, ts, encoder_hidden_states=ctx).sample
         if i >= 0:
             times.append(time.time() - s)
+            cpu.append(time.process_time() - cs)
         else:
             print(f"unet: warm-up {time.time() - s:.3f} s")
-    report("unet forward", times)
+    report("unet forward", times, cpu)
     print(f"unet: process peak RSS {peak_rss_gib():.2f} GiB (weights {wgb:.2f} GiB + "
           f"{peak_rss_gib() - wgb:.2f} GiB); checksum {out.double().sum().item():.6g}")
     del unet
@@ -60,15 +62,16 @@ def bench_vae(d, args):
     lat = args.latent
     z = torch.randn(1, vae.config.latent_channels, lat, lat, generator=torch.Generator().manual_seed(1))
     print(f"vae: decode {lat}x{lat} latent -> {lat * f}x{lat * f} image")
-    times = []
+    times, cpu = [], []
     for i in range(-1, args.iters):
-        s = time.time()
+        s, cs = time.time(), time.process_time()
         vae.decode(z)
         if i >= 0:
             times.append(time.time() - s)
+            cpu.append(time.process_time() - cs)
         else:
             print(f"vae: warm-up {time.time() - s:.3f} s")
-    report("vae decode", times)
+    report("vae decode", times, cpu)
     print(f"vae: process peak RSS {peak_rss_gib():.2f} GiB")
 
 
@@ -83,7 +86,8 @@ def main():
     ap.add_argument("--ctx", type=int, default=77)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch_unet: {args.dir}, torch {torch.__version__}, {torch.get_num_threads()} threads, fp32")
+    print(f"torch_unet: {args.dir}, torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
     if args.what in ("unet", "all"):
         bench_unet(args.dir, args)
     if args.what in ("vae", "all"):
