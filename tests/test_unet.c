@@ -267,6 +267,8 @@ static void check_bad_configs(void) {
     int rc = unet_load(&m, tmp_path("no-such-config.json"), NULL, &err);
     CHECK(rc == OIR_E_IO && strstr(err.message, "no-such-config.json"), "missing config: %d %s", rc,
           err.message);
+    rc = unet_load(&m, cpath, NULL, &err);
+    CHECK(rc == OIR_E_ARG && m == NULL, "valid config, no weights: %d %s", rc, err.message);
 }
 
 /* ---- bad weight files --------------------------------------------------- */

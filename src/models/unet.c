@@ -332,6 +332,7 @@ int unet_load_config(unet_model **out, const unet_config *cfg, weights *w, oir_e
     *out = NULL;
     int rc = unet_config_check(cfg, "unet config", err);
     if (rc) return rc;
+    if (!w) return oir_fail(err, OIR_E_ARG, "unet_load: no weights");
     unet_model *m = calloc(1, sizeof *m);
     if (!m) return oir_fail(err, OIR_E_NOMEM, "unet: cannot allocate the model");
     m->cfg = *cfg;

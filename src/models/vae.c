@@ -176,6 +176,7 @@ int vae_load_config(vae_model **out, const vae_config *cfg, weights *w, oir_erro
     *out = NULL;
     int rc = vae_config_check(cfg, "vae config", err);
     if (rc) return rc;
+    if (!w) return oir_fail(err, OIR_E_ARG, "vae_load: no weights");
     vae_model *m = calloc(1, sizeof *m);
     if (!m) return oir_fail(err, OIR_E_NOMEM, "vae: cannot allocate the model");
     m->cfg = *cfg;
