@@ -54,7 +54,7 @@
 #include "shapes_eval.h"
 
 #define N_FIXED 5
-enum { M_SEARCH = N_FIXED, M_SEARCH_UNION, M_OIR, M_ORACLE, N_METHODS };
+enum { M_SEARCH = N_FIXED, M_SEARCH_UNION, M_OIR, M_ORACLE, M_GT, N_METHODS };
 enum { SUB_SINGLE, SUB_MULTI, SUB_ALL, N_SUB };
 #define N_BINS 10
 
@@ -100,7 +100,8 @@ static void usage(FILE *to) {
             "  --out PREFIX   writes PREFIX.md and PREFIX.json (default\n"
             "                 bench/results/edit_quality)\n"
             "  --sheets N     also write PREFIX_sheets/<case>.png for the first N cases of each\n"
-            "                 kind: source | ground truth | fixed k... | search | search-u | OIR\n"
+            "                 kind: source | ground truth | fixed k... | search | search-u | OIR |\n"
+            "                 oracle\n"
             "  --threads N    CPU threads (default $OIR_THREADS, else all cores)\n");
 }
 
@@ -112,7 +113,8 @@ static const char *method_name(int m, int T, char *buf, size_t cap) {
                  m == M_SEARCH         ? "search (mean of pairs)"
                  : m == M_SEARCH_UNION ? "search-u (union, whole prompt)"
                  : m == M_OIR          ? "OIR"
-                                       : "oracle k per case (judge-picked)");
+                 : m == M_ORACLE       ? "oracle k per case (judge-picked)"
+                                       : "ground truth (judge ceiling)");
     return buf;
 }
 
@@ -185,6 +187,8 @@ static void print_tables(FILE *f, se_edit_sum sums[N_SUB][N_METHODS], step_dist 
             const step_dist *sd = &dist[sub][m];
             if (m < N_FIXED)
                 snprintf(s, sizeof s, "%d (fixed)", (m + 1) * T / N_FIXED);
+            else if (m == M_GT)
+                snprintf(s, sizeof s, "-");
             else
                 snprintf(s, sizeof s, "%.1f (%.1f)", se_stat_mean(&sd->steps), se_stat_std(&sd->steps));
             fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.4f | %s |\n",
@@ -442,6 +446,7 @@ int main(int argc, char **argv) {
         img_of[M_SEARCH_UNION] = rt->candidates + (size_t)(rt->chosen_step[0] - 1) * hw * 3;
         img_of[M_OIR] = oir_img;
         img_of[M_ORACLE] = rt->candidates + (size_t)(k_oracle - 1) * hw * 3;
+        img_of[M_GT] = gt;
         for (int m = 0; !rc && m < N_METHODS; m++)
             rc = se_edit_evaluate(&judge, c, img_of[m], rgb, gt, pmasks, omasks, uni, size, target_text, &ev[m], &err);
         if (!rc && o.sheets > 0 && done_kind[kind] <= o.sheets) {
@@ -452,9 +457,9 @@ int main(int argc, char **argv) {
             for (char *ch = flat; *ch; ch++)
                 if (*ch == '/') *ch = '_';
             snprintf(path, sizeof path, "%s/%s.png", dir, flat);
-            const unsigned char *row[2 + N_METHODS] = {rgb, gt};
-            for (int m = 0; m < N_METHODS; m++) row[2 + m] = img_of[m];
-            rc = write_sheet(path, row, 2 + N_METHODS, size, &err);
+            const unsigned char *row[1 + N_METHODS] = {rgb, gt};
+            for (int m = 0; m < M_GT; m++) row[2 + m] = img_of[m];
+            rc = write_sheet(path, row, 1 + N_METHODS, size, &err);
         }
         if (rc) {
             oir_result_free(rt);
@@ -568,7 +573,7 @@ int main(int argc, char **argv) {
         cJSON_AddItemToObject(root, "summary", js);
         cJSON *jd = cJSON_CreateObject();
         for (int sub = 0; sub < N_SUB; sub++)
-            for (int m = N_FIXED; m < N_METHODS; m++) {
+            for (int m = N_FIXED; m < M_GT; m++) {
                 char key[96];
                 snprintf(key, sizeof key, "%s/%s", sub_key[sub], method_name(m, T, name, sizeof name));
                 cJSON *x = cJSON_CreateObject();
