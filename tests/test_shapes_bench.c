@@ -201,6 +201,20 @@ static void test_judge(const clip_model *clip, const se_scene_set *hs, se_judge 
         double ref = 0;
         for (int p = 0; p < j->P; p++) ref += (double)e[j->P + p] * text[p];
         CHECK(fabs(cosine - ref) < 1e-5, "CLIP score %.6f == unmasked embedding . text %.6f", cosine, ref);
+        /* a mask made of whole patch cells reaches the grid the same way with
+         * both conventions (top-left pixel or centre pixel of each cell) */
+        unsigned char cells[16 * 16];
+        for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++) cells[y * size + x] = (y / 4 + x / 4) % 3 == 0;
+        const unsigned char *ci[1] = {rgb}, *cm[1] = {cells};
+        float *e1 = malloc(sizeof(float) * j->P), *e2 = malloc(sizeof(float) * j->P);
+        int ok1 = se_judge_classify(j, ci, cm, 1, size, NULL, NULL, NULL, e1, &err) == OIR_OK;
+        j->patch_centre = 1;
+        int ok2 = se_judge_classify(j, ci, cm, 1, size, NULL, NULL, NULL, e2, &err) == OIR_OK;
+        j->patch_centre = 0;
+        if (CHECK(ok1 && ok2, "%s", err.message)) th_close("cell-aligned mask: centre == nearest", e2, e1, j->P, 0, 0);
+        free(e1);
+        free(e2);
         free(raw);
         image_free(&orig);
         image_free(&m);

@@ -60,6 +60,9 @@ static void usage(FILE *to) {
             "  --only LETTERS measure only these bars, e.g. --only abd\n"
             "  --json FILE    also write the numbers as JSON\n"
             "  --samples PNG  (c): the first 16 scenes above the images generated from their captions\n"
+            "  --patch MODE   how the judge takes masks to the patch grid: nearest (default, as the\n"
+            "                 search metric: torch nearest, top-left pixel of each patch) or centre\n"
+            "                 (the patch's centre pixel, as tools/train/eval.py)\n"
             "  --threads N    CPU threads (default $OIR_THREADS, else all cores)\n"
             "Scenes of another size than the model's are resized (bicubic, masks nearest).\n");
 }
@@ -151,7 +154,7 @@ int main(int argc, char **argv) {
             return 0;
         }
     const char *model = "models/tiny-shapes", *clip_dir = "models/tiny-clip", *scenes = "bench/scenes/heldout";
-    const char *json = NULL, *only = "abcd", *samples = NULL;
+    const char *json = NULL, *only = "abcd", *samples = NULL, *patch = "nearest";
     int n_max = 0, T = 50, threads = 0, quiet = 0;
     float guidance = 7.5f;
     uint64_t seed = 0;
@@ -162,6 +165,7 @@ int main(int argc, char **argv) {
         {"--seed", CLI_U64, &seed, 0, 0},          {"--only", CLI_STR, &only, 0, 0},
         {"--json", CLI_STR, &json, 0, 0},          {"--threads", CLI_INT, &threads, 1, 1024},
         {"--quiet", CLI_FLAG, &quiet, 0, 0},      {"--samples", CLI_STR, &samples, 0, 0},
+        {"--patch", CLI_STR, &patch, 0, 0},
     };
     oir_error err = {0};
     int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL, &err);
@@ -170,6 +174,10 @@ int main(int argc, char **argv) {
         do_d = !!strchr(only, 'd');
     if (!(do_a || do_b || do_c || do_d) || strspn(only, "abcd") != strlen(only)) {
         fprintf(stderr, "quality: --only takes letters among a, b, c, d (got '%s')\n", only);
+        return 2;
+    }
+    if (strcmp(patch, "nearest") && strcmp(patch, "centre")) {
+        fprintf(stderr, "quality: --patch is 'nearest' or 'centre' (got '%s')\n", patch);
         return 2;
     }
     cli_set_threads(threads);
@@ -195,6 +203,7 @@ int main(int argc, char **argv) {
     stage = "";
     if ((rc = se_judge_init(&judge, clip, &set.vocab, &err))) goto fail;
     have_judge = 1;
+    judge.patch_centre = !strcmp(patch, "centre");
     if ((rc = sampler_init(&s, m, size, T, 0, &err))) goto fail;
     have_sampler = 1;
     size_t hw = (size_t)size * size;

@@ -469,7 +469,13 @@ int se_judge_classify(se_judge *j, const unsigned char *const *images, const uns
             int i = start + b;
             rc = preprocess_rgb(j, images[i], size, j->pixels + b * px, err);
             const unsigned char *m = masks ? masks[i] : NULL;
-            if (!rc && m) {
+            if (!rc && m && j->patch_centre) {
+                for (int gy = 0; gy < j->grid; gy++)
+                    for (int gx = 0; gx < j->grid; gx++) {
+                        int y = (int)((gy + 0.5) * size / j->grid), x = (int)((gx + 0.5) * size / j->grid);
+                        j->patch_masks[b * G2 + (size_t)gy * j->grid + gx] = m[(size_t)y * size + x] != 0;
+                    }
+            } else if (!rc && m) {
                 for (size_t k = 0; k < hw; k++) mf[k] = m[k] ? 1.0f : 0.0f;
                 rc = clip_patch_mask(j->patch_masks + b * G2, mf, size, size, &j->clip->preprocess, j->grid, err);
             } else if (!rc) {

@@ -150,6 +150,11 @@ typedef struct {
     uint8_t *patch_masks; /* (batch, grid * grid) */
     float *embeds;        /* (batch, P) */
     int32_t *ids;         /* (ctx_len) */
+    /* 0 (default): masks reach the patch grid as the search metric's scorer
+     * does (clip_patch_mask: torch nearest, the top-left pixel of each cell);
+     * 1: the pixel at each cell's centre (tools/train/eval.py's "center"), to
+     * compare with the Python numbers. */
+    int patch_centre;
 } se_judge;
 
 int se_judge_init(se_judge *j, const clip_model *clip, const se_vocab *vocab, oir_error *err);
