@@ -73,13 +73,13 @@ static int report(const char *what, const oir_error *err) {
 }
 
 static void write_json(FILE *f, const se_quality *q, const char *model, const char *clip, int n, int T,
-                       float g, int size) {
+                       float g, int size, const char *patch) {
     double a = q->clip_objects ? (double)q->clip_both / q->clip_objects : NAN;
     double c = q->gen_images ? (double)q->gen_all_right / q->gen_images : NAN;
 #define JNUM(x) (isfinite(x) ? (x) : -1.0)
     fprintf(f,
             "{\n \"model\": \"%s\",\n \"clip\": \"%s\",\n \"scenes\": %d,\n \"steps\": %d,\n"
-            " \"guidance\": %g,\n \"image_size\": %d,\n"
+            " \"guidance\": %g,\n \"image_size\": %d,\n \"judge_patch\": \"%s\",\n"
             " \"a_clip_objects\": %ld,\n \"a_clip_both_acc\": %.4f,\n \"a_clip_colour_acc\": %.4f,\n"
             " \"a_clip_shape_acc\": %.4f,\n \"a_clip_heldout_combo_acc\": %.4f,\n"
             " \"b_vae_psnr_db\": %.3f,\n"
@@ -87,7 +87,7 @@ static void write_json(FILE *f, const se_quality *q, const char *model, const ch
             " \"d_inversion_psnr_db\": %.3f,\n \"d_inversion_vs_vae_psnr_db\": %.3f,\n"
             " \"seconds\": {\"a\": %.1f, \"b\": %.1f, \"c\": %.1f, \"d\": %.1f},\n"
             " \"note\": \"-1 = not measured\"\n}\n",
-            model, clip, n, T, g, size, q->clip_objects, JNUM(a),
+            model, clip, n, T, g, size, patch, q->clip_objects, JNUM(a),
             JNUM(q->clip_objects ? (double)q->clip_colour / q->clip_objects : NAN),
             JNUM(q->clip_objects ? (double)q->clip_shape / q->clip_objects : NAN),
             JNUM(q->clip_heldout ? (double)q->clip_heldout_both / q->clip_heldout : NAN),
@@ -245,7 +245,7 @@ int main(int argc, char **argv) {
             rc = oir_fail(&err, OIR_E_IO, "--json %s: cannot write", json);
             goto fail;
         }
-        write_json(f, &q, model, clip_dir, n, T, guidance, size);
+        write_json(f, &q, model, clip_dir, n, T, guidance, size, patch);
         fclose(f);
         printf("wrote %s\n", json);
     }
