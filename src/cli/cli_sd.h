@@ -22,12 +22,6 @@ const char *cli_default_model(void);
 int cli_load_sd(sd_model **out, const char *path, int path_is_default, const char *variant,
                 const char *config_dir, oir_error *err);
 
-/* The model's native image side in pixels: unet/config.json sample_size x
- * the VAE factor (else vae/config.json sample_size) of a diffusers folder,
- * or of config_dir for a single-file checkpoint; 64 x the VAE factor when no
- * config says (SD 1.x: 512). */
-int cli_native_size(const sd_model *m, const char *config_dir, int *size, oir_error *err);
-
 /* OIR_E_ARG naming --size unless size is a positive multiple of the VAE x
  * UNet downscale factor. */
 int cli_check_size(const sd_model *m, int size, oir_error *err);

@@ -83,7 +83,7 @@ int cmd_generate(int argc, char **argv) {
     cli_set_threads(threads);
     double t0 = progress_now();
     if ((rc = cli_load_sd(&m, model_path, model_default, variant, config_dir, &err))) goto fail;
-    if (!size && (rc = cli_native_size(m, config_dir, &size, &err))) goto fail;
+    if (!size && (rc = sd_model_native_size(m, config_dir, &size, &err))) goto fail;
     if ((rc = cli_check_size(m, size, &err)) || (rc = sampler_init(&s, m, size, steps, 0, &err)))
         goto fail;
     progress_bar bar;

@@ -2,12 +2,10 @@
  * (parallel or serial), the search metric, and reassembly. The public API of
  * include/oir.h. Data flows one way: image -> latents -> candidates ->
  * scores -> choices -> reassembly -> image. */
-#include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "core/ops.h"
@@ -52,26 +50,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* unet/config.json sample_size x VAE factor for folders; SD 1.x's 512 otherwise. */
-static int native_size(const char *model_path, const sd_model *m) {
-    int f = vae_downscale(&m->vae->cfg), size = 64;
-    char path[1200];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/unet/config.json", model_path);
-    FILE *fp = stat(model_path, &sb) == 0 && S_ISDIR(sb.st_mode) ? fopen(path, "rb") : NULL;
-    if (fp) {
-        char buf[16384];
-        size_t n = fread(buf, 1, sizeof buf - 1, fp);
-        buf[n] = '\0';
-        cJSON *root = cJSON_Parse(buf);
-        cJSON *ss = cJSON_GetObjectItemCaseSensitive(root, "sample_size");
-        if (cJSON_IsNumber(ss) && ss->valueint > 0) size = ss->valueint;
-        cJSON_Delete(root);
-        fclose(fp);
-    }
-    return size * f;
-}
-
 int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *err) {
     *out = NULL;
     oir_context_params d = oir_context_default_params();
@@ -92,7 +70,10 @@ int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *
         oir_context_free(ctx);
         return rc;
     }
-    ctx->image_size = native_size(mp, ctx->sd);
+    if ((rc = sd_model_native_size(ctx->sd, NULL, &ctx->image_size, err))) {
+        oir_context_free(ctx);
+        return rc;
+    }
     snprintf(ctx->describe, sizeof ctx->describe, "%s (%s) + CLIP %s", mp,
              ctx->sd->source == SD_SOURCE_DIFFUSERS ? "diffusers folder" : "single file", cp);
     *out = ctx;

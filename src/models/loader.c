@@ -698,3 +698,41 @@ int clip_model_unused_count(const clip_model *m) { return weights_unused_count(m
 const char *clip_model_unused_at(const clip_model *m, int i) {
     return weights_unused_at(m->files->w, i);
 }
+
+/* sample_size of <dir>/<comp>/config.json, 0 when absent (int or [n, n]). */
+static int config_sample_size(const char *dir, const char *comp, int *out, oir_error *err) {
+    char path[1200];
+    *out = 0;
+    if (snprintf(path, sizeof path, "%s/%s/config.json", dir, comp) >= (int)sizeof path)
+        return OIR_OK;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return OIR_OK;
+    model_config c;
+    int rc = model_config_read(&c, path, err);
+    if (rc) return rc;
+    int v[2] = {0, 0}, n = 0, is_list = 0;
+    rc = model_config_ints(&c, "sample_size", v, 2, &n, &is_list, err);
+    model_config_free(&c);
+    if (rc) return rc;
+    if (n == 2 && v[0] != v[1])
+        return oir_fail(err, OIR_E_UNSUPPORTED,
+                        "%s: sample_size [%d, %d] is not square; give the size explicitly", path, v[0], v[1]);
+    if (n >= 1 && v[0] > 0) *out = v[0];
+    return OIR_OK;
+}
+
+int sd_model_native_size(const sd_model *m, const char *config_dir, int *size, oir_error *err) {
+    int f = vae_downscale(&m->vae->cfg);
+    *size = 64 * f;
+    const char *dir = m->source == SD_SOURCE_DIFFUSERS ? m->path : config_dir;
+    if (!dir) return OIR_OK;
+    int s = 0, rc = config_sample_size(dir, "unet", &s, err);
+    if (rc) return rc;
+    if (s > 0) {
+        *size = s * f;
+        return OIR_OK;
+    }
+    if ((rc = config_sample_size(dir, "vae", &s, err))) return rc;
+    if (s > 0) *size = s;
+    return OIR_OK;
+}

@@ -108,6 +108,12 @@ int sd_model_other_count(const sd_model *m);
 /* The weights of a component ("unet", "vae", "text_encoder"), or NULL. */
 const weights *sd_model_weights(const sd_model *m, const char *component);
 
+/* The model's native image side in pixels: unet/config.json sample_size x
+ * the VAE factor (else vae/config.json sample_size) of a diffusers folder,
+ * or of config_dir (may be NULL) for a single-file checkpoint; 64 x the VAE
+ * factor when no config says (SD 1.x: 512). */
+int sd_model_native_size(const sd_model *m, const char *config_dir, int *size, oir_error *err);
+
 /* ---- CLIP scorer ---------------------------------------------------------- */
 
 typedef struct clip_model_files clip_model_files;
