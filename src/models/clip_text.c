@@ -1,6 +1,7 @@
 /* CLIP text transformer; reads side by side with transformers 4.26.1
  * models/clip/modeling_clip.py (CLIPTextTransformer, CLIPEncoderLayer). */
 #include "models/clip_text.h"
+#include "models/model_config.h"
 
 #include <errno.h>
 #include <math.h>
@@ -46,42 +47,12 @@ clip_text_config clip_text_config_sd1(void) {
 }
 
 int clip_json_read(cJSON **out, const char *path, oir_error *err) {
+    model_config c;
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return oir_fail(err, OIR_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    int rc = OIR_OK;
-    long n = -1;
-    if (fseek(fp, 0, SEEK_END) == 0) n = ftell(fp);
-    if (n < 0 || fseek(fp, 0, SEEK_SET) != 0) {
-        rc = oir_fail(err, OIR_E_IO, "%s: cannot read", path);
-        goto cleanup;
-    }
-    if (n > (64L << 20)) {
-        rc = oir_fail(err, OIR_E_FORMAT, "%s: %ld bytes, expected a JSON config under 64 MiB",
-                      path, n);
-        goto cleanup;
-    }
-    buf = malloc((size_t)n + 1);
-    if (!buf) {
-        rc = oir_fail(err, OIR_E_NOMEM, "%s: cannot allocate %ld bytes", path, n);
-        goto cleanup;
-    }
-    if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        rc = oir_fail(err, OIR_E_IO, "%s: short read", path);
-        goto cleanup;
-    }
-    buf[n] = '\0';
-    *out = cJSON_ParseWithLength(buf, (size_t)n);
-    if (!*out || !cJSON_IsObject(*out)) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        rc = oir_fail(err, OIR_E_FORMAT, "%s: not a JSON object", path);
-    }
-cleanup:
-    free(buf);
-    fclose(fp);
-    return rc;
+    int rc = model_config_read(&c, path, err);
+    if (rc) return rc;
+    *out = c.root; /* ownership moves to the caller */
+    return OIR_OK;
 }
 
 int clip_json_int(const cJSON *obj, const char *field, int *v, const char *where,
