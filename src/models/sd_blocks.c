@@ -213,19 +213,84 @@ int sd_downsample_forward(const sd_conv *c, arena *a, float *out, const float *x
     return rc;
 }
 
+/* Upsample2D as one convolution at the low resolution. With up = nearest2x(x),
+ *   out[2i+py, 2j+px] = sum_{ky,kx} w[ky, kx] up[2i+py-1+ky, 2j+px-1+kx]
+ * and up[Y] = x[Y/2], so each output phase (py, px) is a 2x2 convolution of x
+ * whose taps are sums of the 3x3 taps: for py = 0 the rows (i-1, i) take
+ * kernel rows ({0}, {1, 2}); for py = 1 the rows (i, i+1) take ({0, 1}, {2});
+ * the same for columns. The four phases stack into one (4 C_out, C_in, 2, 2)
+ * conv with padding 1, whose (H+1, W+1) output holds phase (py, px) at
+ * offset (py, px). 4 x 4/9 of a 3x3 at half the size: 2.25x fewer
+ * multiply-adds than convolving the upsampled map, and no upsampled copy.
+ * The taps are summed per call (16 C_out C_in adds, nothing against the conv). */
+static const int phase_taps[2][2][2] = {{{0, 0}, {1, 2}}, {{0, 1}, {2, 2}}}; /* [p][a] = k0..k1 */
+
 size_t sd_upsample_arena_bytes(const sd_conv *c, int B, int H, int W) {
-    return sd_floats_bytes((size_t)B * c->c_in * 4 * H * W) +
-           sd_conv_arena_bytes(c, 2 * H, 2 * W, 1, 1);
+    if (c->k != 3)
+        return sd_floats_bytes((size_t)B * c->c_in * 4 * H * W) +
+               sd_conv_arena_bytes(c, 2 * H, 2 * W, 1, 1);
+    sd_conv pc = {c->c_in, 4 * c->c_out, 2, NULL, NULL};
+    return sd_floats_bytes((size_t)16 * c->c_out * c->c_in) +
+           sd_floats_bytes((size_t)4 * c->c_out) +
+           sd_floats_bytes((size_t)4 * c->c_out * (H + 1) * (W + 1)) +
+           sd_conv_arena_bytes(&pc, H, W, 1, 1);
 }
 
 int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H, int W,
                         oir_error *err) {
     size_t mark = arena_mark(a);
-    float *up = arena_floats(a, (size_t)B * c->c_in * 4 * H * W); /* (B, C, 2H, 2W) */
-    if (!up) return sd_arena_fail(err, "upsample", a, mark, sd_upsample_arena_bytes(c, B, H, W));
-    /* F.interpolate(scale_factor=2.0, mode="nearest"), then conv */
-    op_upsample_nearest2x(up, x, B, c->c_in, H, W);
-    int rc = sd_conv_forward(c, a, out, up, B, 2 * H, 2 * W, 1, 1, err);
+    int Ci = c->c_in, Co = c->c_out, rc = OIR_OK;
+    if (c->k != 3) { /* F.interpolate(scale_factor=2.0, mode="nearest"), then conv */
+        float *up = arena_floats(a, (size_t)B * Ci * 4 * H * W); /* (B, C, 2H, 2W) */
+        if (!up)
+            return sd_arena_fail(err, "upsample", a, mark, sd_upsample_arena_bytes(c, B, H, W));
+        op_upsample_nearest2x(up, x, B, Ci, H, W);
+        rc = sd_conv_forward(c, a, out, up, B, 2 * H, 2 * W, c->k / 2, c->k / 2, err);
+        arena_reset(a, mark);
+        return rc;
+    }
+    int Hp = H + 1, Wp = W + 1;
+    float *pw = arena_floats(a, (size_t)16 * Co * Ci);    /* (4, C_out, C_in, 2, 2) */
+    float *pb = arena_floats(a, (size_t)4 * Co);          /* (4, C_out) */
+    float *y = arena_floats(a, (size_t)4 * Co * Hp * Wp); /* (4, C_out, H+1, W+1), one image */
+    if (!pw || !pb || !y)
+        return sd_arena_fail(err, "upsample", a, mark, sd_upsample_arena_bytes(c, B, H, W));
+    const float *w = c->w;
+#pragma omp parallel for schedule(static)
+    for (int co = 0; co < Co; co++)
+        for (int p = 0; p < 4; p++) {
+            int py = p >> 1, px = p & 1;
+            for (int ci = 0; ci < Ci; ci++) {
+                const float *k = w + ((size_t)co * Ci + ci) * 9;       /* (3, 3) */
+                float *d = pw + (((size_t)p * Co + co) * Ci + ci) * 4; /* (2, 2) */
+                for (int ay = 0; ay < 2; ay++)
+                    for (int ax = 0; ax < 2; ax++) {
+                        float acc = 0.0f;
+                        for (int ky = phase_taps[py][ay][0]; ky <= phase_taps[py][ay][1]; ky++)
+                            for (int kx = phase_taps[px][ax][0]; kx <= phase_taps[px][ax][1]; kx++)
+                                acc += k[ky * 3 + kx];
+                        d[ay * 2 + ax] = acc;
+                    }
+            }
+        }
+    for (int p = 0; p < 4; p++)
+        for (int co = 0; co < Co; co++) pb[p * Co + co] = c->b ? c->b[co] : 0.0f;
+    sd_conv pc = {Ci, 4 * Co, 2, pw, pb};
+    for (int b = 0; b < B; b++) {
+        if ((rc = sd_conv_forward(&pc, a, y, x + (size_t)b * Ci * H * W, 1, H, W, 1, 1, err)))
+            break;
+        /* out[co, 2i+py, 2j+px] = y[(py, px), co, i+py, j+px] */
+        float *ob = out + (size_t)b * Co * 4 * H * W;
+#pragma omp parallel for schedule(static)
+        for (int co = 0; co < Co; co++)
+            for (int oy = 0; oy < 2 * H; oy++) {
+                int py = oy & 1, iy = (oy >> 1) + py;
+                const float *y0 = y + (((size_t)(2 * py) * Co + co) * Hp + iy) * Wp;     /* px 0 */
+                const float *y1 = y + (((size_t)(2 * py + 1) * Co + co) * Hp + iy) * Wp; /* px 1 */
+                float *o = ob + ((size_t)co * 2 * H + oy) * 2 * W;
+                for (int j = 0; j < W; j++) o[2 * j] = y0[j], o[2 * j + 1] = y1[j + 1];
+            }
+    }
     arena_reset(a, mark);
     return rc;
 }

@@ -85,7 +85,9 @@ int sd_downsample_forward(const sd_conv *c, arena *a, float *out, const float *x
                           int W, int pad, oir_error *err);
 size_t sd_downsample_arena_bytes(const sd_conv *c, int B, int H, int W, int pad);
 
-/* Upsample2D(use_conv=True): nearest 2x then conv 3x3 pad 1.
+/* Upsample2D(use_conv=True): nearest 2x then conv 3x3 pad 1, computed as one
+ * (4 C_out, C_in, 2, 2) conv at the input size (the four output phases;
+ * 2.25x fewer multiply-adds, no upsampled copy; see sd_blocks.c).
  * x (B, C, H, W) -> out (B, C_out, 2H, 2W). */
 int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H, int W,
                         oir_error *err);
