@@ -223,8 +223,6 @@ int sd_downsample_forward(const sd_conv *c, arena *a, float *out, const float *x
  * offset (py, px). 4 x 4/9 of a 3x3 at half the size: 2.25x fewer
  * multiply-adds than convolving the upsampled map, and no upsampled copy.
  * The taps are summed per call (16 C_out C_in adds, nothing against the conv). */
-static const int phase_taps[2][2][2] = {{{0, 0}, {1, 2}}, {{0, 1}, {2, 2}}}; /* [p][a] = k0..k1 */
-
 size_t sd_upsample_arena_bytes(const sd_conv *c, int B, int H, int W) {
     if (c->k != 3)
         return sd_floats_bytes((size_t)B * c->c_in * 4 * H * W) +
@@ -256,22 +254,27 @@ int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, 
     if (!pw || !pb || !y)
         return sd_arena_fail(err, "upsample", a, mark, sd_upsample_arena_bytes(c, B, H, W));
     const float *w = c->w;
+    size_t plane = (size_t)Co * Ci * 4; /* one phase's (C_out, C_in, 2, 2) */
 #pragma omp parallel for schedule(static)
     for (int co = 0; co < Co; co++)
-        for (int p = 0; p < 4; p++) {
-            int py = p >> 1, px = p & 1;
-            for (int ci = 0; ci < Ci; ci++) {
-                const float *k = w + ((size_t)co * Ci + ci) * 9;       /* (3, 3) */
-                float *d = pw + (((size_t)p * Co + co) * Ci + ci) * 4; /* (2, 2) */
-                for (int ay = 0; ay < 2; ay++)
-                    for (int ax = 0; ax < 2; ax++) {
-                        float acc = 0.0f;
-                        for (int ky = phase_taps[py][ay][0]; ky <= phase_taps[py][ay][1]; ky++)
-                            for (int kx = phase_taps[px][ax][0]; kx <= phase_taps[px][ax][1]; kx++)
-                                acc += k[ky * 3 + kx];
-                        d[ay * 2 + ax] = acc;
-                    }
+        for (int ci = 0; ci < Ci; ci++) {
+            const float *k = w + ((size_t)co * Ci + ci) * 9; /* (3, 3) */
+            float *d = pw + ((size_t)co * Ci + ci) * 4;      /* phase 0's (2, 2) */
+            /* row taps of phase py, tap a: py 0 -> ({0}, {1, 2}), py 1 -> ({0, 1}, {2}) */
+            float rows[2][2][3];
+            for (int j = 0; j < 3; j++) {
+                rows[0][0][j] = k[j], rows[0][1][j] = k[3 + j] + k[6 + j];
+                rows[1][0][j] = k[j] + k[3 + j], rows[1][1][j] = k[6 + j];
             }
+            for (int py = 0; py < 2; py++)
+                for (int ay = 0; ay < 2; ay++) {
+                    const float *r = rows[py][ay];
+                    /* the same for columns, phase px at plane 2*py + px */
+                    d[(size_t)(2 * py) * plane + ay * 2 + 0] = r[0];
+                    d[(size_t)(2 * py) * plane + ay * 2 + 1] = r[1] + r[2];
+                    d[(size_t)(2 * py + 1) * plane + ay * 2 + 0] = r[0] + r[1];
+                    d[(size_t)(2 * py + 1) * plane + ay * 2 + 1] = r[2];
+                }
         }
     for (int p = 0; p < 4; p++)
         for (int co = 0; co < Co; co++) pb[p * Co + co] = c->b ? c->b[co] : 0.0f;
