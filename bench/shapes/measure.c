@@ -78,6 +78,20 @@ int se_quality_scene(sampler *s, se_judge *j, const se_scene *sc, const unsigned
         rc = judge_objects(j, sc, rgb, masks, size, &q->clip_objects, &q->clip_both, &q->clip_colour,
                            &q->clip_shape, &q->clip_heldout, &q->clip_heldout_both, &all, err);
         if (rc) goto done;
+        const unsigned char *imgs[SE_MAX_OBJECTS], *ms[SE_MAX_OBJECTS];
+        int col[SE_MAX_OBJECTS], shp[SE_MAX_OBJECTS];
+        for (int o = 0; o < sc->n_objects; o++) {
+            imgs[o] = rgb;
+            ms[o] = masks + o * hw;
+        }
+        if ((rc = se_judge_classify_attrs(j, imgs, ms, sc->n_objects, size, col, shp, err))) goto done;
+        for (int o = 0; o < sc->n_objects; o++) {
+            int c_ok = col[o] == sc->objects[o].colour, s_ok = shp[o] == sc->objects[o].shape;
+            q->attr_colour += c_ok;
+            q->attr_shape += s_ok;
+            q->attr_both += c_ok && s_ok;
+            q->attr_heldout_both += c_ok && s_ok && sc->objects[o].heldout;
+        }
     }
     double t1 = now_s();
     q->seconds[0] += t1 - t0;

@@ -17,6 +17,8 @@ enum { SE_Q_CLIP = 1, SE_Q_VAE = 2, SE_Q_GEN = 4, SE_Q_INV = 8 };
 typedef struct {
     /* (a) objects through their masks */
     long clip_objects, clip_both, clip_colour, clip_shape, clip_heldout, clip_heldout_both;
+    /* (a) read off the colour words and the shape words separately */
+    long attr_both, attr_colour, attr_shape, attr_heldout_both;
     /* (b) VAE, (d) inversion: per-scene PSNR (capped at SE_PSNR_CAP) */
     se_stat vae_psnr, inv_psnr, inv_vs_vae_psnr;
     /* (c) generation */

@@ -82,6 +82,8 @@ static void write_json(FILE *f, const se_quality *q, const char *model, const ch
             " \"guidance\": %g,\n \"image_size\": %d,\n \"judge_patch\": \"%s\",\n"
             " \"a_clip_objects\": %ld,\n \"a_clip_both_acc\": %.4f,\n \"a_clip_colour_acc\": %.4f,\n"
             " \"a_clip_shape_acc\": %.4f,\n \"a_clip_heldout_combo_acc\": %.4f,\n"
+            " \"a_attr_both_acc\": %.4f,\n \"a_attr_colour_acc\": %.4f,\n \"a_attr_shape_acc\": %.4f,\n"
+            " \"a_attr_heldout_combo_acc\": %.4f,\n"
             " \"b_vae_psnr_db\": %.3f,\n"
             " \"c_gen_images\": %ld,\n \"c_gen_all_objects_right\": %.4f,\n \"c_gen_object_right\": %.4f,\n"
             " \"d_inversion_psnr_db\": %.3f,\n \"d_inversion_vs_vae_psnr_db\": %.3f,\n"
@@ -91,6 +93,10 @@ static void write_json(FILE *f, const se_quality *q, const char *model, const ch
             JNUM(q->clip_objects ? (double)q->clip_colour / q->clip_objects : NAN),
             JNUM(q->clip_objects ? (double)q->clip_shape / q->clip_objects : NAN),
             JNUM(q->clip_heldout ? (double)q->clip_heldout_both / q->clip_heldout : NAN),
+            JNUM(q->clip_objects ? (double)q->attr_both / q->clip_objects : NAN),
+            JNUM(q->clip_objects ? (double)q->attr_colour / q->clip_objects : NAN),
+            JNUM(q->clip_objects ? (double)q->attr_shape / q->clip_objects : NAN),
+            JNUM(q->clip_heldout ? (double)q->attr_heldout_both / q->clip_heldout : NAN),
             JNUM(se_stat_mean(&q->vae_psnr)), q->gen_images, JNUM(c),
             JNUM(q->gen_objects ? (double)q->gen_objects_right / q->gen_objects : NAN),
             JNUM(se_stat_mean(&q->inv_psnr)), JNUM(se_stat_mean(&q->inv_vs_vae_psnr)), q->seconds[0],
@@ -132,6 +138,14 @@ static void print_table(FILE *f, const se_quality *q, int n, int T, float g) {
                 100.0 * q->clip_shape / q->clip_objects,
                 q->clip_heldout ? 100.0 * q->clip_heldout_both / q->clip_heldout : NAN, q->clip_heldout,
                 verdict(a, 95));
+    if (q->clip_objects) {
+        double a2 = 100.0 * q->attr_both / q->clip_objects;
+        fprintf(f,
+                "| (a') the same, colour and shape read separately (colour words, shape words) | %.1f%% (colour "
+                "%.1f%%, shape %.1f%%; held-out combos %.1f%%) | >= 95%% | %s |\n",
+                a2, 100.0 * q->attr_colour / q->clip_objects, 100.0 * q->attr_shape / q->clip_objects,
+                q->clip_heldout ? 100.0 * q->attr_heldout_both / q->clip_heldout : NAN, verdict(a2, 95));
+    }
     if (q->vae_psnr.n)
         fprintf(f, "| (b) VAE reconstruction PSNR | %.2f dB (std %.2f) | >= 30 dB | %s |\n", b,
                 se_stat_std(&q->vae_psnr), verdict(b, 30));

@@ -361,6 +361,8 @@ void se_judge_free(se_judge *j) {
     arena_free(&j->arena);
     free(j->pair_text);
     free(j->bg_text);
+    free(j->colour_text);
+    free(j->shape_text);
     free(j->pixels);
     free(j->patch_masks);
     free(j->embeds);
@@ -404,12 +406,14 @@ int se_judge_init(se_judge *j, const clip_model *clip, const se_vocab *v, oir_er
     size_t need = clip_vision_arena_bytes(vc, j->batch), need_t = clip_text_arena_bytes(tc, 1, j->ctx_len);
     j->pair_text = malloc(sizeof(float) * (size_t)j->n_pairs * j->P);
     j->bg_text = malloc(sizeof(float) * (size_t)v->n_backgrounds * j->P);
+    j->colour_text = malloc(sizeof(float) * (size_t)v->n_colours * j->P);
+    j->shape_text = malloc(sizeof(float) * (size_t)v->n_shapes * j->P);
     j->pixels = malloc(sizeof(float) * (size_t)j->batch * 3 * j->S * j->S);
     j->patch_masks = malloc((size_t)j->batch * j->grid * j->grid);
     j->embeds = malloc(sizeof(float) * (size_t)j->batch * j->P);
     j->ids = malloc(sizeof(int32_t) * (size_t)j->ctx_len);
     int rc = OIR_OK;
-    if (!j->pair_text || !j->bg_text || !j->pixels || !j->patch_masks || !j->embeds || !j->ids)
+    if (!j->pair_text || !j->bg_text || !j->colour_text || !j->shape_text || !j->pixels || !j->patch_masks || !j->embeds || !j->ids)
         rc = oir_fail(err, OIR_E_NOMEM, "judge: out of memory");
     if (!rc) rc = arena_init(&j->arena, need > need_t ? need : need_t, err);
     char text[96];
@@ -418,6 +422,10 @@ int se_judge_init(se_judge *j, const clip_model *clip, const se_vocab *v, oir_er
             snprintf(text, sizeof text, "%s %s", v->colours[c], v->shapes[s]);
             rc = se_judge_text(j, text, j->pair_text + (size_t)(c * v->n_shapes + s) * j->P, err);
         }
+    for (int c = 0; !rc && c < v->n_colours; c++)
+        rc = se_judge_text(j, v->colours[c], j->colour_text + (size_t)c * j->P, err);
+    for (int c = 0; !rc && c < v->n_shapes; c++)
+        rc = se_judge_text(j, v->shapes[c], j->shape_text + (size_t)c * j->P, err);
     for (int b = 0; !rc && b < v->n_backgrounds; b++) {
         snprintf(text, sizeof text, "%s background", v->backgrounds[b]);
         rc = se_judge_text(j, text, j->bg_text + (size_t)b * j->P, err);
@@ -501,6 +509,19 @@ int se_judge_classify(se_judge *j, const unsigned char *const *images, const uns
         }
     }
     free(mf);
+    return rc;
+}
+
+int se_judge_classify_attrs(se_judge *j, const unsigned char *const *images, const unsigned char *const *masks,
+                            int n, int size, int *colour, int *shape, oir_error *err) {
+    float *e = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1) * j->P);
+    if (!e) return oir_fail(err, OIR_E_NOMEM, "judge: out of memory");
+    int rc = se_judge_classify(j, images, masks, n, size, NULL, NULL, NULL, e, err);
+    for (int i = 0; !rc && i < n; i++) {
+        colour[i] = se_argmax_dot(e + (size_t)i * j->P, j->colour_text, j->vocab->n_colours, j->P);
+        shape[i] = se_argmax_dot(e + (size_t)i * j->P, j->shape_text, j->vocab->n_shapes, j->P);
+    }
+    free(e);
     return rc;
 }
 

@@ -146,6 +146,8 @@ typedef struct {
     int n_pairs;          /* n_colours * n_shapes */
     float *pair_text;     /* (n_pairs, P) normalised; colour-major: c * n_shapes + s */
     float *bg_text;       /* (n_backgrounds, P) normalised */
+    float *colour_text;   /* (n_colours, P) normalised: the colour words alone */
+    float *shape_text;    /* (n_shapes, P) normalised: the shape words alone */
     float *pixels;        /* (batch, 3, S, S) */
     uint8_t *patch_masks; /* (batch, grid * grid) */
     float *embeds;        /* (batch, P) */
@@ -174,6 +176,14 @@ int se_argmax_dot(const float *e, const float *table, int n, int P);
 int se_judge_classify(se_judge *j, const unsigned char *const *images,
                       const unsigned char *const *masks, int n, int size, int *colour,
                       int *shape, int *bg, float *embeds_out, oir_error *err);
+
+/* The other reading of "colour and shape picked": colour = arg-max over the
+ * colour words alone ("red"), shape = arg-max over the shape words alone
+ * ("star") — what the CLIP's attribute loss trained; it does not need the
+ * held-out phrase "red star" itself to be well placed. */
+int se_judge_classify_attrs(se_judge *j, const unsigned char *const *images,
+                            const unsigned char *const *masks, int n, int size, int *colour,
+                            int *shape, oir_error *err);
 
 /* Cosine between the unmasked image embedding of rgb and a normalised text
  * embedding (the CLIP score of an image against a prompt). */
