@@ -293,7 +293,8 @@ static void test_edit(oir_context *ctx, const clip_model *clip, se_judge *j, con
         se_edit_eval ev;
         /* the ground truth itself: GT PSNR capped; the source: background untouched */
         CHECK(se_edit_evaluate(j, c, gt, rgb, gt, pm, om, uni, size, text, &ev, &err) == OIR_OK, "%s", err.message);
-        CHECK(ev.gt_psnr == SE_PSNR_CAP, "%s: GT vs GT %.1f dB", c->name, ev.gt_psnr);
+        CHECK(ev.gt_psnr == SE_PSNR_CAP && ev.edit_psnr == SE_PSNR_CAP, "%s: GT vs GT %.1f dB, edit region %.1f dB",
+              c->name, ev.gt_psnr, ev.edit_psnr);
         CHECK(ev.obj_pairs + ev.bg_pairs == c->n_pairs && ev.obj_right <= ev.obj_pairs, "%s: pair counts",
               c->name);
         int unedited = 0;

@@ -164,15 +164,15 @@ static void print_tables(FILE *f, se_edit_sum sums[N_SUB][N_METHODS], step_dist 
                          const step_dist first_right[N_SUB], const long never_right[N_SUB],
                          const se_stat *within, long multi_varied, long multi_cases, long lowered_R, int T) {
     static const char *sub_name[N_SUB] = {"single-pair cases", "multi-pair cases (2-3 pairs)", "all cases"};
-    char name[64], a[64], b[64], c[64], d[64], e[64], g[64], h[64], k[64], l[64], s[64];
+    char name[64], a[64], b[64], c[64], d[64], e[64], g[64], h[64], k[64], l[64], r2[64], s[64];
     for (int sub = 0; sub < N_SUB; sub++) {
         if (!sums[sub][M_OIR].cases) continue;
         fprintf(f, "\n### %s (%ld)\n\n", sub_name[sub], sums[sub][M_OIR].cases);
         fprintf(f,
                 "| method | object pairs right | colour / shape right | held-out results right | background "
                 "pairs right | cases all right | unedited kept | background PSNR dB | background MSE x1e3 | "
-                "GT PSNR dB | CLIP score | chosen step mean (std) |\n"
-                "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                "GT PSNR dB | edit-region PSNR vs GT dB | CLIP score | chosen step mean (std) |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (int m = 0; m < N_METHODS; m++) {
             const se_edit_sum *x = &sums[sub][m];
             if (sub == SUB_SINGLE && m == M_SEARCH_UNION) continue; /* identical to search and OIR */
@@ -186,6 +186,7 @@ static void print_tables(FILE *f, se_edit_sum sums[N_SUB][N_METHODS], step_dist 
             fmt_num(h, sizeof h, "%.2f", se_stat_mean(&x->bg_psnr));
             fmt_num(k, sizeof k, "%.2f", 1e3 * se_stat_mean(&x->bg_mse));
             fmt_num(l, sizeof l, "%.2f", se_stat_mean(&x->gt_psnr));
+            fmt_num(r2, sizeof r2, "%.2f", se_stat_mean(&x->edit_psnr));
             const step_dist *sd = &dist[sub][m];
             if (m < N_FIXED)
                 snprintf(s, sizeof s, "%d (fixed)", (m + 1) * T / N_FIXED);
@@ -193,8 +194,8 @@ static void print_tables(FILE *f, se_edit_sum sums[N_SUB][N_METHODS], step_dist 
                 snprintf(s, sizeof s, "-");
             else
                 snprintf(s, sizeof s, "%.1f (%.1f)", se_stat_mean(&sd->steps), se_stat_std(&sd->steps));
-            fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.4f | %s |\n",
-                    method_name(m, T, name, sizeof name), a, b, c, d, e, g, h, k, l, se_stat_mean(&x->clip), s);
+            fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.4f | %s |\n",
+                    method_name(m, T, name, sizeof name), a, b, c, d, e, g, h, k, l, r2, se_stat_mean(&x->clip), s);
         }
     }
     fprintf(f, "\n### chosen inversion steps (T = %d)\n\n| method | unit |", T);
@@ -254,6 +255,7 @@ static cJSON *json_eval(const se_edit_eval *e) {
     json_num(o, "background_mse", e->has_bg_region ? e->bg_mse : NAN);
     json_num(o, "background_psnr", e->has_bg_region ? e->bg_psnr : NAN);
     json_num(o, "gt_psnr", e->gt_psnr);
+    json_num(o, "edit_region_psnr", e->edit_psnr);
     json_num(o, "clip_score", e->clip_score);
     return o;
 }
@@ -271,6 +273,7 @@ static cJSON *json_sum(const se_edit_sum *x) {
     json_num(o, "background_psnr", se_stat_mean(&x->bg_psnr));
     json_num(o, "background_mse", se_stat_mean(&x->bg_mse));
     json_num(o, "gt_psnr", se_stat_mean(&x->gt_psnr));
+    json_num(o, "edit_region_psnr", se_stat_mean(&x->edit_psnr));
     json_num(o, "clip_score", se_stat_mean(&x->clip));
     return o;
 }

@@ -200,6 +200,9 @@ int se_edit_evaluate(se_judge *j, const se_case *c, const unsigned char *E, cons
         }
     }
     me->gt_psnr = se_psnr_capped(se_psnr(E, gt, hw));
+    size_t n_in = 0;
+    double mse_in = se_masked_mse(E, gt, uni, hw, 1, &n_in);
+    me->edit_psnr = se_psnr_capped(se_psnr_of_mse(mse_in));
     return se_judge_clip_score(j, E, size, target_text, &me->clip_score, err);
 }
 
@@ -221,6 +224,7 @@ void se_edit_sum_add(se_edit_sum *s, const se_edit_eval *e) {
         se_stat_add(&s->bg_psnr, e->bg_psnr);
     }
     se_stat_add(&s->gt_psnr, e->gt_psnr);
+    se_stat_add(&s->edit_psnr, e->edit_psnr);
     se_stat_add(&s->clip, e->clip_score);
 }
 

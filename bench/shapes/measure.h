@@ -47,13 +47,14 @@ typedef struct {
     int bg_pairs, bg_right, all_right, kept_n, kept_right;
     int has_bg_region; /* 1: the case has no background pair and pixels outside the masks */
     double bg_mse, bg_psnr, gt_psnr;
+    double edit_psnr; /* inside the union of the pair masks, against the ground truth */
     float clip_score;
 } se_edit_eval;
 
 typedef struct {
     long cases, obj_pairs, obj_right, colour_right, shape_right, heldout_pairs, heldout_right;
     long bg_pairs, bg_right, all_right, kept_n, kept_right;
-    se_stat bg_mse, bg_psnr, gt_psnr, clip;
+    se_stat bg_mse, bg_psnr, gt_psnr, edit_psnr, clip;
 } se_edit_sum;
 
 /* The judge's verdicts on one edited image E of case c. orig, gt: the
