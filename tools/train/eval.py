@@ -64,6 +64,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=64, help="scenes per measurement")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-gen", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="CLIP and VAE only (no UNet)")
     ap.add_argument("--json", default=None, help="also write the numbers here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -112,6 +113,11 @@ def main() -> int:
         rec = ((vae.decode(lat).sample + 1) / 2).clamp(0, 1)
     res["vae_psnr"] = float(psnr(rec, x01).mean())
     print(f"2. VAE reconstruction PSNR {res['vae_psnr']:.2f} dB  [bar >= 30]", flush=True)
+
+    if args.quick:
+        if args.json:
+            json.dump(res, open(args.json, "w"), indent=1)
+        return 0
 
     def encode_text(prompts):
         with torch.no_grad():

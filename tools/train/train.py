@@ -66,12 +66,19 @@ DEFAULTS = dict(
     # focus_step: from then on each step contrasts only 8 whole scenes (+8 hard negatives) and
     # classifies every object of all 32 scenes through its mask (the scene loss is nearly solved
     # by then; the masked-object task is what the search metric needs).
-    clip=dict(steps=800, text_steps=200, focus_step=400, batch=32, negs=16, lr=6e-4, warmup=50, wd=0.05,
+    # whiten_step: the frozen text tower's pooled outputs of short phrases differ little between
+    # shapes ("green circle" vs "green square": cosine 0.9996 after 200 text steps), so
+    # text_projection is reset to a ZCA whitening of those outputs (times the old projection's
+    # scale), which spreads the phrases apart; training goes on from there.
+    clip=dict(steps=1450, text_steps=200, focus_step=400, whiten_step=600, batch=32, negs=16, lr=6e-4, warmup=50, wd=0.05,
               ema=0.99),
     # enc_steps: encoder + decoder train until then; the encoder (EMA) is then frozen and saved as
     # vae_encoder.safetensors for the UNet stage, and the decoder goes on alone (as SD's ft-MSE VAE).
-    vae=dict(steps=2500, enc_steps=700, batch=16, crop=32, lr=8e-4, warmup=50, wd=0.0, kl=1e-6, ema=0.995),
-    unet=dict(steps=1200, batch=16, lr=1e-3, warmup=100, wd=0.0, ema=0.999, pool=8192, uncond=0.1),
+    vae=dict(steps=1600, enc_steps=700, batch=16, crop=32, lr=8e-4, warmup=50, wd=0.0, kl=1e-6, ema=0.995),
+    # vae_ft: the decoder alone, fine-tuned on whole 64x64 images from the vae stage's EMA (the
+    # crops above give the mid-block attention 8x8 tokens; whole images give it 16x16).
+    vae_ft=dict(steps=900, batch=16, crop=0, lr=3e-4, warmup=20, wd=0.0, kl=0.0, ema=0.995),
+    unet=dict(steps=2200, batch=16, lr=1e-3, warmup=100, wd=0.0, ema=0.999, pool=8192, uncond=0.1),
 )
 SEEDS = dict(clip=1, vae=2, unet=3, pool=4, init=5)
 
@@ -315,7 +322,9 @@ def plot_curves(log_path: str, png: str, keys: List[str], title: str) -> None:
         if np.all(np.isnan(ys)):
             continue
         n = max(1, len(ys) // 100)
-        ys = np.convolve(np.nan_to_num(ys, nan=np.nanmean(ys)), np.ones(n) / n, mode="same")
+        ok = ~np.isnan(ys)
+        ys = np.convolve(np.where(ok, ys, 0.0), np.ones(n), mode="same") / np.maximum(
+            np.convolve(ok.astype(float), np.ones(n), mode="same"), 1)  # edge-normalised running mean
         series.append((k, np.log10(np.maximum(ys, 1e-8))))
     lo = min(s.min() for _, s in series)
     hi = max(s.max() for _, s in series)
@@ -386,7 +395,7 @@ class Ctx:
 
     def hp(self, stage: str) -> dict:
         h = dict(DEFAULTS[stage])
-        s = getattr(self.args, f"steps_{stage}")
+        s = getattr(self.args, f"steps_{stage}", None)
         if s is not None:
             h["steps"] = s
         if stage == "clip" and self.args.clip_text_steps is not None:
@@ -522,12 +531,12 @@ def clip_step_fn(ctx: Ctx, clip, n_negs: int = 16, focus_step: int = 1 << 30):
     return step
 
 
-def vae_step_fn(ctx: Ctx, vae, kl_w: float, crop: int = 0):
+def vae_step_fn(ctx: Ctx, vae, kl_w: float, crop: int = 0, seed_offset: int = 0):
     dev = ctx.dev
 
     def step(s: int, batch: int):
-        rng = np.random.default_rng([SEEDS["vae"], s])
-        g = torch.Generator().manual_seed(SEEDS["vae"] * 1_000_003 + s)
+        rng = np.random.default_rng([SEEDS["vae"] + seed_offset, s])
+        g = torch.Generator().manual_seed((SEEDS["vae"] + seed_offset) * 1_000_003 + s)
         _, imgs, _, _ = scene_batch(rng, batch)
         x = (to_unit(imgs) * 2 - 1).to(dev)
         if crop:  # random crops (the VAE is convolutional); aligned to the 4-pixel latent grid
@@ -548,6 +557,13 @@ def vae_step_fn(ctx: Ctx, vae, kl_w: float, crop: int = 0):
                 if s % 50 == 0 else float("nan")
         return loss, dict(loss=loss.item(), mse=mse.item(), l1=l1.item(), kl=kl.item(), psnr=psnr)
     return step
+
+
+STOP = {"flag": False}
+
+
+def _request_stop(signum, frame):  # SIGTERM / SIGINT / SIGUSR1: checkpoint after this step, then stop
+    STOP["flag"] = True
 
 
 def run_stage(ctx: Ctx, stage: str, modules: Dict[str, torch.nn.Module], params, step_fn, hp: dict,
@@ -592,10 +608,42 @@ def run_stage(ctx: Ctx, stage: str, modules: Dict[str, torch.nn.Module], params,
             print(f"[{stage}] step {s + 1}/{total} " + " ".join(f"{k}={v:.4g}" for k, v in rec.items()
                   if k not in ("step",) and isinstance(v, float) and not math.isnan(v))
                   + f" {(time.time() - t0) / done:.2f}s/step", flush=True)
-        if (s + 1) % every == 0 or s == total - 1:
+        if (s + 1) % every == 0 or s == total - 1 or STOP["flag"]:
             save_ckpt(ctx.ckpt(stage), s + 1, all_mods, opt)
-    keys = {"clip": ["loss", "scene", "obj", "attr"], "vae": ["mse", "l1", "kl"], "unet": ["loss"]}[stage]
+        if STOP["flag"]:
+            print(f"[{stage}] stopped on request after step {s + 1}; resume by running it again", flush=True)
+            break
+    keys = {"clip": ["loss", "scene", "obj", "attr"], "vae": ["mse", "l1", "kl"], "vae_ft": ["mse", "l1"],
+            "unet": ["loss"]}[stage]
     plot_curves(log.path, os.path.join(ctx.work, f"{stage}_loss.png"), keys, f"{stage} training loss")
+
+
+@torch.no_grad()
+def whiten_text_projection(ctx: Ctx, clip, ema) -> None:
+    """text_projection <- c * ZCA-whitening of the frozen tower's pooled outputs over the training
+    phrases, colour / shape / background words and 512 training captions (fixed seed)."""
+    rng = np.random.default_rng([SEEDS["clip"], 999])
+    phrases = [f"{c} {s}" for c, s in _phrase_sets()]
+    texts = phrases + list(W.COLOURS) + list(W.SHAPES) + [W.bg_phrase(b) for b in W.BACKGROUNDS]
+    texts += [W.caption(W.random_scene(rng)) for _ in range(512)]
+    pooled = clip.text_model(input_ids=tokenize(ctx.tok, texts, TEXT_TRAIN_LEN).to(ctx.dev)).pooler_output
+    mean = pooled.mean(0, keepdim=True)
+    x = pooled - mean
+    cov = x.T @ x / x.shape[0]
+    evals, evecs = torch.linalg.eigh(cov)
+    zca = evecs @ torch.diag(1.0 / torch.sqrt(evals.clamp_min(0) + 1e-5 * evals.max())) @ evecs.T
+    u = F.normalize(mean, dim=-1)
+    w = zca @ (torch.eye(u.shape[1], device=u.device) - u.T @ u)  # no bias: project the mean out
+    w_old = clip.text_projection.weight
+    if w.shape[0] != w_old.shape[0]:
+        raise RuntimeError("whitening needs projection_dim == text hidden size")
+    w = w * ((pooled @ w_old.T).norm(dim=-1).mean() / (pooled @ w.T).norm(dim=-1).mean())
+    clip.text_projection.weight.copy_(w)
+    ema.text_projection.weight.copy_(w)
+    n = len(phrases)
+    ph = F.normalize(pooled[:n] @ w.T, dim=-1)
+    off = (ph @ ph.T - 2 * torch.eye(n, device=ph.device)).max().item()
+    print(f"[clip] text_projection whitened; max phrase cosine now {off:.4f}", flush=True)
 
 
 def stage_clip(ctx: Ctx) -> None:
@@ -617,6 +665,10 @@ def stage_clip(ctx: Ctx) -> None:
         elif not os.path.exists(text_path):
             raise RuntimeError(f"resuming after the text freeze but {text_path} is missing")
         clip.text_model.requires_grad_(False)
+        flag = os.path.join(ctx.work, "clip_whitened.json")
+        if s >= hp["whiten_step"] and not os.path.exists(flag):
+            whiten_text_projection(ctx, clip, ema)
+            json.dump({"step": s}, open(flag, "w"))
 
     run_stage(ctx, "clip", {"clip": clip}, list(clip.parameters()), clip_step_fn(ctx, clip, hp["negs"], hp["focus_step"]), hp,
               ema=ema, ema_src=clip, before_step=before_step)
@@ -679,9 +731,27 @@ def load_frozen_text(ctx: Ctx):
 
 
 def load_trained_vae(ctx: Ctx):
+    """The final VAE: the vae_ft stage's EMA when that stage has run, else the vae stage's."""
     vae = new_vae()
-    load_ckpt(ctx.ckpt("vae"), {"ema": vae}, None)
+    load_ckpt(ctx.ckpt("vae_ft") if os.path.exists(ctx.ckpt("vae_ft")) else ctx.ckpt("vae"), {"ema": vae}, None)
     return vae.to(ctx.dev).eval()
+
+
+def stage_vae_ft(ctx: Ctx) -> None:
+    hp = ctx.hp("vae_ft")
+    vae = new_vae().to(ctx.dev)
+    load_ckpt(ctx.ckpt("vae"), {"ema": vae}, None)
+    enc = load_file(os.path.join(ctx.work, "vae_encoder.safetensors"))
+    for k, v in enc.items():
+        assert torch.equal(v, vae.state_dict()[k]), f"vae stage EMA encoder differs from the frozen one at {k}"
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    ema = new_vae().to(ctx.dev)
+    ema.load_state_dict(vae.state_dict())
+    ema.requires_grad_(False)
+    params = [p for p in vae.parameters() if p.requires_grad]
+    run_stage(ctx, "vae_ft", {"vae": vae}, params, vae_step_fn(ctx, vae, hp["kl"], hp["crop"], seed_offset=7), hp,
+              ema=ema, ema_src=vae)
 
 
 def latent_pool(ctx: Ctx, vae, n: int):
@@ -758,6 +828,58 @@ def stage_unet(ctx: Ctx) -> None:
 
 # ----------------------------------------------------------------------------- export
 
+RESUME_DIR = os.path.join(HERE, "resume")
+
+
+def pack_resume(ctx: Ctx, out_dir: str) -> None:
+    """Writes tools/train/resume/: the live weights and AdamW state of the stages that have not
+    reached their planned steps (their EMA weights are the shipped models, not repeated here)."""
+    os.makedirs(RESUME_DIR, exist_ok=True)
+    for stage in ("clip", "vae", "vae_ft", "unet"):
+        if not os.path.exists(ctx.ckpt(stage)):
+            continue
+        meta = json.load(open(ctx.ckpt(stage)[:-len(".safetensors")] + ".json"))
+        if meta["step"] >= ctx.hp(stage)["steps"]:
+            continue
+        t = {k: v for k, v in load_file(ctx.ckpt(stage)).items() if not k.startswith("ema.")}
+        save_file(t, os.path.join(RESUME_DIR, f"{stage}.safetensors"))
+        json.dump(meta, open(os.path.join(RESUME_DIR, f"{stage}.json"), "w"))
+        for extra in ("clip_whitened.json", "vae_scaling.json"):
+            if os.path.exists(os.path.join(ctx.work, extra)):
+                shutil.copy(os.path.join(ctx.work, extra), RESUME_DIR)
+        print(f"[resume] packed {stage} at step {meta['step']}", flush=True)
+
+
+def unpack_resume(ctx: Ctx, models_dir: str) -> None:
+    """Rebuilds the work folder from tools/train/resume/ + the shipped models, so that every
+    stage resumes where the committed run stopped."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPModel
+    os.makedirs(ctx.work, exist_ok=True)
+    clip = CLIPModel.from_pretrained(os.path.join(models_dir, "tiny-clip"))
+    vae = AutoencoderKL.from_pretrained(os.path.join(models_dir, "tiny-shapes", "vae"))
+    unet = UNet2DConditionModel.from_pretrained(os.path.join(models_dir, "tiny-shapes", "unet"))
+    save_file({k: v.contiguous() for k, v in clip.text_model.state_dict().items()},
+              os.path.join(ctx.work, "clip_text.safetensors"))
+    save_file({k: v.contiguous() for k, v in vae.state_dict().items() if k.startswith(("encoder.", "quant_conv."))},
+              os.path.join(ctx.work, "vae_encoder.safetensors"))
+    json.dump({"scaling_factor": vae.config.scaling_factor}, open(os.path.join(ctx.work, "vae_scaling.json"), "w"))
+    for stage, model in (("clip", clip), ("vae", vae), ("vae_ft", vae), ("unet", unet)):
+        ema = {f"ema.{k}": v.contiguous() for k, v in model.state_dict().items()}
+        rp = os.path.join(RESUME_DIR, f"{stage}.safetensors")
+        if os.path.exists(rp):
+            t = {**load_file(rp), **ema}
+            meta = json.load(open(rp[:-len(".safetensors")] + ".json"))
+        else:  # finished stage: live = EMA is all that later stages and the export read
+            t = {**{f"{stage}.{k}": v.contiguous() for k, v in model.state_dict().items()}, **ema}
+            meta = {"step": ctx.hp(stage)["steps"]}
+        save_file(t, ctx.ckpt(stage))
+        json.dump(meta, open(ctx.ckpt(stage)[:-len(".safetensors")] + ".json", "w"))
+    if os.path.exists(os.path.join(RESUME_DIR, "clip_whitened.json")):
+        shutil.copy(os.path.join(RESUME_DIR, "clip_whitened.json"), ctx.work)
+    print(f"[resume] work folder {ctx.work} rebuilt; run the stages again to continue", flush=True)
+
+
 def stage_export(ctx: Ctx, out_dir: str) -> None:
     from diffusers import DDIMScheduler
     from transformers import CLIPImageProcessor
@@ -794,7 +916,7 @@ def stage_export(ctx: Ctx, out_dir: str) -> None:
     for d in (clip_dir, sd_dir):
         tot = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs)
         print(f"[export] {d}: {tot / 1e6:.1f} MB", flush=True)
-    for st in ("clip", "vae", "unet"):
+    for st in ("clip", "vae", "vae_ft", "unet"):
         png = os.path.join(ctx.work, f"{st}_loss.png")
         if os.path.exists(png):
             shutil.copy(png, os.path.join(HERE, f"{st}_loss.png"))
@@ -839,7 +961,8 @@ def measure(ctx: Ctx, n: int = 4) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", default="all", choices=["all", "clip", "vae", "unet", "export"])
+    ap.add_argument("--stage", default="all",
+                    choices=["all", "clip", "vae", "vae_ft", "unet", "export", "pack-resume", "unpack-resume"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--work", default=os.path.join(HERE, "checkpoints"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models"))
@@ -862,18 +985,29 @@ def main() -> int:
             print(f"train.py: error: --{k.replace('_', '-')} must be >= 1, got {v}", file=sys.stderr)
             return 2
     torch.set_num_threads(args.threads)
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(sig, _request_stop)
     ctx = Ctx(args)
     if args.measure:
         measure(ctx)
         return 0
-    stages = ["clip", "vae", "unet", "export"] if args.stage == "all" else [args.stage]
+    stages = ["clip", "vae", "vae_ft", "unet", "export"] if args.stage == "all" else [args.stage]
     for st in stages:
+        if STOP["flag"]:
+            return 1
         if st == "clip":
             stage_clip(ctx)
         elif st == "vae":
             stage_vae(ctx)
+        elif st == "vae_ft":
+            stage_vae_ft(ctx)
         elif st == "unet":
             stage_unet(ctx)
+        elif st == "pack-resume":
+            pack_resume(ctx, args.out)
+        elif st == "unpack-resume":
+            unpack_resume(ctx, args.out)
         else:
             stage_export(ctx, args.out)
     return 0
