@@ -111,6 +111,15 @@ static void test_edit_outputs(void) {
         overlap |= strstr(cJSON_GetArrayItem(w, i)->valuestring, "overlap") != NULL;
     CHECK(overlap, "same mask for both pairs: overlap reported in report.json");
     cJSON_Delete(r);
+    /* an explicit flag wins over the YAML value */
+    out = cr_path("out_yaml_flag");
+    rc = cr_run("edit", "--model", model, "--clip", clip, "--config", cr_path("cases.yaml"), "--steps", "5", "--quiet",
+                "--reassembly-step", "1", "--out", out, NULL);
+    r = read_report(out);
+    CHECK(rc == 0 && r && cJSON_GetObjectItem(r, "reassembly_step_requested") &&
+              cJSON_GetObjectItem(r, "reassembly_step_requested")->valueint == 1,
+          "--reassembly-step overrides the YAML's reassembly_step");
+    cJSON_Delete(r);
 }
 
 static void test_errors(void) {

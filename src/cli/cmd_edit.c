@@ -200,8 +200,11 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     oir_params p = oir_default_params();
     p.steps = o->steps;
     p.guidance = o->guidance;
-    p.reassembly_step = c->reassembly >= 0 ? c->reassembly : o->reassembly;
-    p.reinversion_steps = c->reinversion >= 0 ? c->reinversion : o->reinversion;
+    /* explicit flags win over the YAML case, which wins over the defaults */
+    if (o->reassembly >= 0) p.reassembly_step = o->reassembly;
+    else if (c->reassembly >= 0) p.reassembly_step = c->reassembly;
+    if (o->reinversion >= 0) p.reinversion_steps = o->reinversion;
+    else if (c->reinversion >= 0) p.reinversion_steps = c->reinversion;
     p.parallel = !o->serial;
     p.memory_budget = (unsigned long long)o->budget_mb << 20;
     p.target_prompt = c->target;
@@ -350,8 +353,8 @@ static int run_command(int argc, char **argv, int search) {
     memset(&o, 0, sizeof o);
     o.steps = 50;
     o.guidance = 7.5f;
-    o.reassembly = 10;
-    o.reinversion = 10;
+    o.reassembly = -1; /* -1: not given (YAML value, else 10) */
+    o.reinversion = -1;
     o.budget_mb = 2048;
     o.out = "oir-out";
     const cli_opt opts[] = {
