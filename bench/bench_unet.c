@@ -1,7 +1,7 @@
 /* UNet (and VAE decode) speed and memory at Stable Diffusion 1.5 size.
  *
  *     .venv-tools/bin/python tools/make_random_sd.py /tmp/sd15     # once: random SD 1.5 weights
- *     build/release/bench/bench_unet /tmp/sd15 [--what unet|vae|all] [--threads 2] [--iters 3]
+ *     build/release/bench/bench_unet /tmp/sd15 [--what unet|vae|text|all] [--threads 2] [--iters 3]
  *                                    [--batch 2] [--latent 64] [--ctx 77]
  *     .venv-tools/bin/python tools/bench/torch_unet.py /tmp/sd15    # the same in PyTorch
  *
@@ -21,6 +21,7 @@
 
 #include "core/arena.h"
 #include "io/safetensors.h"
+#include "models/clip_text.h"
 #include "models/unet.h"
 #include "models/vae.h"
 #include "models/weights.h"
@@ -74,7 +75,9 @@ typedef struct {
 
 static int open_component(wfile *wf, const char *dir, const char *comp, oir_error *err) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s/diffusion_pytorch_model.safetensors", dir, comp);
+    /* diffusers components use diffusion_pytorch_model.safetensors, transformers ones model.safetensors */
+    snprintf(path, sizeof path, "%s/%s/%s", dir, comp,
+             strcmp(comp, "text_encoder") ? "diffusion_pytorch_model.safetensors" : "model.safetensors");
     memset(wf, 0, sizeof *wf);
     int rc = st_open(&wf->f, path, err);
     if (!rc) rc = weights_from_file(&wf->w, wf->f, comp, "", NULL, err);
@@ -209,6 +212,50 @@ cleanup:
     return rc;
 }
 
+static int bench_text(const char *dir, int B, int ctx_len, int iters) {
+    oir_error err = {0};
+    wfile wf;
+    clip_text_model *m = NULL;
+    clip_text_config cfg;
+    arena a = {0};
+    int32_t *ids = NULL;
+    float *out = NULL;
+    char cpath[4096];
+    snprintf(cpath, sizeof cpath, "%s/text_encoder/config.json", dir);
+    int rc = open_component(&wf, dir, "text_encoder", &err);
+    if (!rc) rc = clip_text_config_load(&cfg, cpath, &err);
+    if (!rc) rc = clip_text_load(&m, &cfg, wf.w, 0, &err);
+    if (rc) {
+        fprintf(stderr, "bench_unet: %s\n", err.message);
+        goto cleanup;
+    }
+    ids = malloc(sizeof(int32_t) * (size_t)B * ctx_len);
+    out = malloc(sizeof(float) * (size_t)B * ctx_len * cfg.hidden_size);
+    for (int i = 0; i < B * ctx_len; i++) ids[i] = (int32_t)((i * 7919) % (cfg.vocab_size - 1));
+    size_t plan = clip_text_arena_bytes(&cfg, B, ctx_len);
+    if ((rc = arena_init(&a, plan, &err))) {
+        fprintf(stderr, "bench_unet: %s\n", err.message);
+        goto cleanup;
+    }
+    printf("text: batch %d x %d tokens, hidden %d, %d layers\n", B, ctx_len, cfg.hidden_size, cfg.num_hidden_layers);
+    double t[64], cpu[64];
+    for (int i = -1; i < iters; i++) {
+        double s = now(), cs = cpu_now();
+        if ((rc = clip_text_forward(m, &a, ids, B, ctx_len, out, NULL, NULL, &err))) {
+            fprintf(stderr, "bench_unet: %s\n", err.message);
+            goto cleanup;
+        }
+        if (i >= 0) t[i] = now() - s, cpu[i] = cpu_now() - cs;
+    }
+    report("text encoder forward", t, cpu, iters);
+cleanup:
+    arena_free(&a);
+    free(ids), free(out);
+    clip_text_free(m);
+    close_component(&wf);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *dir = getenv("OIR_BENCH_SD"), *what = "all";
     int threads = 2, iters = 3, B = 2, lat = 64, ctx = 77;
@@ -230,7 +277,7 @@ int main(int argc, char **argv) {
             dir = a;
         else {
             fprintf(stderr,
-                    "usage: %s [DIR] [--what unet|vae|all] [--threads N] [--iters N] [--batch N] "
+                    "usage: %s [DIR] [--what unet|vae|text|all] [--threads N] [--iters N] [--batch N] "
                     "[--latent N] [--ctx N]\n",
                     argv[0]);
             return 2;
@@ -250,6 +297,7 @@ int main(int argc, char **argv) {
            wp ? wp : "(unset)");
     int rc = 0;
     if (!strcmp(what, "unet") || !strcmp(what, "all")) rc |= bench_unet(dir, B, lat, ctx, iters);
+    if (!strcmp(what, "text") || !strcmp(what, "all")) rc |= bench_text(dir, B, ctx, iters);
     if (!strcmp(what, "vae") || !strcmp(what, "all")) rc |= bench_vae(dir, lat, iters);
     return rc ? 1 : 0;
 }

@@ -1,7 +1,7 @@
 """PyTorch side of bench/bench_unet.c: the same UNet forward and VAE decode, same folder, same
 sizes, same thread count, fp32, no grad.
 
-    .venv-tools/bin/python tools/bench/torch_unet.py /tmp/sd15 [--what unet|vae|all] [--threads 2]
+    .venv-tools/bin/python tools/bench/torch_unet.py /tmp/sd15 [--what unet|vae|text|all] [--threads 2]
                                                      [--iters 3] [--batch 2] [--latent 64] [--ctx 77]
 
 Debian's torch (the tools venv) with diffusers 0.16.1: on torch < 2.0 attention is the plain
@@ -75,10 +75,28 @@ def bench_vae(d, args):
     print(f"vae: process peak RSS {peak_rss_gib():.2f} GiB")
 
 
+@torch.no_grad()
+def bench_text(d, args):
+    from transformers import CLIPTextModel
+    te = CLIPTextModel.from_pretrained(os.path.join(d, "text_encoder")).float().eval()
+    V = te.config.vocab_size
+    ids = torch.tensor([[(i * 7919) % (V - 1) for i in range(b * args.ctx, (b + 1) * args.ctx)]
+                        for b in range(args.batch)])
+    print(f"text: batch {args.batch} x {args.ctx} tokens, hidden {te.config.hidden_size}")
+    times, cpu = [], []
+    for i in range(-1, args.iters):
+        s, cs = time.time(), time.process_time()
+        te(ids)
+        if i >= 0:
+            times.append(time.time() - s)
+            cpu.append(time.process_time() - cs)
+    report("text encoder forward", times, cpu)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dir")
-    ap.add_argument("--what", default="all", choices=["unet", "vae", "all"])
+    ap.add_argument("--what", default="all", choices=["unet", "vae", "text", "all"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--batch", type=int, default=2)
@@ -92,6 +110,8 @@ def main():
         bench_unet(args.dir, args)
     if args.what in ("vae", "all"):
         bench_vae(args.dir, args)
+    if args.what in ("text", "all"):
+        bench_text(args.dir, args)
 
 
 if __name__ == "__main__":
