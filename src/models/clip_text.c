@@ -120,27 +120,31 @@ int clip_text_config_check(const clip_text_config *c, const char *where, oir_err
     return OIR_OK;
 }
 
+/* The fields of one CLIP tower: the object under `key` ("text_config") of a
+ * CLIPConfig, whose projection_dim is at the top level, or root itself for a
+ * CLIPTextConfig / CLIPVisionConfig. sub receives the name for messages. */
+int clip_json_tower(const cJSON *root, const char *key, const char *where, const cJSON **obj,
+                    char *sub, size_t cap, int *projection_dim, oir_error *err) {
+    if (!cJSON_IsObject(root)) return oir_fail(err, OIR_E_FORMAT, "%s: not a JSON object", where);
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, key);
+    *obj = root;
+    snprintf(sub, cap, "%s", where);
+    if (tc && !cJSON_IsNull(tc)) {
+        if (!cJSON_IsObject(tc))
+            return oir_fail(err, OIR_E_FORMAT, "%s: field %s: expected an object", where, key);
+        *obj = tc;
+        snprintf(sub, cap, "%s: %s", where, key);
+    }
+    return clip_json_int(root, "projection_dim", projection_dim, where, err);
+}
+
 int clip_text_config_from_json(clip_text_config *cfg, const cJSON *root, const char *where,
                                oir_error *err) {
     clip_text_config c = clip_text_config_default();
     char sub[512];
-    const cJSON *obj = root;
-    int rc;
-    if (!cJSON_IsObject(root)) return oir_fail(err, OIR_E_FORMAT, "%s: not a JSON object", where);
-    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
-    if (tc && !cJSON_IsNull(tc)) {
-        /* CLIPConfig: the tower's fields under text_config, projection_dim on top. */
-        if (!cJSON_IsObject(tc))
-            return oir_fail(err, OIR_E_FORMAT, "%s: field text_config: expected an object",
-                            where);
-        obj = tc;
-        snprintf(sub, sizeof sub, "%s: text_config", where);
-        if ((rc = clip_json_int(root, "projection_dim", &c.projection_dim, where, err)))
-            return rc;
-    } else {
-        snprintf(sub, sizeof sub, "%s", where);
-        if ((rc = clip_json_int(obj, "projection_dim", &c.projection_dim, sub, err))) return rc;
-    }
+    const cJSON *obj = NULL;
+    int rc = clip_json_tower(root, "text_config", where, &obj, sub, sizeof sub, &c.projection_dim, err);
+    if (rc) return rc;
     if ((rc = clip_json_int(obj, "vocab_size", &c.vocab_size, sub, err)) ||
         (rc = clip_json_int(obj, "hidden_size", &c.hidden_size, sub, err)) ||
         (rc = clip_json_int(obj, "num_hidden_layers", &c.num_hidden_layers, sub, err)) ||

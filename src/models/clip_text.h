@@ -143,6 +143,10 @@ void clip_layer_forward(const clip_layer *l, float *x, int B, int T, int D, int 
 /* Reads and parses a JSON file (OIR_E_IO / OIR_E_FORMAT naming the path);
  * the caller frees *out with cJSON_Delete. */
 int clip_json_read(cJSON **out, const char *path, oir_error *err);
+/* One tower's fields: root[key] of a CLIPConfig (projection_dim read from the
+ * top level) or root itself; sub names it in messages. */
+int clip_json_tower(const cJSON *root, const char *key, const char *where, const cJSON **obj,
+                    char *sub, size_t cap, int *projection_dim, oir_error *err);
 /* Optional positive int field: keeps *v when absent; OIR_E_FORMAT naming
  * where and field when not a positive integer. */
 int clip_json_int(const cJSON *obj, const char *field, int *v, const char *where,

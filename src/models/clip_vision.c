@@ -74,22 +74,9 @@ int clip_vision_config_from_json(clip_vision_config *cfg, const cJSON *root, con
                                  oir_error *err) {
     clip_vision_config c = clip_vision_config_default();
     char sub[512];
-    const cJSON *obj = root;
-    int rc;
-    if (!cJSON_IsObject(root)) return oir_fail(err, OIR_E_FORMAT, "%s: not a JSON object", where);
-    const cJSON *vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
-    if (vc && !cJSON_IsNull(vc)) {
-        if (!cJSON_IsObject(vc))
-            return oir_fail(err, OIR_E_FORMAT, "%s: field vision_config: expected an object",
-                            where);
-        obj = vc;
-        snprintf(sub, sizeof sub, "%s: vision_config", where);
-        if ((rc = clip_json_int(root, "projection_dim", &c.projection_dim, where, err)))
-            return rc;
-    } else {
-        snprintf(sub, sizeof sub, "%s", where);
-        if ((rc = clip_json_int(obj, "projection_dim", &c.projection_dim, sub, err))) return rc;
-    }
+    const cJSON *obj = NULL;
+    int rc = clip_json_tower(root, "vision_config", where, &obj, sub, sizeof sub, &c.projection_dim, err);
+    if (rc) return rc;
     if ((rc = clip_json_int(obj, "hidden_size", &c.hidden_size, sub, err)) ||
         (rc = clip_json_int(obj, "num_hidden_layers", &c.num_hidden_layers, sub, err)) ||
         (rc = clip_json_int(obj, "num_attention_heads", &c.num_attention_heads, sub, err)) ||
