@@ -297,3 +297,9 @@ int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, 
     arena_reset(a, mark);
     return rc;
 }
+
+int sd_params_check(const sd_params *p, const char *what, oir_error *err) {
+    if (!p->missing) return OIR_OK;
+    int rc = weights_finish(p->w, err);
+    return rc ? rc : oir_fail(err, OIR_E_MISSING, "%s: %d parameters missing", what, p->missing);
+}

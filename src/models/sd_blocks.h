@@ -41,6 +41,18 @@ typedef struct {
     int missing;
 } sd_params;
 
+/* After loading every parameter: OIR_OK, or the weights' problems by name
+ * (weights_finish) when any was missing or mis-shaped. */
+int sd_params_check(const sd_params *p, const char *what, oir_error *err);
+
+/* Batch rows per attention chunk: whole samples (self-attention needs all of a
+ * sample's keys), about chunk_rows token rows, at least 1, at most B. */
+static inline int sd_attention_group(int B, int T, int chunk_rows) {
+    int g = chunk_rows / T;
+    if (g < 1) g = 1;
+    return g < B ? g : B;
+}
+
 /* Parameter "<prefix>.weight"/"<prefix>.bias"; prefix is printf-formatted. */
 void sd_conv_load(sd_params *p, sd_conv *c, int c_in, int c_out, int k, int bias, const char *fmt,
                   ...) __attribute__((format(printf, 7, 8)));

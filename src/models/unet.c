@@ -402,10 +402,7 @@ int unet_load_config(unet_model **out, const unet_config *cfg, weights *w, oir_e
     sd_norm_load(&p, &m->conv_norm_out, c0, "conv_norm_out");
     sd_conv_load(&p, &m->conv_out, c0, c->out_channels, c->conv_out_kernel, 1, "conv_out");
 
-    if (p.missing) {
-        rc = weights_finish(w, err);
-        if (rc == OIR_OK)
-            rc = oir_fail(err, OIR_E_MISSING, "unet: %d parameters missing", p.missing);
+    if ((rc = sd_params_check(&p, "unet", err))) {
         free(m);
         return rc;
     }
@@ -427,11 +424,7 @@ void unet_free(unet_model *m) { free(m); }
 
 /* Batch rows per attention chunk: whole samples (self-attention needs all of
  * a sample's keys), about UNET_CHUNK_ROWS token rows. */
-static int attn_group(int B, int T) {
-    int g = UNET_CHUNK_ROWS / T;
-    if (g < 1) g = 1;
-    return g < B ? g : B;
-}
+static int attn_group(int B, int T) { return sd_attention_group(B, T, UNET_CHUNK_ROWS); }
 
 static size_t attention_arena_bytes(int B, int T, int Tk, int C, int heads) {
     size_t G = (size_t)attn_group(B, T);

@@ -226,10 +226,7 @@ int vae_load_config(vae_model **out, const vae_config *cfg, weights *w, oir_erro
     sd_norm_load(&p, &m->dec_norm_out, c0, "decoder.conv_norm_out");
     sd_conv_load(&p, &m->dec_conv_out, c0, c->out_channels, 3, 1, "decoder.conv_out");
 
-    if (p.missing) {
-        rc = weights_finish(w, err);
-        if (rc == OIR_OK)
-            rc = oir_fail(err, OIR_E_MISSING, "vae: %d parameters missing", p.missing);
+    if ((rc = sd_params_check(&p, "vae", err))) {
         free(m);
         return rc;
     }
@@ -249,11 +246,7 @@ void vae_free(vae_model *m) { free(m); }
 
 /* ---- AttentionBlock ----------------------------------------------------- */
 
-static int attn_group(int B, int T) {
-    int g = VAE_CHUNK_ROWS / T;
-    if (g < 1) g = 1;
-    return g < B ? g : B;
-}
+static int attn_group(int B, int T) { return sd_attention_group(B, T, VAE_CHUNK_ROWS); }
 
 static size_t attention_arena_bytes(int B, int T, int C) {
     size_t G = (size_t)attn_group(B, T);
