@@ -46,6 +46,20 @@ int cli_check_size(const sd_model *m, int size, oir_error *err) {
     return OIR_OK;
 }
 
+int cli_open_sampler(sampler *s, sd_model **m, const char *model_path, int model_default,
+                     const char *variant, const char *config_dir, int *size, int steps,
+                     progress_bar *bar, oir_error *err) {
+    int rc = cli_load_sd(m, model_path, model_default, variant, config_dir, err);
+    if (!rc && !*size) rc = sd_model_native_size(*m, config_dir, size, err);
+    if (!rc) rc = cli_check_size(*m, *size, err);
+    if (!rc) rc = sampler_init(s, *m, *size, steps, 0, err);
+    if (!rc) {
+        s->progress = progress_update;
+        s->progress_user = bar;
+    }
+    return rc;
+}
+
 /* splitmix64 output for counter i of stream `seed`. */
 static uint64_t splitmix64_at(uint64_t seed, uint64_t i) {
     uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;

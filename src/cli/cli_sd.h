@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli/progress.h"
+#include "diffusion/sampler.h"
 #include "io/image.h"
 #include "models/loader.h"
 
@@ -21,6 +23,13 @@ const char *cli_default_model(void);
  * (single-file, no config_dir, no $OIR_TOKENIZER) fails, saying so. */
 int cli_load_sd(sd_model **out, const char *path, int path_is_default, const char *variant,
                 const char *config_dir, oir_error *err);
+
+/* cli_load_sd, then the image size (the model's native size when *size is 0),
+ * cli_check_size, sampler_init for `steps`, and bar (already initialised) as
+ * the sampler's progress display. The caller frees *m and s on any return. */
+int cli_open_sampler(sampler *s, sd_model **m, const char *model_path, int model_default,
+                     const char *variant, const char *config_dir, int *size, int steps,
+                     progress_bar *bar, oir_error *err);
 
 /* OIR_E_ARG naming --size unless size is a positive multiple of the VAE x
  * UNet downscale factor. */

@@ -82,14 +82,11 @@ int cmd_generate(int argc, char **argv) {
         goto fail;
     cli_set_threads(threads);
     double t0 = progress_now();
-    if ((rc = cli_load_sd(&m, model_path, model_default, variant, config_dir, &err))) goto fail;
-    if (!size && (rc = sd_model_native_size(m, config_dir, &size, &err))) goto fail;
-    if ((rc = cli_check_size(m, size, &err)) || (rc = sampler_init(&s, m, size, steps, 0, &err)))
-        goto fail;
     progress_bar bar;
     progress_init(&bar, quiet);
-    s.progress = progress_update;
-    s.progress_user = &bar;
+    if ((rc = cli_open_sampler(&s, &m, model_path, model_default, variant, config_dir, &size, steps,
+                               &bar, &err)))
+        goto fail;
     size_t ctx_n = (size_t)s.ctx_len * s.ctx_dim;
     cond = malloc(ctx_n * sizeof *cond);
     uncond = malloc(ctx_n * sizeof *uncond);
