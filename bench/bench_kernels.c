@@ -15,18 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/ops.h"
 #include "oir.h"
 
 #define REPS 5
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static long status_kb(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -98,9 +93,9 @@ static int cmp_d(const void *a, const void *b) {
         double t_[REPS];                                   \
         stmt; /* warm-up */                                \
         for (int r_ = 0; r_ < REPS; r_++) {                \
-            double t0_ = now();                            \
+            double t0_ = clock_wall_s();                            \
             stmt;                                          \
-            t_[r_] = now() - t0_;                          \
+            t_[r_] = clock_wall_s() - t0_;                          \
         }                                                  \
         qsort(t_, REPS, sizeof t_[0], cmp_d);              \
         (res).best = t_[0];                                \

@@ -24,9 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "diffusion/sampler.h"
 #include "edit/candidates.h"
 #include "models/loader.h"
@@ -34,24 +33,8 @@
 
 #define MAX_REPS 32
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
-/* Process CPU seconds, all threads (OpenMP spin-waiting included). */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
-static double peak_rss_gb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / (1024.0 * 1024.0); /* KiB -> GiB */
-}
 
 static double load_average(void) {
     double l = -1;
@@ -149,9 +132,9 @@ int main(int argc, char **argv) {
     sampler s;
     int sampler_ok = 0, rc = 0;
     float *px = NULL, *ctx = NULL, *levels = NULL, *ser = NULL, *par = NULL;
-    double t0 = now();
+    double t0 = clock_wall_s();
     if ((rc = sd_model_load(&m, model, NULL, &err))) goto fail;
-    double load_s = now() - t0;
+    double load_s = clock_wall_s() - t0;
     if (!size && (rc = sd_model_native_size(m, NULL, &size, &err))) goto fail;
     if ((rc = sampler_init(&s, m, size, T, (size_t)(budget_gb * (1 << 30)), &err))) goto fail;
     sampler_ok = 1;
@@ -175,7 +158,7 @@ int main(int argc, char **argv) {
 
     /* Inversion levels of the synthetic image with the source prompt. */
     const float *src = ctx, *guided[2] = {ctx + ctx_n, ctx + 2 * ctx_n};
-    t0 = now();
+    t0 = clock_wall_s();
     make_image(px, size);
     if ((rc = sampler_encode_prompt(&s, "a photo of a red circle and a green square", ctx, &err)) ||
         (rc = sampler_encode_prompt(&s, "a photo of a blue circle and a green square", ctx + ctx_n, &err)) ||
@@ -183,14 +166,14 @@ int main(int argc, char **argv) {
         (rc = sampler_encode_image(&s, px, levels, &err)) ||
         (rc = sampler_invert(&s, levels, 0, T, src, levels, &err)))
         goto fail;
-    printf("setup (3 prompts, VAE encode, %d inversion steps): %.2f s\n", T, now() - t0);
+    printf("setup (3 prompts, VAE encode, %d inversion steps): %.2f s\n", T, clock_wall_s() - t0);
 
     candidate_job job = {levels, src, guided, pairs, (float)guidance};
     double ts[MAX_REPS], tp[MAX_REPS], ratio[MAX_REPS], cs[MAX_REPS], cp[MAX_REPS];
     long calls_s = 0, rows_s = 0, calls_p = 0, rows_p = 0;
     float maxdiff = 0, maxabs = 0;
     if (warmup) { /* first touch of the arena and staging at both batch sizes */
-        t0 = now();
+        t0 = clock_wall_s();
         int B = pairs * ((T + 1) / 2);
         float *x = malloc((size_t)B * N * sizeof(float)), *eps = malloc((size_t)B * N * sizeof(float));
         int64_t *tt = malloc(sizeof(int64_t) * (size_t)B);
@@ -204,18 +187,18 @@ int main(int argc, char **argv) {
         if (!rc) rc = sampler_eps(&s, x, tt, cc, uc, (float)guidance, 1, eps, &err);
         free(x), free(eps), free(tt), free(cc), free(uc);
         if (rc) goto fail;
-        printf("warm-up (one UNet step of %d and of 1 guided rows): %.2f s\n", B, now() - t0);
+        printf("warm-up (one UNet step of %d and of 1 guided rows): %.2f s\n", B, clock_wall_s() - t0);
     }
     for (int r = 0; r < reps; r++) {
         long c0 = s.unet_calls, r0 = s.unet_rows;
-        double a = now(), ac = cpu_now();
+        double a = clock_wall_s(), ac = clock_cpu_s();
         if (only != 2 && (rc = candidates_serial(&s, &job, ser, &err))) goto fail;
-        ts[r] = now() - a, cs[r] = cpu_now() - ac;
+        ts[r] = clock_wall_s() - a, cs[r] = clock_cpu_s() - ac;
         calls_s = s.unet_calls - c0, rows_s = s.unet_rows - r0;
         c0 = s.unet_calls, r0 = s.unet_rows;
-        a = now(), ac = cpu_now();
+        a = clock_wall_s(), ac = clock_cpu_s();
         if (only != 1 && (rc = candidates_parallel(&s, &job, par, &err))) goto fail;
-        tp[r] = now() - a, cp[r] = cpu_now() - ac;
+        tp[r] = clock_wall_s() - a, cp[r] = clock_cpu_s() - ac;
         calls_p = s.unet_calls - c0, rows_p = s.unet_rows - r0;
         ratio[r] = only ? 0 : ts[r] / tp[r];
         for (size_t i = 0; i < cand_n && !only; i++) {
@@ -234,7 +217,7 @@ int main(int argc, char **argv) {
     double rmin = ratio[0], rmax = ratio[0];
     for (int r = 1; r < reps; r++) rmin = fmin(rmin, ratio[r]), rmax = fmax(rmax, ratio[r]);
     printf("max |serial - parallel| = %.3g (max |candidate| %.3g); peak RSS %.2f GiB\n", maxdiff, maxabs,
-           peak_rss_gb());
+           clock_peak_rss_gib());
     printf("| model | image | latent | T | pairs | threads | serial: calls x rows | parallel: calls x rows "
            "(max/call) | serial s | parallel s | serial/parallel | per-rep ratio range | CPU s serial / parallel | "
            "max abs diff | peak RSS GiB | load |\n");
@@ -243,7 +226,7 @@ int main(int argc, char **argv) {
            "%.2f-%.2f | %.2f / %.2f | %.2g | %.2f | %.2f |\n",
            label ? label : model, size, s.lat_c, s.lat_h, s.lat_w, T, pairs, threads, calls_s,
            (double)rows_s / calls_s, calls_p, (double)rows_p / calls_p, s.max_unet_batch, ms, mp, mr, rmin, rmax,
-           mcs, mcp, maxdiff, peak_rss_gb(), load_average());
+           mcs, mcp, maxdiff, clock_peak_rss_gib(), load_average());
     goto cleanup;
 fail:
     fprintf(stderr, "bench_oir: %s\n", err.message);

@@ -16,9 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/arena.h"
 #include "io/safetensors.h"
 #include "models/clip_text.h"
@@ -27,33 +26,9 @@
 #include "models/weights.h"
 #include "oir.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
-static double peak_rss_gb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / (1024.0 * 1024.0); /* KiB -> GiB */
-}
 
-static double current_rss_gb(void) {
-    FILE *fp = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    if (fp) {
-        if (fscanf(fp, "%ld %ld", &pages, &rss) != 2) rss = 0;
-        fclose(fp);
-    }
-    return rss * 4096.0 / (1024.0 * 1024.0 * 1024.0);
-}
 
 /* Deterministic N(0, 1)-ish numbers (sum of uniforms), no RNG state shared with anything. */
 static void fill(float *x, size_t n, unsigned seed) {
@@ -110,7 +85,7 @@ static int bench_unet(const char *dir, int B, int lat, int ctx_len, int iters) {
     float *x = NULL, *ctx = NULL, *out = NULL, *ts = NULL;
     char cpath[4096];
     snprintf(cpath, sizeof cpath, "%s/unet/config.json", dir);
-    double t0 = now();
+    double t0 = clock_wall_s();
     int rc = open_component(&wf, dir, "unet", &err);
     if (!rc) rc = unet_load(&m, cpath, wf.w, &err);
     if (!rc) rc = weights_finish(wf.w, &err);
@@ -120,7 +95,7 @@ static int bench_unet(const char *dir, int B, int lat, int ctx_len, int iters) {
     }
     double wgb = weights_numel(wf.w) * 4.0 / (1 << 30);
     printf("unet: %lld parameters (%.2f GiB fp32), loaded in %.2f s\n",
-           (long long)weights_numel(wf.w), wgb, now() - t0);
+           (long long)weights_numel(wf.w), wgb, clock_wall_s() - t0);
     const unet_config *c = &m->cfg;
     size_t nx = (size_t)B * c->in_channels * lat * lat,
            nc = (size_t)B * ctx_len * c->cross_attention_dim;
@@ -138,22 +113,22 @@ static int bench_unet(const char *dir, int B, int lat, int ctx_len, int iters) {
            ctx_len, c->cross_attention_dim, plan / (double)(1 << 30));
     double t[64], cpu[64];
     for (int i = -1; i < iters; i++) { /* i = -1: warm-up (touches the weights' pages) */
-        double s = now(), cs = cpu_now();
+        double s = clock_wall_s(), cs = clock_cpu_s();
         if ((rc = unet_forward(m, &a, x, ts, ctx, B, lat, lat, ctx_len, out, &err))) {
             fprintf(stderr, "bench_unet: %s\n", err.message);
             goto cleanup;
         }
         if (i >= 0)
-            t[i] = now() - s, cpu[i] = cpu_now() - cs;
+            t[i] = clock_wall_s() - s, cpu[i] = clock_cpu_s() - cs;
         else
-            printf("unet: warm-up %.3f s\n", now() - s);
+            printf("unet: warm-up %.3f s\n", clock_wall_s() - s);
     }
     double sum = 0;
     for (size_t i = 0; i < (size_t)B * c->out_channels * lat * lat; i++) sum += out[i];
     report("unet forward", t, cpu, iters);
     printf("unet: arena peak %.3f GiB; process peak RSS %.2f GiB, now %.2f GiB (weights %.2f GiB + "
            "%.2f GiB); checksum %.6g\n",
-           a.peak / (double)(1 << 30), peak_rss_gb(), current_rss_gb(), wgb, peak_rss_gb() - wgb,
+           a.peak / (double)(1 << 30), clock_peak_rss_gib(), clock_rss_gib(), wgb, clock_peak_rss_gib() - wgb,
            sum);
 cleanup:
     arena_free(&a);
@@ -191,19 +166,19 @@ static int bench_vae(const char *dir, int lat, int iters) {
            lat * f, plan / (double)(1 << 30));
     double t[64], cpu[64];
     for (int i = -1; i < iters; i++) {
-        double s = now(), cs = cpu_now();
+        double s = clock_wall_s(), cs = clock_cpu_s();
         if ((rc = vae_decode(m, &a, z, 1, lat, lat, img, &err))) {
             fprintf(stderr, "bench_unet: %s\n", err.message);
             goto cleanup;
         }
         if (i >= 0)
-            t[i] = now() - s, cpu[i] = cpu_now() - cs;
+            t[i] = clock_wall_s() - s, cpu[i] = clock_cpu_s() - cs;
         else
-            printf("vae: warm-up %.3f s\n", now() - s);
+            printf("vae: warm-up %.3f s\n", clock_wall_s() - s);
     }
     report("vae decode", t, cpu, iters);
     printf("vae: arena peak %.3f GiB; process peak RSS %.2f GiB\n", a.peak / (double)(1 << 30),
-           peak_rss_gb());
+           clock_peak_rss_gib());
 cleanup:
     arena_free(&a);
     free(z), free(img);
@@ -240,12 +215,12 @@ static int bench_text(const char *dir, int B, int ctx_len, int iters) {
     printf("text: batch %d x %d tokens, hidden %d, %d layers\n", B, ctx_len, cfg.hidden_size, cfg.num_hidden_layers);
     double t[64], cpu[64];
     for (int i = -1; i < iters; i++) {
-        double s = now(), cs = cpu_now();
+        double s = clock_wall_s(), cs = clock_cpu_s();
         if ((rc = clip_text_forward(m, &a, ids, B, ctx_len, out, NULL, NULL, &err))) {
             fprintf(stderr, "bench_unet: %s\n", err.message);
             goto cleanup;
         }
-        if (i >= 0) t[i] = now() - s, cpu[i] = cpu_now() - cs;
+        if (i >= 0) t[i] = clock_wall_s() - s, cpu[i] = clock_cpu_s() - cs;
     }
     report("text encoder forward", t, cpu, iters);
 cleanup:

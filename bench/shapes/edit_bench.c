@@ -44,8 +44,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "cli/cli_args.h"
 #include "io/image.h"
 #include "models/loader.h"
@@ -69,11 +69,6 @@ typedef struct {
     float guidance;
 } options;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void usage(FILE *to) {
     fprintf(to,
@@ -351,7 +346,7 @@ int main(int argc, char **argv) {
     static long never_right[N_SUB];
     se_stat within = {0};
     long multi_varied = 0, multi_cases = 0, lowered_R = 0, search_mismatch = 0;
-    double t_start = now_s();
+    double t_start = clock_wall_s();
     if ((rc = se_case_set_load(&set, o.cases_dir, &err))) goto fail;
     oir_context_params cp = oir_context_default_params();
     cp.model_path = o.model;
@@ -390,7 +385,7 @@ int main(int argc, char **argv) {
         int kind = c->n_pairs > 1;
         if (seen[kind]++ < o.offset || done_kind[kind] >= want) continue;
         done_kind[kind]++;
-        double t0 = now_s();
+        double t0 = clock_wall_s();
         if ((rc = se_load_rgb(c->image, size, rgb, &err)) || (rc = se_load_rgb(c->ground_truth, size, gt, &err)))
             goto fail;
         memset(uni, 0, hw);
@@ -521,7 +516,7 @@ int main(int argc, char **argv) {
         char name[64];
         for (int m = 0; m < N_METHODS; m++) cJSON_AddItemToObject(jm, method_name(m, T, name, sizeof name), json_eval(&ev[m]));
         cJSON_AddItemToObject(jc, "methods", jm);
-        double secs = now_s() - t0;
+        double secs = clock_wall_s() - t0;
         cJSON_AddNumberToObject(jc, "seconds", secs);
         cJSON_AddItemToArray(jcases, jc);
         n_run++;
@@ -535,7 +530,7 @@ int main(int argc, char **argv) {
         oir_result_free(rt);
         oir_result_free(ro);
     }
-    double total = now_s() - t_start;
+    double total = clock_wall_s() - t_start;
     /* output */
     {
         char path[1024];

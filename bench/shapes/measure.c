@@ -1,20 +1,15 @@
+#include "core/clock.h"
 #include "measure.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli_sd.h"
 #include "edit/scorer.h"
 #include "edit/search_metric.h"
 #include "io/image.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ---- issue 4 -------------------------------------------------------------- */
 
@@ -73,7 +68,7 @@ int se_quality_scene(sampler *s, se_judge *j, const se_scene *sc, const unsigned
         rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
         goto done;
     }
-    double t0 = now_s();
+    double t0 = clock_wall_s();
     if (p->what & SE_Q_CLIP) { /* (a) */
         rc = judge_objects(j, sc, rgb, masks, size, &q->clip_objects, &q->clip_both, &q->clip_colour,
                            &q->clip_shape, &q->clip_heldout, &q->clip_heldout_both, &all, err);
@@ -93,7 +88,7 @@ int se_quality_scene(sampler *s, se_judge *j, const se_scene *sc, const unsigned
             q->attr_heldout_both += c_ok && s_ok && sc->objects[o].heldout;
         }
     }
-    double t1 = now_s();
+    double t1 = clock_wall_s();
     q->seconds[0] += t1 - t0;
     if (p->what & (SE_Q_VAE | SE_Q_INV)) { /* (b) encode (posterior mean) -> decode */
         for (size_t k = 0; k < hw * 3; k++) pixels[(k % 3) * hw + k / 3] = rgb[k] / 127.5f - 1.0f;
@@ -101,7 +96,7 @@ int se_quality_scene(sampler *s, se_judge *j, const se_scene *sc, const unsigned
             goto done;
         if (p->what & SE_Q_VAE) se_stat_add(&q->vae_psnr, se_psnr_capped(se_psnr(vae_rec, rgb, hw)));
     }
-    double t2 = now_s();
+    double t2 = clock_wall_s();
     q->seconds[1] += t2 - t1;
     if (p->what & SE_Q_INV) { /* (d) invert T steps and denoise T steps, source caption, guidance 1 */
         memcpy(z, lat0, sizeof(float) * s->lat_n);
@@ -112,7 +107,7 @@ int se_quality_scene(sampler *s, se_judge *j, const se_scene *sc, const unsigned
         se_stat_add(&q->inv_psnr, se_psnr_capped(se_psnr(rec, rgb, hw)));
         se_stat_add(&q->inv_vs_vae_psnr, se_psnr_capped(se_psnr(rec, vae_rec, hw)));
     }
-    double t3 = now_s();
+    double t3 = clock_wall_s();
     q->seconds[3] += t3 - t2;
     if (p->what & SE_Q_GEN) { /* (c) caption -> image, every object judged through its mask */
         int guided = p->guidance != 1.0f && p->uncond;
@@ -128,7 +123,7 @@ int se_quality_scene(sampler *s, se_judge *j, const se_scene *sc, const unsigned
         q->gen_images++;
         q->gen_all_right += all;
         if (gen_out) memcpy(gen_out, rec, hw * 3);
-        q->seconds[2] += now_s() - t3;
+        q->seconds[2] += clock_wall_s() - t3;
     }
 done:
     free(pixels);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/clock.h"
 #include "cli/cli.h"
 #include "cli/cli_args.h"
 #include "cli/cli_sd.h"
@@ -81,7 +82,7 @@ int cmd_generate(int argc, char **argv) {
     if ((rc = cli_check_png_name(out, &err)) || (rc = cli_check_out(out, inputs, flags, 1, &err)))
         goto fail;
     cli_set_threads(threads);
-    double t0 = progress_now();
+    double t0 = clock_wall_s();
     progress_bar bar;
     progress_init(&bar, quiet);
     if ((rc = cli_open_sampler(&s, &m, model_path, model_default, variant, config_dir, &size, steps,
@@ -113,7 +114,7 @@ int cmd_generate(int argc, char **argv) {
         goto fail;
     if (!quiet)
         printf("wrote %s (%dx%d, %d steps, guidance %g, seed %llu, %.1f s)\n", out, size, size,
-               steps, guidance, (unsigned long long)seed, progress_now() - t0);
+               steps, guidance, (unsigned long long)seed, clock_wall_s() - t0);
     goto cleanup;
 fail:
     exit_code = cli_report("generate", &err);

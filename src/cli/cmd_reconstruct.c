@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "cli/cli.h"
 #include "cli/cli_args.h"
 #include "cli/cli_sd.h"
@@ -102,7 +103,7 @@ int cmd_reconstruct(int argc, char **argv) {
         (rc = cli_check_out(out, inputs, flags, 2, &err)))
         goto fail;
     cli_set_threads(threads);
-    double t0 = progress_now();
+    double t0 = clock_wall_s();
     progress_bar bar;
     progress_init(&bar, quiet);
     if ((rc = cli_open_sampler(&s, &m, model_path, model_default, variant, config_dir, &size, steps,
@@ -141,7 +142,7 @@ int cmd_reconstruct(int argc, char **argv) {
         goto fail;
     if (!quiet)
         printf("wrote %s (%dx%d, %d inversion + %d denoising steps, guidance %g, %.1f s)\n", out,
-               size, size, steps, steps, guidance, progress_now() - t0);
+               size, size, steps, steps, guidance, clock_wall_s() - t0);
     print_psnr("reconstruction vs input", cli_psnr(&rec_img, &src));
     print_psnr("VAE only (encode -> decode) vs input", cli_psnr(&vae_img, &src));
     goto cleanup;

@@ -1,15 +1,10 @@
+#include "core/clock.h"
 #include "cli/progress.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-double progress_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 void progress_init(progress_bar *p, int quiet) {
     memset(p, 0, sizeof *p);
@@ -25,7 +20,7 @@ static void format_time(char *buf, size_t cap, double s) {
 int progress_update(void *user, const char *stage, int done, int total) {
     progress_bar *p = user;
     if (!p || !p->enabled) return 0;
-    double now = progress_now();
+    double now = clock_wall_s();
     if (strncmp(p->stage, stage, sizeof p->stage - 1) != 0 || total != p->total) {
         snprintf(p->stage, sizeof p->stage, "%s", stage);
         p->started = now;

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/ops.h"
 #include "core/threads.h"
 #include "edit/candidates.h"
@@ -44,11 +44,6 @@ oir_params oir_default_params(void) {
     return p;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *err) {
     *out = NULL;
@@ -261,10 +256,10 @@ static int score_pair(oir_context *ctx, edit_state *st, oir_result *r, const oir
             tensor_to_rgb8(st->pixels, size, dst);
             rgb8_to_image(dst, size, &st->cand_img[b]);
         }
-        double t0 = now_s();
+        double t0 = clock_wall_s();
         rc = scorer_score(&st->sc, st->cand_img, B, &st->masks[i], st->text_embed,
                           r->edit_score + (size_t)i * T + start, r->background_score + (size_t)i * T + start, err);
-        r->seconds_scoring += now_s() - t0;
+        r->seconds_scoring += clock_wall_s() - t0;
         if (rc) return rc;
         if (p->progress && p->progress(p->progress_user, "scoring", start + B, T))
             return oir_fail(err, OIR_E_CANCELLED, "cancelled");
@@ -345,7 +340,7 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
     oir_params p = pin ? *pin : oir_default_params();
     int rc = check_inputs(ctx, rgb, size, source, pairs, n, &p, err);
     if (rc) return rc;
-    double t_start = now_s(), t0;
+    double t_start = clock_wall_s(), t0;
     oir_result *r = calloc(1, sizeof *r);
     edit_state st;
     memset(&st, 0, sizeof st);
@@ -389,31 +384,31 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
     for (int i = 0; i < n; i++)
         if ((rc = sampler_encode_prompt(&st.s, r->guided_prompts[i], st.pair_ctx[i], err))) goto done;
     /* 1. inversion */
-    t0 = now_s();
+    t0 = clock_wall_s();
     image_to_tensor(&st.original, st.pixels);
     if ((rc = sampler_encode_image(&st.s, st.pixels, st.levels, err))) goto done;
     float *z = st.cand_lat; /* scratch: overwritten by the candidates below */
     memcpy(z, st.levels, N * sizeof(float));
     if ((rc = sampler_invert(&st.s, z, 0, T, st.src_ctx, st.levels, err))) goto done;
-    r->seconds_inversion = now_s() - t0;
+    r->seconds_inversion = clock_wall_s() - t0;
     /* 2-3. candidates */
-    t0 = now_s();
+    t0 = clock_wall_s();
     long calls0 = st.s.unet_calls, rows0 = st.s.unet_rows;
     candidate_job job = {st.levels, st.src_ctx, (const float *const *)st.pair_ctx, n, p.guidance};
     rc = p.parallel ? candidates_parallel(&st.s, &job, st.cand_lat, err) : candidates_serial(&st.s, &job, st.cand_lat, err);
     if (rc) goto done;
     r->unet_calls = st.s.unet_calls - calls0;
     r->unet_rows = st.s.unet_rows - rows0;
-    r->seconds_candidates = now_s() - t0;
+    r->seconds_candidates = clock_wall_s() - t0;
     /* 4. decode + search metric */
-    t0 = now_s();
+    t0 = clock_wall_s();
     if ((rc = scorer_init(&st.sc, ctx->clip, &st.original, err))) goto done;
     st.have_scorer = 1;
     for (int i = 0; i < n; i++)
         if ((rc = score_pair(ctx, &st, r, &pairs[i], i, &p, err))) goto done;
-    r->seconds_decode = now_s() - t0 - r->seconds_scoring;
+    r->seconds_decode = clock_wall_s() - t0 - r->seconds_scoring;
     /* 5. reassembly (several pairs) or the chosen candidate (one pair) */
-    t0 = now_s();
+    t0 = clock_wall_s();
     if (reassembly && n > 1) {
         if ((rc = reassemble(&st, r, &p, err))) goto done;
     } else {
@@ -422,8 +417,8 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
         tensor_to_rgb8(st.pixels, size, r->edited);
         r->reinversion_steps = 0;
     }
-    r->seconds_reassembly = now_s() - t0;
-    r->seconds_total = now_s() - t_start;
+    r->seconds_reassembly = clock_wall_s() - t0;
+    r->seconds_total = clock_wall_s() - t_start;
 done:
     state_free(&st, n);
     if (rc) {
