@@ -73,7 +73,7 @@ def main() -> int:
     sd = os.path.join(args.models, "tiny-shapes")
     scorer = Scorer(os.path.join(args.models, "tiny-clip"))
     vae = AutoencoderKL.from_pretrained(os.path.join(sd, "vae")).eval()
-    unet = UNet2DConditionModel.from_pretrained(os.path.join(sd, "unet")).eval()
+    unet = UNet2DConditionModel.from_pretrained(os.path.join(sd, "unet")).float().eval()  # shipped in fp16
     text = CLIPTextModel.from_pretrained(os.path.join(sd, "text_encoder")).eval()
     tok = CLIPTokenizer.from_pretrained(os.path.join(sd, "tokenizer"))
     sched = DDIMScheduler.from_pretrained(os.path.join(sd, "scheduler"))

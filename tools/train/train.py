@@ -56,7 +56,7 @@ UNET_CFG = dict(sample_size=16, in_channels=4, out_channels=4,
                 down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
                 mid_block_type="UNetMidBlock2DCrossAttn",
                 up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-                block_out_channels=[32, 64, 64], layers_per_block=1, attention_head_dim=4,
+                block_out_channels=[64, 128, 128], layers_per_block=1, attention_head_dim=4,
                 cross_attention_dim=CLIP_TEXT["hidden_size"], norm_num_groups=32,
                 use_linear_projection=False, act_fn="silu")
 
@@ -72,15 +72,22 @@ DEFAULTS = dict(
     # scale), which spreads the phrases apart; training goes on from there.
     clip=dict(steps=1450, text_steps=200, focus_step=400, whiten_step=600, batch=32, negs=16, lr=6e-4, warmup=50, wd=0.05,
               ema=0.99),
+    # clip_ft: the vision tower and both projections only (the text tower stays the UNet's), from
+    # the clip stage's EMA, on every object of 32 scenes per step, weighted towards the separate
+    # colour-word and shape-word losses (the phrase classes are the seen combinations only, so
+    # that loss alone teaches "a red object is never a star"), a quarter of the scenes in
+    # greyscale, judged by shape alone: shape features that generalise to held-out colours.
+    clip_ft=dict(steps=6000, batch=32, negs=8, lr=3e-4, warmup=50, wd=0.05, ema=0.995, grey=0.25, w_pair=0.5,
+                 w_attr=1.5),
     # enc_steps: encoder + decoder train until then; the encoder (EMA) is then frozen and saved as
     # vae_encoder.safetensors for the UNet stage, and the decoder goes on alone (as SD's ft-MSE VAE).
     vae=dict(steps=1600, enc_steps=700, batch=16, crop=32, lr=8e-4, warmup=50, wd=0.0, kl=1e-6, ema=0.995),
     # vae_ft: the decoder alone, fine-tuned on whole 64x64 images from the vae stage's EMA (the
     # crops above give the mid-block attention 8x8 tokens; whole images give it 16x16).
     vae_ft=dict(steps=900, batch=16, crop=0, lr=3e-4, warmup=20, wd=0.0, kl=0.0, ema=0.995),
-    unet=dict(steps=2200, batch=16, lr=1e-3, warmup=100, wd=0.0, ema=0.999, pool=8192, uncond=0.1),
+    unet=dict(steps=6500, batch=32, lr=5e-4, warmup=200, wd=0.0, ema=0.999, pool=32768, uncond=0.1),
 )
-SEEDS = dict(clip=1, vae=2, unet=3, pool=4, init=5)
+SEEDS = dict(clip=1, vae=2, unet=3, pool=4, init=5, clip_ft=6)
 
 
 # ----------------------------------------------------------------------------- tokenizer
@@ -440,7 +447,11 @@ def _hard_negative(rng: np.random.Generator, scene: W.Scene) -> str:
     return W.caption(W.Scene(scene.background, tuple(objs)))
 
 
-def clip_step_fn(ctx: Ctx, clip, n_negs: int = 16, focus_step: int = 1 << 30):
+def clip_step_fn(ctx: Ctx, clip, n_negs: int = 16, focus_step: int = 1 << 30, seed: int = SEEDS["clip"],
+                 grey: float = 0.0, w_pair: float = 1.0, w_attr: float = 0.5):
+    """grey: fraction of scenes shown in greyscale, whose objects are then judged by shape alone
+    (shape cues that do not lean on colour); w_pair / w_attr: weights of the colour+shape phrase
+    loss and of the separate colour-word and shape-word losses."""
     tok = ctx.tok
     dev = ctx.dev
     pairs = _phrase_sets()
@@ -453,15 +464,22 @@ def clip_step_fn(ctx: Ctx, clip, n_negs: int = 16, focus_step: int = 1 << 30):
     modes = ["center", "corner", "area", "any"]
 
     def step(s: int, batch: int):
-        rng = np.random.default_rng([SEEDS["clip"], s])
-        g = torch.Generator().manual_seed(SEEDS["clip"] * 1_000_003 + s)
+        rng = np.random.default_rng([seed, s])
+        g = torch.Generator().manual_seed(seed * 1_000_003 + s)
         scenes, imgs, masks, bgmasks = scene_batch(rng, batch)
         focus = s >= focus_step
         n_full = 8 if focus else len(scenes)
         n_neg = min(n_negs, n_full)
         caps = [W.caption(sc) for sc in scenes[:n_full]]
         negs = [_hard_negative(rng, sc) for sc in scenes[:n_neg]]
-        x = clip_normalize(augment(to_unit(imgs), g)).to(dev)
+        x01 = augment(to_unit(imgs), g)
+        # greyscale scenes only after the whole-scene ones (their captions name colours)
+        is_grey = [grey > 0 and i >= n_full and rng.random() < grey for i in range(len(scenes))]
+        if any(is_grey):
+            sel = torch.tensor(is_grey)
+            luma = (x01 * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            x01 = torch.where(sel.view(-1, 1, 1, 1), luma.expand_as(x01), x01)
+        x = clip_normalize(x01).to(dev)
         # masked views: one object per scene (focus: every object), or, 1 in 8, the background
         pm, obj_t, col_t, shp_t, is_bg, bg_t, src = [], [], [], [], [], [], []
         for i, sc in enumerate(scenes):
@@ -489,10 +507,12 @@ def clip_step_fn(ctx: Ctx, clip, n_negs: int = 16, focus_step: int = 1 << 30):
                 bg_t.append(list(W.BACKGROUNDS).index(sc.background))
                 if j is None:
                     obj_t.append(-100); col_t.append(-100); shp_t.append(-100)
+                    if is_grey[i]:
+                        bg_t[-1] = -100
                 else:
                     o = sc.objects[j]
-                    obj_t.append(pair_index[o.key()])
-                    col_t.append(list(W.COLOURS).index(o.colour))
+                    obj_t.append(-100 if is_grey[i] else pair_index[o.key()])
+                    col_t.append(-100 if is_grey[i] else list(W.COLOURS).index(o.colour))
                     shp_t.append(W.SHAPES.index(o.shape))
         amask = vision_attention_mask(torch.from_numpy(np.stack(pm)).to(dev))
         ids = tokenize(tok, caps + negs, TEXT_TRAIN_LEN).to(dev)
@@ -513,21 +533,24 @@ def clip_step_fn(ctx: Ctx, clip, n_negs: int = 16, focus_step: int = 1 << 30):
         col_t = torch.tensor(col_t, device=dev)
         shp_t = torch.tensor(shp_t, device=dev)
         isb = torch.tensor(is_bg, device=dev)
-        loss_obj = F.cross_entropy(scale * img_obj @ t_pair.T, obj_t, ignore_index=-100)
-        loss_attr = 0.5 * (F.cross_entropy(scale * img_obj @ t_col.T, col_t, ignore_index=-100)
-                           + F.cross_entropy(scale * img_obj @ t_shp.T, shp_t, ignore_index=-100))
-        if isb.any():
-            bgt = torch.tensor(bg_t, device=dev)[isb]
-            loss_bg = F.cross_entropy(scale * img_obj[isb] @ t_bg.T, bgt)
+        zero = torch.zeros((), device=dev)
+        loss_obj = F.cross_entropy(scale * img_obj @ t_pair.T, obj_t, ignore_index=-100) if (obj_t >= 0).any() else zero
+        loss_col = F.cross_entropy(scale * img_obj @ t_col.T, col_t, ignore_index=-100) if (col_t >= 0).any() else zero
+        loss_attr = 0.5 * (loss_col + F.cross_entropy(scale * img_obj @ t_shp.T, shp_t, ignore_index=-100))
+        bgt = torch.tensor(bg_t, device=dev)
+        if (isb & (bgt >= 0)).any():
+            loss_bg = F.cross_entropy(scale * img_obj[isb] @ t_bg.T, bgt[isb], ignore_index=-100)
         else:
-            loss_bg = torch.zeros((), device=dev)
-        loss = loss_scene + loss_obj + 0.5 * loss_attr + 0.25 * loss_bg
+            loss_bg = zero
+        loss = loss_scene + w_pair * loss_obj + w_attr * loss_attr + 0.25 * loss_bg
         with torch.no_grad():
             keep = obj_t >= 0
-            acc = ((img_obj @ t_pair.T).argmax(-1)[keep] == obj_t[keep]).float().mean().item()
+            acc = ((img_obj @ t_pair.T).argmax(-1)[keep] == obj_t[keep]).float().mean().item() if keep.any() else 0.0
             sacc = ((img_full @ txt.T).argmax(-1) == target).float().mean().item()
+            shacc = ((img_obj @ t_shp.T).argmax(-1)[shp_t >= 0] == shp_t[shp_t >= 0]).float().mean().item()
         return loss, dict(loss=loss.item(), scene=loss_scene.item(), obj=loss_obj.item(),
-                          attr=loss_attr.item(), bg=loss_bg.item(), obj_acc=acc, scene_acc=sacc)
+                          attr=loss_attr.item(), bg=loss_bg.item(), obj_acc=acc, scene_acc=sacc,
+                          shape_acc=shacc)
     return step
 
 
@@ -613,7 +636,7 @@ def run_stage(ctx: Ctx, stage: str, modules: Dict[str, torch.nn.Module], params,
         if STOP["flag"]:
             print(f"[{stage}] stopped on request after step {s + 1}; resume by running it again", flush=True)
             break
-    keys = {"clip": ["loss", "scene", "obj", "attr"], "vae": ["mse", "l1", "kl"], "vae_ft": ["mse", "l1"],
+    keys = {"clip": ["loss", "scene", "obj", "attr"], "clip_ft": ["loss", "scene", "obj", "attr"], "vae": ["mse", "l1", "kl"], "vae_ft": ["mse", "l1"],
             "unet": ["loss"]}[stage]
     plot_curves(log.path, os.path.join(ctx.work, f"{stage}_loss.png"), keys, f"{stage} training loss")
 
@@ -674,6 +697,23 @@ def stage_clip(ctx: Ctx) -> None:
               ema=ema, ema_src=clip, before_step=before_step)
 
 
+def stage_clip_ft(ctx: Ctx) -> None:
+    hp = ctx.hp("clip_ft")
+    clip = new_clip(ctx.tok).to(ctx.dev)
+    load_ckpt(ctx.ckpt("clip"), {"ema": clip}, None)
+    if not os.path.exists(os.path.join(ctx.work, "clip_whitened.json")):
+        raise RuntimeError("clip_ft starts from a finished clip stage (text tower frozen, projection whitened)")
+    clip.text_model.requires_grad_(False)
+    ema = new_clip(ctx.tok).to(ctx.dev)
+    ema.load_state_dict(clip.state_dict())
+    ema.requires_grad_(False)
+    params = [p for p in clip.parameters() if p.requires_grad]
+    print(f"[clip_ft] {sum(p.numel() for p in params) / 1e6:.2f} M trained params", flush=True)
+    step = clip_step_fn(ctx, clip, hp["negs"], focus_step=0, seed=SEEDS["clip_ft"], grey=hp["grey"],
+                        w_pair=hp["w_pair"], w_attr=hp["w_attr"])
+    run_stage(ctx, "clip_ft", {"clip": clip}, params, step, hp, ema=ema, ema_src=clip)
+
+
 def stage_vae(ctx: Ctx) -> None:
     hp = ctx.hp("vae")
     vae = new_vae().to(ctx.dev)
@@ -702,8 +742,9 @@ def stage_vae(ctx: Ctx) -> None:
 
 
 def load_trained_clip(ctx: Ctx):
+    """The final CLIP: the clip_ft stage's EMA when that stage has run, else the clip stage's."""
     clip = new_clip(ctx.tok)
-    load_ckpt(ctx.ckpt("clip"), {"ema": clip}, None)
+    load_ckpt(ctx.ckpt("clip_ft") if os.path.exists(ctx.ckpt("clip_ft")) else ctx.ckpt("clip"), {"ema": clip}, None)
     return clip.to(ctx.dev).eval()
 
 
@@ -835,7 +876,7 @@ def pack_resume(ctx: Ctx, out_dir: str) -> None:
     """Writes tools/train/resume/: the live weights and AdamW state of the stages that have not
     reached their planned steps (their EMA weights are the shipped models, not repeated here)."""
     os.makedirs(RESUME_DIR, exist_ok=True)
-    for stage in ("clip", "vae", "vae_ft", "unet"):
+    for stage in ("clip", "clip_ft", "vae", "vae_ft", "unet"):
         if not os.path.exists(ctx.ckpt(stage)):
             continue
         meta = json.load(open(ctx.ckpt(stage)[:-len(".safetensors")] + ".json"))
@@ -864,7 +905,7 @@ def unpack_resume(ctx: Ctx, models_dir: str) -> None:
     save_file({k: v.contiguous() for k, v in vae.state_dict().items() if k.startswith(("encoder.", "quant_conv."))},
               os.path.join(ctx.work, "vae_encoder.safetensors"))
     json.dump({"scaling_factor": vae.config.scaling_factor}, open(os.path.join(ctx.work, "vae_scaling.json"), "w"))
-    for stage, model in (("clip", clip), ("vae", vae), ("vae_ft", vae), ("unet", unet)):
+    for stage, model in (("clip", clip), ("clip_ft", clip), ("vae", vae), ("vae_ft", vae), ("unet", unet)):
         ema = {f"ema.{k}": v.contiguous() for k, v in model.state_dict().items()}
         rp = os.path.join(RESUME_DIR, f"{stage}.safetensors")
         if os.path.exists(rp):
@@ -910,13 +951,16 @@ def stage_export(ctx: Ctx, out_dir: str) -> None:
     sched = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                           beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
                           steps_offset=1)
+    # The UNet ships in fp16, as most SD 1.x checkpoints do (and it keeps both folders under 40 MB);
+    # the engine computes in fp32 from it. The small VAE and text tower stay fp32.
+    unet = unet.half()
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=ctx.tok, unet=unet, scheduler=sched,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(sd_dir, safe_serialization=True)
     for d in (clip_dir, sd_dir):
         tot = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs)
         print(f"[export] {d}: {tot / 1e6:.1f} MB", flush=True)
-    for st in ("clip", "vae", "vae_ft", "unet"):
+    for st in ("clip", "clip_ft", "vae", "vae_ft", "unet"):
         png = os.path.join(ctx.work, f"{st}_loss.png")
         if os.path.exists(png):
             shutil.copy(png, os.path.join(HERE, f"{st}_loss.png"))
@@ -962,11 +1006,12 @@ def measure(ctx: Ctx, n: int = 4) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", default="all",
-                    choices=["all", "clip", "vae", "vae_ft", "unet", "export", "pack-resume", "unpack-resume"])
+                    choices=["all", "clip", "clip_ft", "vae", "vae_ft", "unet", "export", "pack-resume", "unpack-resume"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--work", default=os.path.join(HERE, "checkpoints"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models"))
     ap.add_argument("--steps-clip", type=int, default=None)
+    ap.add_argument("--steps-clip-ft", type=int, default=None)
     ap.add_argument("--steps-vae", type=int, default=None)
     ap.add_argument("--steps-unet", type=int, default=None)
     ap.add_argument("--clip-text-steps", type=int, default=None, help="freeze the text tower after N CLIP steps")
@@ -979,7 +1024,7 @@ def main() -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("train.py: error: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
-    for k in ("steps_clip", "steps_vae", "steps_unet"):
+    for k in ("steps_clip", "steps_clip_ft", "steps_vae", "steps_unet"):
         v = getattr(args, k)
         if v is not None and v < 1:
             print(f"train.py: error: --{k.replace('_', '-')} must be >= 1, got {v}", file=sys.stderr)
@@ -992,12 +1037,14 @@ def main() -> int:
     if args.measure:
         measure(ctx)
         return 0
-    stages = ["clip", "vae", "vae_ft", "unet", "export"] if args.stage == "all" else [args.stage]
+    stages = ["clip", "clip_ft", "vae", "vae_ft", "unet", "export"] if args.stage == "all" else [args.stage]
     for st in stages:
         if STOP["flag"]:
             return 1
         if st == "clip":
             stage_clip(ctx)
+        elif st == "clip_ft":
+            stage_clip_ft(ctx)
         elif st == "vae":
             stage_vae(ctx)
         elif st == "vae_ft":
