@@ -114,41 +114,39 @@ static void test_conv(void) {
     }
 }
 
-/* A conv big enough that im2col runs in several bands, against a direct
- * double-precision loop; and the same conv with 1 and 2 threads, bitwise. */
-static void test_conv_banded(void) {
-    const int N = 1, Cin = 64, H = 96, W = 95, Cout = 4, k = 3, s = 1, p = 1;
-    const int Ho = H, Wo = W;
+/* op_conv2d against a direct double-precision loop, and with 1 and 2
+ * threads, bitwise. */
+static void conv_vs_double(const char *name, int N, int Cin, int H, int W, int Cout, int k, int s, int p) {
+    const int Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
     size_t nx = (size_t)N * Cin * H * W, nw = (size_t)Cout * Cin * k * k,
            no = (size_t)N * Cout * Ho * Wo;
     size_t ns = op_conv2d_scratch(Cin, H, W, k, s, p);
-    CHECK(ns < (size_t)Cin * k * k * Ho * Wo, "banded conv: scratch %zu must be below a full "
-          "im2col (%zu)", ns, (size_t)Cin * k * k * Ho * Wo);
     float *x = alloc_f(nx), *w = alloc_f(nw), *b = alloc_f(Cout), *out1 = alloc_f(no),
           *out2 = alloc_f(no), *ref = alloc_f(no), *scratch = alloc_f(ns);
     fill_rand(x, nx, 1);
     fill_rand(w, nw, 2);
     fill_rand(b, Cout, 3);
-    for (int co = 0; co < Cout; co++)
-        for (int oy = 0; oy < Ho; oy++)
-            for (int ox = 0; ox < Wo; ox++) {
-                double acc = b[co];
-                for (int c = 0; c < Cin; c++)
-                    for (int ki = 0; ki < k; ki++)
-                        for (int kj = 0; kj < k; kj++) {
-                            int iy = oy * s - p + ki, ix = ox * s - p + kj;
-                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                            acc += (double)x[((size_t)c * H + iy) * W + ix] *
-                                   w[(((size_t)co * Cin + c) * k + ki) * k + kj];
-                        }
-                ref[((size_t)co * Ho + oy) * Wo + ox] = (float)acc;
-            }
+    for (int n = 0; n < N; n++)
+        for (int co = 0; co < Cout; co++)
+            for (int oy = 0; oy < Ho; oy++)
+                for (int ox = 0; ox < Wo; ox++) {
+                    double acc = b[co];
+                    for (int c = 0; c < Cin; c++)
+                        for (int ki = 0; ki < k; ki++)
+                            for (int kj = 0; kj < k; kj++) {
+                                int iy = oy * s - p + ki, ix = ox * s - p + kj;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                acc += (double)x[(((size_t)n * Cin + c) * H + iy) * W + ix] *
+                                       w[(((size_t)co * Cin + c) * k + ki) * k + kj];
+                            }
+                    ref[(((size_t)n * Cout + co) * Ho + oy) * Wo + ox] = (float)acc;
+                }
     oir_set_threads(1);
     op_conv2d(out1, x, w, b, N, Cin, H, W, Cout, k, s, p, scratch);
     oir_set_threads(2);
     op_conv2d(out2, x, w, b, N, Cin, H, W, Cout, k, s, p, scratch);
-    th_close("conv3x3 banded (576-term sums) vs double", out2, ref, no, 1e-4f, 1e-4f);
-    CHECK(memcmp(out1, out2, no * sizeof(float)) == 0, "conv2d: 1 and 2 threads differ");
+    th_close(name, out2, ref, no, 1e-4f, 1e-4f);
+    CHECK(memcmp(out1, out2, no * sizeof(float)) == 0, "%s: 1 and 2 threads differ", name);
     free(x);
     free(w);
     free(b);
@@ -156,6 +154,21 @@ static void test_conv_banded(void) {
     free(out2);
     free(ref);
     free(scratch);
+}
+
+/* A conv big enough that im2col runs in several bands (its scratch stays
+ * below a full im2col), and batches of small maps (stride 2, no padding). */
+static void test_conv_banded(void) {
+    const int Cin = 64, H = 96, W = 95, k = 3;
+    size_t ns = op_conv2d_scratch(Cin, H, W, k, 1, 1);
+    CHECK(ns < (size_t)Cin * k * k * H * W, "banded conv: scratch %zu must be below a full "
+          "im2col (%zu)", ns, (size_t)Cin * k * k * H * W);
+    conv_vs_double("conv3x3 banded (576-term sums) vs double", 1, Cin, H, W, 4, k, 1, 1);
+    conv_vs_double("conv3x3 4x4 maps, 70 images vs double", 70, 8, 4, 4, 5, 3, 1, 1);
+    conv_vs_double("conv3x3 8x8 maps, 9 images, 128 in-channels vs double", 9, 128, 8, 8, 16, 3, 1, 1);
+    conv_vs_double("conv3x3 stride 2 on 9x7 maps, 5 images vs double", 5, 6, 9, 7, 3, 3, 2, 1);
+    conv_vs_double("conv3x3 unpadded 6x6 maps, 3 images vs double", 3, 4, 6, 6, 2, 3, 1, 0);
+    conv_vs_double("conv1x1 stride 2 on 8x8 maps, 4 images vs double", 4, 6, 8, 8, 3, 1, 2, 0);
 }
 
 /* ---- norms, activations, softmax --------------------------------------- */

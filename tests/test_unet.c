@@ -400,6 +400,40 @@ cleanup:
     unload(&l);
 }
 
+/* Rows that repeat a text context (CFG batches: the negative and the positive
+ * prompt for every candidate) have their cross-attention keys and values
+ * projected once and copied: each row of [c0, c1, c0, c1, c2, c2] must still
+ * equal that row run alone. */
+static void check_shared_context(void) {
+    printf("batch rows sharing text contexts\n");
+    loaded l;
+    if (!load(&l, "sd/tiny-pipe/unet", "diffusion_pytorch_model.safetensors")) return;
+    const unet_config *c = &l.m->cfg;
+    enum { B = 6 };
+    int hw = 8, L = 77, which[B] = {0, 1, 0, 1, 2, 2};
+    size_t in_per = (size_t)c->in_channels * hw * hw, out_per = (size_t)c->out_channels * hw * hw;
+    size_t ctx_per = (size_t)L * c->cross_attention_dim;
+    float *x = malloc(B * in_per * sizeof(float)), *texts = malloc(3 * ctx_per * sizeof(float));
+    float *ctx = malloc(B * ctx_per * sizeof(float)), *out = malloc(B * out_per * sizeof(float));
+    float *row = malloc(out_per * sizeof(float)), ts[B] = {981, 961, 501, 481, 21, 1};
+    fill(x, B * in_per, 3), fill(texts, 3 * ctx_per, 4);
+    for (int r = 0; r < B; r++) memcpy(ctx + r * ctx_per, texts + which[r] * ctx_per, ctx_per * sizeof(float));
+    arena a = {0};
+    oir_error err = {0};
+    if (CHECK(arena_init(&a, unet_arena_bytes(l.m, B, hw, hw, L), &err) == OIR_OK, "%s", err.message) &&
+        CHECK(unet_forward(l.m, &a, x, ts, ctx, B, hw, hw, L, out, &err) == OIR_OK, "%s", err.message))
+        for (int r = 0; r < B; r++) {
+            int rc = unet_forward(l.m, &a, x + r * in_per, ts + r, ctx + r * ctx_per, 1, hw, hw, L, row, &err);
+            if (!CHECK(rc == OIR_OK, "row %d: %s", r, err.message)) break;
+            char what[64];
+            snprintf(what, sizeof what, "row %d (context %d) alone vs in batch", r, which[r]);
+            th_close(what, row, out + r * out_per, out_per, BATCH_TOL, BATCH_TOL);
+        }
+    arena_free(&a);
+    free(x), free(texts), free(ctx), free(out), free(row);
+    unload(&l);
+}
+
 /* ---- bad forward arguments ---------------------------------------------- */
 
 static void check_bad_forward(void) {
@@ -457,6 +491,7 @@ int main(void) {
                     "sd/unet-linproj", "diffusion_pytorch_model.safetensors",
                     "sd/ref_unet_linproj.safetensors");
     check_chunked();
+    check_shared_context();
     check_bad_configs();
     check_weight_errors();
     check_bad_forward();

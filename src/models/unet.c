@@ -432,6 +432,40 @@ static size_t attention_arena_bytes(int B, int T, int Tk, int C, int heads) {
            sd_floats_bytes(op_attention_scratch(T, Tk, heads, C / heads));
 }
 
+/* Cross-attention keys and values of g rows of text context (g, Tk, C_kv).
+ * The rows of a batch mostly repeat a few contexts (CFG: the negative and
+ * the positive prompt for every candidate), so each distinct context is
+ * projected once and copied to the rows that repeat it; with 77 context
+ * tokens against 16-64 image tokens at the tiny model's attention levels,
+ * the projections would otherwise be most of the attention's work. */
+static void context_kv(float *k, float *v, const float *ctx, const sd_linear *to_k, const sd_linear *to_v,
+                       int g, int Tk) {
+    int Ckv = to_k->in, C = to_k->out;
+    size_t ctx_n = (size_t)Tk * Ckv, kv_n = (size_t)Tk * C;
+    for (int i = 0; i < g;) {
+        int same = -1;
+        for (int j = 0; j < i && same < 0; j++)
+            if (!memcmp(ctx + i * ctx_n, ctx + j * ctx_n, ctx_n * sizeof(float))) same = j;
+        if (same >= 0) {
+            memcpy(k + i * kv_n, k + same * kv_n, kv_n * sizeof(float));
+            memcpy(v + i * kv_n, v + same * kv_n, kv_n * sizeof(float));
+            i++;
+            continue;
+        }
+        /* a run of rows whose contexts are new: projected together */
+        int e = i + 1;
+        for (; e < g; e++) {
+            int seen = 0;
+            for (int j = 0; j < e && !seen; j++)
+                seen = !memcmp(ctx + e * ctx_n, ctx + j * ctx_n, ctx_n * sizeof(float));
+            if (seen) break;
+        }
+        op_linear(k + i * kv_n, ctx + i * ctx_n, to_k->w, to_k->b, (e - i) * Tk, Ckv, C);
+        op_linear(v + i * kv_n, ctx + i * ctx_n, to_v->w, to_v->b, (e - i) * Tk, Ckv, C);
+        i = e;
+    }
+}
+
 /* Attention (diffusers AttnProcessor), added onto the residual stream:
  *   h (B, T, C) += to_out(softmax(q k^T / sqrt(d)) v),
  *   q = to_q(n), k = to_k(src), v = to_v(src).
@@ -455,8 +489,12 @@ static int attention_add(const sd_linear *to_q, const sd_linear *to_k, const sd_
         float *nb = n + (size_t)b0 * T * C;
         const float *sb = src + (size_t)b0 * Tk * Ckv;
         op_linear(q, nb, to_q->w, to_q->b, g * T, C, C);
-        op_linear(k, sb, to_k->w, to_k->b, g * Tk, Ckv, C);
-        op_linear(v, sb, to_v->w, to_v->b, g * Tk, Ckv, C);
+        if (src == n) {
+            op_linear(k, sb, to_k->w, to_k->b, g * Tk, Ckv, C);
+            op_linear(v, sb, to_v->w, to_v->b, g * Tk, Ckv, C);
+        } else {
+            context_kv(k, v, sb, to_k, to_v, g, Tk);
+        }
         /* q, k, v are computed: nb is free to take the attention output */
         op_attention(nb, q, k, v, g, T, Tk, heads, d, scale, NULL, 0, scratch);
         sd_linear_add(h + (size_t)b0 * T * C, nb, to_out, g * T);
