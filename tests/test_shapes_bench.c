@@ -209,10 +209,13 @@ static void test_judge(const clip_model *clip, const se_scene_set *hs, se_judge 
         const unsigned char *ci[1] = {rgb}, *cm[1] = {cells};
         float *e1 = malloc(sizeof(float) * j->P), *e2 = malloc(sizeof(float) * j->P);
         int ok1 = se_judge_classify(j, ci, cm, 1, size, NULL, NULL, NULL, e1, &err) == OIR_OK;
-        j->patch_centre = 1;
+        j->patch_mode = SE_PATCH_CENTRE;
         int ok2 = se_judge_classify(j, ci, cm, 1, size, NULL, NULL, NULL, e2, &err) == OIR_OK;
-        j->patch_centre = 0;
         if (CHECK(ok1 && ok2, "%s", err.message)) th_close("cell-aligned mask: centre == nearest", e2, e1, j->P, 0, 0);
+        j->patch_mode = SE_PATCH_ANY;
+        ok2 = se_judge_classify(j, ci, cm, 1, size, NULL, NULL, NULL, e2, &err) == OIR_OK;
+        if (CHECK(ok2, "%s", err.message)) th_close("cell-aligned mask: any == nearest", e2, e1, j->P, 0, 0);
+        j->patch_mode = SE_PATCH_NEAREST;
         free(e1);
         free(e2);
         free(raw);

@@ -64,7 +64,7 @@ typedef struct {
 } step_dist;
 
 typedef struct {
-    const char *model, *clip_dir, *cases_dir, *out, *patch;
+    const char *model, *clip_dir, *cases_dir, *out, *patch, *read;
     int n, T, R, J, threads, quiet, sheets, offset;
     float guidance;
 } options;
@@ -97,8 +97,12 @@ static void usage(FILE *to) {
             "  --sheets N     also write PREFIX_sheets/<case>.png for the first N cases of each\n"
             "                 kind: source | ground truth | fixed k... | search | search-u | OIR |\n"
             "                 oracle\n"
-            "  --patch MODE   the judge's mask-to-patch-grid convention: nearest (default, as the\n"
-            "                 search metric) or centre (as tools/train/eval.py)\n"
+            "  --patch MODE   the judge's mask-to-patch-grid convention: any (default: every patch\n"
+            "                 the mask touches), nearest (as the search metric) or centre (as\n"
+            "                 tools/train/eval.py)\n"
+            "  --read HOW     how the judge reads an object: words (default: colour words on the\n"
+            "                 image, shape words on its greyscale) or phrase (arg-max over every\n"
+            "                 'COLOUR SHAPE' phrase)\n"
             "  --threads N    CPU threads (default $OIR_THREADS, else all cores)\n");
 }
 
@@ -303,7 +307,7 @@ int main(int argc, char **argv) {
             return 0;
         }
     options o = {"models/tiny-shapes", "models/tiny-clip", "bench/scenes/edit", "bench/results/edit_quality",
-                 "nearest", 0, 20, -1, -1, 0, 0, 0, 0, 7.5f};
+                 "any", "words", 0, 20, -1, -1, 0, 0, 0, 0, 7.5f};
     const cli_opt opts[] = {
         {"--model", CLI_STR, &o.model, 0, 0},
         {"--clip", CLI_STR, &o.clip_dir, 0, 0},
@@ -319,6 +323,7 @@ int main(int argc, char **argv) {
         {"--threads", CLI_INT, &o.threads, 1, 1024},
         {"--quiet", CLI_FLAG, &o.quiet, 0, 0},
         {"--patch", CLI_STR, &o.patch, 0, 0},
+        {"--read", CLI_STR, &o.read, 0, 0},
     };
     oir_error err = {0};
     int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL, &err);
@@ -326,8 +331,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "edit_bench: %s\n", err.message);
         return 2;
     }
-    if (strcmp(o.patch, "nearest") && strcmp(o.patch, "centre")) {
-        fprintf(stderr, "edit_bench: --patch is 'nearest' or 'centre' (got '%s')\n", o.patch);
+    if (strcmp(o.read, "words") && strcmp(o.read, "phrase")) {
+        fprintf(stderr, "edit_bench: --read is 'words' or 'phrase' (got '%s')\n", o.read);
+        return 2;
+    }
+    if (se_patch_mode(o.patch) < 0) {
+        fprintf(stderr, "edit_bench: --patch is " SE_PATCH_MODES " (got '%s')\n", o.patch);
         return 2;
     }
     if (o.R < 0) o.R = (o.T + 2) / 5;
@@ -356,7 +365,8 @@ int main(int argc, char **argv) {
     if ((rc = clip_model_load(&clip, o.clip_dir, &err))) goto fail;
     if ((rc = se_judge_init(&judge, clip, &set.vocab, &err))) goto fail;
     have_judge = 1;
-    judge.patch_centre = !strcmp(o.patch, "centre"); /* the judge only; the search metric is the library's */
+    judge.patch_mode = se_patch_mode(o.patch);
+    judge.read_words = !strcmp(o.read, "words"); /* the judge only; the search metric is the library's */
     int size = oir_context_image_size(ctx), T = o.T;
     size_t hw = (size_t)size * size;
     /* buffers: rgb, gt, union, pair masks, object masks, OIR image, target text */
@@ -545,10 +555,10 @@ int main(int argc, char **argv) {
             fprintf(outs[w],
                     "## Edit quality: fixed inversion steps vs the search metric vs OIR\n\n"
                     "%d cases (%d single-pair, %d multi-pair) from %s; model %s, judge/scorer %s; DDIM T = %d, "
-                    "CFG %g (negative = source prompt), OIR R = %d, J = %d; judge masks: %s; %d thread(s), %.0f s "
+                    "CFG %g (negative = source prompt), OIR R = %d, J = %d; judge masks: %s, reads %s; %d thread(s), %.0f s "
                     "(%.1f s per case).\n",
                     n_run, done_kind[0], done_kind[1], o.cases_dir, o.model, o.clip_dir, T, o.guidance, o.R, o.J,
-                    o.patch,
+                    o.patch, o.read,
                     oir_get_threads(), total, n_run ? total / n_run : 0.0);
             print_tables(outs[w], sums, dist, first_right, never_right, &within, multi_varied, multi_cases, lowered_R, T);
             if (search_mismatch)
@@ -563,6 +573,7 @@ int main(int argc, char **argv) {
         cJSON_AddStringToObject(root, "cases_dir", o.cases_dir);
         cJSON_AddNumberToObject(root, "steps", T);
         cJSON_AddStringToObject(root, "judge_patch", o.patch);
+        cJSON_AddStringToObject(root, "judge_reads", o.read);
         cJSON_AddNumberToObject(root, "guidance", o.guidance);
         cJSON_AddNumberToObject(root, "reassembly_step", o.R);
         cJSON_AddNumberToObject(root, "reinversion_steps", o.J);

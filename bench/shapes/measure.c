@@ -69,9 +69,12 @@ int se_quality_scene(sampler *s, se_judge *j, const se_scene *sc, const unsigned
         goto done;
     }
     double t0 = clock_wall_s();
-    if (p->what & SE_Q_CLIP) { /* (a) */
+    if (p->what & SE_Q_CLIP) { /* (a): the phrases here, the words (a') below, whatever the judge's default */
+        int read_words = j->read_words;
+        j->read_words = 0;
         rc = judge_objects(j, sc, rgb, masks, size, &q->clip_objects, &q->clip_both, &q->clip_colour,
                            &q->clip_shape, &q->clip_heldout, &q->clip_heldout_both, &all, err);
+        j->read_words = read_words;
         if (rc) goto done;
         const unsigned char *imgs[SE_MAX_OBJECTS], *ms[SE_MAX_OBJECTS];
         int col[SE_MAX_OBJECTS], shp[SE_MAX_OBJECTS];

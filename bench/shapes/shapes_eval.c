@@ -464,6 +464,13 @@ static int preprocess_rgb(se_judge *j, const unsigned char *rgb, int size, float
     return rc;
 }
 
+int se_patch_mode(const char *name) {
+    if (!strcmp(name, "nearest")) return SE_PATCH_NEAREST;
+    if (!strcmp(name, "centre")) return SE_PATCH_CENTRE;
+    if (!strcmp(name, "any")) return SE_PATCH_ANY;
+    return -1;
+}
+
 int se_judge_classify(se_judge *j, const unsigned char *const *images, const unsigned char *const *masks,
                       int n, int size, int *colour, int *shape, int *bg, float *embeds_out, oir_error *err) {
     size_t px = (size_t)3 * j->S * j->S, G2 = (size_t)j->grid * j->grid, hw = (size_t)size * size;
@@ -477,12 +484,18 @@ int se_judge_classify(se_judge *j, const unsigned char *const *images, const uns
             int i = start + b;
             rc = preprocess_rgb(j, images[i], size, j->pixels + b * px, err);
             const unsigned char *m = masks ? masks[i] : NULL;
-            if (!rc && m && j->patch_centre) {
+            if (!rc && m && j->patch_mode == SE_PATCH_CENTRE) {
                 for (int gy = 0; gy < j->grid; gy++)
                     for (int gx = 0; gx < j->grid; gx++) {
                         int y = (int)((gy + 0.5) * size / j->grid), x = (int)((gx + 0.5) * size / j->grid);
                         j->patch_masks[b * G2 + (size_t)gy * j->grid + gx] = m[(size_t)y * size + x] != 0;
                     }
+            } else if (!rc && m && j->patch_mode == SE_PATCH_ANY) {
+                memset(j->patch_masks + b * G2, 0, G2);
+                for (int y = 0; y < size; y++)
+                    for (int x = 0; x < size; x++)
+                        if (m[(size_t)y * size + x])
+                            j->patch_masks[b * G2 + (size_t)(y * j->grid / size) * j->grid + x * j->grid / size] = 1;
             } else if (!rc && m) {
                 for (size_t k = 0; k < hw; k++) mf[k] = m[k] ? 1.0f : 0.0f;
                 rc = clip_patch_mask(j->patch_masks + b * G2, mf, size, size, &j->clip->preprocess, j->grid, err);
@@ -499,7 +512,7 @@ int se_judge_classify(se_judge *j, const unsigned char *const *images, const uns
             int i = start + b;
             float *e = j->embeds + (size_t)b * j->P;
             normalize(e, j->P);
-            if (colour || shape) {
+            if ((colour || shape) && !j->read_words) {
                 int k = se_argmax_dot(e, j->pair_text, j->n_pairs, j->P);
                 if (colour) colour[i] = k / j->vocab->n_shapes;
                 if (shape) shape[i] = k % j->vocab->n_shapes;
@@ -509,19 +522,46 @@ int se_judge_classify(se_judge *j, const unsigned char *const *images, const uns
         }
     }
     free(mf);
+    if (!rc && (colour || shape) && j->read_words) {
+        int *c = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1)), *s = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+        rc = c && s ? se_judge_classify_attrs(j, images, masks, n, size, c, s, err)
+                    : oir_fail(err, OIR_E_NOMEM, "judge: out of memory");
+        for (int i = 0; !rc && i < n; i++) {
+            if (colour) colour[i] = c[i];
+            if (shape) shape[i] = s[i];
+        }
+        free(c), free(s);
+    }
     return rc;
 }
 
 int se_judge_classify_attrs(se_judge *j, const unsigned char *const *images, const unsigned char *const *masks,
                             int n, int size, int *colour, int *shape, oir_error *err) {
-    float *e = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1) * j->P);
-    if (!e) return oir_fail(err, OIR_E_NOMEM, "judge: out of memory");
+    size_t hw3 = (size_t)size * size * 3, nn = (size_t)(n > 0 ? n : 1);
+    float *e = malloc(sizeof(float) * nn * j->P), *eg = malloc(sizeof(float) * nn * j->P);
+    unsigned char *grey = malloc(nn * hw3);
+    const unsigned char **gp = calloc(nn, sizeof(*gp));
+    if (!e || !eg || !grey || !gp) {
+        free(e), free(eg), free(grey), free(gp);
+        return oir_fail(err, OIR_E_NOMEM, "judge: out of memory");
+    }
+    /* the shape is read from the greyscale image (luma as in training's grey views) */
+    for (int i = 0; i < n; i++) {
+        unsigned char *g = grey + (size_t)i * hw3;
+        for (size_t k = 0; k < hw3; k += 3) {
+            const unsigned char *px = images[i] + k;
+            float y = 0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2];
+            g[k] = g[k + 1] = g[k + 2] = (unsigned char)(y + 0.5f);
+        }
+        gp[i] = g;
+    }
     int rc = se_judge_classify(j, images, masks, n, size, NULL, NULL, NULL, e, err);
+    if (!rc) rc = se_judge_classify(j, gp, masks, n, size, NULL, NULL, NULL, eg, err);
     for (int i = 0; !rc && i < n; i++) {
         colour[i] = se_argmax_dot(e + (size_t)i * j->P, j->colour_text, j->vocab->n_colours, j->P);
-        shape[i] = se_argmax_dot(e + (size_t)i * j->P, j->shape_text, j->vocab->n_shapes, j->P);
+        shape[i] = se_argmax_dot(eg + (size_t)i * j->P, j->shape_text, j->vocab->n_shapes, j->P);
     }
-    free(e);
+    free(e), free(eg), free(grey), free(gp);
     return rc;
 }
 

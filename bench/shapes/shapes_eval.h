@@ -152,12 +152,23 @@ typedef struct {
     uint8_t *patch_masks; /* (batch, grid * grid) */
     float *embeds;        /* (batch, P) */
     int32_t *ids;         /* (ctx_len) */
-    /* 0 (default): masks reach the patch grid as the search metric's scorer
-     * does (clip_patch_mask: torch nearest, the top-left pixel of each cell);
-     * 1: the pixel at each cell's centre (tools/train/eval.py's "center"), to
-     * compare with the Python numbers. */
-    int patch_centre;
+    /* How a pixel mask reaches the patch grid: se_patch_mode below. */
+    int patch_mode;
+    /* 0: se_judge_classify reads colour and shape from the colour-shape
+     * phrases; 1: as se_judge_classify_attrs (words, shape on greyscale). */
+    int read_words;
 } se_judge;
+
+/* SE_PATCH_NEAREST (default): as the search metric's scorer (clip_patch_mask:
+ * torch nearest, the top-left pixel of each cell); SE_PATCH_CENTRE: the pixel
+ * at each cell's centre (tools/train/eval.py's "center"), to compare with the
+ * Python numbers; SE_PATCH_ANY: every cell the mask touches (a 16-pixel object
+ * under 8-pixel patches keeps 2-4 cells by nearest sampling, all 4-9 this way). */
+enum { SE_PATCH_NEAREST, SE_PATCH_CENTRE, SE_PATCH_ANY };
+#define SE_PATCH_MODES "nearest, centre or any"
+
+/* "nearest" | "centre" | "any" -> SE_PATCH_*; -1 for anything else. */
+int se_patch_mode(const char *name);
 
 int se_judge_init(se_judge *j, const clip_model *clip, const se_vocab *vocab, oir_error *err);
 void se_judge_free(se_judge *j);
@@ -171,16 +182,19 @@ int se_argmax_dot(const float *e, const float *table, int n, int P);
 
 /* n (image, mask) items of side `size`; images[i] and masks[i] may repeat
  * the same buffers. mask NULL: the unmasked embedding. Outputs (optional):
- * colour[i], shape[i] (arg-max over every colour-shape phrase), bg[i]
+ * colour[i], shape[i] (arg-max over every colour-shape phrase, or as
+ * se_judge_classify_attrs when read_words is set), bg[i]
  * (arg-max over the background phrases), embeds_out (n, P) normalised. */
 int se_judge_classify(se_judge *j, const unsigned char *const *images,
                       const unsigned char *const *masks, int n, int size, int *colour,
                       int *shape, int *bg, float *embeds_out, oir_error *err);
 
 /* The other reading of "colour and shape picked": colour = arg-max over the
- * colour words alone ("red"), shape = arg-max over the shape words alone
- * ("star") — what the CLIP's attribute loss trained; it does not need the
- * held-out phrase "red star" itself to be well placed. */
+ * colour words alone ("red") on the image, shape = arg-max over the shape
+ * words alone ("star") on the image's greyscale (luma) copy — what the
+ * CLIP's attribute loss and its greyscale shape views trained. It does not
+ * need the held-out phrase "red star" to be well placed, and the shape is
+ * read without the colour that training only ever saw with other shapes. */
 int se_judge_classify_attrs(se_judge *j, const unsigned char *const *images,
                             const unsigned char *const *masks, int n, int size, int *colour,
                             int *shape, oir_error *err);
