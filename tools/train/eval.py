@@ -11,6 +11,8 @@ colour+shape combinations where stated):
   3. generation for held-out prompts (DDIM 50, CFG 7.5): share of images with every object right,
      judged by the tiny CLIP through each object's slot mask
   4. DDIM inversion (50 steps, source prompt, guidance 1) then reconstruction: PSNR
+  5. how much the text encoder's per-token output moves when a colour, shape or position
+     word changes (what the UNet's cross-attention has to tell captions apart by)
 """
 from __future__ import annotations
 
@@ -56,6 +58,49 @@ class Scorer:
         e = T.masked_image_embeds(self.clip, T.clip_normalize(x01), T.vision_attention_mask(pm))
         e = torch.nn.functional.normalize(e, dim=-1)
         return [self.pairs[i] for i in (e @ self.t.T).argmax(-1).tolist()]
+
+
+@torch.no_grad()
+def text_sensitivity(sd_dir: str, n: int = 64) -> dict:
+    """How much the text encoder's per-token output (what the UNet's cross-attention reads)
+    moves when one word of a caption changes: the first object's colour, its shape, or its
+    position word ("left" -> "right", ...). Mean over n random captions of
+    |h(changed) - h(original)| / |h(original)| at the changed token, and averaged over the
+    tokens after it (up to the end of text)."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+    tok = CLIPTokenizer.from_pretrained(os.path.join(sd_dir, "tokenizer"))
+    te = CLIPTextModel.from_pretrained(os.path.join(sd_dir, "text_encoder")).eval()
+    rng = np.random.default_rng(EVAL_SEED + 7)
+    out = {}
+    for kind in ("colour", "shape", "position"):
+        at, after = [], []
+        for _ in range(n):
+            sc = W.random_scene(rng)
+            o = sc.objects[0]
+            if kind == "colour":
+                o2 = W.Obj(o.shape, [c for c in W.COLOURS if c != o.colour][int(rng.integers(len(W.COLOURS) - 1))], o.position)
+            elif kind == "shape":
+                o2 = W.Obj([s for s in W.SHAPES if s != o.shape][int(rng.integers(len(W.SHAPES) - 1))], o.colour, o.position)
+            else:
+                used = {x.position for x in sc.objects}
+                free = [p for p in W.POSITIONS if p not in used]
+                if not free:
+                    continue
+                o2 = W.Obj(o.shape, o.colour, free[int(rng.integers(len(free)))])
+            caps = [W.caption(sc), W.caption(W.Scene(sc.background, (o2,) + tuple(sc.objects[1:])))]
+            ids = tok(caps, padding="max_length", max_length=T.MAX_LEN, return_tensors="pt").input_ids
+            h = te(ids).last_hidden_state
+            diff = (h[0] - h[1]).norm(dim=-1) / h[0].norm(dim=-1)
+            changed = (ids[0] != ids[1]).nonzero().flatten()
+            if len(changed) == 0:
+                continue
+            first = int(changed[0])
+            end = int((ids[0] == tok.eos_token_id).nonzero()[0])
+            at.append(float(diff[first]))
+            if end > first + 1:
+                after.append(float(diff[first + 1:end + 1].mean()))
+        out[kind] = {"at_word": float(np.mean(at)), "after": float(np.mean(after))}
+    return out
 
 
 def main() -> int:
@@ -112,6 +157,10 @@ def main() -> int:
         lat = vae.encode(x01 * 2 - 1).latent_dist.mean
         rec = ((vae.decode(lat).sample + 1) / 2).clamp(0, 1)
     res["vae_psnr"] = float(psnr(rec, x01).mean())
+    res["text_sensitivity"] = text_sensitivity(sd)
+    print("5. text encoder: relative change of the per-token output when one word changes "
+          + ", ".join(f"{k}: {v['at_word']:.2f} at the word, {v['after']:.2f} after it"
+                      for k, v in res["text_sensitivity"].items()), flush=True)
     print(f"2. VAE reconstruction PSNR {res['vae_psnr']:.2f} dB  [bar >= 30]", flush=True)
 
     if args.quick:

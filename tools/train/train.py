@@ -77,6 +77,16 @@ DEFAULTS = dict(
     # colour-word and shape-word losses (the phrase classes are the seen combinations only, so
     # that loss alone teaches "a red object is never a star"), a quarter of the scenes in
     # greyscale, judged by shape alone: shape features that generalise to held-out colours.
+    # clip_joint: the text tower trains again, with the vision tower, from clip_ft's EMA. The
+    # second session measured (eval.py, "text encoder") that the tower frozen after 200 steps
+    # barely told shapes and positions apart in its per-token outputs (relative change 0.17 and
+    # 0.13 when a shape or position word changes, 1.44 for a colour word), so the UNet learned
+    # colours but not shapes or places. 32 whole scenes per step are contrasted with 16 captions
+    # that differ in one attribute; 16 more scenes give object views (a third in greyscale).
+    clip_joint=dict(steps=1200, batch=48, negs=16, n_contrast=32, lr=3e-4, warmup=50, wd=0.05, ema=0.99,
+                    grey=0.33, w_pair=0.5, w_attr=1.5),
+    # unet_ft: the UNet, from the unet stage's EMA, on clip_joint's text tower.
+    unet_ft=dict(steps=3000, batch=32, lr=3e-4, warmup=50, wd=0.0, ema=0.998, pool=32768, uncond=0.1),
     clip_ft=dict(steps=6000, batch=32, negs=8, lr=3e-4, warmup=50, wd=0.05, ema=0.995, grey=0.25, w_pair=0.5,
                  w_attr=1.5),
     # enc_steps: encoder + decoder train until then; the encoder (EMA) is then frozen and saved as
@@ -87,7 +97,7 @@ DEFAULTS = dict(
     vae_ft=dict(steps=900, batch=16, crop=0, lr=3e-4, warmup=20, wd=0.0, kl=0.0, ema=0.995),
     unet=dict(steps=6500, batch=32, lr=5e-4, warmup=200, wd=0.0, ema=0.999, pool=32768, uncond=0.1),
 )
-SEEDS = dict(clip=1, vae=2, unet=3, pool=4, init=5, clip_ft=6)
+SEEDS = dict(clip=1, vae=2, unet=3, pool=4, init=5, clip_ft=6, clip_joint=7, unet_ft=8)
 
 
 # ----------------------------------------------------------------------------- tokenizer
@@ -448,10 +458,11 @@ def _hard_negative(rng: np.random.Generator, scene: W.Scene) -> str:
 
 
 def clip_step_fn(ctx: Ctx, clip, n_negs: int = 16, focus_step: int = 1 << 30, seed: int = SEEDS["clip"],
-                 grey: float = 0.0, w_pair: float = 1.0, w_attr: float = 0.5):
+                 grey: float = 0.0, w_pair: float = 1.0, w_attr: float = 0.5, n_contrast: int = 8):
     """grey: fraction of scenes shown in greyscale, whose objects are then judged by shape alone
     (shape cues that do not lean on colour); w_pair / w_attr: weights of the colour+shape phrase
-    loss and of the separate colour-word and shape-word losses."""
+    loss and of the separate colour-word and shape-word losses; n_contrast: whole scenes in the
+    caption-contrastive loss after focus_step (the rest of the batch: object views only)."""
     tok = ctx.tok
     dev = ctx.dev
     pairs = _phrase_sets()
@@ -468,7 +479,7 @@ def clip_step_fn(ctx: Ctx, clip, n_negs: int = 16, focus_step: int = 1 << 30, se
         g = torch.Generator().manual_seed(seed * 1_000_003 + s)
         scenes, imgs, masks, bgmasks = scene_batch(rng, batch)
         focus = s >= focus_step
-        n_full = 8 if focus else len(scenes)
+        n_full = min(n_contrast, len(scenes)) if focus else len(scenes)
         n_neg = min(n_negs, n_full)
         caps = [W.caption(sc) for sc in scenes[:n_full]]
         negs = [_hard_negative(rng, sc) for sc in scenes[:n_neg]]
@@ -636,7 +647,8 @@ def run_stage(ctx: Ctx, stage: str, modules: Dict[str, torch.nn.Module], params,
         if STOP["flag"]:
             print(f"[{stage}] stopped on request after step {s + 1}; resume by running it again", flush=True)
             break
-    keys = {"clip": ["loss", "scene", "obj", "attr"], "clip_ft": ["loss", "scene", "obj", "attr"], "vae": ["mse", "l1", "kl"], "vae_ft": ["mse", "l1"],
+    keys = {"clip": ["loss", "scene", "obj", "attr"], "clip_ft": ["loss", "scene", "obj", "attr"],
+            "clip_joint": ["loss", "scene", "obj", "attr"], "unet_ft": ["loss"], "vae": ["mse", "l1", "kl"], "vae_ft": ["mse", "l1"],
             "unet": ["loss"]}[stage]
     plot_curves(log.path, os.path.join(ctx.work, f"{stage}_loss.png"), keys, f"{stage} training loss")
 
@@ -714,6 +726,23 @@ def stage_clip_ft(ctx: Ctx) -> None:
     run_stage(ctx, "clip_ft", {"clip": clip}, params, step, hp, ema=ema, ema_src=clip)
 
 
+def stage_clip_joint(ctx: Ctx) -> None:
+    hp = ctx.hp("clip_joint")
+    clip = new_clip(ctx.tok).to(ctx.dev)
+    load_ckpt(ctx.ckpt("clip_ft"), {"ema": clip}, None)
+    ema = new_clip(ctx.tok).to(ctx.dev)
+    ema.load_state_dict(clip.state_dict())
+    ema.requires_grad_(False)
+    print(f"[clip_joint] {nparams(clip) / 1e6:.2f} M trained params (both towers)", flush=True)
+    step = clip_step_fn(ctx, clip, hp["negs"], focus_step=0, seed=SEEDS["clip_joint"], grey=hp["grey"],
+                        w_pair=hp["w_pair"], w_attr=hp["w_attr"], n_contrast=hp["n_contrast"])
+    run_stage(ctx, "clip_joint", {"clip": clip}, list(clip.parameters()), step, hp, ema=ema, ema_src=clip)
+    if json.load(open(ctx.ckpt("clip_joint")[:-len(".safetensors")] + ".json"))["step"] >= hp["steps"]:
+        path = os.path.join(ctx.work, "clip_text2.safetensors")
+        save_file({k: v.contiguous() for k, v in ema.text_model.state_dict().items()}, path)
+        print(f"[clip_joint] text tower (EMA) saved for unet_ft: {path}", flush=True)
+
+
 def stage_vae(ctx: Ctx) -> None:
     hp = ctx.hp("vae")
     vae = new_vae().to(ctx.dev)
@@ -742,9 +771,10 @@ def stage_vae(ctx: Ctx) -> None:
 
 
 def load_trained_clip(ctx: Ctx):
-    """The final CLIP: the clip_ft stage's EMA when that stage has run, else the clip stage's."""
+    """The final CLIP: the EMA of the last CLIP stage that has run (clip_joint, clip_ft, clip)."""
     clip = new_clip(ctx.tok)
-    load_ckpt(ctx.ckpt("clip_ft") if os.path.exists(ctx.ckpt("clip_ft")) else ctx.ckpt("clip"), {"ema": clip}, None)
+    stage = next(st for st in ("clip_joint", "clip_ft", "clip") if os.path.exists(ctx.ckpt(st)))
+    load_ckpt(ctx.ckpt(stage), {"ema": clip}, None)
     return clip.to(ctx.dev).eval()
 
 
@@ -759,12 +789,13 @@ def load_frozen_encoder(ctx: Ctx):
     return vae.to(ctx.dev).eval()
 
 
-def load_frozen_text(ctx: Ctx):
-    """The CLIP text tower as frozen at clip text_steps (what the UNet is conditioned on)."""
+def load_frozen_text(ctx: Ctx, name: str = "clip_text"):
+    """A frozen CLIP text tower: clip_text (clip stage, text_steps; the unet stage's) or clip_text2
+    (clip_joint's; the unet_ft stage's and the shipped one)."""
     from transformers import CLIPTextModel
     clip = new_clip(ctx.tok)
     text = CLIPTextModel(clip.config.text_config)
-    path = os.path.join(ctx.work, "clip_text.safetensors")
+    path = os.path.join(ctx.work, f"{name}.safetensors")
     if not os.path.exists(path):
         raise RuntimeError(f"{path} is missing: run the clip stage past text_steps first")
     text.text_model.load_state_dict(load_file(path))
@@ -826,10 +857,11 @@ def scaling_factor(mean: torch.Tensor, std: torch.Tensor) -> float:
     return float(1.0 / z.flatten().std())
 
 
-def stage_unet(ctx: Ctx) -> None:
-    hp = ctx.hp("unet")
+def stage_unet(ctx: Ctx, stage: str = "unet") -> None:
+    """stage unet: from scratch on clip_text; unet_ft: from the unet stage's EMA on clip_text2."""
+    hp = ctx.hp(stage)
     vae = load_frozen_encoder(ctx)
-    text = load_frozen_text(ctx).text_model
+    text = load_frozen_text(ctx, "clip_text2" if stage == "unet_ft" else "clip_text").text_model
     for p in text.parameters():
         p.requires_grad_(False)
     mean, std, caps = latent_pool(ctx, vae, hp["pool"])
@@ -837,11 +869,13 @@ def stage_unet(ctx: Ctx) -> None:
     json.dump({"scaling_factor": sf}, open(os.path.join(ctx.work, "vae_scaling.json"), "w"))
     print(f"[unet] vae scaling_factor = {sf:.5f}", flush=True)
     unet = new_unet().to(ctx.dev)
+    if stage == "unet_ft":
+        load_ckpt(ctx.ckpt("unet"), {"ema": unet}, None)
     ema = new_unet().to(ctx.dev)
     ema.load_state_dict(unet.state_dict())
     for p in ema.parameters():
         p.requires_grad_(False)
-    print(f"[unet] {nparams(unet) / 1e6:.2f} M params", flush=True)
+    print(f"[{stage}] {nparams(unet) / 1e6:.2f} M params", flush=True)
     sched = new_train_scheduler()
     acp = sched.alphas_cumprod.to(ctx.dev)
     tok = ctx.tok
@@ -849,7 +883,7 @@ def stage_unet(ctx: Ctx) -> None:
     n = mean.shape[0]
 
     def step(s: int, batch: int):
-        g = torch.Generator().manual_seed(SEEDS["unet"] * 1_000_003 + s)
+        g = torch.Generator().manual_seed(SEEDS[stage] * 1_000_003 + s)
         idx = torch.randint(0, n, (batch,), generator=g)
         z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)).to(dev) * sf
         flip = torch.rand(batch, generator=g) < hp["uncond"]
@@ -864,7 +898,7 @@ def stage_unet(ctx: Ctx) -> None:
         loss = F.mse_loss(pred, eps)
         return loss, dict(loss=loss.item())
 
-    run_stage(ctx, "unet", {"unet": unet}, list(unet.parameters()), step, hp, ema=ema, ema_src=unet)
+    run_stage(ctx, stage, {"unet": unet}, list(unet.parameters()), step, hp, ema=ema, ema_src=unet)
 
 
 # ----------------------------------------------------------------------------- export
@@ -876,7 +910,7 @@ def pack_resume(ctx: Ctx, out_dir: str) -> None:
     """Writes tools/train/resume/: the live weights and AdamW state of the stages that have not
     reached their planned steps (their EMA weights are the shipped models, not repeated here)."""
     os.makedirs(RESUME_DIR, exist_ok=True)
-    for stage in ("clip", "clip_ft", "vae", "vae_ft", "unet"):
+    for stage in ("clip", "clip_ft", "clip_joint", "vae", "vae_ft", "unet", "unet_ft"):
         if not os.path.exists(ctx.ckpt(stage)):
             continue
         meta = json.load(open(ctx.ckpt(stage)[:-len(".safetensors")] + ".json"))
@@ -927,7 +961,8 @@ def stage_export(ctx: Ctx, out_dir: str) -> None:
     clip = load_trained_clip(ctx).cpu()
     vae = load_trained_vae(ctx).cpu()
     unet = new_unet()
-    load_ckpt(ctx.ckpt("unet"), {"ema": unet}, None)
+    unet_stage = "unet_ft" if os.path.exists(ctx.ckpt("unet_ft")) else "unet"
+    load_ckpt(ctx.ckpt(unet_stage), {"ema": unet}, None)
     sf = json.load(open(os.path.join(ctx.work, "vae_scaling.json")))["scaling_factor"]
     enc = load_file(os.path.join(ctx.work, "vae_encoder.safetensors"))
     for k, v in enc.items():
@@ -945,7 +980,7 @@ def stage_export(ctx: Ctx, out_dir: str) -> None:
                        image_mean=CLIP_MEAN, image_std=CLIP_STD).save_pretrained(clip_dir)
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPTextModel
-    text = load_frozen_text(ctx).cpu()
+    text = load_frozen_text(ctx, "clip_text2" if unet_stage == "unet_ft" else "clip_text").cpu()
     for k, v in text.text_model.state_dict().items():
         assert torch.equal(v, clip.text_model.state_dict()[k]), f"text tower of CLIP and SD differ at {k}"
     sched = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
@@ -960,7 +995,7 @@ def stage_export(ctx: Ctx, out_dir: str) -> None:
     for d in (clip_dir, sd_dir):
         tot = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs)
         print(f"[export] {d}: {tot / 1e6:.1f} MB", flush=True)
-    for st in ("clip", "clip_ft", "vae", "vae_ft", "unet"):
+    for st in ("clip", "clip_ft", "clip_joint", "vae", "vae_ft", "unet", "unet_ft"):
         png = os.path.join(ctx.work, f"{st}_loss.png")
         if os.path.exists(png):
             shutil.copy(png, os.path.join(HERE, f"{st}_loss.png"))
@@ -1006,12 +1041,14 @@ def measure(ctx: Ctx, n: int = 4) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", default="all",
-                    choices=["all", "clip", "clip_ft", "vae", "vae_ft", "unet", "export", "pack-resume", "unpack-resume"])
+                    choices=["all", "clip", "clip_ft", "clip_joint", "vae", "vae_ft", "unet", "unet_ft", "export", "pack-resume", "unpack-resume"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--work", default=os.path.join(HERE, "checkpoints"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models"))
     ap.add_argument("--steps-clip", type=int, default=None)
     ap.add_argument("--steps-clip-ft", type=int, default=None)
+    ap.add_argument("--steps-clip-joint", type=int, default=None)
+    ap.add_argument("--steps-unet-ft", type=int, default=None)
     ap.add_argument("--steps-vae", type=int, default=None)
     ap.add_argument("--steps-unet", type=int, default=None)
     ap.add_argument("--clip-text-steps", type=int, default=None, help="freeze the text tower after N CLIP steps")
@@ -1024,7 +1061,7 @@ def main() -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("train.py: error: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
-    for k in ("steps_clip", "steps_clip_ft", "steps_vae", "steps_unet"):
+    for k in ("steps_clip", "steps_clip_ft", "steps_clip_joint", "steps_vae", "steps_unet", "steps_unet_ft"):
         v = getattr(args, k)
         if v is not None and v < 1:
             print(f"train.py: error: --{k.replace('_', '-')} must be >= 1, got {v}", file=sys.stderr)
@@ -1037,7 +1074,7 @@ def main() -> int:
     if args.measure:
         measure(ctx)
         return 0
-    stages = ["clip", "clip_ft", "vae", "vae_ft", "unet", "export"] if args.stage == "all" else [args.stage]
+    stages = ["clip", "clip_ft", "clip_joint", "vae", "vae_ft", "unet", "unet_ft", "export"] if args.stage == "all" else [args.stage]
     for st in stages:
         if STOP["flag"]:
             return 1
@@ -1045,6 +1082,10 @@ def main() -> int:
             stage_clip(ctx)
         elif st == "clip_ft":
             stage_clip_ft(ctx)
+        elif st == "clip_joint":
+            stage_clip_joint(ctx)
+        elif st == "unet_ft":
+            stage_unet(ctx, "unet_ft")
         elif st == "vae":
             stage_vae(ctx)
         elif st == "vae_ft":
