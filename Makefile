@@ -116,7 +116,8 @@ $(SHAPES_PROGS): $(OUT)/bench/shapes/%: bench/shapes/%.c $(SHAPES_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ibench/shapes -o $@ $< $(SHAPES_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS)
 
-$(OUT)/tests/test_shapes_bench: tests/test_shapes_bench.c $(OUT)/tests/harness.o $(SHAPES_OBJ) $(LIB)
+# tests that judge images with the shapes world's CLIP judge (bench/shapes/shapes_eval.h)
+$(OUT)/tests/test_shapes_bench $(OUT)/tests/test_shapes_edit: $(OUT)/tests/%: tests/%.c $(OUT)/tests/harness.o $(SHAPES_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Ibench/shapes -o $@ $< $(OUT)/tests/harness.o $(SHAPES_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS)
 
@@ -136,4 +137,4 @@ bench-quality: deps
 	$(OUT)/bench/shapes/edit_bench --model models/tiny-shapes --clip models/tiny-clip \
 	  --cases bench/scenes/edit --out bench/results/edit_quality --sheets 4 $(BENCH_QUALITY_ARGS)
 
--include $(SHAPES_OBJ:.o=.d) $(SHAPES_PROGS:=.d) $(OUT)/tests/test_shapes_bench.d
+-include $(SHAPES_OBJ:.o=.d) $(SHAPES_PROGS:=.d) $(OUT)/tests/test_shapes_bench.d $(OUT)/tests/test_shapes_edit.d

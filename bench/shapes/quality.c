@@ -29,6 +29,7 @@
 
 #include "cli/cli_args.h"
 #include "cli/cli_sd.h"
+#include "cli/progress.h"
 #include "diffusion/sampler.h"
 #include "io/image.h"
 #include "models/loader.h"
@@ -249,6 +250,8 @@ int main(int argc, char **argv) {
     se_quality_params qp = {(do_a ? SE_Q_CLIP : 0) | (do_b ? SE_Q_VAE : 0) | (do_c ? SE_Q_GEN : 0) |
                                 (do_d ? SE_Q_INV : 0),
                             guidance, uncond, 0};
+    progress_bar bar;
+    progress_init(&bar, quiet);
     for (int i = 0; i < n; i++) {
         const se_scene *sc = &set.scenes[i];
         if ((rc = se_load_rgb(sc->image, size, rgb, &err))) goto fail;
@@ -258,9 +261,8 @@ int main(int argc, char **argv) {
         unsigned char *gen = i < SAMPLES ? sheet + (size_t)(SAMPLES + i) * hw * 3 : NULL;
         if (i < SAMPLES) memcpy(sheet + (size_t)i * hw * 3, rgb, hw * 3);
         if ((rc = se_quality_scene(&s, &judge, sc, rgb, masks, &qp, &q, do_c ? gen : NULL, &err))) goto fail;
-        if (!quiet) fprintf(stderr, "\rquality: scene %d/%d", i + 1, n);
+        progress_update(&bar, "held-out scenes", i + 1, n);
     }
-    if (!quiet) fprintf(stderr, "\n");
     print_table(stdout, &q, n, T, guidance);
     printf("\nmodel %s, CLIP %s, %d thread(s); seconds: a %.1f, b %.1f, c %.1f, d %.1f\n", model, clip_dir,
            oir_get_threads(), q.seconds[0], q.seconds[1], q.seconds[2], q.seconds[3]);

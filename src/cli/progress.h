@@ -16,6 +16,5 @@ void progress_init(progress_bar *p, int quiet);
  * finishes the line when done == total. Returns 0 (never cancels). Suitable
  * as the library's progress callback with user = the progress_bar. */
 int progress_update(void *user, const char *stage, int done, int total);
-double progress_now(void);
 
 #endif

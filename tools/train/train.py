@@ -87,7 +87,8 @@ DEFAULTS = dict(
                     grey=0.33, w_pair=0.5, w_attr=1.5),
     # unet_ft: the UNet, from the unet stage's EMA, on clip_joint's text tower.
     unet_ft=dict(steps=3000, batch=32, lr=3e-4, warmup=50, wd=0.0, ema=0.998, pool=32768, uncond=0.1),
-    clip_ft=dict(steps=6000, batch=32, negs=8, lr=3e-4, warmup=50, wd=0.05, ema=0.995, grey=0.25, w_pair=0.5,
+    # (the committed run planned 6000 steps and stopped it at 4195, before the decay, for clip_joint)
+    clip_ft=dict(steps=4195, batch=32, negs=8, lr=3e-4, warmup=50, wd=0.05, ema=0.995, grey=0.25, w_pair=0.5,
                  w_attr=1.5),
     # enc_steps: encoder + decoder train until then; the encoder (EMA) is then frozen and saved as
     # vae_encoder.safetensors for the UNet stage, and the decoder goes on alone (as SD's ft-MSE VAE).
@@ -95,7 +96,8 @@ DEFAULTS = dict(
     # vae_ft: the decoder alone, fine-tuned on whole 64x64 images from the vae stage's EMA (the
     # crops above give the mid-block attention 8x8 tokens; whole images give it 16x16).
     vae_ft=dict(steps=900, batch=16, crop=0, lr=3e-4, warmup=20, wd=0.0, kl=0.0, ema=0.995),
-    unet=dict(steps=6500, batch=32, lr=5e-4, warmup=200, wd=0.0, ema=0.999, pool=32768, uncond=0.1),
+    # (the committed run planned 6500 steps and stopped at 2011, before the decay, for unet_ft)
+    unet=dict(steps=2011, batch=32, lr=5e-4, warmup=200, wd=0.0, ema=0.999, pool=32768, uncond=0.1),
 )
 SEEDS = dict(clip=1, vae=2, unet=3, pool=4, init=5, clip_ft=6, clip_joint=7, unet_ft=8)
 
