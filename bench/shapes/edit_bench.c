@@ -331,8 +331,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "edit_bench: %s\n", err.message);
         return 2;
     }
-    if (strcmp(o.read, "words") && strcmp(o.read, "phrase")) {
-        fprintf(stderr, "edit_bench: --read is 'words' or 'phrase' (got '%s')\n", o.read);
+    if (se_read_words(o.read) < 0) {
+        fprintf(stderr, "edit_bench: --read is " SE_READ_MODES " (got '%s')\n", o.read);
         return 2;
     }
     if (se_patch_mode(o.patch) < 0) {
@@ -366,7 +366,7 @@ int main(int argc, char **argv) {
     if ((rc = se_judge_init(&judge, clip, &set.vocab, &err))) goto fail;
     have_judge = 1;
     judge.patch_mode = se_patch_mode(o.patch);
-    judge.read_words = !strcmp(o.read, "words"); /* the judge only; the search metric is the library's */
+    judge.read_words = se_read_words(o.read); /* the judge only; the search metric is the library's */
     int size = oir_context_image_size(ctx), T = o.T;
     size_t hw = (size_t)size * size;
     /* buffers: rgb, gt, union, pair masks, object masks, OIR image, target text */

@@ -199,8 +199,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "quality: --only takes letters among a, b, c, d (got '%s')\n", only);
         return 2;
     }
-    if (strcmp(read, "words") && strcmp(read, "phrase")) {
-        fprintf(stderr, "quality: --read is 'words' or 'phrase' (got '%s')\n", read);
+    if (se_read_words(read) < 0) {
+        fprintf(stderr, "quality: --read is " SE_READ_MODES " (got '%s')\n", read);
         return 2;
     }
     if (se_patch_mode(patch) < 0) {
@@ -231,7 +231,7 @@ int main(int argc, char **argv) {
     if ((rc = se_judge_init(&judge, clip, &set.vocab, &err))) goto fail;
     have_judge = 1;
     judge.patch_mode = se_patch_mode(patch);
-    judge.read_words = !strcmp(read, "words");
+    judge.read_words = se_read_words(read);
     if ((rc = sampler_init(&s, m, size, T, 0, &err))) goto fail;
     have_sampler = 1;
     size_t hw = (size_t)size * size;

@@ -471,6 +471,37 @@ int se_patch_mode(const char *name) {
     return -1;
 }
 
+/* Shape words on the greyscale (luma, as training's grey views) copies of the
+ * n images, through the same masks. */
+static int shapes_on_grey(se_judge *j, const unsigned char *const *images, const unsigned char *const *masks, int n,
+                          int size, int *shape, oir_error *err) {
+    size_t hw3 = (size_t)size * size * 3, nn = (size_t)(n > 0 ? n : 1);
+    float *eg = malloc(sizeof(float) * nn * j->P);
+    unsigned char *grey = malloc(nn * hw3);
+    const unsigned char **gp = calloc(nn, sizeof(*gp));
+    int rc = eg && grey && gp ? OIR_OK : oir_fail(err, OIR_E_NOMEM, "judge: out of memory");
+    for (int i = 0; !rc && i < n; i++) {
+        unsigned char *g = grey + (size_t)i * hw3;
+        for (size_t k = 0; k < hw3; k += 3) {
+            const unsigned char *px = images[i] + k;
+            float y = 0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2];
+            g[k] = g[k + 1] = g[k + 2] = (unsigned char)(y + 0.5f);
+        }
+        gp[i] = g;
+    }
+    if (!rc) rc = se_judge_classify(j, gp, masks, n, size, NULL, NULL, NULL, eg, err);
+    for (int i = 0; !rc && i < n; i++)
+        shape[i] = se_argmax_dot(eg + (size_t)i * j->P, j->shape_text, j->vocab->n_shapes, j->P);
+    free(eg), free(grey), free(gp);
+    return rc;
+}
+
+int se_read_words(const char *name) {
+    if (!strcmp(name, "words")) return 1;
+    if (!strcmp(name, "phrase")) return 0;
+    return -1;
+}
+
 int se_judge_classify(se_judge *j, const unsigned char *const *images, const unsigned char *const *masks,
                       int n, int size, int *colour, int *shape, int *bg, float *embeds_out, oir_error *err) {
     size_t px = (size_t)3 * j->S * j->S, G2 = (size_t)j->grid * j->grid, hw = (size_t)size * size;
@@ -512,7 +543,9 @@ int se_judge_classify(se_judge *j, const unsigned char *const *images, const uns
             int i = start + b;
             float *e = j->embeds + (size_t)b * j->P;
             normalize(e, j->P);
-            if ((colour || shape) && !j->read_words) {
+            if (j->read_words) {
+                if (colour) colour[i] = se_argmax_dot(e, j->colour_text, j->vocab->n_colours, j->P);
+            } else if (colour || shape) {
                 int k = se_argmax_dot(e, j->pair_text, j->n_pairs, j->P);
                 if (colour) colour[i] = k / j->vocab->n_shapes;
                 if (shape) shape[i] = k % j->vocab->n_shapes;
@@ -522,46 +555,16 @@ int se_judge_classify(se_judge *j, const unsigned char *const *images, const uns
         }
     }
     free(mf);
-    if (!rc && (colour || shape) && j->read_words) {
-        int *c = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1)), *s = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
-        rc = c && s ? se_judge_classify_attrs(j, images, masks, n, size, c, s, err)
-                    : oir_fail(err, OIR_E_NOMEM, "judge: out of memory");
-        for (int i = 0; !rc && i < n; i++) {
-            if (colour) colour[i] = c[i];
-            if (shape) shape[i] = s[i];
-        }
-        free(c), free(s);
-    }
+    if (!rc && shape && j->read_words) rc = shapes_on_grey(j, images, masks, n, size, shape, err);
     return rc;
 }
 
 int se_judge_classify_attrs(se_judge *j, const unsigned char *const *images, const unsigned char *const *masks,
                             int n, int size, int *colour, int *shape, oir_error *err) {
-    size_t hw3 = (size_t)size * size * 3, nn = (size_t)(n > 0 ? n : 1);
-    float *e = malloc(sizeof(float) * nn * j->P), *eg = malloc(sizeof(float) * nn * j->P);
-    unsigned char *grey = malloc(nn * hw3);
-    const unsigned char **gp = calloc(nn, sizeof(*gp));
-    if (!e || !eg || !grey || !gp) {
-        free(e), free(eg), free(grey), free(gp);
-        return oir_fail(err, OIR_E_NOMEM, "judge: out of memory");
-    }
-    /* the shape is read from the greyscale image (luma as in training's grey views) */
-    for (int i = 0; i < n; i++) {
-        unsigned char *g = grey + (size_t)i * hw3;
-        for (size_t k = 0; k < hw3; k += 3) {
-            const unsigned char *px = images[i] + k;
-            float y = 0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2];
-            g[k] = g[k + 1] = g[k + 2] = (unsigned char)(y + 0.5f);
-        }
-        gp[i] = g;
-    }
-    int rc = se_judge_classify(j, images, masks, n, size, NULL, NULL, NULL, e, err);
-    if (!rc) rc = se_judge_classify(j, gp, masks, n, size, NULL, NULL, NULL, eg, err);
-    for (int i = 0; !rc && i < n; i++) {
-        colour[i] = se_argmax_dot(e + (size_t)i * j->P, j->colour_text, j->vocab->n_colours, j->P);
-        shape[i] = se_argmax_dot(eg + (size_t)i * j->P, j->shape_text, j->vocab->n_shapes, j->P);
-    }
-    free(e), free(eg), free(grey), free(gp);
+    int read_words = j->read_words;
+    j->read_words = 1;
+    int rc = se_judge_classify(j, images, masks, n, size, colour, shape, NULL, NULL, err);
+    j->read_words = read_words;
     return rc;
 }
 

@@ -170,6 +170,10 @@ enum { SE_PATCH_NEAREST, SE_PATCH_CENTRE, SE_PATCH_ANY };
 /* "nearest" | "centre" | "any" -> SE_PATCH_*; -1 for anything else. */
 int se_patch_mode(const char *name);
 
+/* The judge's reading (read_words): "words" -> 1, "phrase" -> 0, else -1. */
+#define SE_READ_MODES "words or phrase"
+int se_read_words(const char *name);
+
 int se_judge_init(se_judge *j, const clip_model *clip, const se_vocab *vocab, oir_error *err);
 void se_judge_free(se_judge *j);
 
