@@ -134,7 +134,7 @@ typedef struct {
  * is the chosen candidate. */
 int oir_search(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
                const oir_pair *pair, const oir_params *p, oir_result **out, oir_error *err);
-/* Several pairs: search each, then reassemble (DESIGN.md §2.5). With one
+/* Several pairs: search each, then reassemble (docs/DESIGN.md §2.5). With one
  * pair this is oir_search. */
 int oir_edit(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
              const oir_pair *pairs, int n_pairs, const oir_params *p, oir_result **out,

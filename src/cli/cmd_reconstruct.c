@@ -20,7 +20,7 @@ static void usage(FILE *to) {
             "                       [--config DIR] [--variant fp16] [--out out.png]\n"
             "                       [--threads N] [--quiet]\n"
             "\n"
-            "Inverts an image and denoises it back (DESIGN.md 2.1): the image is center-cropped\n"
+            "Inverts an image and denoises it back (docs/DESIGN.md 2.1): the image is center-cropped\n"
             "to a square and resized (Pillow bicubic, as the authors' load_512), encoded with the\n"
             "VAE (posterior mean x scaling factor), inverted for all DDIM steps conditioned on\n"
             "the prompt without guidance, then denoised for all steps with the same prompt and\n"
