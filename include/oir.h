@@ -37,6 +37,13 @@ const char *oir_status_name(int code);
 /* Library version, e.g. "0.1.0". */
 const char *oir_version(void);
 
+/* The folder of the shipped tiny models (tiny-shapes/, tiny-clip/), used by
+ * the defaults: $OIR_MODELS when set; else, walking up from the folder of
+ * liboir.so (or of the program linked with liboir.a), the first ancestor A
+ * with A/share/oir/models (an install) or A/models (the source tree); else
+ * "models". */
+const char *oir_models_dir(void);
+
 /* Number of CPU threads used by kernels and BLAS (default: all cores). */
 void oir_set_threads(int n);
 int oir_get_threads(void);
@@ -73,7 +80,8 @@ typedef struct {
     int threads;            /* 0: all cores */
 } oir_context_params;
 
-oir_context_params oir_context_default_params(void); /* the shipped tiny models */
+/* The shipped tiny models (oir_models_dir()/tiny-shapes and /tiny-clip). */
+oir_context_params oir_context_default_params(void);
 int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *err);
 void oir_context_free(oir_context *ctx);
 /* Native image side of the model (unet sample_size x VAE factor). */
@@ -140,6 +148,24 @@ int oir_edit(oir_context *ctx, const unsigned char *rgb, int size, const char *s
              const oir_pair *pairs, int n_pairs, const oir_params *p, oir_result **out,
              oir_error *err);
 void oir_result_free(oir_result *r);
+
+/* ==== Images in and out ====================================================
+ * 8-bit RGB (H, W, 3) row-major; masks (H, W) of 0/1 bytes. Buffers are
+ * malloc'd by the library: release them with oir_free. */
+
+/* Reads a PNG or JPEG. size > 0: centre crop to a square and resize to
+ * size x size (bicubic), as the CLI and the authors' loader do — what
+ * oir_edit takes; size 0: the image as it is. width/height (may be NULL)
+ * receive the result's size. */
+int oir_image_load(const char *path, int size, unsigned char **rgb_out, int *width_out,
+                   int *height_out, oir_error *err);
+/* Reads a mask image (object where any channel is non-zero), centre crops and
+ * resizes it to size x size (nearest). */
+int oir_mask_load(const char *path, int size, unsigned char **mask_out, oir_error *err);
+/* Writes rgb as an 8-bit PNG (a temporary file, then renamed over path). */
+int oir_image_save_png(const char *path, const unsigned char *rgb, int width, int height,
+                       oir_error *err);
+void oir_free(void *p);
 
 #ifdef __cplusplus
 }

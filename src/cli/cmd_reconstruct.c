@@ -48,7 +48,7 @@ static void usage(FILE *to) {
             "\n"
             "PSNR = 10 log10(1 / MSE) over all pixels and channels of the 8-bit images\n"
             "(values in [0, 1]), as written to disk.\n",
-            CLI_DEFAULT_MODEL);
+            cli_default_model());
 }
 
 static void print_psnr(const char *what, double db) {

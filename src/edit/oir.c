@@ -2,6 +2,7 @@
  * (parallel or serial), the search metric, and reassembly. The public API of
  * include/oir.h. Data flows one way: image -> latents -> candidates ->
  * scores -> choices -> reassembly -> image. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +28,17 @@ struct oir_context {
     char describe[2600];
 };
 
+static char default_model_path[4200], default_clip_path[4200];
+static pthread_once_t default_paths_once = PTHREAD_ONCE_INIT;
+
+static void resolve_default_paths(void) {
+    snprintf(default_model_path, sizeof default_model_path, "%s/tiny-shapes", oir_models_dir());
+    snprintf(default_clip_path, sizeof default_clip_path, "%s/tiny-clip", oir_models_dir());
+}
+
 oir_context_params oir_context_default_params(void) {
-    oir_context_params p = {"models/tiny-shapes", "models/tiny-clip", NULL, 0};
+    pthread_once(&default_paths_once, resolve_default_paths);
+    oir_context_params p = {default_model_path, default_clip_path, NULL, 0};
     return p;
 }
 
