@@ -149,7 +149,7 @@ install: deps
 # bars of the shipped models; `make bench-quality` runs issue 6's edit
 # benchmark (QUALITY_ARGS / BENCH_QUALITY_ARGS pass options, e.g.
 # BENCH_QUALITY_ARGS="--n 10" for a quick subset).
-SHAPES_PROGS := $(OUT)/bench/shapes/quality $(OUT)/bench/shapes/edit_bench
+SHAPES_PROGS := $(OUT)/bench/shapes/quality $(OUT)/bench/shapes/edit_bench $(OUT)/bench/shapes/search_bench
 SHAPES_OBJ := $(OUT)/bench/shapes/shapes_eval.o $(OUT)/bench/shapes/measure.o $(OUT)/src/cli/cli_args.o $(OUT)/src/cli/cli_sd.o $(OUT)/src/cli/progress.o
 QUALITY_ARGS ?=
 BENCH_QUALITY_ARGS ?=
@@ -165,7 +165,16 @@ $(OUT)/tests/test_shapes_bench $(OUT)/tests/test_shapes_edit: $(OUT)/tests/%: te
 
 all: $(SHAPES_PROGS)
 
-.PHONY: quality bench-quality
+# issue 12: the search strategies against exhaustive (SEARCH_ARGS, e.g.
+# SEARCH_ARGS="--steps 50 --n 30 --out bench/results/search_t50").
+SEARCH_ARGS ?=
+bench-search: deps
+	@$(MAKE) --no-print-directory $(OUT)/bench/shapes/search_bench BUILD=release
+	@mkdir -p bench/results
+	$(OUT)/bench/shapes/search_bench --model models/tiny-shapes --clip models/tiny-clip \
+	  --cases bench/scenes/edit $(SEARCH_ARGS)
+
+.PHONY: quality bench-quality bench-search
 quality: deps
 	@$(MAKE) --no-print-directory $(OUT)/bench/shapes/quality BUILD=release
 	@mkdir -p bench/results

@@ -109,6 +109,12 @@ typedef struct {
     unsigned long long memory_budget; /* bytes for activations, 0 = 2 GiB */
     const char *target_prompt; /* NULL: source prompt with every pair substituted */
     int keep_candidates;       /* 1: fill oir_result.candidates (default) */
+    /* How each pair's step is searched (NULL: "exhaustive", the paper's):
+     * "coarse:S" (steps S, 2S, .. and T, then the neighbours of the best),
+     * "short:TS" (search on a TS-step schedule, render the choice on T),
+     * "short-refine:TS:W" (short:TS, then the T-step candidates within W of
+     * its choice). See README "Faster searches". */
+    const char *search;
     oir_progress_fn progress;
     void *progress_user;
 } oir_params;
@@ -125,6 +131,11 @@ typedef struct {
     float *background_score;     /* minus the MSE outside the mask */
     float *edit_norm, *background_norm, *total; /* min-max normalised; total = sum */
     int *edit_flat, *background_flat; /* (n_pairs) 1 when a score was flat */
+    /* (n_pairs, steps): 0 = the search skipped candidate k (scores NaN,
+     * image black), 1 = scored on the T-step schedule, 2 = scored on the
+     * short schedule at the matching noise level (short strategies) */
+    unsigned char *evaluated;
+    char search[64];             /* the strategy, canonical ("coarse:5") */
     unsigned char *candidates;   /* (n_pairs, steps, size, size, 3) or NULL */
     unsigned char *edited;       /* (size, size, 3): the result */
     int reassembly_step;         /* R actually used (-1: single pair, no reassembly) */
@@ -133,8 +144,10 @@ typedef struct {
     int n_warnings;
     double seconds_inversion, seconds_candidates, seconds_decode, seconds_scoring,
         seconds_reassembly, seconds_total;
-    long unet_calls;             /* batched UNet calls of the candidate stage */
-    long unet_rows;              /* UNet rows (sample-steps x CFG branches) */
+    long unet_calls;             /* batched UNet calls of the search (candidates) */
+    long unet_rows;              /* their UNet rows (sample-steps x CFG branches) */
+    long unet_rows_total;        /* every UNet row of the run (inversions, reassembly) */
+    int decodes;                 /* VAE decodes of the run */
     int max_unet_batch;          /* rows per UNet call allowed by the budget */
 } oir_result;
 

@@ -284,7 +284,7 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         if (!ok) rc = err->code;
         if (!rc) rc = sheet_render(&sheet, cands, T, r->edit_norm + (size_t)i * r->steps,
                                    r->background_norm + (size_t)i * r->steps, r->total + (size_t)i * r->steps,
-                                   r->chosen_step[i] - 1, title, err);
+                                   r->chosen_step[i] - 1, r->evaluated + (size_t)i * r->steps, title, err);
         path = join(out_dir, name);
         if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
         if (!rc) rc = image_save_png(&sheet, path, err);
