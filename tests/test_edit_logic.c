@@ -142,11 +142,28 @@ static void test_search_plan(void) {
     }
     unsigned char want[50], evaluated[50] = {0};
     search_coarse_set(12, 5, want);
-    CHECK(want[4] && want[9] && want[11] && !want[0] && !want[5] && !want[10], "coarse set of T=12, S=5: 5, 10, 12");
+    CHECK(want[0] && want[4] && want[9] && want[11] && !want[1] && !want[5] && !want[10],
+          "coarse set of T=12, S=5: 1, 5, 10, 12");
     memcpy(evaluated, want, 12);
     int n = search_neighbours(12, 10, 4, evaluated, want);
     CHECK(n == 5 && want[5] && want[8] && want[10] && !want[9] && !want[11] && !want[4],
           "neighbours of 10 within 4, not re-evaluated (12 was): 6..9, 11 (%d)", n);
+    unsigned char g[50];
+    search_geometric_set(50, 10, g);
+    int gk[50], ng = 0, gsum = 0;
+    for (int k = 1; k <= 50; k++)
+        if (g[k - 1]) gk[ng++] = k, gsum += k;
+    /* 50^(j/9): 1, 1.5, 2.4, 3.7, 5.7, 8.8, 13.6, 20.9, 32.4, 50 -> each above the last */
+    CHECK(ng == 10 && gk[0] == 1 && gk[1] == 2 && gk[2] == 3 && gk[3] == 4 && gk[4] == 6 && gk[5] == 9 &&
+              gk[6] == 14 && gk[7] == 21 && gk[8] == 32 && gk[9] == 50,
+          "geometric set of T=50, M=10: 1 2 3 4 6 9 14 21 32 50 (%d levels)", ng);
+    /* bisection: best 21 between 14 and 32 -> 17 and 27 (midpoints, rounded away from the best) */
+    int nb = search_bisect(50, 21, g, want);
+    CHECK(nb == 2 && want[17 - 1] && want[27 - 1], "bisect around 21 in {14, 32}: 17 and 27");
+    unsigned char adj[5] = {1, 1, 1, 0, 0};
+    CHECK(search_bisect(5, 2, adj, want) == 0, "converged when both neighbours are adjacent");
+    CHECK(search_bisect(5, 3, adj, want) == 1 && want[4 - 1] + want[5 - 1] == 1,
+          "best at the last evaluated step: one midpoint towards T");
     CHECK(search_map_level(1, 10, 50) == 5 && search_map_level(10, 10, 50) == 50 && search_map_level(3, 8, 20) == 8,
           "short levels map to the matching level (3/8 of 20 = 7.5 -> 8)");
     int distinct = 1;

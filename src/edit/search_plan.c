@@ -95,7 +95,7 @@ void search_strategy_format(const search_strategy *s, char *buf, size_t n) {
 }
 
 void search_coarse_set(int T, int stride, unsigned char *want) {
-    for (int k = 1; k <= T; k++) want[k - 1] = k % stride == 0 || k == T;
+    for (int k = 1; k <= T; k++) want[k - 1] = k == 1 || k % stride == 0 || k == T;
 }
 
 int search_neighbours(int T, int best, int radius, const unsigned char *evaluated,

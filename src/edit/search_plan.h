@@ -2,7 +2,9 @@
  * are denoised, decoded and scored to choose its inversion step.
  *
  *   exhaustive        every k = 1..T (the paper; T(T+1)/2 guided steps a pair)
- *   coarse:S          k = S, 2S, ... and T on the T-step schedule, then every
+ *   coarse:S          k = 1, S, 2S, ... and T on the T-step schedule (1 and T
+ *                     anchor the normalisation: the unedited and the most
+ *                     inverted ends), then every
  *                     step within S-1 of the best of those; the metric is
  *                     normalised over all the candidates evaluated
  *   short:TS          the search on a TS-step schedule of its own (its own
@@ -54,8 +56,8 @@ int search_strategy_parse(search_strategy *out, const char *spec, int T, oir_err
 /* Canonical spec with every parameter ("coarse:5"). */
 void search_strategy_format(const search_strategy *s, char *buf, size_t n);
 
-/* Coarse stage of coarse:S over k = 1..T: want[k-1] = 1 for the multiples of
- * S and for T. */
+/* Coarse stage of coarse:S over k = 1..T: want[k-1] = 1 for 1, the
+ * multiples of S and T. */
 void search_coarse_set(int T, int stride, unsigned char *want);
 /* Coarse stage of adaptive:M: want[k-1] = 1 for round(T^(j/(M-1))),
  * j = 0..M-1, each at least one above the previous (1 and T included). */
