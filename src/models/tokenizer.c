@@ -333,7 +333,7 @@ static void strip_pyspace(u32buf *b) {
     size_t a = 0, z = b->n;
     while (a < z && (uc_props_of(b->v[a]) & UC_PYSPACE)) a++;
     while (z > a && (uc_props_of(b->v[z - 1]) & UC_PYSPACE)) z--;
-    memmove(b->v, b->v + a, (z - a) * sizeof *b->v);
+    if (a) memmove(b->v, b->v + a, (z - a) * sizeof *b->v);
     b->n = z - a;
 }
 
