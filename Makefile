@@ -5,14 +5,23 @@
 
 BUILD ?= release
 OUT := build/$(BUILD)
+PREFIX ?= /usr/local
 
 CC ?= cc
 CXX ?= c++
 WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
-BASE := -std=c11 -D_GNU_SOURCE -fopenmp -Iinclude -Isrc -MMD -MP
+# -fPIC: the same objects make liboir.a and liboir.so.
+BASE := -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -Iinclude -Isrc -MMD -MP
+# PORTABLE=1: no -march=native, so the binaries run on any x86-64 (the SIMD
+# kernels fall back to plain C; slower). Built in build/<BUILD>-portable.
+PORTABLE ?= 0
 ifeq ($(BUILD),asan)
   OPT := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
   LDOPT := -fsanitize=address,undefined
+else ifeq ($(PORTABLE),1)
+  OPT := -O3 -g
+  LDOPT :=
+  OUT := build/$(BUILD)-portable
 else
   OPT := -O3 -march=native -g
   LDOPT :=
@@ -40,20 +49,28 @@ EXAMPLE_SRC := $(wildcard examples/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(OUT)/%.o)
 LIB := $(OUT)/liboir.a
+SOLIB := $(OUT)/liboir.so
 OIR := $(OUT)/oir
 TESTS := $(TEST_SRC:tests/%.c=$(OUT)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(OUT)/examples/%)
 
-.PHONY: all deps test asan-test demo bench clean venv
+.PHONY: all deps test asan-test demo bench clean venv install
 # keep intermediate objects (harness.o) between test links
 .SECONDARY:
-all: $(OIR) $(TESTS) $(BENCHES) $(EXAMPLES)
+all: $(OIR) $(SOLIB) $(TESTS) $(BENCHES) $(EXAMPLES)
 
 deps:
 	@bash scripts/deps.sh
 
-$(OUT)/%.o: %.c
+# Objects depend on the compiler command line, so changing flags rebuilds.
+FLAGS_STAMP := $(OUT)/.cflags
+.PHONY: FORCE
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(OUT)
+	@echo '$(CC) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS)' > $@
+
+$(OUT)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -63,6 +80,11 @@ $(OUT)/src/models/tokenizer_builtin.o: data/clip-tokenizer/merges.txt
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	ar rcs $@ $^
+
+# The shared library carries its dependencies (BLAS, image codecs, ...), so a
+# program links it with -loir alone (see oir.pc.in).
+$(SOLIB): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,liboir.so.0 -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(OIR): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
@@ -102,6 +124,26 @@ venv:
 clean:
 	rm -rf build
 
+# `make install PREFIX=DIR` (default /usr/local; DESTDIR for staging):
+# bin/oir, lib/liboir.{a,so}, include/oir.h, lib/pkgconfig/oir.pc and the
+# shipped models in share/oir/models, where oir_models_dir() finds them.
+SOVERSION := $(shell sed -n 's/^\#define OIR_VERSION_STRING "\(.*\)"/\1/p' include/oir.h)
+install: deps
+	@$(MAKE) --no-print-directory $(OIR) $(LIB) $(SOLIB)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/oir
+	install -m 755 $(OIR) $(DESTDIR)$(PREFIX)/bin/oir
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/liboir.a
+	install -m 755 $(SOLIB) $(DESTDIR)$(PREFIX)/lib/liboir.so.$(SOVERSION)
+	ln -sf liboir.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/liboir.so.0
+	ln -sf liboir.so.0 $(DESTDIR)$(PREFIX)/lib/liboir.so
+	install -m 644 include/oir.h $(DESTDIR)$(PREFIX)/include/oir.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(SOVERSION)|g' \
+	  -e 's|@LIBS_PRIVATE@|$(LDFLAGS) $(LDLIBS)|g' oir.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/oir.pc
+	rm -rf $(DESTDIR)$(PREFIX)/share/oir/models
+	cp -R models $(DESTDIR)$(PREFIX)/share/oir/models
+	@echo "installed oir $(SOVERSION) into $(DESTDIR)$(PREFIX)"
+
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
 # ---- shapes-world measurements (bench/shapes/, issues 4 and 6) -------------
@@ -110,7 +152,7 @@ clean:
 # bars of the shipped models; `make bench-quality` runs issue 6's edit
 # benchmark (QUALITY_ARGS / BENCH_QUALITY_ARGS pass options, e.g.
 # BENCH_QUALITY_ARGS="--n 10" for a quick subset).
-SHAPES_PROGS := $(OUT)/bench/shapes/quality $(OUT)/bench/shapes/edit_bench
+SHAPES_PROGS := $(OUT)/bench/shapes/quality $(OUT)/bench/shapes/edit_bench $(OUT)/bench/shapes/search_bench
 SHAPES_OBJ := $(OUT)/bench/shapes/shapes_eval.o $(OUT)/bench/shapes/measure.o $(OUT)/src/cli/cli_args.o $(OUT)/src/cli/cli_sd.o $(OUT)/src/cli/progress.o
 QUALITY_ARGS ?=
 BENCH_QUALITY_ARGS ?=
@@ -126,7 +168,16 @@ $(OUT)/tests/test_shapes_bench $(OUT)/tests/test_shapes_edit: $(OUT)/tests/%: te
 
 all: $(SHAPES_PROGS)
 
-.PHONY: quality bench-quality
+# issue 12: the search strategies against exhaustive (SEARCH_ARGS, e.g.
+# SEARCH_ARGS="--steps 50 --n 30 --out bench/results/search_t50").
+SEARCH_ARGS ?=
+bench-search: deps
+	@$(MAKE) --no-print-directory $(OUT)/bench/shapes/search_bench BUILD=release
+	@mkdir -p bench/results
+	$(OUT)/bench/shapes/search_bench --model models/tiny-shapes --clip models/tiny-clip \
+	  --cases bench/scenes/edit $(SEARCH_ARGS)
+
+.PHONY: quality bench-quality bench-search
 quality: deps
 	@$(MAKE) --no-print-directory $(OUT)/bench/shapes/quality BUILD=release
 	@mkdir -p bench/results

@@ -168,7 +168,7 @@ int main(int argc, char **argv) {
         goto fail;
     printf("setup (3 prompts, VAE encode, %d inversion steps): %.2f s\n", T, clock_wall_s() - t0);
 
-    candidate_job job = {levels, src, guided, pairs, (float)guidance};
+    candidate_job job = {levels, src, guided, pairs, (float)guidance, NULL, NULL};
     double ts[MAX_REPS], tp[MAX_REPS], ratio[MAX_REPS], cs[MAX_REPS], cp[MAX_REPS];
     long calls_s = 0, rows_s = 0, calls_p = 0, rows_p = 0;
     float maxdiff = 0, maxabs = 0;

@@ -37,6 +37,13 @@ const char *oir_status_name(int code);
 /* Library version, e.g. "0.1.0". */
 const char *oir_version(void);
 
+/* The folder of the shipped tiny models (tiny-shapes/, tiny-clip/), used by
+ * the defaults: $OIR_MODELS when set; else, walking up from the folder of
+ * liboir.so (or of the program linked with liboir.a), the first ancestor A
+ * with A/share/oir/models (an install) or A/models (the source tree); else
+ * "models". */
+const char *oir_models_dir(void);
+
 /* Number of CPU threads used by kernels and BLAS (default: all cores). */
 void oir_set_threads(int n);
 int oir_get_threads(void);
@@ -82,7 +89,8 @@ typedef struct {
     int tokenizer_mode;     /* OIR_TOKENIZER_* (default OIR_TOKENIZER_CLIP) */
 } oir_context_params;
 
-oir_context_params oir_context_default_params(void); /* the shipped tiny models */
+/* The shipped tiny models (oir_models_dir()/tiny-shapes and /tiny-clip). */
+oir_context_params oir_context_default_params(void);
 int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *err);
 void oir_context_free(oir_context *ctx);
 /* Native image side of the model (unet sample_size x VAE factor). */
@@ -110,6 +118,12 @@ typedef struct {
     unsigned long long memory_budget; /* bytes for activations, 0 = 2 GiB */
     const char *target_prompt; /* NULL: source prompt with every pair substituted */
     int keep_candidates;       /* 1: fill oir_result.candidates (default) */
+    /* How each pair's step is searched (NULL: "exhaustive", the paper's):
+     * "coarse:S" (steps S, 2S, .. and T, then the neighbours of the best),
+     * "short:TS" (search on a TS-step schedule, render the choice on T),
+     * "short-refine:TS:W" (short:TS, then the T-step candidates within W of
+     * its choice). See README "Faster searches". */
+    const char *search;
     oir_progress_fn progress;
     void *progress_user;
 } oir_params;
@@ -126,6 +140,11 @@ typedef struct {
     float *background_score;     /* minus the MSE outside the mask */
     float *edit_norm, *background_norm, *total; /* min-max normalised; total = sum */
     int *edit_flat, *background_flat; /* (n_pairs) 1 when a score was flat */
+    /* (n_pairs, steps): 0 = the search skipped candidate k (scores NaN,
+     * image black), 1 = scored on the T-step schedule, 2 = scored on the
+     * short schedule at the matching noise level (short strategies) */
+    unsigned char *evaluated;
+    char search[64];             /* the strategy, canonical ("coarse:5") */
     unsigned char *candidates;   /* (n_pairs, steps, size, size, 3) or NULL */
     unsigned char *edited;       /* (size, size, 3): the result */
     int reassembly_step;         /* R actually used (-1: single pair, no reassembly) */
@@ -134,8 +153,10 @@ typedef struct {
     int n_warnings;
     double seconds_inversion, seconds_candidates, seconds_decode, seconds_scoring,
         seconds_reassembly, seconds_total;
-    long unet_calls;             /* batched UNet calls of the candidate stage */
-    long unet_rows;              /* UNet rows (sample-steps x CFG branches) */
+    long unet_calls;             /* batched UNet calls of the search (candidates) */
+    long unet_rows;              /* their UNet rows (sample-steps x CFG branches) */
+    long unet_rows_total;        /* every UNet row of the run (inversions, reassembly) */
+    int decodes;                 /* VAE decodes of the run */
     int max_unet_batch;          /* rows per UNet call allowed by the budget */
 } oir_result;
 
@@ -143,12 +164,30 @@ typedef struct {
  * is the chosen candidate. */
 int oir_search(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
                const oir_pair *pair, const oir_params *p, oir_result **out, oir_error *err);
-/* Several pairs: search each, then reassemble (DESIGN.md §2.5). With one
+/* Several pairs: search each, then reassemble (docs/DESIGN.md §2.5). With one
  * pair this is oir_search. */
 int oir_edit(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
              const oir_pair *pairs, int n_pairs, const oir_params *p, oir_result **out,
              oir_error *err);
 void oir_result_free(oir_result *r);
+
+/* ==== Images in and out ====================================================
+ * 8-bit RGB (H, W, 3) row-major; masks (H, W) of 0/1 bytes. Buffers are
+ * malloc'd by the library: release them with oir_free. */
+
+/* Reads a PNG or JPEG. size > 0: centre crop to a square and resize to
+ * size x size (bicubic), as the CLI and the authors' loader do — what
+ * oir_edit takes; size 0: the image as it is. width/height (may be NULL)
+ * receive the result's size. */
+int oir_image_load(const char *path, int size, unsigned char **rgb_out, int *width_out,
+                   int *height_out, oir_error *err);
+/* Reads a mask image (object where any channel is non-zero), centre crops and
+ * resizes it to size x size (nearest). */
+int oir_mask_load(const char *path, int size, unsigned char **mask_out, oir_error *err);
+/* Writes rgb as an 8-bit PNG (a temporary file, then renamed over path). */
+int oir_image_save_png(const char *path, const unsigned char *rgb, int width, int height,
+                       oir_error *err);
+void oir_free(void *p);
 
 #ifdef __cplusplus
 }

@@ -2,11 +2,13 @@
  * schedule, prompt substitution. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "edit/prompts.h"
 #include "edit/schedule.h"
 #include "edit/search_metric.h"
+#include "edit/search_plan.h"
 #include "edit/sheet.h"
 #include "harness.h"
 
@@ -49,29 +51,123 @@ static void test_metric(void) {
     CHECK(fabsf(negative_masked_mse(a, b, keep2, 2, 2, 2) - want) < 1e-6f, "masked mse value");
 }
 
-static void test_schedule(int T) {
-    int rows = schedule_rows(T), calls = schedule_calls(T);
-    int steps_done[256] = {0}, busy = 0;
-    int ok_order = 1;
-    for (int c = 0; c < calls; c++)
-        for (int r = 0; r < rows; r++) {
-            schedule_slot s = schedule_slot_at(T, r, c);
-            if (!s.active) continue;
+/* Checks a plan of `items`: every item runs exactly its k steps on
+ * consecutive calls of one row, rows never run two items at once, and the
+ * call count is the longest row. Returns the plan's calls (-1 on failure). */
+static int check_plan(const char *what, const schedule_item *items, int n) {
+    schedule_plan p;
+    oir_error err = {0};
+    if (!CHECK(schedule_plan_build(&p, items, n, &err) == OIR_OK, "%s: %s", what, err.message)) return -1;
+    int ok = p.n_items == n, total = 0, longest = 0;
+    for (int i = 0; i < n; i++) total += items[i].k, longest = items[i].k > longest ? items[i].k : longest;
+    int *seen = calloc((size_t)n, sizeof(int)), busy = 0;
+    for (int c = 0; c < p.calls; c++)
+        for (int r = 0; r < p.rows; r++) {
+            int i = p.at[(size_t)c * p.rows + r];
+            if (i < 0) continue;
             busy++;
-            /* steps of one candidate come in order, on consecutive calls */
-            if (s.step != steps_done[s.candidate]) ok_order = 0;
-            if (s.sched_index != T - s.candidate + s.step) ok_order = 0;
-            if (s.starts != (s.step == 0) || s.finishes != (s.step == s.candidate - 1)) ok_order = 0;
-            steps_done[s.candidate]++;
+            /* the item's steps come in order on consecutive calls of its row */
+            if (p.row[i] != r || c - p.start[i] != seen[i]) ok = 0;
+            seen[i]++;
         }
-    int complete = 1;
-    for (int k = 1; k <= T; k++) complete &= steps_done[k] == k;
-    CHECK(ok_order, "T=%d: steps in order with matching scheduler indices", T);
-    CHECK(complete, "T=%d: every candidate k gets exactly k steps", T);
-    CHECK(busy == T * (T + 1) / 2, "T=%d: total work %d == T(T+1)/2 = %d", T, busy, T * (T + 1) / 2);
-    if (T % 2 == 0 && T > 1)
-        CHECK(busy == rows * calls, "T=%d: no idle slot (%d of %d busy)", T, busy, rows * calls);
-    CHECK(T <= 1 || calls == T + 1, "T=%d: T+1 calls", T);
+    for (int i = 0; i < n; i++) ok &= seen[i] == p.items[i].k;
+    /* the plan holds the same multiset of (pair, k) */
+    for (int i = 0; i < n; i++) {
+        int want = 0, got = 0;
+        for (int j = 0; j < n; j++) {
+            want += items[j].pair == items[i].pair && items[j].k == items[i].k;
+            got += p.items[j].pair == items[i].pair && p.items[j].k == items[i].k;
+        }
+        ok &= want == got;
+    }
+    CHECK(ok, "%s: every candidate gets its k steps, in order, on one row", what);
+    CHECK(busy == total, "%s: total work %d == sum of k = %d", what, busy, total);
+    CHECK(n == 0 || p.rows == (total + longest - 1) / longest, "%s: rows = ceil(work / longest)", what);
+    int calls = p.calls;
+    free(seen);
+    schedule_plan_free(&p);
+    return calls;
+}
+
+static void test_schedule(int T) {
+    schedule_item items[2 * 64];
+    char what[64];
+    for (int k = 1; k <= T; k++) items[k - 1] = (schedule_item){0, k};
+    snprintf(what, sizeof what, "exhaustive T=%d", T);
+    int calls = check_plan(what, items, T);
+    /* all T candidates: no more calls than the paper's T+1 */
+    CHECK(calls >= T && calls <= T + 1, "%s: %d calls (T..T+1)", what, calls);
+    for (int k = 1; k <= T; k++) items[T + k - 1] = (schedule_item){1, k};
+    snprintf(what, sizeof what, "two pairs T=%d", T);
+    calls = check_plan(what, items, 2 * T);
+    CHECK(calls >= T && calls <= T + 1, "%s: %d calls", what, calls);
+}
+
+static void test_schedule_subsets(void) {
+    /* coarse sets and neighbourhoods of several pairs share calls */
+    schedule_item items[] = {{0, 5}, {0, 10}, {0, 15}, {0, 20}, {1, 20}, {1, 7}, {2, 1}, {2, 2}, {2, 3}};
+    int calls = check_plan("mixed subset of 3 pairs", items, (int)(sizeof items / sizeof items[0]));
+    CHECK(calls >= 20 && calls <= 21, "mixed subset: %d calls for a longest candidate of 20", calls);
+    check_plan("one candidate", items, 1);
+    schedule_plan p;
+    oir_error err = {0};
+    CHECK(schedule_plan_build(&p, items, 0, &err) == OIR_OK && p.calls == 0, "empty plan: no calls");
+    schedule_plan_free(&p);
+    schedule_item bad = {0, 0};
+    CHECK(schedule_plan_build(&p, &bad, 1, &err) != OIR_OK, "k = 0 refused");
+}
+
+static void test_search_plan(void) {
+    search_strategy s;
+    oir_error err = {0};
+    char buf[64];
+    CHECK(search_strategy_parse(&s, NULL, 50, &err) == OIR_OK && s.kind == SEARCH_EXHAUSTIVE, "default");
+    CHECK(search_strategy_parse(&s, "coarse", 50, &err) == OIR_OK && s.kind == SEARCH_COARSE && s.stride == 5,
+          "coarse default stride 5");
+    search_strategy_format(&s, buf, sizeof buf);
+    CHECK(strcmp(buf, "coarse:5") == 0, "canonical coarse (%s)", buf);
+    CHECK(search_strategy_parse(&s, "short-refine:10", 50, &err) == OIR_OK && s.short_steps == 10 && s.window == 3,
+          "short-refine:10 window ceil(50/10/2) = 3 (got %d)", s.window);
+    CHECK(search_strategy_parse(&s, "short-refine:8:2", 20, &err) == OIR_OK && s.window == 2, "explicit window");
+    search_strategy_format(&s, buf, sizeof buf);
+    CHECK(strcmp(buf, "short-refine:8:2") == 0, "canonical short-refine (%s)", buf);
+    static const char *bad[] = {"coarse:0", "coarse:51", "short:50", "short:60", "nope", "coarse:5:5",
+                                "short:x", "short:", "exhaustive:3", "coarse:-2", "short-refine:10:50",
+                                "coarse:5x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.message[0] = 0;
+        int rc = search_strategy_parse(&s, bad[i], 50, &err);
+        CHECK(rc == OIR_E_ARG && strstr(err.message, bad[i]), "\"%s\" refused with a message naming it (%s)",
+              bad[i], err.message);
+    }
+    unsigned char want[50], evaluated[50] = {0};
+    search_coarse_set(12, 5, want);
+    CHECK(want[4] && want[9] && want[11] && !want[0] && !want[5] && !want[10], "coarse set of T=12, S=5: 5, 10, 12");
+    memcpy(evaluated, want, 12);
+    int n = search_neighbours(12, 10, 4, evaluated, want);
+    CHECK(n == 5 && want[5] && want[8] && want[10] && !want[9] && !want[11] && !want[4],
+          "neighbours of 10 within 4, not re-evaluated (12 was): 6..9, 11 (%d)", n);
+    CHECK(search_map_level(1, 10, 50) == 5 && search_map_level(10, 10, 50) == 50 && search_map_level(3, 8, 20) == 8,
+          "short levels map to the matching level (3/8 of 20 = 7.5 -> 8)");
+    int distinct = 1;
+    for (int ks = 2; ks <= 19; ks++) distinct &= search_map_level(ks, 19, 20) > search_map_level(ks - 1, 19, 20);
+    CHECK(distinct, "TS = 19 of T = 20: distinct levels");
+}
+
+static void test_metric_among(void) {
+    /* normalised over the evaluated subset only; skipped entries are NaN */
+    float e[5] = {0.1f, NAN, 0.3f, NAN, 0.2f}, b[5] = {-1, NAN, -3, NAN, -1.5f};
+    unsigned char ev[5] = {1, 0, 1, 0, 1}, choose_only[5] = {0, 0, 0, 0, 1};
+    float ne[5], nb[5], t[5];
+    search_choice c = search_metric_choose_among(e, b, 5, ev, NULL, ne, nb, t);
+    CHECK(c.best == 0 || c.best == 4, "subset choice among evaluated (got %d)", c.best);
+    CHECK(fabsf(ne[2] - 1) < 1e-6f && fabsf(ne[0]) < 1e-6f && fabsf(nb[0] - 1) < 1e-6f && isnan(ne[1]) && isnan(t[3]),
+          "subset normalisation: min-max over evaluated, NaN elsewhere");
+    c = search_metric_choose_among(e, b, 5, ev, choose_only, NULL, NULL, NULL);
+    CHECK(c.best == 4, "choice restricted to choosable (got %d)", c.best);
+    unsigned char none[5] = {0};
+    c = search_metric_choose_among(e, b, 5, ev, none, NULL, NULL, NULL);
+    CHECK(c.best == -1, "nothing choosable: -1");
 }
 
 static void test_prompts(void) {
@@ -112,7 +208,7 @@ static void test_sheet(void) {
         t[k] = 1;
     }
     image out = {0};
-    CHECK(sheet_render(&out, c, T, e, b, t, 3, "test", &err) == OIR_OK, "sheet: %s", err.message);
+    CHECK(sheet_render(&out, c, T, e, b, t, 3, NULL, "test", &err) == OIR_OK, "sheet: %s", err.message);
     /* 10 columns of 96 px thumbnails (32 px upscaled) in 2 rows, plot beneath */
     CHECK(out.width >= 10 * 96 && out.height > 2 * 96 + 150, "sheet size %dx%d", out.width, out.height);
     /* the chosen candidate (index 3) is framed in red: pixel just left of its thumbnail */
@@ -120,7 +216,7 @@ static void test_sheet(void) {
     const float *px = out.data + ((size_t)y * out.width + x) * 3;
     CHECK(px[0] > 0.8f && px[1] < 0.2f, "red frame around the chosen candidate");
     image_free(&out);
-    CHECK(sheet_render(&out, c, T, e, b, t, T, "bad", &err) == OIR_E_ARG, "chosen index out of range refused");
+    CHECK(sheet_render(&out, c, T, e, b, t, T, NULL, "bad", &err) == OIR_E_ARG, "chosen index out of range refused");
     for (int k = 0; k < T; k++) image_free(&c[k]);
 }
 
@@ -128,6 +224,9 @@ int main(void) {
     test_sheet();
     test_metric();
     for (int T = 1; T <= 52; T++) test_schedule(T);
+    test_schedule_subsets();
+    test_search_plan();
+    test_metric_among();
     test_prompts();
     return th_summary();
 }

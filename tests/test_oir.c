@@ -8,6 +8,7 @@
 
 #include "diffusion/sampler.h"
 #include "edit/candidates.h"
+#include "edit/schedule.h"
 #include "harness.h"
 #include "oir.h"
 
@@ -31,6 +32,20 @@ static void make_inputs(void) {
         }
 }
 
+/* Calls and rows of the parallel plan for every candidate of n_pairs pairs. */
+static int exhaustive_plan(int T, int n_pairs, int *rows) {
+    schedule_item items[2 * 64];
+    for (int p = 0; p < n_pairs; p++)
+        for (int k = 1; k <= T; k++) items[p * T + k - 1] = (schedule_item){p, k};
+    schedule_plan plan;
+    oir_error err = {0};
+    if (schedule_plan_build(&plan, items, n_pairs * T, &err)) return -1;
+    int calls = plan.calls;
+    *rows = plan.rows;
+    schedule_plan_free(&plan);
+    return calls;
+}
+
 static void test_parallel_equals_serial(oir_context *ctx, const sd_model *m, int T) {
     sampler s;
     oir_error err = {0};
@@ -44,7 +59,7 @@ static void test_parallel_equals_serial(oir_context *ctx, const sd_model *m, int
     for (size_t i = 0; i < N; i++) levels[i] = (float)((i * 37) % 19) / 19.0f - 0.5f;
     CHECK(sampler_invert(&s, levels, 0, T, src, levels, &err) == OIR_OK, "%s", err.message);
     const float *pc[2] = {g1, g2};
-    candidate_job job = {levels, src, pc, 2, 7.5f};
+    candidate_job job = {levels, src, pc, 2, 7.5f, NULL, NULL};
     long c0 = s.unet_calls;
     CHECK(candidates_parallel(&s, &job, par, &err) == OIR_OK, "%s", err.message);
     long parallel_calls = s.unet_calls - c0;
@@ -56,10 +71,13 @@ static void test_parallel_equals_serial(oir_context *ctx, const sd_model *m, int
     /* Batched and single-row BLAS products round differently (~1e-6 relative);
      * CFG 7.5 amplifies a step's difference up to 16x and T steps add up. */
     th_close(what, par, ser, 2 * T * N, 5e-4f, 5e-3f);
-    /* T+1 batched steps (each split in chunks of at most max_unet_batch rows) */
-    int rows = 2 * 2 * ((T + 1) / 2), chunks = (rows + s.max_unet_batch - 1) / s.max_unet_batch;
-    CHECK(parallel_calls == (long)(T + 1) * chunks, "T=%d: %ld UNet calls, expected %d x %d", T, parallel_calls,
-          T + 1, chunks);
+    /* the plan's batched steps (T or T+1), each split in chunks of at most
+     * max_unet_batch rows (x2 CFG branches) */
+    int plan_rows, plan_calls = exhaustive_plan(T, 2, &plan_rows);
+    int chunks = (2 * plan_rows + s.max_unet_batch - 1) / s.max_unet_batch;
+    CHECK(plan_calls >= T && plan_calls <= T + 1, "T=%d: %d planned calls (T..T+1)", T, plan_calls);
+    CHECK(parallel_calls == (long)plan_calls * chunks, "T=%d: %ld UNet calls, expected %d x %d", T,
+          parallel_calls, plan_calls, chunks);
     CHECK(serial_rows == (long)2 * T * (T + 1) / 2 * (s.max_unet_batch >= 2 ? 1 : 2),
           "serial: %ld calls for 2 x T(T+1)/2 steps", serial_rows);
     free(src), free(g1), free(g2), free(levels), free(ser), free(par);
@@ -99,8 +117,12 @@ static void test_edit_cases(oir_context *ctx) {
         }
         CHECK(r->reassembly_step >= 0 && r->reassembly_step <= 2, "reassembly step used %d", r->reassembly_step);
         CHECK(r->candidates != NULL, "candidates kept");
-        /* default budget: all 2 x 4 rows x 2 branches fit one call; T+1 calls */
-        CHECK(r->unet_calls == p.steps + 1, "parallel: %ld calls for T=%d", r->unet_calls, p.steps);
+        /* default budget: all rows x 2 branches fit one call; the plan's calls */
+        int plan_rows, plan_calls = exhaustive_plan(p.steps, 2, &plan_rows);
+        CHECK(r->unet_calls == plan_calls, "parallel: %ld calls for T=%d (plan: %d)", r->unet_calls, p.steps,
+              plan_calls);
+        CHECK(r->unet_rows == 2L * 2 * p.steps * (p.steps + 1) / 2,
+              "search rows: 2 pairs x T(T+1)/2 steps x 2 branches (%ld)", r->unet_rows);
         oir_result_free(r);
     }
     /* the budget forcing one UNet row per call changes nothing but the call count */

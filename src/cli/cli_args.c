@@ -145,3 +145,10 @@ void cli_set_threads(int n) {
     else
         threads_init();
 }
+
+void cli_wait_passively(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY"); /* no exec: carry on as loaded */
+}

@@ -74,4 +74,11 @@ int cli_check_input_file(const char *flag, const char *path, oir_error *err);
 /* Applies --threads (n > 0) or OIR_THREADS / all cores (n == 0). */
 void cli_set_threads(int n);
 
+/* OpenMP threads that spin while they wait lose their cores to other work on
+ * a busy machine (README "Threads" has the measurements). libgomp reads OMP_WAIT_POLICY once, as
+ * it loads, so a program calls this first in main: it sets PASSIVE and
+ * starts itself again. An explicit OMP_WAIT_POLICY is kept (ACTIVE for a
+ * speed benchmark on an idle machine); if the exec fails, nothing changes. */
+void cli_wait_passively(char **argv);
+
 #endif

@@ -9,7 +9,7 @@
 
 const char *cli_default_model(void) {
     const char *env = getenv("OIR_MODEL");
-    return env && env[0] ? env : CLI_DEFAULT_MODEL;
+    return env && env[0] ? env : oir_context_default_params().model_path;
 }
 
 int cli_tokenizer_mode(const char *name, tokenizer_mode *out, oir_error *err) {

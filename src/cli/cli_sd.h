@@ -12,8 +12,8 @@
 #include "models/loader.h"
 
 /* The default model when --model is not given: $OIR_MODEL when set and not
- * empty, else "models/tiny-shapes" (relative to the current folder). */
-#define CLI_DEFAULT_MODEL "models/tiny-shapes"
+ * empty, else the shipped tiny-shapes (oir_models_dir(): found from the
+ * program's own folder, so any current folder works). */
 const char *cli_default_model(void);
 
 /* sd_model_load with every component; when the path is missing and was the

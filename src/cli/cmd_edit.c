@@ -55,8 +55,8 @@ static void usage(FILE *to, int search) {
             "  --seed S               recorded in report.json; DDIM inversion and eta-0 denoising use\n"
             "                         no randomness, so results do not depend on it\n"
             "models:\n"
-            "  --model PATH           SD 1.x diffusers folder or single .safetensors (default models/tiny-shapes)\n"
-            "  --clip PATH            Hugging Face CLIP folder for the search metric (default models/tiny-clip)\n"
+            "  --model PATH           SD 1.x diffusers folder or single .safetensors (default: the shipped tiny-shapes)\n"
+            "  --clip PATH            Hugging Face CLIP folder for the search metric (default: the shipped tiny-clip)\n"
             "  --variant fp16         prefer *.fp16.safetensors weights\n"
             "  --tokenizer-mode M     prompt normalisation: clip (default; CLIPTokenizer with ftfy, as\n"
             "                         SD 1.x), openai (also unescapes HTML) or hf-no-ftfy\n"
@@ -289,7 +289,7 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         if (!ok) rc = err->code;
         if (!rc) rc = sheet_render(&sheet, cands, T, r->edit_norm + (size_t)i * r->steps,
                                    r->background_norm + (size_t)i * r->steps, r->total + (size_t)i * r->steps,
-                                   r->chosen_step[i] - 1, title, err);
+                                   r->chosen_step[i] - 1, r->evaluated + (size_t)i * r->steps, title, err);
         path = join(out_dir, name);
         if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
         if (!rc) rc = image_save_png(&sheet, path, err);

@@ -738,7 +738,7 @@ static const eval_component components[] = {
      "   in: pixel_values (B, 3, S, S), already preprocessed (S = image_size);\n"
      "       optional patch_mask (B, G*G) or (B, G, G), G = S / patch_size: non-zero (floats:\n"
      "       > 0.5) = inside; the class token and inside patches attend only to each other\n"
-     "       (DESIGN.md 2.4)\n"
+     "       (docs/DESIGN.md 2.4)\n"
      "  out: image_embeds (B, P) (not normalised), pooler_output (B, D),\n"
      "       last_hidden_state (B, 1 + G*G, D)"},
     {"unet", run_unet,
@@ -765,7 +765,7 @@ static const eval_component components[] = {
     {"ddim-invert-step", run_ddim_invert,
      "model: as ddim-step\n"
      "   in: as ddim-step; timestep is the target t (increasing order: 1, 21, ..., 981)\n"
-     "  out: next_sample: the inversion step of DESIGN.md 2.1 from t - 1000/T to t"},
+     "  out: next_sample: the inversion step of docs/DESIGN.md 2.1 from t - 1000/T to t"},
 };
 #define N_COMPONENTS (int)(sizeof components / sizeof components[0])
 

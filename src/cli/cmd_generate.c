@@ -44,7 +44,7 @@ static void usage(FILE *to) {
             "Noise: oir's own counter-based generator (splitmix64 + Box-Muller): the same seed\n"
             "gives the same image on every run and with any thread count, but NOT the image\n"
             "PyTorch/diffusers would give for that seed (their RNG differs).\n",
-            CLI_DEFAULT_MODEL);
+            cli_default_model());
 }
 
 int cmd_generate(int argc, char **argv) {

@@ -21,7 +21,7 @@ static void usage(FILE *to) {
             "                       [--out out.png]\n"
             "                       [--threads N] [--quiet]\n"
             "\n"
-            "Inverts an image and denoises it back (DESIGN.md 2.1): the image is center-cropped\n"
+            "Inverts an image and denoises it back (docs/DESIGN.md 2.1): the image is center-cropped\n"
             "to a square and resized (Pillow bicubic, as the authors' load_512), encoded with the\n"
             "VAE (posterior mean x scaling factor), inverted for all DDIM steps conditioned on\n"
             "the prompt without guidance, then denoised for all steps with the same prompt and\n"
@@ -51,7 +51,7 @@ static void usage(FILE *to) {
             "\n"
             "PSNR = 10 log10(1 / MSE) over all pixels and channels of the 8-bit images\n"
             "(values in [0, 1]), as written to disk.\n",
-            CLI_DEFAULT_MODEL);
+            cli_default_model());
 }
 
 static void print_psnr(const char *what, double db) {

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "core/threads.h"
 
 typedef struct {
@@ -49,6 +50,7 @@ int cli_wants_help(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    cli_wait_passively(argv);
     threads_init(); /* OIR_THREADS, default: all cores */
     if (argc < 2) {
         usage(stderr);

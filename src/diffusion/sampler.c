@@ -25,6 +25,12 @@ void sampler_free(sampler *s) {
     memset(s, 0, sizeof *s);
 }
 
+int sampler_set_steps(sampler *s, int T, oir_error *err) {
+    int rc = ddim_set_timesteps(&s->sched, T, err);
+    if (!rc) s->T = T;
+    return rc;
+}
+
 int sampler_init(sampler *s, const sd_model *m, int image_size, int T, size_t memory_budget,
                  oir_error *err) {
     memset(s, 0, sizeof *s);

@@ -49,6 +49,8 @@ typedef struct {
 int sampler_init(sampler *s, const sd_model *m, int image_size, int T, size_t memory_budget,
                  oir_error *err);
 void sampler_free(sampler *s);
+/* Switches the sampler to a T-step schedule (levels then refer to it). */
+int sampler_set_steps(sampler *s, int T, oir_error *err);
 
 /* Text encoder hidden states of a prompt: ctx (ctx_len, ctx_dim). Prompts
  * longer than the text encoder's positions are an error naming the count. */

@@ -5,76 +5,98 @@
 
 #include "edit/schedule.h"
 
+static int wanted(const candidate_job *job, int T, int p, int k) {
+    return !job->want || job->want[(size_t)p * T + k - 1];
+}
+
+static int progress(sampler *s, const char *stage, int done, int total, oir_error *err) {
+    if (s->progress && s->progress(s->progress_user, stage, done, total))
+        return oir_fail(err, OIR_E_CANCELLED, "cancelled");
+    return OIR_OK;
+}
+
 int candidates_serial(sampler *s, const candidate_job *job, float *out, oir_error *err) {
-    int T = s->T;
+    int T = s->T, total = 0, done = 0;
     size_t n = s->lat_n;
+    const char *stage = job->stage ? job->stage : "candidates";
+    for (int p = 0; p < job->n_pairs; p++)
+        for (int k = 1; k <= T; k++) total += wanted(job, T, p, k) ? k : 0;
     for (int p = 0; p < job->n_pairs; p++)
         for (int k = 1; k <= T; k++) {
+            if (!wanted(job, T, p, k)) continue;
             float *z = out + ((size_t)p * T + k - 1) * n;
             memcpy(z, job->levels + (size_t)k * n, n * sizeof(float));
             sampler_progress_fn saved = s->progress;
-            s->progress = NULL; /* one tick per candidate, not per step */
+            s->progress = NULL; /* one tick per candidate, counted in sample-steps */
             int rc = sampler_denoise(s, z, k, 0, job->pair_ctx[p], job->source_ctx, job->guidance, err);
             s->progress = saved;
             if (rc) return rc;
-            if (s->progress && s->progress(s->progress_user, "candidates (serial)", p * T + k, job->n_pairs * T))
-                return oir_fail(err, OIR_E_CANCELLED, "cancelled");
+            done += k;
+            if ((rc = progress(s, stage, done, total, err))) return rc;
         }
     return OIR_OK;
 }
 
 int candidates_parallel(sampler *s, const candidate_job *job, float *out, oir_error *err) {
-    int T = s->T, rows_per_pair = schedule_rows(T), calls = schedule_calls(T);
-    int rows = rows_per_pair * job->n_pairs;
+    int T = s->T, n_items = 0;
     size_t n = s->lat_n;
-    int rc = OIR_OK;
-    /* Row latents, and per call the gathered active rows. */
+    const char *stage = job->stage ? job->stage : "candidates";
+    schedule_item *items = malloc(sizeof *items * (size_t)job->n_pairs * T);
+    if (!items) return oir_fail(err, OIR_E_NOMEM, "parallel candidates: out of memory");
+    for (int p = 0; p < job->n_pairs; p++)
+        for (int k = 1; k <= T; k++)
+            if (wanted(job, T, p, k)) items[n_items++] = (schedule_item){p, k};
+    schedule_plan plan;
+    int rc = schedule_plan_build(&plan, items, n_items, err);
+    free(items);
+    if (rc) return rc;
+    int rows = plan.rows;
+    /* Row latents, and per call the gathered busy rows. */
     float *state = malloc((size_t)rows * n * sizeof(float));
     float *x = malloc((size_t)rows * n * sizeof(float));
     float *eps = malloc((size_t)rows * n * sizeof(float));
     int64_t *t = malloc(sizeof(int64_t) * (size_t)rows);
-    int *act = malloc(sizeof(int) * (size_t)rows);
+    int *busy = malloc(sizeof(int) * (size_t)rows);
     const float **cond = malloc(sizeof(float *) * (size_t)rows);
     const float **uncond = malloc(sizeof(float *) * (size_t)rows);
-    schedule_slot *slots = malloc(sizeof(schedule_slot) * (size_t)rows);
-    if (!state || !x || !eps || !t || !act || !cond || !uncond || !slots) {
+    if (rows && (!state || !x || !eps || !t || !busy || !cond || !uncond)) {
         rc = oir_fail(err, OIR_E_NOMEM, "parallel candidates: out of memory for %d rows", rows);
         goto cleanup;
     }
-    for (int c = 0; c < calls && !rc; c++) {
+    for (int c = 0; c < plan.calls && !rc; c++) {
         int B = 0;
         for (int r = 0; r < rows; r++) {
-            int p = r / rows_per_pair;
-            schedule_slot sl = schedule_slot_at(T, r % rows_per_pair, c);
-            slots[r] = sl;
-            if (!sl.active) continue;
+            int i = plan.at[(size_t)c * rows + r];
+            if (i < 0) continue;
+            schedule_item it = plan.items[i];
+            int step = c - plan.start[i];
             float *z = state + (size_t)r * n;
-            if (sl.starts) memcpy(z, job->levels + (size_t)sl.candidate * n, n * sizeof(float));
+            if (step == 0) memcpy(z, job->levels + (size_t)it.k * n, n * sizeof(float));
             memcpy(x + (size_t)B * n, z, n * sizeof(float));
-            t[B] = s->sched.timesteps[sl.sched_index];
-            cond[B] = job->pair_ctx[p];
+            t[B] = s->sched.timesteps[T - it.k + step];
+            cond[B] = job->pair_ctx[it.pair];
             uncond[B] = job->source_ctx;
-            act[B++] = r;
+            busy[B++] = i;
         }
         rc = sampler_eps(s, x, t, cond, uncond, job->guidance, B, eps, err);
         if (!rc) rc = ddim_step(&s->sched, x, eps, t, x, B, n, NULL, err);
         for (int b = 0; b < B && !rc; b++) {
-            int r = act[b], p = r / rows_per_pair;
-            memcpy(state + (size_t)r * n, x + (size_t)b * n, n * sizeof(float));
-            if (slots[r].finishes)
-                memcpy(out + ((size_t)p * T + slots[r].candidate - 1) * n, x + (size_t)b * n, n * sizeof(float));
+            int i = busy[b];
+            schedule_item it = plan.items[i];
+            memcpy(state + (size_t)plan.row[i] * n, x + (size_t)b * n, n * sizeof(float));
+            if (c - plan.start[i] == it.k - 1) /* its last step: candidate k's z_0 */
+                memcpy(out + ((size_t)it.pair * T + it.k - 1) * n, x + (size_t)b * n, n * sizeof(float));
         }
-        if (!rc && s->progress && s->progress(s->progress_user, "candidates (parallel)", c + 1, calls))
-            rc = oir_fail(err, OIR_E_CANCELLED, "cancelled");
+        if (!rc) rc = progress(s, stage, c + 1, plan.calls, err);
     }
 cleanup:
+    schedule_plan_free(&plan);
     free(state);
     free(x);
     free(eps);
     free(t);
-    free(act);
+    free(busy);
     free(cond);
     free(uncond);
-    free(slots);
     return rc;
 }

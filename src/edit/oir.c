@@ -2,6 +2,8 @@
  * (parallel or serial), the search metric, and reassembly. The public API of
  * include/oir.h. Data flows one way: image -> latents -> candidates ->
  * scores -> choices -> reassembly -> image. */
+#include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include "edit/prompts.h"
 #include "edit/scorer.h"
 #include "edit/search_metric.h"
+#include "edit/search_plan.h"
 #include "models/loader.h"
 #include "oir.h"
 
@@ -27,8 +30,17 @@ struct oir_context {
     char describe[2600];
 };
 
+static char default_model_path[4200], default_clip_path[4200];
+static pthread_once_t default_paths_once = PTHREAD_ONCE_INIT;
+
+static void resolve_default_paths(void) {
+    snprintf(default_model_path, sizeof default_model_path, "%s/tiny-shapes", oir_models_dir());
+    snprintf(default_clip_path, sizeof default_clip_path, "%s/tiny-clip", oir_models_dir());
+}
+
 oir_context_params oir_context_default_params(void) {
-    oir_context_params p = {"models/tiny-shapes", "models/tiny-clip", NULL, 0, OIR_TOKENIZER_CLIP};
+    pthread_once(&default_paths_once, resolve_default_paths);
+    oir_context_params p = {default_model_path, default_clip_path, NULL, 0, OIR_TOKENIZER_CLIP};
     return p;
 }
 
@@ -111,6 +123,7 @@ void oir_result_free(oir_result *r) {
     free(r->total);
     free(r->edit_flat);
     free(r->background_flat);
+    free(r->evaluated);
     free(r->candidates);
     free(r->edited);
     free(r);
@@ -244,47 +257,198 @@ static int alloc_result(oir_result *r, int n, int T, int size, int keep) {
     r->edit_norm = calloc(nt, sizeof(float));
     r->background_norm = calloc(nt, sizeof(float));
     r->total = calloc(nt, sizeof(float));
+    r->evaluated = calloc(nt, 1);
     r->edited = malloc((size_t)size * size * 3);
-    r->candidates = keep ? malloc(nt * size * size * 3) : NULL;
+    r->candidates = keep ? calloc(nt * size * size, 3) : NULL;
     r->reassembly_step = -1;
-    return r->chosen_step && r->edit_flat && r->background_flat && r->edit_score && r->background_score &&
-           r->edit_norm && r->background_norm && r->total && r->edited && (!keep || r->candidates);
+    int ok = r->chosen_step && r->edit_flat && r->background_flat && r->edit_score && r->background_score &&
+             r->edit_norm && r->background_norm && r->total && r->evaluated && r->edited &&
+             (!keep || r->candidates);
+    for (size_t j = 0; ok && j < nt; j++) r->edit_score[j] = r->background_score[j] = NAN;
+    return ok;
 }
 
-/* Decodes and scores the candidates of pair i in chunks of 64 images. */
-static int score_pair(oir_context *ctx, edit_state *st, oir_result *r, const oir_pair *pair, int i,
-                      const oir_params *p, oir_error *err) {
-    int T = r->steps, size = r->size, rc;
+/* Decodes and scores candidates of pair i: lat (Tl, lat_n) holds the pair's
+ * candidates on a Tl-step schedule; those with which[k-1] set are scored
+ * into step dest(k) of the result (k itself, or the matching level of the
+ * T-step schedule for a short one), flagged `flag` in r->evaluated. Chunks
+ * of 64 images. */
+static int score_set(edit_state *st, oir_result *r, const oir_pair *pair, int i, const float *lat,
+                     int Tl, const unsigned char *which, unsigned char flag, const oir_params *p,
+                     oir_error *err) {
+    int T = r->steps, size = r->size, rc, todo = 0, done = 0;
     size_t img_n = (size_t)3 * size * size;
+    for (int k = 1; k <= Tl; k++) todo += which[k - 1] != 0;
     if ((rc = scorer_text(&st->sc, pair->to, st->text_embed, err))) return rc;
-    for (int start = 0; start < T; start += 64) {
-        int B = T - start < 64 ? T - start : 64;
-        for (int b = 0; b < B; b++) {
-            float *lat = st->cand_lat + ((size_t)i * T + start + b) * st->s.lat_n;
-            if ((rc = sampler_decode(&st->s, lat, 1, st->pixels, err))) return rc;
+    int ks[64];
+    for (int k = 1; k <= Tl;) {
+        int B = 0;
+        for (; k <= Tl && B < 64; k++) {
+            if (!which[k - 1]) continue;
+            int m = Tl == T ? k : search_map_level(k, Tl, T);
+            double t0 = clock_wall_s();
+            if ((rc = sampler_decode(&st->s, lat + (size_t)(k - 1) * st->s.lat_n, 1, st->pixels, err))) return rc;
+            r->seconds_decode += clock_wall_s() - t0;
+            r->decodes++;
             unsigned char *rgb = r->edited; /* scratch until the end */
-            unsigned char *dst = r->candidates ? r->candidates + ((size_t)i * T + start + b) * img_n : rgb;
+            unsigned char *dst = r->candidates ? r->candidates + ((size_t)i * T + m - 1) * img_n : rgb;
             tensor_to_rgb8(st->pixels, size, dst);
-            rgb8_to_image(dst, size, &st->cand_img[b]);
+            rgb8_to_image(dst, size, &st->cand_img[B]);
+            ks[B++] = m;
         }
+        if (!B) break;
+        float edit[64], background[64];
         double t0 = clock_wall_s();
-        rc = scorer_score(&st->sc, st->cand_img, B, &st->masks[i], st->text_embed,
-                          r->edit_score + (size_t)i * T + start, r->background_score + (size_t)i * T + start, err);
+        rc = scorer_score(&st->sc, st->cand_img, B, &st->masks[i], st->text_embed, edit, background, err);
         r->seconds_scoring += clock_wall_s() - t0;
         if (rc) return rc;
-        if (p->progress && p->progress(p->progress_user, "scoring", start + B, T))
+        for (int b = 0; b < B; b++) {
+            size_t o = (size_t)i * T + ks[b] - 1;
+            r->edit_score[o] = edit[b];
+            r->background_score[o] = background[b];
+            r->evaluated[o] = flag;
+        }
+        done += B;
+        if (p->progress && p->progress(p->progress_user, "scoring", done, todo))
             return oir_fail(err, OIR_E_CANCELLED, "cancelled");
     }
-    (void)ctx;
+    return OIR_OK;
+}
+
+/* The metric over pair i's scored candidates (every evaluated one counts in
+ * the normalisation); the choice is among those flagged `choose_flag` (0:
+ * any evaluated one). */
+static int choose(oir_result *r, int i, unsigned char choose_flag) {
+    int T = r->steps;
     size_t o = (size_t)i * T;
-    search_choice c = search_metric_choose(r->edit_score + o, r->background_score + o, T, r->edit_norm + o,
-                                           r->background_norm + o, r->total + o);
+    unsigned char choosable[1000];
+    for (int k = 0; k < T; k++)
+        choosable[k] = choose_flag ? r->evaluated[o + k] == choose_flag : r->evaluated[o + k] != 0;
+    search_choice c = search_metric_choose_among(r->edit_score + o, r->background_score + o, T,
+                                                 r->evaluated + o, choosable, r->edit_norm + o,
+                                                 r->background_norm + o, r->total + o);
     r->chosen_step[i] = c.best + 1;
     r->edit_flat[i] = c.edit_flat;
     r->background_flat[i] = c.background_flat;
-    if (c.background_flat) warn(r, "pair %d: the background score is flat (mask covers the image?)", i + 1);
-    if (c.edit_flat) warn(r, "pair %d: the edit score is flat", i + 1);
+    return c.best;
+}
+
+static int make_candidates(edit_state *st, const oir_params *p, const candidate_job *job, float *out,
+                           oir_error *err) {
+    return p->parallel ? candidates_parallel(&st->s, job, out, err) : candidates_serial(&st->s, job, out, err);
+}
+
+/* Scores every wanted candidate of every pair (lat: (n, Tl, lat_n)) and
+ * chooses among those flagged choose_flag (0: any scored). */
+static int score_all(edit_state *st, oir_result *r, const oir_pair *pairs, int n, const float *lat, int Tl,
+                     const unsigned char *want, unsigned char flag, unsigned char choose_flag,
+                     const oir_params *p, oir_error *err) {
+    for (int i = 0; i < n; i++) {
+        int rc = score_set(st, r, &pairs[i], i, lat + (size_t)i * Tl * st->s.lat_n, Tl, want + (size_t)i * Tl,
+                           flag, p, err);
+        if (rc) return rc;
+        if (choose(r, i, choose_flag) < 0)
+            return oir_fail(err, OIR_E_NOMEM, "pair %d: out of memory choosing a step", i + 1);
+    }
     return OIR_OK;
+}
+
+/* The short-schedule stage of short:TS and short-refine: its own TS-step
+ * inversion, every TS-step candidate of every pair, scored at the matching
+ * levels of the T-step schedule (flag 2); each pair's choice among them. */
+static int search_short(edit_state *st, oir_result *r, const oir_pair *pairs, int n, const oir_params *p,
+                        int TS, oir_error *err) {
+    int T = r->steps, rc;
+    size_t N = st->s.lat_n;
+    float *levels = malloc((size_t)(TS + 1) * N * sizeof(float)), *lat = malloc((size_t)n * TS * N * sizeof(float));
+    unsigned char *want = malloc((size_t)n * TS);
+    if (!levels || !lat || !want) {
+        rc = oir_fail(err, OIR_E_NOMEM, "short search: out of memory");
+        goto cleanup;
+    }
+    memset(want, 1, (size_t)n * TS);
+    memcpy(levels, st->levels, N * sizeof(float)); /* the clean image latent */
+    if ((rc = sampler_set_steps(&st->s, TS, err))) goto cleanup;
+    rc = sampler_invert(&st->s, levels, 0, TS, st->src_ctx, levels, err);
+    candidate_job job = {levels, st->src_ctx, (const float *const *)st->pair_ctx, n, p->guidance, want,
+                         "candidates (short schedule)"};
+    if (!rc) rc = make_candidates(st, p, &job, lat, err);
+    int back = sampler_set_steps(&st->s, T, err); /* decoding does not depend on it */
+    if (!rc) rc = back;
+    if (!rc) rc = score_all(st, r, pairs, n, lat, TS, want, 2, 2, p, err);
+cleanup:
+    free(levels);
+    free(lat);
+    free(want);
+    return rc;
+}
+
+/* Steps 2-4 of the method (docs/DESIGN.md §2.2-2.4) under a search strategy
+ * (edit/search_plan.h): candidates, decodes, scores, r->chosen_step. */
+static int search(edit_state *st, oir_result *r, const oir_pair *pairs, int n, const oir_params *p,
+                  const search_strategy *strat, oir_error *err) {
+    int T = r->steps, rc = OIR_OK;
+    unsigned char *want = calloc((size_t)n * T, 1);
+    if (!want) return oir_fail(err, OIR_E_NOMEM, "search: out of memory");
+    candidate_job job = {st->levels, st->src_ctx, (const float *const *)st->pair_ctx, n, p->guidance, want,
+                         p->parallel ? "candidates (parallel)" : "candidates (serial)"};
+    switch (strat->kind) {
+    case SEARCH_EXHAUSTIVE:
+        memset(want, 1, (size_t)n * T);
+        if (!(rc = make_candidates(st, p, &job, st->cand_lat, err)))
+            rc = score_all(st, r, pairs, n, st->cand_lat, T, want, 1, 0, p, err);
+        break;
+    case SEARCH_COARSE:
+        for (int i = 0; i < n; i++) search_coarse_set(T, strat->stride, want + (size_t)i * T);
+        job.stage = "candidates (coarse)";
+        if ((rc = make_candidates(st, p, &job, st->cand_lat, err)) ||
+            (rc = score_all(st, r, pairs, n, st->cand_lat, T, want, 1, 0, p, err)))
+            break;
+        for (int i = 0; i < n; i++)
+            search_neighbours(T, r->chosen_step[i], strat->stride - 1, r->evaluated + (size_t)i * T,
+                              want + (size_t)i * T);
+        job.stage = "candidates (refine)";
+        if (!(rc = make_candidates(st, p, &job, st->cand_lat, err)))
+            rc = score_all(st, r, pairs, n, st->cand_lat, T, want, 1, 0, p, err);
+        break;
+    case SEARCH_ADAPTIVE:
+        for (int i = 0; i < n; i++) search_geometric_set(T, strat->levels, want + (size_t)i * T);
+        job.stage = "candidates (geometric)";
+        for (;;) {
+            if ((rc = make_candidates(st, p, &job, st->cand_lat, err)) ||
+                (rc = score_all(st, r, pairs, n, st->cand_lat, T, want, 1, 0, p, err)))
+                break;
+            int more = 0;
+            for (int i = 0; i < n; i++)
+                more += search_bisect(T, r->chosen_step[i], r->evaluated + (size_t)i * T, want + (size_t)i * T);
+            if (!more) break;
+            job.stage = "candidates (bisection)";
+        }
+        break;
+    case SEARCH_SHORT:
+    case SEARCH_SHORT_REFINE:
+        if ((rc = search_short(st, r, pairs, n, p, strat->short_steps, err))) break;
+        int radius = strat->kind == SEARCH_SHORT ? 0 : strat->window;
+        for (int i = 0; i < n; i++) {
+            unsigned char none[1000] = {0};
+            search_neighbours(T, r->chosen_step[i], radius, none, want + (size_t)i * T);
+        }
+        if (strat->kind == SEARCH_SHORT) { /* only the choice, rendered on the T-step schedule */
+            job.stage = "render chosen";
+            rc = make_candidates(st, p, &job, st->cand_lat, err);
+            break;
+        }
+        job.stage = "candidates (refine)";
+        if (!(rc = make_candidates(st, p, &job, st->cand_lat, err)))
+            rc = score_all(st, r, pairs, n, st->cand_lat, T, want, 1, 1, p, err);
+        break;
+    }
+    free(want);
+    for (int i = 0; i < n && !rc; i++) {
+        if (r->background_flat[i]) warn(r, "pair %d: the background score is flat (mask covers the image?)", i + 1);
+        if (r->edit_flat[i]) warn(r, "pair %d: the edit score is flat", i + 1);
+    }
+    return rc;
 }
 
 /* DESIGN.md §2.5 steps 2-5, from the chosen steps. */
@@ -337,6 +501,7 @@ static int reassemble(edit_state *st, oir_result *r, const oir_params *p, oir_er
     if ((rc = sampler_invert(s, z, R, J, st->src_ctx, NULL, err))) goto cleanup;
     if ((rc = sampler_denoise(s, z, R + J, 0, st->target_ctx, st->src_ctx, p->guidance, err))) goto cleanup;
     if ((rc = sampler_decode(s, z, 1, st->pixels, err))) goto cleanup;
+    r->decodes++;
     tensor_to_rgb8(st->pixels, r->size, r->edited);
 cleanup:
     free(owner);
@@ -351,6 +516,8 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
     oir_params p = pin ? *pin : oir_default_params();
     int rc = check_inputs(ctx, rgb, size, source, pairs, n, &p, err);
     if (rc) return rc;
+    search_strategy strategy;
+    if ((rc = search_strategy_parse(&strategy, p.search, p.steps, err))) return rc;
     double t_start = clock_wall_s(), t0;
     oir_result *r = calloc(1, sizeof *r);
     edit_state st;
@@ -359,6 +526,7 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
         oir_result_free(r);
         return oir_fail(err, OIR_E_NOMEM, "out of memory for %d pairs x %d candidates", n, p.steps);
     }
+    search_strategy_format(&strategy, r->search, sizeof r->search);
     if ((rc = make_prompts(r, source, pairs, n, &p, err))) goto done;
     if ((rc = sampler_init(&st.s, ctx->sd, size, p.steps, p.memory_budget, err))) goto done;
     st.have_sampler = 1;
@@ -402,34 +570,35 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
     memcpy(z, st.levels, N * sizeof(float));
     if ((rc = sampler_invert(&st.s, z, 0, T, st.src_ctx, st.levels, err))) goto done;
     r->seconds_inversion = clock_wall_s() - t0;
-    /* 2-3. candidates */
+    /* 2-4. candidates, decodes, the search metric */
     t0 = clock_wall_s();
     long calls0 = st.s.unet_calls, rows0 = st.s.unet_rows;
-    candidate_job job = {st.levels, st.src_ctx, (const float *const *)st.pair_ctx, n, p.guidance};
-    rc = p.parallel ? candidates_parallel(&st.s, &job, st.cand_lat, err) : candidates_serial(&st.s, &job, st.cand_lat, err);
-    if (rc) goto done;
-    r->unet_calls = st.s.unet_calls - calls0;
-    r->unet_rows = st.s.unet_rows - rows0;
-    r->seconds_candidates = clock_wall_s() - t0;
-    /* 4. decode + search metric */
-    t0 = clock_wall_s();
     if ((rc = scorer_init(&st.sc, ctx->clip, &st.original, err))) goto done;
     st.have_scorer = 1;
-    for (int i = 0; i < n; i++)
-        if ((rc = score_pair(ctx, &st, r, &pairs[i], i, &p, err))) goto done;
-    r->seconds_decode = clock_wall_s() - t0 - r->seconds_scoring;
+    if ((rc = search(&st, r, pairs, n, &p, &strategy, err))) goto done;
+    r->unet_calls = st.s.unet_calls - calls0;
+    r->unet_rows = st.s.unet_rows - rows0;
+    r->seconds_candidates = clock_wall_s() - t0 - r->seconds_scoring - r->seconds_decode;
     /* 5. reassembly (several pairs) or the chosen candidate (one pair) */
     t0 = clock_wall_s();
     if (reassembly && n > 1) {
         if ((rc = reassemble(&st, r, &p, err))) goto done;
     } else {
-        if ((rc = sampler_decode(&st.s, st.cand_lat + (size_t)(r->chosen_step[0] - 1) * N, 1, st.pixels, err)))
-            goto done;
-        tensor_to_rgb8(st.pixels, size, r->edited);
+        int k = r->chosen_step[0];
+        if (r->candidates && r->evaluated[k - 1] == 1) { /* decoded while scoring */
+            memcpy(r->edited, r->candidates + (size_t)(k - 1) * size * size * 3, (size_t)size * size * 3);
+        } else {
+            if ((rc = sampler_decode(&st.s, st.cand_lat + (size_t)(k - 1) * N, 1, st.pixels, err))) goto done;
+            r->decodes++;
+            tensor_to_rgb8(st.pixels, size, r->edited);
+            if (r->candidates) /* the sheet shows the choice as rendered */
+                memcpy(r->candidates + (size_t)(k - 1) * size * size * 3, r->edited, (size_t)size * size * 3);
+        }
         r->reinversion_steps = 0;
     }
     r->seconds_reassembly = clock_wall_s() - t0;
     r->seconds_total = clock_wall_s() - t_start;
+    r->unet_rows_total = st.s.unet_rows;
 done:
     state_free(&st, n);
     if (rc) {

@@ -1,27 +1,30 @@
-/* Parallel candidate schedule (DESIGN.md §2.3).
+/* Packing candidates into batched UNet calls (docs/DESIGN.md §2.3).
  *
- * Candidate k (k = 1..T) starts from the inversion latent z_k and runs k
- * denoising steps, at scheduler indices T-k, ..., T-1 (timesteps in
- * descending order). With ceil(T/2) rows, row r first runs candidate r+1
- * (calls 0..r), then candidate T-r (calls r+1..T): every row is busy on
- * every one of the T+1 calls and the sum of work is T(T+1)/2 sample-steps,
- * exactly the serial cost. For odd T the middle row has a single candidate
- * and idles for its last calls. */
+ * Candidate k (k = 1..T) of a pair starts from inversion level k and runs k
+ * denoising steps, at scheduler indices T-k, ..., T-1. Any set of candidates
+ * (of any pairs) is packed onto rows = ceil(total steps / longest candidate)
+ * batch rows, longest first, each onto the least-loaded row (LPT); a row runs
+ * its candidates back to back, and every call advances every busy row by one
+ * step. For all T candidates of a pair this gives ceil((T+1)/2) rows and at
+ * most T+1 calls, with the serial path's T(T+1)/2 sample-steps. */
 #ifndef OIR_EDIT_SCHEDULE_H
 #define OIR_EDIT_SCHEDULE_H
 
-typedef struct {
-    int active;     /* 0: the row idles on this call */
-    int candidate;  /* k, 1..T */
-    int step;       /* j, 0..k-1: how many steps this candidate has done */
-    int sched_index;/* index into the descending timesteps: T - k + j */
-    int starts;     /* 1 on the candidate's first call (load z_k) */
-    int finishes;   /* 1 on its last call (the row then holds candidate k's z_0) */
-} schedule_slot;
+#include "core/error.h"
 
-int schedule_rows(int T);  /* ceil(T/2) */
-int schedule_calls(int T); /* T + 1 (1 when T == 1) */
-/* What row r does on call c. */
-schedule_slot schedule_slot_at(int T, int row, int call);
+typedef struct {
+    int pair, k;
+} schedule_item;
+
+typedef struct {
+    int n_items, rows, calls;
+    schedule_item *items; /* (n_items), longest first */
+    int *row, *start;     /* (n_items): the row and first call of each item */
+    int *at;              /* (calls, rows): index of the item a row runs, or -1 */
+} schedule_plan;
+
+/* Plans items (copied). n == 0 gives an empty plan (no calls). Every k >= 1. */
+int schedule_plan_build(schedule_plan *p, const schedule_item *items, int n, oir_error *err);
+void schedule_plan_free(schedule_plan *p);
 
 #endif

@@ -3,42 +3,59 @@
 #include <math.h>
 #include <stdlib.h>
 
-int minmax_normalize(float *out, const float *x, int n) {
+
+/* Min and max of x over the flagged indices (all when flags is NULL). */
+static int minmax_normalize_among(float *out, const float *x, int n, const unsigned char *flags) {
     float lo = INFINITY, hi = -INFINITY;
+    int count = 0;
     for (int i = 0; i < n; i++) {
+        if (flags && !flags[i]) continue;
+        count++;
         if (x[i] < lo) lo = x[i];
         if (x[i] > hi) hi = x[i];
     }
     float range = hi - lo;
-    if (n <= 0 || !(range > 0) || !isfinite(range)) {
-        for (int i = 0; i < n; i++) out[i] = 0.0f;
-        return 1;
-    }
-    for (int i = 0; i < n; i++) out[i] = (x[i] - lo) / range;
-    return 0;
+    int flat = count == 0 || !(range > 0) || !isfinite(range);
+    for (int i = 0; i < n; i++)
+        out[i] = flags && !flags[i] ? NAN : (flat ? 0.0f : (x[i] - lo) / range);
+    return flat;
 }
 
-search_choice search_metric_choose(const float *edit_scores, const float *neg_mse, int n,
-                                   float *norm_edit, float *norm_background, float *total) {
-    search_choice c = {0, 0, 0};
+int minmax_normalize(float *out, const float *x, int n) {
+    return minmax_normalize_among(out, x, n, NULL);
+}
+
+search_choice search_metric_choose_among(const float *edit_scores, const float *neg_mse, int n,
+                                         const unsigned char *evaluated,
+                                         const unsigned char *choosable, float *norm_edit,
+                                         float *norm_background, float *total) {
+    search_choice c = {-1, 0, 0};
     if (n <= 0) return c;
-    float *buf = malloc(sizeof(float) * 3 * (size_t)n);
-    float stack[3 * 64];
-    float *e = buf ? buf : (n <= 64 ? stack : NULL);
-    if (!e) return c; /* allocation failure: fall back to the first candidate */
+    if (!choosable) choosable = evaluated;
+    float *e = malloc(sizeof(float) * 3 * (size_t)n);
+    if (!e) return c;
     float *b = e + n, *t = b + n;
-    c.edit_flat = minmax_normalize(e, edit_scores, n);
-    c.background_flat = minmax_normalize(b, neg_mse, n);
+    c.edit_flat = minmax_normalize_among(e, edit_scores, n, evaluated);
+    c.background_flat = minmax_normalize_among(b, neg_mse, n, evaluated);
     for (int i = 0; i < n; i++) {
         t[i] = e[i] + b[i];
-        if (t[i] > t[c.best]) c.best = i;
+        if (choosable && !choosable[i]) continue;
+        if (c.best < 0 || t[i] > t[c.best]) c.best = i; /* ties: the smallest index */
     }
     for (int i = 0; i < n; i++) {
         if (norm_edit) norm_edit[i] = e[i];
         if (norm_background) norm_background[i] = b[i];
         if (total) total[i] = t[i];
     }
-    free(buf);
+    free(e);
+    return c;
+}
+
+search_choice search_metric_choose(const float *edit_scores, const float *neg_mse, int n,
+                                   float *norm_edit, float *norm_background, float *total) {
+    search_choice c = search_metric_choose_among(edit_scores, neg_mse, n, NULL, NULL, norm_edit,
+                                                 norm_background, total);
+    if (c.best < 0) c.best = 0; /* n <= 0 or out of memory: the first candidate */
     return c;
 }
 

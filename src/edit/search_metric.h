@@ -28,6 +28,16 @@ search_choice search_metric_choose(const float *edit_scores, const float *neg_ms
  * keep[i] != 0, divided by the TOTAL element count as the authors'
  * F.mse_loss(a*M, b*M) does (the constant factor does not change the
  * normalised score). a, b: (C, H, W); keep: (H, W). */
+/* The metric over a subset (a search that evaluates some candidates only):
+ * scores are normalised over the indices with evaluated[i] != 0 (NULL: all)
+ * and the choice is among those with choosable[i] != 0 (NULL: the evaluated
+ * ones). Outputs at other indices are NaN. With no choosable index, best is
+ * -1. search_metric_choose is this with both NULL. */
+search_choice search_metric_choose_among(const float *edit_scores, const float *neg_mse, int n,
+                                         const unsigned char *evaluated,
+                                         const unsigned char *choosable, float *norm_edit,
+                                         float *norm_background, float *total);
+
 float negative_masked_mse(const float *a, const float *b, const unsigned char *keep, int C,
                           int H, int W);
 

@@ -71,8 +71,8 @@ static void line(image *img, int x0, int y0, int x1, int y1, const float rgb[3])
 }
 
 int sheet_render(image *out, const image *candidates, int T, const float *norm_edit,
-                 const float *norm_background, const float *total, int best, const char *title,
-                 oir_error *err) {
+                 const float *norm_background, const float *total, int best,
+                 const unsigned char *evaluated, const char *title, oir_error *err) {
     static const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0}, red[3] = {0.85f, 0.1f, 0.1f},
                        blue[3] = {0.15f, 0.35f, 0.85f}, green[3] = {0.1f, 0.6f, 0.2f},
                        gray[3] = {0.8f, 0.8f, 0.8f};
@@ -86,7 +86,7 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
     int cell_w = thumb + pad, cell_h = thumb + label;
     int width = pad + cols * cell_w, plot_h = 150;
     if (width < 420) width = 420;
-    int height = head + rows * cell_h + plot_h + 40;
+    int height = head + rows * cell_h + plot_h + (evaluated ? 58 : 40);
     int rc = image_alloc(out, width, height, 3, err);
     if (rc) return rc;
     fill_rect(out, 0, 0, width, height, white);
@@ -99,14 +99,24 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
             c = &small;
         }
         int x0 = pad + (k % cols) * cell_w, y0 = head + (k / cols) * cell_h;
+        int how = evaluated ? evaluated[k] : 1;
         if (k == best) fill_rect(out, x0 - 3, y0 - 3, thumb + 6, thumb + 6, red);
-        for (int y = 0; y < thumb; y++)
-            for (int x = 0; x < thumb; x++) put(out, x0 + x, y0 + y, c->data + ((size_t)y * thumb + x) * 3);
+        if (how) {
+            for (int y = 0; y < thumb; y++)
+                for (int x = 0; x < thumb; x++) put(out, x0 + x, y0 + y, c->data + ((size_t)y * thumb + x) * 3);
+        } else { /* not denoised by this search */
+            fill_rect(out, x0, y0, thumb, thumb, gray);
+            sheet_draw_text(out, x0 + thumb / 2 - 27, y0 + thumb / 2 - 5, 2, white, "SKIP");
+        }
+        if (how == 2) { /* scored on the short schedule */
+            fill_rect(out, x0, y0, 14, 14, blue);
+            sheet_draw_text(out, x0 + 4, y0 + 2, 2, white, "S");
+        }
         image_free(&small);
         char num[16];
         snprintf(num, sizeof num, "%d", k + 1);
         sheet_draw_text(out, x0 + thumb / 2 - 4 * (int)strlen(num), y0 + thumb + 4, 2,
-                        k == best ? red : black, num);
+                        k == best ? red : (how ? black : gray), num);
     }
     /* plot: x = k, y in [0, 2] for the sum and [0, 1] for each score */
     int px0 = pad + 24, py0 = head + rows * cell_h + 10, pw = width - px0 - pad, ph = plot_h - 20;
@@ -117,13 +127,17 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
     sheet_draw_text(out, pad, py0 + ph - 6, 1, black, "0");
     const float *series[3] = {norm_edit, norm_background, total};
     const float *colors[3] = {blue, green, black};
+    /* each curve joins the candidates that were scored; a dot marks each one */
     for (int s = 0; s < 3; s++) {
         if (!series[s]) continue;
-        for (int k = 0; k + 1 < T; k++) {
-            int xa = px0 + (int)((k + 0.5) * pw / T), xb = px0 + (int)((k + 1.5) * pw / T);
-            float va = isfinite(series[s][k]) ? series[s][k] : 0, vb = isfinite(series[s][k + 1]) ? series[s][k + 1] : 0;
-            int ya = py0 + ph - 2 - (int)(va / 2 * (ph - 4)), yb = py0 + ph - 2 - (int)(vb / 2 * (ph - 4));
-            line(out, xa, ya, xb, yb, colors[s]);
+        int prev_x = -1, prev_y = 0;
+        for (int k = 0; k < T; k++) {
+            if ((evaluated && !evaluated[k]) || !isfinite(series[s][k])) continue;
+            int x = px0 + (int)((k + 0.5) * pw / T);
+            int y = py0 + ph - 2 - (int)(series[s][k] / 2 * (ph - 4));
+            if (prev_x >= 0) line(out, prev_x, prev_y, x, y, colors[s]);
+            fill_rect(out, x - 1, y - 1, 3, 4, colors[s]);
+            prev_x = x, prev_y = y;
         }
     }
     int xb = px0 + (int)((best + 0.5) * pw / T);
@@ -138,6 +152,14 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
     fill_rect(out, px0 + 180, ly, 10, 10, black);
     sheet_draw_text(out, px0 + 194, ly, 2, black, "SUM");
     sheet_draw_text(out, px0 + 240, ly, 2, red, chosen);
+    if (evaluated) {
+        int skipped = 0, short_sched = 0;
+        for (int k = 0; k < T; k++) skipped += !evaluated[k], short_sched += evaluated[k] == 2;
+        char note[96];
+        snprintf(note, sizeof note, "SCORED %d OF %d%s", T - skipped, T,
+                 short_sched ? ", S = ON THE SHORT SCHEDULE" : "");
+        sheet_draw_text(out, px0, ly + 16, 2, black, note);
+    }
     return OIR_OK;
 fail:
     image_free(out);
