@@ -74,6 +74,9 @@ $(OUT)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The built-in CLIP vocabulary: .incbin'd merges.txt, which -MMD cannot track.
+$(OUT)/src/models/tokenizer_builtin.o: data/clip-tokenizer/merges.txt
+
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	ar rcs $@ $^

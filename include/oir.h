@@ -73,11 +73,20 @@ int oir_get_threads(void);
 
 typedef struct oir_context oir_context;
 
+/* How prompts are normalised before CLIP's BPE (both models' tokenizers). */
+enum {
+    OIR_TOKENIZER_CLIP = 0,      /* transformers' CLIPTokenizer with ftfy, as SD 1.x (default) */
+    OIR_TOKENIZER_OPENAI = 1,    /* openai CLIP's: also unescapes HTML (html.unescape twice) */
+    OIR_TOKENIZER_HF_NO_FTFY = 2 /* transformers without ftfy (BERT BasicTokenizer) */
+};
+
 typedef struct {
-    const char *model_path; /* diffusers folder or single-file .safetensors */
+    const char *model_path; /* diffusers folder or single-file .safetensors (without a
+                               tokenizer: the built-in CLIP vocabulary when it fits) */
     const char *clip_path;  /* Hugging Face CLIP folder (the scorer) */
     const char *variant;    /* "fp16" to prefer *.fp16.safetensors, or NULL */
     int threads;            /* 0: all cores */
+    int tokenizer_mode;     /* OIR_TOKENIZER_* (default OIR_TOKENIZER_CLIP) */
 } oir_context_params;
 
 /* The shipped tiny models (oir_models_dir()/tiny-shapes and /tiny-clip). */

@@ -20,6 +20,6 @@ if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-  diffusers==0.16.1 transformers==4.26.1 huggingface_hub==0.14.1 safetensors==0.3.1 tokenizers==0.13.3 PyYAML
+  diffusers==0.16.1 transformers==4.26.1 huggingface_hub==0.14.1 safetensors==0.3.1 tokenizers==0.13.3 ftfy==6.1.1 PyYAML
 "$venv/bin/python" -c 'import torch, diffusers, transformers; print("tools venv:", torch.__version__, diffusers.__version__, transformers.__version__)'
 echo "$venv"

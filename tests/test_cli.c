@@ -190,6 +190,31 @@ static void test_eval(void) {
         st_close(got);
         st_close(ref);
     }
+    /* --tokenizer-mode: "it's" is it 's (clip, the default) or it ' s (hf-no-ftfy), with the
+     * real vocabulary as a tokenizer folder */
+    const char *modes[3] = {NULL, "clip", "hf-no-ftfy"};
+    const int64_t want_eos_at[3] = {3, 3, 4};
+    for (int k = 0; k < 3; k++) {
+        rc = modes[k] ? cr_run("eval", "tokenize", "--model", "data/clip-tokenizer", "--prompt", "it's",
+                               "--tokenizer-mode", modes[k], "--out", o, NULL)
+                      : cr_run("eval", "tokenize", "--model", "data/clip-tokenizer", "--prompt", "it's",
+                               "--out", o, NULL);
+        if (!CHECK(rc == 0, "eval tokenize --tokenizer-mode %s: exit %d: %s", modes[k] ? modes[k] : "(default)",
+                   rc, cr_err))
+            continue;
+        oir_error err = {0};
+        st_file *got = NULL;
+        CHECK(st_open(&got, o, &err) == OIR_OK, "tokenize output: %s", err.message);
+        const tensor *g = got ? st_find(got, "input_ids") : NULL;
+        const int64_t *ids = g ? (const int64_t *)g->data : NULL;
+        CHECK(ids && ids[0] == 49406 && ids[want_eos_at[k]] == 49407 && ids[want_eos_at[k] - 1] != 49407,
+              "--tokenizer-mode %s: \"it's\" should end at %lld", modes[k] ? modes[k] : "(default)",
+              (long long)want_eos_at[k]);
+        st_close(got);
+    }
+    rc = cr_run("eval", "tokenize", "--model", "data/clip-tokenizer", "--prompt", "x", "--tokenizer-mode",
+                "ftfy", "--out", o, NULL);
+    cr_expect_error("bad --tokenizer-mode", rc, "eval", "--tokenizer-mode: tokenizer mode \"ftfy\": expected clip, openai or hf-no-ftfy");
 }
 
 /* ---- generate, reconstruct ---------------------------------------------------- */

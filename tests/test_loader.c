@@ -193,6 +193,54 @@ static void test_single_file(void) {
     CHECK(rc != OIR_OK && strstr(err.message, "config_dir") && strstr(err.message, "inferred"),
           "tiny checkpoint without configs: %s", err.message);
     sd_model_free(m);
+    m = NULL;
+
+    /* No tokenizer folder: the built-in CLIP vocabulary, in the mode asked for,
+     * unless it does not fit the text encoder (764 ids here). */
+    unsetenv("OIR_TOKENIZER");
+    p = sd_load_default_params();
+    p.components = SD_TOKENIZER;
+    p.tokenizer_mode = TOKENIZER_OPENAI;
+    rc = sd_model_load(&m, single, &p, &err);
+    CHECK(rc == OIR_OK && m->tokenizer && tokenizer_vocab_size(m->tokenizer) == 49408 &&
+              !strcmp(tokenizer_source(m->tokenizer), TOKENIZER_BUILTIN_NAME) &&
+              tokenizer_get_mode(m->tokenizer) == TOKENIZER_OPENAI &&
+              has_note(m, "tokenizer: " TOKENIZER_BUILTIN_NAME),
+          "single file without a tokenizer folder: the built-in vocabulary (%s)", err.message);
+    sd_model_free(m);
+    m = NULL;
+    p.components = SD_TOKENIZER | SD_TEXT_ENCODER;
+    p.config_dir = pipe_dir;
+    p.tokenizer_dir = NULL;
+    rc = sd_model_load(&m, single, &p, &err);
+    CHECK(rc == OIR_OK && m->tokenizer && tokenizer_get_mode(m->tokenizer) == TOKENIZER_OPENAI &&
+              strstr(tokenizer_source(m->tokenizer), "tokenizer"),
+          "config_dir's tokenizer folder wins, in the mode asked for (%s)", err.message);
+    sd_model_free(m);
+}
+
+/* A diffusers folder whose model_index.json names no tokenizer: the built-in
+ * vocabulary only when it fits the text encoder. */
+static void test_no_tokenizer_folder(void) {
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/notok", tmp);
+    snprintf(path, sizeof path, "%s/model_index.json", dir);
+    mkdir(dir, 0700);
+    FILE *f = fopen(path, "w");
+    if (!CHECK(f != NULL, "write %s", path)) return;
+    fputs("{\"_class_name\": \"StableDiffusionPipeline\", \"_diffusers_version\": \"0.16.1\"}\n", f);
+    fclose(f);
+    oir_error err = {0};
+    sd_model *m = NULL;
+    sd_load_params p = sd_load_default_params();
+    p.components = SD_TOKENIZER;
+    int rc = sd_model_load(&m, dir, &p, &err);
+    CHECK(rc == OIR_OK && m->tokenizer && tokenizer_get_mode(m->tokenizer) == TOKENIZER_CLIP &&
+              !strcmp(tokenizer_source(m->tokenizer), TOKENIZER_BUILTIN_NAME),
+          "no tokenizer in model_index.json: the built-in vocabulary (%s)", err.message);
+    sd_model_free(m);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* Copies the single file, dropping `drop`, renaming through `rename_prefix`
@@ -482,6 +530,7 @@ int main(void) {
         return th_summary();
     test_diffusers_folder();
     test_single_file();
+    test_no_tokenizer_folder();
     test_single_file_problems();
     test_refusals();
     test_shards_and_variants();

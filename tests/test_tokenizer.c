@@ -1,12 +1,19 @@
 /* CLIP tokenizer: exact ids against transformers 4.26.1's CLIPTokenizer
- * (fixtures by tools/fixtures/make_tokenizer_fixtures.py) with the real SD 1.x
- * vocabulary, a reduced copy of it, a tiny custom one (pad "!", added and
- * additional special tokens) and one with merges out of learning order and
- * nested special tokens; a per-code-point
- * probe digest over planes 0-3 and 14; bad folders, files and text.
+ * (fixtures by tools/fixtures/make_tokenizer_fixtures.py).
+ *
+ * hf-no-ftfy mode (the reference without ftfy): the real SD 1.x vocabulary,
+ * a reduced copy of it, a tiny custom one (pad "!", added and additional
+ * special tokens) and one with merges out of learning order and nested
+ * special tokens; a per-code-point probe digest over planes 0-3 and 14.
+ * clip and openai modes (modes.json): every prompt against the slow
+ * tokenizer with ftfy, openai CLIP's normalisation and, where it agrees,
+ * CLIPTokenizerFast; a per-code-point probe digest with ftfy. The built-in
+ * vocabulary against data/clip-tokenizer (vocab.json id for id, encodings);
+ * the shipped tiny model's prompts in both modes; bad folders, files and
+ * text.
  *
  * The real vocabulary is read from $OIR_CLIP_TOKENIZER or
- * ../shared/data/clip-tokenizer; when absent the test fails (never skips). */
+ * data/clip-tokenizer; when absent the test fails (never skips). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +24,7 @@
 
 #include "harness.h"
 #include "models/tokenizer.h"
+#include "models/unicode.h"
 
 static cJSON *load_fixture_json(const char *name) {
     char path[4096];
@@ -62,6 +70,11 @@ static const char *show(const char *s) {
     if (*s) memcpy(buf + o, "...", 4);
     else buf[o] = '\0';
     return buf;
+}
+
+static const char *real_dir(void) {
+    const char *dir = getenv("OIR_CLIP_TOKENIZER");
+    return dir && *dir ? dir : "data/clip-tokenizer";
 }
 
 /* Every case of a fixture file: the padded ids, the length before padding,
@@ -222,8 +235,7 @@ static void check_phrases(const tokenizer *tok) {
 }
 
 static void check_real(void) {
-    const char *dir = getenv("OIR_CLIP_TOKENIZER");
-    if (!dir || !*dir) dir = "../shared/data/clip-tokenizer";
+    const char *dir = real_dir();
     tokenizer *tok = NULL;
     oir_error err = {0};
     clock_t t0 = clock();
@@ -231,6 +243,7 @@ static void check_real(void) {
     if (!CHECK(rc == OIR_OK, "the real SD 1.x CLIP vocabulary is required: %s (set "
                "OIR_CLIP_TOKENIZER to a folder with vocab.json and merges.txt)", err.message))
         return;
+    tokenizer_set_mode(tok, TOKENIZER_HF_NO_FTFY); /* cases.json: the no-ftfy reference */
     printf("  real vocabulary %s loaded in %.3f s\n", dir, (double)(clock() - t0) / CLOCKS_PER_SEC);
     CHECK(tokenizer_vocab_size(tok) == 49408, "vocab size %d", tokenizer_vocab_size(tok));
     CHECK(tokenizer_bos_id(tok) == 49406 && tokenizer_eos_id(tok) == 49407 &&
@@ -288,6 +301,7 @@ static void check_folder(const char *name, const char *cases, int32_t pad_token_
     tokenizer *tok = NULL;
     oir_error err = {0};
     if (!CHECK(tokenizer_load(&tok, dir, &err) == OIR_OK, "%s: %s", dir, err.message)) return;
+    tokenizer_set_mode(tok, TOKENIZER_HF_NO_FTFY);
     if (pad_token_id >= 0)
         CHECK(tokenizer_pad_id(tok) == pad_token_id, "%s: pad id %d, want %d", name,
               tokenizer_pad_id(tok), pad_token_id);
@@ -391,8 +405,292 @@ static void check_errors(void) {
     CHECK(rmdir(tmp_root) == 0, "removing %s", tmp_root);
 }
 
+/* ---------------------------------------------------------------- modes */
+
+/* An id list of modes.json: an array, or the name of another key of the same
+ * prompt holding the same ids. */
+static const cJSON *ref_ids(const cJSON *item, const char *key) {
+    const cJSON *v = cJSON_GetObjectItem(item, key);
+    for (int hops = 0; v && cJSON_IsString(v) && hops < 4; hops++)
+        v = cJSON_GetObjectItem(item, v->valuestring);
+    return cJSON_IsArray(v) ? v : NULL;
+}
+
+/* bos + tokenize(text) + eos in a mode equals want; on a mismatch prints both. */
+static int ids_match(tokenizer *tok, tokenizer_mode mode, const char *text, const cJSON *want,
+                     const char *what) {
+    tokenizer_set_mode(tok, mode);
+    int32_t *ids = NULL;
+    int n = 0;
+    oir_error err = {0};
+    int rc = tokenizer_tokenize(tok, text, &ids, &n, &err);
+    int nw = cJSON_GetArraySize(want), ok = rc == OIR_OK && nw == n + 2 &&
+                                            cJSON_GetArrayItem(want, 0)->valueint == tokenizer_bos_id(tok) &&
+                                            cJSON_GetArrayItem(want, nw - 1)->valueint == tokenizer_eos_id(tok);
+    for (int i = 0; ok && i < n; i++) ok = ids[i] == cJSON_GetArrayItem(want, i + 1)->valueint;
+    if (!CHECK(ok, "%s mode vs %s: \"%s\": rc %d, %d ids, want %d (%s)", tokenizer_mode_name(mode), what,
+               show(text), rc, n + 2, nw, err.message)) {
+        fprintf(stderr, "  got: ");
+        for (int i = 0; i < n && i < 80; i++) fprintf(stderr, " %s", tokenizer_token(tok, ids[i]));
+        fprintf(stderr, "\n  want:");
+        for (int i = 1; i + 1 < nw && i < 80; i++)
+            fprintf(stderr, " %s", tokenizer_token(tok, cJSON_GetArrayItem(want, i)->valueint));
+        fprintf(stderr, "\n");
+    }
+    /* padded to 77: the reference's truncation keeps eos last */
+    if (ok) {
+        int32_t pad[77];
+        int nt = 0, tr = 0;
+        rc = tokenizer_encode(tok, text, 77, pad, &nt, &tr, &err);
+        int keep = n < 75 ? n : 75;
+        ok = rc == OIR_OK && nt == n + 2 && tr == (n > 75) && pad[0] == tokenizer_bos_id(tok) &&
+             pad[keep + 1] == tokenizer_eos_id(tok);
+        for (int i = 0; ok && i < keep; i++) ok = pad[i + 1] == ids[i];
+        for (int i = keep + 2; ok && i < 77; i++) ok = pad[i] == tokenizer_pad_id(tok);
+        CHECK(ok, "%s mode: \"%s\" padded/truncated to 77 differs from its tokens",
+              tokenizer_mode_name(mode), show(text));
+    }
+    free(ids);
+    return ok;
+}
+
+/* Ids of the clip-mode probe "X" ch "Σ " NFD(ch) "5a" ch per code point,
+ * digested per block of 4096 (modes.json, ftfy without fix_encoding). */
+static void check_clip_digests(tokenizer *tok, const cJSON *root) {
+    const cJSON *blocks = cJSON_GetObjectItem(root, "probe_digests");
+    int n_blocks = cJSON_GetArraySize(blocks), n_ok = 0, n_cp = 0;
+    CHECK(n_blocks >= 80, "modes.json: %d probe blocks, expected at least 80", n_blocks);
+    tokenizer_set_mode(tok, TOKENIZER_CLIP);
+    clock_t t0 = clock();
+    for (const cJSON *b = blocks ? blocks->child : NULL; b; b = b->next) {
+        uint32_t first = (uint32_t)cJSON_GetObjectItem(b, "first")->valuedouble;
+        int count = 0, failed_rc = 0;
+        uint64_t h = FNV64_INIT;
+        for (uint32_t cp = first; cp < first + 4096; cp++) {
+            if (!probed(cp)) continue;
+            char text[128], ch[4];
+            uint32_t d[16];
+            int k = put_utf8(ch, cp), o = 0, nd = uc_decompose(cp, d);
+            text[o++] = 'X';
+            memcpy(text + o, ch, (size_t)k), o += k;
+            memcpy(text + o, "\xCE\xA3 ", 3), o += 3;
+            for (int i = 0; i < nd; i++) o += put_utf8(text + o, d[i]);
+            memcpy(text + o, "5a", 2), o += 2;
+            memcpy(text + o, ch, (size_t)k), o += k;
+            text[o] = '\0';
+            int32_t *ids = NULL, n = 0, end = -1;
+            oir_error err = {0};
+            if (tokenizer_tokenize(tok, text, &ids, &n, &err) != OIR_OK) failed_rc = 1;
+            h = fnv64(fnv64(h, ids, n), &end, 1);
+            free(ids);
+            count++;
+        }
+        n_cp += count;
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+        int ok = !failed_rc && count == cJSON_GetObjectItem(b, "count")->valueint &&
+                 strcmp(hex, cJSON_GetObjectItem(b, "fnv64")->valuestring) == 0;
+        if (CHECK(ok, "clip-mode probe digest of U+%04X..U+%04X differs (%d code points, want %d)%s",
+                  first, first + 4095, count, cJSON_GetObjectItem(b, "count")->valueint,
+                  failed_rc ? ", tokenize failed" : ""))
+            n_ok++;
+    }
+    printf("  clip-mode probe digests: %d/%d blocks exact, %d code points (fix_encoding would change "
+           "%d of them), %.2f s\n", n_ok, n_blocks, n_cp,
+           cJSON_GetArraySize(cJSON_GetObjectItem(root, "probe_fix_encoding_differs")),
+           (double)(clock() - t0) / CLOCKS_PER_SEC);
+}
+
+/* modes.json: clip against the slow tokenizer with ftfy, openai against openai
+ * CLIP's normalisation, hf-no-ftfy against the slow one without ftfy, and
+ * CLIPTokenizerFast wherever it agrees with the slow one with ftfy. */
+static void check_modes(tokenizer *tok, const char *name) {
+    cJSON *root = load_fixture_json("tokenizer/modes.json");
+    if (!root) return;
+    const cJSON *prompts = cJSON_GetObjectItem(root, "prompts");
+    int n = cJSON_GetArraySize(prompts), ok[4] = {0}, fast_same = 0, fast_differs = 0;
+    CHECK(n >= 150, "modes.json: %d prompts, expected at least 150", n);
+    for (const cJSON *p = prompts ? prompts->child : NULL; p; p = p->next) {
+        const char *text = cJSON_GetObjectItem(p, "text")->valuestring;
+        const cJSON *clip = ref_ids(p, "clip"), *fast = ref_ids(p, "fast");
+        ok[0] += ids_match(tok, TOKENIZER_CLIP, text, clip, "slow+ftfy");
+        ok[1] += ids_match(tok, TOKENIZER_OPENAI, text, ref_ids(p, "openai"), "openai");
+        ok[2] += ids_match(tok, TOKENIZER_HF_NO_FTFY, text, ref_ids(p, "no_ftfy"), "slow without ftfy");
+        char *a = cJSON_PrintUnformatted(clip), *b = cJSON_PrintUnformatted(fast);
+        if (a && b && !strcmp(a, b)) {
+            fast_same++;
+            ok[3] += ids_match(tok, TOKENIZER_CLIP, text, fast, "fast");
+        } else {
+            int listed = 0;
+            for (const cJSON *d = cJSON_GetObjectItem(root, "fast_differs")->child; d; d = d->next)
+                listed |= !strcmp(cJSON_GetObjectItem(d, "text")->valuestring, text);
+            CHECK(listed, "modes.json: fast differs on \"%s\" but fast_differs does not list it", show(text));
+            fast_differs++;
+        }
+        free(a), free(b);
+    }
+    int n_listed = cJSON_GetArraySize(cJSON_GetObjectItem(root, "fast_differs"));
+    CHECK(fast_differs == n_listed, "modes.json: fast differs on %d prompts, fast_differs lists %d",
+          fast_differs, n_listed);
+    /* Left out for fix_encoding: exact against ftfy with fix_encoding off. */
+    int n_ex = 0, ok_ex = 0;
+    for (const cJSON *x = cJSON_GetObjectItem(root, "excluded")->child; x; x = x->next, n_ex++) {
+        const char *text = cJSON_GetObjectItem(x, "text")->valuestring;
+        ok_ex += ids_match(tok, TOKENIZER_CLIP, text, ref_ids(x, "clip_without_fix_encoding"),
+                           "slow+ftfy(fix_encoding=False)") &&
+                 ids_match(tok, TOKENIZER_OPENAI, text, ref_ids(x, "openai_without_fix_encoding"),
+                           "openai(fix_encoding=False)");
+    }
+    printf("  modes.json with %s: clip %d/%d, openai %d/%d, hf-no-ftfy %d/%d exact; fast %d/%d where it "
+           "agrees with slow+ftfy (differs on %d); %d/%d mojibake prompts exact without fix_encoding\n",
+           name, ok[0], n, ok[1], n, ok[2], n, ok[3], fast_same, fast_differs, ok_ex, n_ex);
+    if (!strcmp(name, "the folder")) check_clip_digests(tok, root);
+    tokenizer_set_mode(tok, TOKENIZER_CLIP);
+    cJSON_Delete(root);
+}
+
+/* The built-in vocabulary: vocab.json id for id, and the same encodings as the
+ * folder (every modes.json prompt in each mode). */
+static void check_builtin(tokenizer *folder) {
+    tokenizer *tok = NULL;
+    oir_error err = {0};
+    clock_t t0 = clock();
+    if (!CHECK(tokenizer_load_builtin(&tok, &err) == OIR_OK, "tokenizer_load_builtin: %s", err.message))
+        return;
+    printf("  built-in vocabulary loaded in %.3f s\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
+    CHECK(!strcmp(tokenizer_source(tok), TOKENIZER_BUILTIN_NAME), "source \"%s\"", tokenizer_source(tok));
+    CHECK(tokenizer_get_mode(tok) == TOKENIZER_CLIP, "built-in default mode %d", tokenizer_get_mode(tok));
+    CHECK(tokenizer_vocab_size(tok) == 49408 && tokenizer_bos_id(tok) == 49406 &&
+              tokenizer_eos_id(tok) == 49407 && tokenizer_pad_id(tok) == 49407 &&
+              tokenizer_unk_id(tok) == 49407,
+          "built-in: %d ids, bos %d eos %d pad %d unk %d", tokenizer_vocab_size(tok),
+          tokenizer_bos_id(tok), tokenizer_eos_id(tok), tokenizer_pad_id(tok), tokenizer_unk_id(tok));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/vocab.json", real_dir());
+    FILE *f = fopen(path, "rb");
+    cJSON *vocab = NULL;
+    if (CHECK(f != NULL, "%s is missing", path)) {
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        char *buf = malloc((size_t)len + 1);
+        if (buf && fread(buf, 1, (size_t)len, f) == (size_t)len) {
+            buf[len] = '\0';
+            vocab = cJSON_Parse(buf);
+        }
+        free(buf);
+        fclose(f);
+    }
+    int n = 0, same = 0;
+    for (const cJSON *e = vocab ? vocab->child : NULL; e; e = e->next, n++) {
+        const char *t = tokenizer_token(tok, e->valueint);
+        if (t && !strcmp(t, e->string)) same++;
+        else if (n - same <= 5)
+            CHECK(0, "built-in id %d is \"%s\", vocab.json says \"%s\"", e->valueint, t ? t : "(none)", e->string);
+    }
+    CHECK(n == 49408 && same == n && !tokenizer_token(tok, 49408),
+          "derived vocabulary: %d of vocab.json's %d entries equal, id for id", same, n);
+    printf("  derived vocabulary: %d/%d vocab.json entries equal, id for id\n", same, n);
+    cJSON_Delete(vocab);
+    int tok_same = 1;
+    for (int32_t id = 0; id < 49408 && folder; id++) {
+        const char *a = tokenizer_token(tok, id), *b = tokenizer_token(folder, id);
+        tok_same &= a && b && !strcmp(a, b);
+    }
+    CHECK(folder && tok_same, "built-in and folder tokenizers: token strings differ");
+    check_modes(tok, "the built-in vocabulary");
+    tokenizer_free(tok);
+}
+
+/* The shipped tiny model was trained on hf-no-ftfy ids; its prompts (every
+ * prompt and phrase of bench/scenes and the shapes world's words) give the
+ * same ids in both modes. */
+static void check_tiny_model(void) {
+    cJSON *root = load_fixture_json("tokenizer/tiny_model.json");
+    if (!root) return;
+    tokenizer *tok = NULL;
+    oir_error err = {0};
+    if (CHECK(tokenizer_load(&tok, "models/tiny-shapes/tokenizer", &err) == OIR_OK,
+              "models/tiny-shapes/tokenizer: %s", err.message)) {
+        int n = 0, ok = 0;
+        for (const cJSON *p = cJSON_GetObjectItem(root, "prompts")->child; p; p = p->next, n++) {
+            const char *text = cJSON_GetObjectItem(p, "text")->valuestring;
+            int good = 1;
+            for (int m = 0; m < TOKENIZER_N_MODES; m++) {
+                tokenizer_set_mode(tok, (tokenizer_mode)m);
+                int32_t *ids = NULL, nt = 0;
+                if (tokenizer_tokenize(tok, text, &ids, &nt, &err) != OIR_OK) good = 0;
+                int32_t bos = tokenizer_bos_id(tok), eos = tokenizer_eos_id(tok);
+                char hex[17];
+                snprintf(hex, sizeof hex, "%016llx",
+                         (unsigned long long)fnv64(fnv64(fnv64(FNV64_INIT, &bos, 1), ids, nt), &eos, 1));
+                free(ids);
+                good &= !strcmp(hex, cJSON_GetObjectItem(p, "fnv64")->valuestring);
+            }
+            if (CHECK(good, "tiny model prompt \"%s\": ids differ between modes or from the reference",
+                      show(text)))
+                ok++;
+        }
+        CHECK(n >= 100, "tiny_model.json: %d prompts", n);
+        printf("  tiny model: %d/%d prompts give the reference ids in every mode\n", ok, n);
+    }
+    tokenizer_free(tok);
+    cJSON_Delete(root);
+}
+
+/* Mode names, invalid UTF-8 and a 1 MiB prompt in the clip mode. */
+static void check_clip_mode_misc(tokenizer *tok) {
+    tokenizer_mode m = TOKENIZER_HF_NO_FTFY;
+    oir_error err = {0};
+    for (int i = 0; i < TOKENIZER_N_MODES; i++)
+        CHECK(tokenizer_mode_parse(tokenizer_mode_name((tokenizer_mode)i), &m, &err) == OIR_OK &&
+                  m == (tokenizer_mode)i, "mode %d round trip", i);
+    CHECK(!strcmp(tokenizer_mode_name(TOKENIZER_CLIP), "clip") &&
+              !strcmp(tokenizer_mode_name(TOKENIZER_OPENAI), "openai") &&
+              !strcmp(tokenizer_mode_name(TOKENIZER_HF_NO_FTFY), "hf-no-ftfy"), "mode names");
+    CHECK(tokenizer_mode_parse("ftfy", &m, &err) == OIR_E_ARG && strstr(err.message, "hf-no-ftfy"),
+          "an unknown mode is OIR_E_ARG naming the choices (%s)", err.message);
+    static const char *const bad[] = {"caf\xE9", "\xC0\x80", "\xED\xA0\x80 surrogate", "\xE2\x82",
+                                      "&amp; \xF5\x80\x80\x80", "\x80", "ok \xF0\x9F\x98", "\xF4\x90\x80\x80"};
+    int32_t ids[77];
+    int nt, tr;
+    for (int mode = 0; mode < TOKENIZER_N_MODES; mode++) {
+        tokenizer_set_mode(tok, (tokenizer_mode)mode);
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            err.message[0] = '\0';
+            int rc = tokenizer_encode(tok, bad[i], 77, ids, &nt, &tr, &err);
+            CHECK(rc == OIR_E_ARG && strstr(err.message, "UTF-8"), "%s mode: invalid UTF-8 \"%s\": rc %d (%s)",
+                  tokenizer_mode_name((tokenizer_mode)mode), show(bad[i]), rc, err.message);
+        }
+    }
+    tokenizer_set_mode(tok, TOKENIZER_CLIP);
+    size_t n = TOKENIZER_MAX_TEXT_BYTES;
+    char *big = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) big[i] = (i % 9 == 8) ? ' ' : (i % 97 == 3) ? '&' : (char)('a' + (i * 31 % 26));
+    big[n] = '\0';
+    clock_t t0 = clock();
+    int rc = tokenizer_encode(tok, big, 77, ids, &nt, &tr, &err);
+    CHECK(rc == OIR_OK && tr == 1 && ids[0] == 49406 && ids[76] == 49407,
+          "clip mode, 1 MiB prompt: rc %d truncated %d (%s)", rc, tr, err.message);
+    memset(big, 'q', n);
+    rc = tokenizer_encode(tok, big, 77, ids, &nt, &tr, &err);
+    CHECK(rc == OIR_OK && tr == 1 && ids[76] == 49407, "clip mode, 1 MiB word: rc %d (%s)", rc, err.message);
+    printf("  clip mode: two 1 MiB prompts in %.2f s\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
+    free(big);
+}
+
 int main(void) {
     check_real();
+    tokenizer *real = NULL;
+    oir_error err = {0};
+    if (CHECK(tokenizer_load(&real, real_dir(), &err) == OIR_OK, "%s: %s", real_dir(), err.message)) {
+        CHECK(tokenizer_get_mode(real) == TOKENIZER_CLIP, "the default mode is clip");
+        check_modes(real, "the folder");
+        check_clip_mode_misc(real);
+    }
+    check_builtin(real);
+    tokenizer_free(real);
+    check_tiny_model();
     check_folder("tokenizer/small", "tokenizer/small_cases.json", -1);
     check_folder("tokenizer/tiny", "tokenizer/tiny_cases.json", 0 /* "!" */);
     check_folder("tokenizer/order", "tokenizer/order_cases.json", -1);

@@ -4,7 +4,7 @@
                                                    [--seed N] [--ldm-extras] [--no-folder]
 
 OUT_DIR gets a diffusers StableDiffusionPipeline folder (model_index.json, scheduler/ (DDIM with
-SD's settings), tokenizer/ (the real CLIP BPE files copied from ../shared/data/clip-tokenizer),
+SD's settings), tokenizer/ (the real CLIP BPE files copied from data/clip-tokenizer),
 text_encoder/ (CLIP ViT-L/14 text tower: 12 layers, 768 wide), unet/ (320/640/1280/1280,
 layers_per_block 2, 8 heads, cross-attention 768), vae/ (128/256/512/512)), weights in
 *.safetensors under the standard names. --single-file also writes the same weights as one
@@ -39,8 +39,7 @@ from transformers.modeling_utils import no_init_weights  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REAL_TOKENIZER = os.environ.get("OIR_CLIP_TOKENIZER",
-                                os.path.join(os.path.dirname(ROOT), "shared", "data", "clip-tokenizer"))
+REAL_TOKENIZER = os.environ.get("OIR_CLIP_TOKENIZER", os.path.join(ROOT, "data", "clip-tokenizer"))
 
 SD15_UNET = dict(
     sample_size=64,

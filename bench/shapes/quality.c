@@ -224,7 +224,7 @@ int main(int argc, char **argv) {
     if ((rc = se_scene_set_load(&set, scenes, &err))) goto fail;
     int n = n_max > 0 && n_max < set.n ? n_max : set.n;
     stage = "--model";
-    if ((rc = cli_load_sd(&m, model, 0, NULL, NULL, &err))) goto fail;
+    if ((rc = cli_load_sd(&m, model, 0, NULL, NULL, TOKENIZER_CLIP, &err))) goto fail;
     if ((rc = sd_model_native_size(m, NULL, &size, &err))) goto fail;
     stage = "--clip";
     if ((rc = clip_model_load(&clip, clip_dir, &err))) goto fail;

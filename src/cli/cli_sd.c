@@ -12,8 +12,16 @@ const char *cli_default_model(void) {
     return env && env[0] ? env : oir_context_default_params().model_path;
 }
 
+int cli_tokenizer_mode(const char *name, tokenizer_mode *out, oir_error *err) {
+    *out = TOKENIZER_CLIP;
+    if (!name) return OIR_OK;
+    int rc = tokenizer_mode_parse(name, out, err);
+    if (rc) oir_error_prefix(err, "--tokenizer-mode");
+    return rc;
+}
+
 int cli_load_sd(sd_model **out, const char *path, int path_is_default, const char *variant,
-                const char *config_dir, oir_error *err) {
+                const char *config_dir, tokenizer_mode mode, oir_error *err) {
     struct stat sb;
     if (path_is_default && stat(path, &sb) != 0)
         return oir_fail(err, OIR_E_IO,
@@ -24,14 +32,15 @@ int cli_load_sd(sd_model **out, const char *path, int path_is_default, const cha
     sd_load_params p = sd_load_default_params();
     p.variant = variant;
     p.config_dir = config_dir;
+    p.tokenizer_mode = mode;
     int rc = sd_model_load(out, path, &p, err);
     if (rc == OIR_OK && !(*out)->tokenizer) {
         sd_model_free(*out);
         *out = NULL;
         return oir_fail(err, OIR_E_MISSING,
-                        "%s: no tokenizer (a single-file checkpoint has none): give --config DIR "
-                        "(a diffusers folder with tokenizer/) or set OIR_TOKENIZER to a tokenizer "
-                        "folder",
+                        "%s: no tokenizer (a single-file checkpoint has none, and the built-in CLIP "
+                        "vocabulary does not fit its text encoder): give --config DIR (a diffusers "
+                        "folder with tokenizer/) or set OIR_TOKENIZER to a tokenizer folder",
                         path);
     }
     return rc;
@@ -47,9 +56,9 @@ int cli_check_size(const sd_model *m, int size, oir_error *err) {
 }
 
 int cli_open_sampler(sampler *s, sd_model **m, const char *model_path, int model_default,
-                     const char *variant, const char *config_dir, int *size, int steps,
-                     progress_bar *bar, oir_error *err) {
-    int rc = cli_load_sd(m, model_path, model_default, variant, config_dir, err);
+                     const char *variant, const char *config_dir, tokenizer_mode mode, int *size,
+                     int steps, progress_bar *bar, oir_error *err) {
+    int rc = cli_load_sd(m, model_path, model_default, variant, config_dir, mode, err);
     if (!rc && !*size) rc = sd_model_native_size(*m, config_dir, size, err);
     if (!rc) rc = cli_check_size(*m, *size, err);
     if (!rc) rc = sampler_init(s, *m, *size, steps, 0, err);

@@ -20,16 +20,26 @@ const char *cli_default_model(void);
  * default, the message says how to choose another (--model, OIR_MODEL).
  * config_dir (--config, may be NULL): diffusers configs for a single-file
  * checkpoint, as sd_load_params.config_dir. A model without a tokenizer
- * (single-file, no config_dir, no $OIR_TOKENIZER) fails, saying so. */
+ * (single-file, no config_dir, no $OIR_TOKENIZER, and a text encoder the
+ * built-in CLIP vocabulary does not fit) fails, saying so. mode: the
+ * tokenizer's (--tokenizer-mode). */
 int cli_load_sd(sd_model **out, const char *path, int path_is_default, const char *variant,
-                const char *config_dir, oir_error *err);
+                const char *config_dir, tokenizer_mode mode, oir_error *err);
+
+/* The --tokenizer-mode option's help lines, for usage texts. */
+#define CLI_TOKENIZER_MODE_HELP                                                                   \
+    "  --tokenizer-mode M  prompt text normalisation: clip (default; transformers' CLIPTokenizer\n" \
+    "                    with ftfy, as SD 1.x was trained), openai (openai CLIP's, also\n"          \
+    "                    unescaping HTML) or hf-no-ftfy (transformers without ftfy)\n"
+/* tokenizer_mode_parse for --tokenizer-mode (NULL: clip). */
+int cli_tokenizer_mode(const char *name, tokenizer_mode *out, oir_error *err);
 
 /* cli_load_sd, then the image size (the model's native size when *size is 0),
  * cli_check_size, sampler_init for `steps`, and bar (already initialised) as
  * the sampler's progress display. The caller frees *m and s on any return. */
 int cli_open_sampler(sampler *s, sd_model **m, const char *model_path, int model_default,
-                     const char *variant, const char *config_dir, int *size, int steps,
-                     progress_bar *bar, oir_error *err);
+                     const char *variant, const char *config_dir, tokenizer_mode mode, int *size,
+                     int steps, progress_bar *bar, oir_error *err);
 
 /* OIR_E_ARG naming --size unless size is a positive multiple of the VAE x
  * UNet downscale factor. */

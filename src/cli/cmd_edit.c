@@ -15,9 +15,11 @@
 #include "edit/sheet.h"
 #include "io/edit_config.h"
 #include "io/image.h"
+#include "models/tokenizer.h"
 
 typedef struct {
     const char *image, *prompt, *target, *config, *case_name, *model, *clip, *variant, *out;
+    const char *tokenizer_mode;
     cli_strs pairs, masks, guided;
     int steps, reassembly, reinversion, serial, threads, quiet, budget_mb, save_candidates;
     float guidance;
@@ -56,6 +58,8 @@ static void usage(FILE *to, int search) {
             "  --model PATH           SD 1.x diffusers folder or single .safetensors (default: the shipped tiny-shapes)\n"
             "  --clip PATH            Hugging Face CLIP folder for the search metric (default: the shipped tiny-clip)\n"
             "  --variant fp16         prefer *.fp16.safetensors weights\n"
+            "  --tokenizer-mode M     prompt normalisation: clip (default; CLIPTokenizer with ftfy, as\n"
+            "                         SD 1.x), openai (also unescapes HTML) or hf-no-ftfy\n"
             "  --threads N            CPU threads (default: all cores, or $OIR_THREADS)\n"
             "output:\n"
             "  --out DIR              output folder (default oir-out): edited.png, input.png,\n"
@@ -234,6 +238,7 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON_AddStringToObject(rep, "oir_version", oir_version());
     cJSON_AddStringToObject(rep, "case", c->name ? c->name : "");
     cJSON_AddStringToObject(rep, "model", oir_context_describe(ctx));
+    cJSON_AddStringToObject(rep, "tokenizer_mode", o->tokenizer_mode ? o->tokenizer_mode : "clip");
     cJSON_AddStringToObject(rep, "image", c->image_path);
     cJSON_AddNumberToObject(rep, "size", size);
     cJSON_AddStringToObject(rep, "source_prompt", r->source_prompt);
@@ -370,6 +375,7 @@ static int run_command(int argc, char **argv, int search) {
         {"--clip", CLI_STR, &o.clip, 0, 0},           {"--variant", CLI_STR, &o.variant, 0, 0},
         {"--threads", CLI_INT, &o.threads, 0, 1024},  {"--out", CLI_STR, &o.out, 0, 0},
         {"--quiet", CLI_FLAG, &o.quiet, 0, 0},        {"--save-candidates", CLI_FLAG, &o.save_candidates, 0, 0},
+        {"--tokenizer-mode", CLI_STR, &o.tokenizer_mode, 0, 0},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err))
@@ -461,6 +467,13 @@ static int run_command(int argc, char **argv, int search) {
     if (o.clip) cp.clip_path = o.clip;
     else if (getenv("OIR_CLIP") && *getenv("OIR_CLIP")) cp.clip_path = getenv("OIR_CLIP");
     cp.variant = o.variant;
+    tokenizer_mode tm = TOKENIZER_CLIP;
+    if (o.tokenizer_mode && tokenizer_mode_parse(o.tokenizer_mode, &tm, &err)) {
+        oir_error_prefix(&err, "--tokenizer-mode");
+        rc = cli_report(cmd, &err);
+        goto cleanup;
+    }
+    cp.tokenizer_mode = (int)tm;
     oir_context *ctx = NULL;
     if (oir_context_load(&ctx, &cp, &err)) {
         rc = cli_report(cmd, &err);

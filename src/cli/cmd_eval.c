@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/cli_sd.h"
 #include "core/arena.h"
 #include "diffusion/ddim.h"
 #include "io/safetensors.h"
@@ -18,7 +19,8 @@
 typedef struct {
     /* options */
     const char *comp_name;
-    const char *model_path, *variant, *config_dir, *in_path, *out_path;
+    const char *model_path, *variant, *config_dir, *in_path, *out_path, *tok_mode_name;
+    tokenizer_mode tok_mode;
     cli_strs prompts;
     int max_length;
     /* inputs and outputs */
@@ -236,6 +238,7 @@ static int load_sd(eval_ctx *c, int components, oir_error *err) {
     p.variant = c->variant;
     p.components = components;
     p.config_dir = c->config_dir;
+    p.tokenizer_mode = c->tok_mode;
     return sd_model_load(&c->sd, c->model_path, &p, err);
 }
 
@@ -303,6 +306,7 @@ static int get_text(eval_ctx *c, int want_tok, const clip_text_model **out, cons
         break;
     case MODEL_PATH_CLIP:
         if ((rc = clip_model_load(&c->clip, c->model_path, err))) return rc;
+        tokenizer_set_mode(c->clip->tokenizer, c->tok_mode);
         *out = c->clip->text;
         *tok = c->clip->tokenizer;
         *proj = 1;
@@ -326,7 +330,8 @@ static int get_text(eval_ctx *c, int want_tok, const clip_text_model **out, cons
     if (want_tok && !*tok)
         return oir_fail(err, OIR_E_MISSING,
                         "--model %s: no tokenizer to encode --prompt: give input_ids in --in, the "
-                        "pipeline or CLIP folder, or (single-file checkpoints) OIR_TOKENIZER",
+                        "pipeline or CLIP folder, or (single-file checkpoints whose text encoder the "
+                        "built-in CLIP vocabulary does not fit) OIR_TOKENIZER",
                         c->model_path);
     return OIR_OK;
 }
@@ -354,6 +359,7 @@ static int get_tokenizer(eval_ctx *c, const tokenizer **out, oir_error *err) {
     if (stat(p, &sb) != 0)
         return not_a_model(c, "a model or tokenizer folder (no vocab.json)", err);
     if ((rc = tokenizer_load(&c->part_tok, c->model_path, err))) return rc;
+    tokenizer_set_mode(c->part_tok, c->tok_mode);
     *out = c->part_tok;
     return OIR_OK;
 }
@@ -767,6 +773,7 @@ static void usage(FILE *to) {
     fprintf(to,
             "usage: oir eval COMPONENT --model PATH --in IN.safetensors --out OUT.safetensors\n"
             "                [--prompt TEXT]... [--max-length 77] [--variant fp16] [--config DIR]\n"
+            "                [--tokenizer-mode M]\n"
             "                [--threads N]\n"
             "\n"
             "Runs one component on tensors read from IN and writes its outputs to OUT (written\n"
@@ -794,7 +801,9 @@ static void usage(FILE *to) {
             "  --variant fp16    prefer *.fp16.safetensors weights in a diffusers folder\n"
             "  --config DIR      single-file checkpoints: a diffusers folder whose configs (and\n"
             "                    tokenizer) describe it (default: SD 1.x configs sized to the\n"
-            "                    checkpoint's shapes; tokenizer from $OIR_TOKENIZER)\n"
+            "                    checkpoint's shapes; tokenizer from $OIR_TOKENIZER, else\n"
+            "                    the built-in CLIP vocabulary)\n"
+            CLI_TOKENIZER_MODE_HELP
             "  --prompt TEXT     tokenize / text: a prompt row instead of --in (repeatable)\n"
             "  --max-length N    tokenize: ids per row, 3..1024 (default 77)\n"
             "  --threads N       CPU threads (default: $OIR_THREADS, else all cores)\n");
@@ -837,6 +846,7 @@ int cmd_eval(int argc, char **argv) {
         {"--model", CLI_STR, &c.model_path, 0, 0},
         {"--variant", CLI_STR, &c.variant, 0, 0},
         {"--config", CLI_STR, &c.config_dir, 0, 0},
+        {"--tokenizer-mode", CLI_STR, &c.tok_mode_name, 0, 0},
         {"--in", CLI_STR, &c.in_path, 0, 0},
         {"--out", CLI_STR, &c.out_path, 0, 0},
         {"--prompt", CLI_STRS, &c.prompts, 0, 0},
@@ -847,7 +857,8 @@ int cmd_eval(int argc, char **argv) {
     const char *pos[1];
     int npos = 0;
     const eval_component *comp = NULL;
-    if ((rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], pos, 1, &npos, &err)))
+    if ((rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], pos, 1, &npos, &err)) ||
+        (rc = cli_tokenizer_mode(c.tok_mode_name, &c.tok_mode, &err)))
         goto fail;
     if (!npos) {
         rc = oir_fail(&err, OIR_E_ARG, "which component? (oir eval --help lists them)");

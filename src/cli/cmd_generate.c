@@ -13,7 +13,8 @@ static void usage(FILE *to) {
     fprintf(to,
             "usage: oir generate --prompt TEXT [--negative TEXT] [--steps 50] [--guidance 7.5]\n"
             "                    [--seed 0] [--size PIX] [--model PATH] [--config DIR]\n"
-            "                    [--variant fp16] [--out out.png] [--threads N] [--quiet]\n"
+            "                    [--variant fp16] [--tokenizer-mode M] [--out out.png]\n"
+            "                    [--threads N] [--quiet]\n"
             "\n"
             "Generates an image from a prompt: DDIM sampling (eta 0) from Gaussian noise, with\n"
             "classifier-free guidance against the negative prompt, then the VAE decoder.\n"
@@ -31,7 +32,9 @@ static void usage(FILE *to) {
             "                    (default: $OIR_MODEL, else %s)\n"
             "  --config DIR      single-file checkpoints: a diffusers folder whose configs (and\n"
             "                    tokenizer) describe it (default: SD 1.x configs sized to the\n"
-            "                    checkpoint's shapes; tokenizer from $OIR_TOKENIZER)\n"
+            "                    checkpoint's shapes; tokenizer from $OIR_TOKENIZER, else\n"
+            "                    the built-in CLIP vocabulary when it fits)\n"
+            CLI_TOKENIZER_MODE_HELP
             "  --variant fp16    prefer *.fp16.safetensors weights in a diffusers folder\n"
             "  --out FILE.png    where to write the image (default out.png); never one of the\n"
             "                    inputs\n"
@@ -50,7 +53,7 @@ int cmd_generate(int argc, char **argv) {
         return 0;
     }
     const char *prompt = NULL, *negative = "", *model_path = NULL, *variant = NULL,
-               *config_dir = NULL;
+               *config_dir = NULL, *tok_mode = NULL;
     const char *out = "out.png";
     int steps = 50, size = 0, threads = 0, quiet = 0;
     float guidance = 7.5f;
@@ -61,6 +64,7 @@ int cmd_generate(int argc, char **argv) {
         {"--seed", CLI_U64, &seed, 0, 0},          {"--size", CLI_INT, &size, 8, 8192},
         {"--model", CLI_STR, &model_path, 0, 0},   {"--variant", CLI_STR, &variant, 0, 0},
         {"--config", CLI_STR, &config_dir, 0, 0},  {"--out", CLI_STR, &out, 0, 0},
+        {"--tokenizer-mode", CLI_STR, &tok_mode, 0, 0},
         {"--threads", CLI_INT, &threads, 1, 1024}, {"--quiet", CLI_FLAG, &quiet, 0, 0},
     };
     oir_error err = {0};
@@ -85,7 +89,9 @@ int cmd_generate(int argc, char **argv) {
     double t0 = clock_wall_s();
     progress_bar bar;
     progress_init(&bar, quiet);
-    if ((rc = cli_open_sampler(&s, &m, model_path, model_default, variant, config_dir, &size, steps,
+    tokenizer_mode mode;
+    if ((rc = cli_tokenizer_mode(tok_mode, &mode, &err))) goto fail;
+    if ((rc = cli_open_sampler(&s, &m, model_path, model_default, variant, config_dir, mode, &size, steps,
                                &bar, &err)))
         goto fail;
     size_t ctx_n = (size_t)s.ctx_len * s.ctx_dim;

@@ -1,10 +1,12 @@
 /* oir info PATH: the tensors of a .safetensors file, or the parts of a model folder. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "io/safetensors.h"
+#include "models/tokenizer.h"
 
 static void usage(FILE *to) {
     fprintf(to, "usage: oir info PATH\n\n"
@@ -30,6 +32,18 @@ static int info_safetensors(const char *path) {
     }
     printf("%d tensors, %lld parameters (%.2f M), %.1f MiB of data\n", st_count(f), total,
            total / 1e6, bytes / 1048576.0);
+    /* An SD checkpoint carries no tokenizer: say which one the loader would use. */
+    const tensor *emb = st_find(f, "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight");
+    if (!emb) emb = st_find(f, "cond_stage_model.transformer.embeddings.token_embedding.weight");
+    const char *env = getenv("OIR_TOKENIZER");
+    if (emb && env && env[0]) printf("tokenizer: %s ($OIR_TOKENIZER)\n", env);
+    else if (emb && emb->ndim == 2 && emb->shape[0] >= 49408)
+        printf("tokenizer: %s (the checkpoint has none; --config DIR or $OIR_TOKENIZER "
+               "choose another)\n", TOKENIZER_BUILTIN_NAME);
+    else if (emb)
+        printf("tokenizer: none (the checkpoint has none and its %lld-token text encoder does not "
+               "fit the %s; give --config DIR or $OIR_TOKENIZER)\n",
+               (long long)emb->shape[0], TOKENIZER_BUILTIN_NAME);
     st_close(f);
     return 0;
 }

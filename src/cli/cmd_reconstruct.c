@@ -17,7 +17,8 @@ static void usage(FILE *to) {
     fprintf(to,
             "usage: oir reconstruct --image IN --prompt TEXT [--steps 50] [--guidance 1]\n"
             "                       [--negative TEXT] [--size PIX] [--model PATH]\n"
-            "                       [--config DIR] [--variant fp16] [--out out.png]\n"
+            "                       [--config DIR] [--variant fp16] [--tokenizer-mode M]\n"
+            "                       [--out out.png]\n"
             "                       [--threads N] [--quiet]\n"
             "\n"
             "Inverts an image and denoises it back (docs/DESIGN.md 2.1): the image is center-cropped\n"
@@ -40,7 +41,9 @@ static void usage(FILE *to) {
             "                    (default: $OIR_MODEL, else %s)\n"
             "  --config DIR      single-file checkpoints: a diffusers folder whose configs (and\n"
             "                    tokenizer) describe it (default: SD 1.x configs sized to the\n"
-            "                    checkpoint's shapes; tokenizer from $OIR_TOKENIZER)\n"
+            "                    checkpoint's shapes; tokenizer from $OIR_TOKENIZER, else\n"
+            "                    the built-in CLIP vocabulary when it fits)\n"
+            CLI_TOKENIZER_MODE_HELP
             "  --variant fp16    prefer *.fp16.safetensors weights\n"
             "  --out FILE.png    the reconstruction (default out.png); never the input\n"
             "  --threads N       CPU threads (default: $OIR_THREADS, else all cores)\n"
@@ -64,7 +67,7 @@ int cmd_reconstruct(int argc, char **argv) {
         return 0;
     }
     const char *in = NULL, *prompt = NULL, *negative = "", *model_path = NULL, *variant = NULL,
-               *config_dir = NULL;
+               *config_dir = NULL, *tok_mode = NULL;
     const char *out = "out.png";
     int steps = 50, size = 0, threads = 0, quiet = 0;
     float guidance = 1.0f;
@@ -77,7 +80,7 @@ int cmd_reconstruct(int argc, char **argv) {
         {"--size", CLI_INT, &size, 8, 8192},
         {"--model", CLI_STR, &model_path, 0, 0},
         {"--variant", CLI_STR, &variant, 0, 0},
-        {"--config", CLI_STR, &config_dir, 0, 0},
+        {"--config", CLI_STR, &config_dir, 0, 0},  {"--tokenizer-mode", CLI_STR, &tok_mode, 0, 0},
         {"--out", CLI_STR, &out, 0, 0},
         {"--threads", CLI_INT, &threads, 1, 1024},
         {"--quiet", CLI_FLAG, &quiet, 0, 0},
@@ -106,7 +109,9 @@ int cmd_reconstruct(int argc, char **argv) {
     double t0 = clock_wall_s();
     progress_bar bar;
     progress_init(&bar, quiet);
-    if ((rc = cli_open_sampler(&s, &m, model_path, model_default, variant, config_dir, &size, steps,
+    tokenizer_mode mode;
+    if ((rc = cli_tokenizer_mode(tok_mode, &mode, &err))) goto fail;
+    if ((rc = cli_open_sampler(&s, &m, model_path, model_default, variant, config_dir, mode, &size, steps,
                                &bar, &err)) ||
         (rc = image_load_square(&src, in, size, &err)))
         goto fail;

@@ -10,6 +10,7 @@
 #include "io/safetensors.h"
 #include "models/loader.h"
 #include "models/model_config.h"
+#include "models/tokenizer.h"
 
 int info_model_folder(const char *path, oir_error *err);
 
@@ -160,6 +161,13 @@ int info_model_folder(const char *path, oir_error *err) {
             continue;
         print_weights(c);
     }
+    int has_tok = 0;
+    for (int i = 0; i < plan.n; i++) has_tok |= !strcmp(plan.comp[i].name, "tokenizer");
+    if (plan.kind == MODEL_PATH_CLIP)
+        printf("  %-14s %s (vocab.json, merges.txt)\n", "tokenizer", path);
+    else if (plan.kind == MODEL_PATH_DIFFUSERS && !has_tok)
+        printf("  %-14s %s (no tokenizer folder; used when it fits the text encoder)\n",
+               "tokenizer", TOKENIZER_BUILTIN_NAME);
     sd_plan_free(&plan);
     return OIR_OK;
 }

@@ -40,7 +40,7 @@ static void resolve_default_paths(void) {
 
 oir_context_params oir_context_default_params(void) {
     pthread_once(&default_paths_once, resolve_default_paths);
-    oir_context_params p = {default_model_path, default_clip_path, NULL, 0};
+    oir_context_params p = {default_model_path, default_clip_path, NULL, 0, OIR_TOKENIZER_CLIP};
     return p;
 }
 
@@ -67,12 +67,23 @@ int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *
     if (!ctx) return oir_fail(err, OIR_E_NOMEM, "out of memory");
     const char *mp = p->model_path ? p->model_path : d.model_path;
     const char *cp = p->clip_path ? p->clip_path : d.clip_path;
+    _Static_assert(OIR_TOKENIZER_CLIP == (int)TOKENIZER_CLIP && OIR_TOKENIZER_OPENAI == (int)TOKENIZER_OPENAI &&
+                       OIR_TOKENIZER_HF_NO_FTFY == (int)TOKENIZER_HF_NO_FTFY,
+                   "oir.h's tokenizer modes mirror tokenizer_mode");
+    if (p->tokenizer_mode < 0 || p->tokenizer_mode >= TOKENIZER_N_MODES) {
+        free(ctx);
+        return oir_fail(err, OIR_E_ARG, "tokenizer_mode %d: expected OIR_TOKENIZER_CLIP, _OPENAI or "
+                        "_HF_NO_FTFY", p->tokenizer_mode);
+    }
     sd_load_params lp = sd_load_default_params();
     lp.variant = p->variant;
+    lp.tokenizer_mode = (tokenizer_mode)p->tokenizer_mode;
     int rc = sd_model_load(&ctx->sd, mp, &lp, err);
     if (!rc && (!ctx->sd->tokenizer || !ctx->sd->text_encoder))
-        rc = oir_fail(err, OIR_E_MISSING, "%s: no tokenizer/text encoder found (single files need --tokenizer)", mp);
+        rc = oir_fail(err, OIR_E_MISSING, "%s: no tokenizer/text encoder found (single files: set OIR_TOKENIZER when the "
+                      "built-in CLIP vocabulary does not fit the text encoder)", mp);
     if (!rc) rc = clip_model_load(&ctx->clip, cp, err);
+    if (!rc) tokenizer_set_mode(ctx->clip->tokenizer, (tokenizer_mode)p->tokenizer_mode);
     if (rc) {
         oir_context_free(ctx);
         return rc;

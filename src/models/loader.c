@@ -17,7 +17,7 @@
 
 sd_load_params sd_load_default_params(void) {
     sd_load_params p = {.variant = NULL, .config_dir = NULL, .tokenizer_dir = NULL,
-                        .components = SD_ALL};
+                        .components = SD_ALL, .tokenizer_mode = TOKENIZER_CLIP};
     return p;
 }
 
@@ -369,9 +369,23 @@ static int open_component(sd_model *m, const sd_component_plan *c, const char *c
     return OIR_OK;
 }
 
-int sd_load_tokenizer(sd_model *m, const char *dir, oir_error *err) {
+int sd_load_tokenizer(sd_model *m, const char *dir, tokenizer_mode mode, oir_error *err) {
+    if (!dir) { /* the built-in vocabulary, when it fits the text encoder */
+        int V = m->text_encoder ? clip_text_get_config(m->text_encoder)->vocab_size : 0;
+        if (m->text_encoder && V < 49408) {
+            sd_note(m, "tokenizer: none (no tokenizer folder, and the built-in CLIP vocabulary's "
+                       "49408 ids do not fit the text encoder's %d)", V);
+            return OIR_OK;
+        }
+        int rc = tokenizer_load_builtin(&m->tokenizer, err);
+        if (rc) return rc;
+        tokenizer_set_mode(m->tokenizer, mode);
+        sd_note(m, "tokenizer: %s (49408 ids), %s mode", TOKENIZER_BUILTIN_NAME, tokenizer_mode_name(mode));
+        return OIR_OK;
+    }
     int rc = tokenizer_load(&m->tokenizer, dir, err);
     if (rc) return rc;
+    tokenizer_set_mode(m->tokenizer, mode);
     if (m->text_encoder) {
         int V = clip_text_get_config(m->text_encoder)->vocab_size;
         int n = tokenizer_vocab_size(m->tokenizer);
@@ -381,7 +395,8 @@ int sd_load_tokenizer(sd_model *m, const char *dir, oir_error *err) {
                             "(vocab_size): they do not belong together",
                             dir, n, V);
     }
-    sd_note(m, "tokenizer: %s (%d ids)", dir, tokenizer_vocab_size(m->tokenizer));
+    sd_note(m, "tokenizer: %s (%d ids), %s mode", dir, tokenizer_vocab_size(m->tokenizer),
+            tokenizer_mode_name(mode));
     return OIR_OK;
 }
 
@@ -513,11 +528,8 @@ static int load_diffusers(sd_model *m, const char *path, const sd_load_params *p
     }
     if (p->components & SD_TOKENIZER) {
         c = plan_find(&plan, "tokenizer");
-        if (c) {
-            if ((rc = sd_load_tokenizer(m, c->dir, err))) goto cleanup;
-        } else {
-            sd_note(m, "tokenizer: none (no \"tokenizer\" in model_index.json)");
-        }
+        /* no "tokenizer" in model_index.json: the built-in vocabulary if it fits */
+        if ((rc = sd_load_tokenizer(m, c ? c->dir : NULL, p->tokenizer_mode, err))) goto cleanup;
     }
 cleanup:
     sd_plan_free(&plan);

@@ -64,9 +64,13 @@ typedef struct {
      * checkpoint's shapes. */
     const char *config_dir;
     /* Single-file checkpoints: tokenizer folder (vocab.json, merges.txt).
-     * NULL: config_dir/tokenizer, else $OIR_TOKENIZER, else no tokenizer. */
+     * NULL: config_dir/tokenizer, else $OIR_TOKENIZER, else the built-in
+     * CLIP vocabulary (tokenizer_load_builtin) when it fits the text
+     * encoder's vocab_size (a diffusers folder without a tokenizer falls
+     * back to it too), else no tokenizer. */
     const char *tokenizer_dir;
     int components; /* SD_* bits; SD_ALL by default */
+    tokenizer_mode tokenizer_mode; /* text normalisation; TOKENIZER_CLIP by default */
 } sd_load_params;
 
 sd_load_params sd_load_default_params(void);

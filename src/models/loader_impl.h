@@ -18,8 +18,10 @@ struct sd_model_files {
 void sd_note(sd_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Opens a safetensors file, kept open (and closed) with the model. */
 int sd_files_open(sd_model_files *mf, const char *path, st_file **out, oir_error *err);
-/* Loads a tokenizer folder and checks its ids fit the text encoder (if loaded). */
-int sd_load_tokenizer(sd_model *m, const char *dir, oir_error *err);
+/* Loads a tokenizer folder and checks its ids fit the text encoder (if
+ * loaded); dir NULL: the built-in CLIP vocabulary if it fits the text
+ * encoder, else no tokenizer (a note says why). Sets the mode. */
+int sd_load_tokenizer(sd_model *m, const char *dir, tokenizer_mode mode, oir_error *err);
 /* Builds each requested model from its weights and finishes the weights
  * (fails on missing / mis-shaped tensors); then the cross-component checks. */
 int sd_build_text(sd_model *m, const clip_text_config *cfg, oir_error *err);

@@ -264,12 +264,8 @@ int sd_load_single(sd_model *m, const char *path, const sd_load_params *p, oir_e
         const char *tok = p->tokenizer_dir;
         if (!tok && cd && sd_join(td, sizeof td, cd, "tokenizer") && sd_is_dir(td)) tok = td;
         if (!tok) tok = getenv("OIR_TOKENIZER");
-        if (tok && tok[0]) {
-            if ((rc = sd_load_tokenizer(m, tok, err))) return rc;
-        } else {
-            sd_note(m, "tokenizer: none (a single-file checkpoint has none: give tokenizer_dir "
-                       "or set OIR_TOKENIZER)");
-        }
+        /* a single-file checkpoint has none: the built-in vocabulary if it fits */
+        if ((rc = sd_load_tokenizer(m, tok && tok[0] ? tok : NULL, p->tokenizer_mode, err))) return rc;
     }
     for (int i = 0; i < st_count(f); i++) {
         const char *n = st_name_at(f, i);

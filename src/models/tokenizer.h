@@ -1,8 +1,10 @@
 /* CLIP BPE tokenizer: the ids of transformers 4.26.1's (slow) CLIPTokenizer,
- * exactly, from a Hugging Face tokenizer folder.
+ * exactly, from a Hugging Face tokenizer folder or from the SD 1.x / openai
+ * CLIP vocabulary built into the library.
  *
  *     tokenizer *tok;
  *     if (tokenizer_load(&tok, "model/tokenizer", &err)) return err.code;
+ *     // or tokenizer_load_builtin(&tok, &err) for the SD 1.x vocabulary
  *     int32_t ids[77];
  *     int n, truncated;
  *     tokenizer_encode(tok, "a photo of a cat", 77, ids, &n, &truncated, &err);
@@ -19,18 +21,52 @@
  * bos "<|startoftext|>", eos = unk = pad = "<|endoftext|>". Every special token
  * must be in the vocabulary.
  *
- * Text processing is the reference's path when ftfy is not installed (as in the
- * tools venv): special and added tokens are cut out of the raw text first
- * (leftmost, longest); each remaining piece goes through BERT's BasicTokenizer
- * (drop control characters, whitespace -> " ", spaces around CJK ideographs,
- * split on whitespace, str.lower() with Final_Sigma, NFD, drop Mn, split off
- * punctuation), then CLIP's pattern [\p{L}]+ | [\p{N}] | [^\s\p{L}\p{N}]+,
- * byte-level BPE with "</w>" ending a word, and the vocabulary (unknown ->
- * unk). Unicode data comes from unicode_tables.c, generated from the same
- * Python (tools/gen_unicode_tables.py).
+ * The built-in vocabulary is data/clip-tokenizer/merges.txt, compiled into
+ * the library (tokenizer_builtin.c); the 49408 ids are derived from it as
+ * openai CLIP does: the 256 byte characters of bytes_to_unicode() in its
+ * order, the same with "</w>", each merge joined, <|startoftext|> (49406),
+ * <|endoftext|> (49407) -- equal, id for id, to data/clip-tokenizer/vocab.json.
  *
- * Thread safety: a loaded tokenizer is read-only; encode from any number of
- * threads at once. Text must be valid UTF-8 (else OIR_E_ARG). */
+ * Text processing. Special and added tokens are cut out of the raw text first
+ * (leftmost, longest), as transformers does; each remaining piece then goes
+ * through the mode's normalisation, CLIP's pattern
+ *   <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
+ * (regex module, IGNORECASE), byte-level BPE with "</w>" ending a word (a
+ * piece that is exactly <|startoftext|> or <|endoftext|> is that token, as
+ * CLIP's bpe cache has it) and the vocabulary (unknown -> unk). The modes:
+ *
+ *   clip (default)  the reference with ftfy installed, as SD 1.x was trained
+ *                   (CompVis' environment installs openai CLIP and so ftfy):
+ *                   whitespace_clean(ftfy.fix_text(piece)).lower(). fix_text
+ *                   is ftfy 6.1.1's default pipeline on valid UTF-8 (HTML
+ *                   entities, C1 controls, Latin ligatures, full/halfwidth
+ *                   forms, curly quotes, line breaks, terminal escapes,
+ *                   control characters, NFC; text_fix.h) EXCEPT its mojibake
+ *                   repair (fix_encoding: "sÃ³" -> "só" and kin), which is not
+ *                   implemented: text that ftfy would re-decode tokenizes as
+ *                   written. whitespace_clean: runs of \s -> " ", then strip.
+ *   openai          openai CLIP's own SimpleTokenizer normalisation:
+ *                   html.unescape(html.unescape(fix_text(piece))).strip()
+ *                   before whitespace_clean and lower() (Python's html.unescape:
+ *                   legacy entities without ";", numeric references).
+ *                   transformers' CLIPTokenizer does not have this step.
+ *   hf-no-ftfy      the reference without ftfy (e.g. the tools venv before
+ *                   ftfy was added; the shipped tiny models were trained on
+ *                   its ids): BERT's BasicTokenizer (drop control characters,
+ *                   whitespace -> " ", spaces around CJK ideographs, split on
+ *                   whitespace, str.lower() with Final_Sigma, NFD, drop Mn,
+ *                   split off every punctuation character, so "it's" ->
+ *                   it ' s), then the pattern.
+ *
+ * Unicode data comes from unicode_tables.c and text_fix_tables.c /
+ * html_entities.c, generated from the same Python (tools/gen_unicode_tables.py,
+ * tools/gen_text_fix_tables.py). Not covered in any mode: ftfy's fix_encoding;
+ * in clip mode, a piece of over 1,000,000 code points next to a special token
+ * whose edge whitespace would move ftfy's segment boundary.
+ *
+ * Thread safety: a loaded tokenizer is read-only (set its mode before
+ * sharing it); encode from any number of threads at once. Text must be valid
+ * UTF-8 (else OIR_E_ARG). */
 #ifndef OIR_MODELS_TOKENIZER_H
 #define OIR_MODELS_TOKENIZER_H
 
@@ -45,11 +81,35 @@
 
 typedef struct tokenizer tokenizer;
 
+/* Text normalisation before BPE (see above); values as OIR_TOKENIZER_* in oir.h. */
+typedef enum {
+    TOKENIZER_CLIP = 0,       /* "clip": transformers with ftfy (default) */
+    TOKENIZER_OPENAI = 1,     /* "openai": + html.unescape twice, as openai CLIP */
+    TOKENIZER_HF_NO_FTFY = 2, /* "hf-no-ftfy": transformers without ftfy */
+    TOKENIZER_N_MODES
+} tokenizer_mode;
+
+/* Name of the built-in vocabulary, as tokenizer_source reports it. */
+#define TOKENIZER_BUILTIN_NAME "built-in CLIP vocabulary"
+
 /* Loads a tokenizer folder. OIR_E_IO: folder or vocab.json/merges.txt missing;
  * OIR_E_FORMAT: malformed file (the message names file, line or entry);
  * OIR_E_MISSING: a special token is not in the vocabulary. */
 int tokenizer_load(tokenizer **out, const char *dir, oir_error *err);
+/* The SD 1.x / openai CLIP vocabulary compiled into the library (49408 ids,
+ * CLIP's special tokens); for models that carry no tokenizer folder. */
+int tokenizer_load_builtin(tokenizer **out, oir_error *err);
 void tokenizer_free(tokenizer *tok);
+
+/* The folder it was loaded from, or TOKENIZER_BUILTIN_NAME. */
+const char *tokenizer_source(const tokenizer *tok);
+/* The mode encoding uses (TOKENIZER_CLIP after loading). Set it before the
+ * tokenizer is shared between threads. */
+void tokenizer_set_mode(tokenizer *tok, tokenizer_mode mode);
+tokenizer_mode tokenizer_get_mode(const tokenizer *tok);
+/* "clip", "openai", "hf-no-ftfy"; parse: OIR_E_ARG naming the choices. */
+const char *tokenizer_mode_name(tokenizer_mode mode);
+int tokenizer_mode_parse(const char *name, tokenizer_mode *out, oir_error *err);
 
 /* Number of ids: vocab.json entries plus added tokens (len(tokenizer)). */
 int tokenizer_vocab_size(const tokenizer *tok);
