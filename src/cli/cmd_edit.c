@@ -15,6 +15,7 @@
 #include "edit/sheet.h"
 #include "io/edit_config.h"
 #include "io/image.h"
+#include "io/outfile.h"
 
 typedef struct {
     const char *image, *prompt, *target, *config, *case_name, *model, *clip, *variant, *out;
@@ -136,23 +137,6 @@ static cJSON *float_array(const float *v, int n) {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]));
     return a;
-}
-
-static int write_text_atomic(const char *path, const char *text, oir_error *err) {
-    size_t n = strlen(path) + 5;
-    char *tmp = malloc(n);
-    if (!tmp) return oir_fail(err, OIR_E_NOMEM, "out of memory");
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
-    int ok = fp && fputs(text, fp) >= 0;
-    if (fp && fclose(fp) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        free(tmp);
-        return oir_fail(err, OIR_E_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    free(tmp);
-    return OIR_OK;
 }
 
 typedef struct {
@@ -316,7 +300,7 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     json = cJSON_Print(rep);
     path = join(out_dir, "report.json");
     if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-    if (!rc) rc = write_text_atomic(path, json ? json : "{}", err);
+    if (!rc) rc = outfile_write(path, json ? json : "{}", json ? strlen(json) : 2, err);
     free(path);
     if (!rc) {
         printf("%s: %s\n", c->name ? c->name : cmd, r->target_prompt);
