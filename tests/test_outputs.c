@@ -13,6 +13,7 @@
 
 #include "io/image.h"
 #include "io/outfile.h"
+#include "io/outputs.h"
 #include "io/safetensors.h"
 
 static char dir[128];
@@ -127,11 +128,159 @@ static void test_outfile(void) {
     free(b);
 }
 
+/* Single files: replaced only when oir wrote them. */
+static void test_check_file(void) {
+    oir_error err = {0};
+    CHECK(output_check_file(tpath("absent.png"), "--out", &err) == OIR_OK, "a new file is fine");
+    image img = {0};
+    image_alloc(&img, 2, 2, 1, &err);
+    image_save_png(&img, tpath("ours.png"), &err);
+    image_free(&img);
+    CHECK(output_check_file(tpath("ours.png"), "--out", &err) == OIR_OK, "oir's PNG may be replaced: %s",
+          err.message);
+    st_writer *w = st_writer_new();
+    float v = 1;
+    int64_t shape[1] = {1};
+    st_writer_add_f32(w, "v", &v, 1, shape, &err);
+    st_writer_save(w, tpath("ours.safetensors"), &err);
+    st_writer_free(w);
+    CHECK(output_check_file(tpath("ours.safetensors"), "--out", &err) == OIR_OK,
+          "oir's safetensors may be replaced: %s", err.message);
+    put_file(tpath("photo.png"), "\x89PNG\r\n\x1a\n not oir's");
+    int rc = output_check_file(tpath("photo.png"), "--out", &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "photo.png") && strstr(err.message, "not written by oir"),
+          "a user's PNG is refused: %s", err.message);
+    rc = output_check_file(dir, "--out", &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "is a folder"), "a folder is refused: %s", err.message);
+    symlink(tpath("ours.png"), tpath("link.png"));
+    rc = output_check_file(tpath("link.png"), "--out", &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "symlink"), "a symlink is refused: %s", err.message);
+    mkfifo(tpath("fifo.png"), 0644);
+    rc = output_check_file(tpath("fifo.png"), "--out", &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "not a regular file"), "a FIFO is refused without blocking: %s",
+          err.message);
+}
+
+/* Inputs vs outputs: the same file, an input inside an output folder, a
+ * hard link of an input in it. */
+static void test_check_inputs(void) {
+    oir_error err = {0};
+    mkdir(tpath("run"), 0755);
+    put_file(tpath("run/in.png"), "input");
+    output_input in[2] = {{NULL, "--model"}, {tpath("run/in.png"), "--image"}};
+    int rc = output_check_inputs(tpath("run/in.png"), "--out", 0, in, 2, &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "is the input given to --image"), "same file: %s", err.message);
+    char odd[600];
+    snprintf(odd, sizeof odd, "%s/run/../run/./in.png", dir);
+    rc = output_check_inputs(odd, "--out", 0, in, 2, &err);
+    CHECK(rc == OIR_E_ARG, "same file spelled differently: %s", err.message);
+    rc = output_check_inputs(tpath("run"), "--out", 1, in, 2, &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "holds the input given to --image"), "input inside: %s",
+          err.message);
+    mkdir(tpath("run2"), 0755);
+    CHECK(link(tpath("run/in.png"), tpath("run2/copy.png")) == 0, "link: %s", strerror(errno));
+    rc = output_check_inputs(tpath("run2"), "--out", 1, in, 2, &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "copy.png"), "hard link inside: %s", err.message);
+    rc = output_check_inputs(tpath("run3"), "--out", 1, in, 2, &err);
+    CHECK(rc == OIR_OK, "an unrelated new folder: %s", err.message);
+    /* a missing input is compared by its resolved path */
+    output_input gone[1] = {{tpath("nothere.png"), "--mask"}};
+    rc = output_check_inputs(tpath("./nothere.png"), "--out", 0, gone, 1, &err);
+    CHECK(rc == OIR_E_ARG, "missing input, same path: %s", err.message);
+}
+
+static void write_run(const char *out, const char *const *names, int n, int fail) {
+    oir_error err = {0};
+    output_dir d;
+    if (!CHECK(output_dir_begin(&d, out, "--out", &err) == OIR_OK, "begin %s: %s", out, err.message)) return;
+    for (int i = 0; i < n; i++) {
+        const char *slash = strchr(names[i], '/');
+        if (slash) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%.*s", (int)(slash - names[i]), names[i]);
+            output_dir_mkdir(&d, sub, &err);
+        }
+        char *p = output_dir_path(&d, names[i], &err);
+        if (p) outfile_write(p, names[i], strlen(names[i]), &err);
+        free(p);
+    }
+    if (fail) {
+        output_dir_abort(&d);
+        return;
+    }
+    char note[512];
+    CHECK(output_dir_commit(&d, note, sizeof note, &err) == OIR_OK && !note[0], "commit %s: %s %s", out,
+          err.message, note);
+}
+
+/* Run folders: swapped in whole, stale files gone, a failed run leaves the
+ * old one, foreign folders refused, crafted markers not trusted. */
+static void test_run_folders(void) {
+    oir_error err = {0};
+    const char *out = tpath("runs");
+    const char *first[] = {"edited.png", "pair2_sheet.png", "c/report.json"};
+    write_run(out, first, 3, 0);
+    CHECK(file_is(tpath("runs/pair2_sheet.png"), "pair2_sheet.png") && file_is(tpath("runs/c/report.json"), "c/report.json"),
+          "first run in place");
+    const char *second[] = {"edited.png", "report.json"};
+    write_run(out, second, 2, 1); /* fails: nothing changes */
+    CHECK(file_is(tpath("runs/pair2_sheet.png"), "pair2_sheet.png") && access(tpath("runs/report.json"), F_OK) != 0,
+          "a failed run leaves the old outputs");
+    write_run(out, second, 2, 0);
+    CHECK(file_is(tpath("runs/report.json"), "report.json") && access(tpath("runs/pair2_sheet.png"), F_OK) != 0 &&
+              access(tpath("runs/c"), F_OK) != 0,
+          "the second run replaced the first whole (no stale pair2_sheet.png, c/)");
+    CHECK(count_entries(dir) > 0 && count_entries(tpath("runs")) == 3, "edited.png, report.json, marker: %d entries",
+          count_entries(tpath("runs")));
+    /* nothing left beside it */
+    DIR *dp = opendir(dir);
+    int stray = 0;
+    for (struct dirent *e; dp && (e = readdir(dp));) stray += !strncmp(e->d_name, ".runs.", 6);
+    if (dp) closedir(dp);
+    CHECK(stray == 0, "%d temp folders left beside runs/", stray);
+    /* a user's file added to an oir folder: refused, kept */
+    put_file(tpath("runs/mine.txt"), "mine");
+    output_dir d;
+    int rc = output_dir_begin(&d, out, "--out", &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "mine.txt"), "foreign file refused: %s", err.message);
+    CHECK(file_is(tpath("runs/mine.txt"), "mine"), "foreign file kept");
+    /* a marker that names something outside the folder is not trusted */
+    mkdir(tpath("crafted"), 0755);
+    put_file(tpath("crafted/.oir-run"), "../victim.txt\nx.png\n");
+    put_file(tpath("crafted/x.png"), "x");
+    rc = output_dir_begin(&d, tpath("crafted"), "--out", &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "did not write"), "crafted marker refused: %s", err.message);
+    /* a file, an empty folder, a missing parent */
+    put_file(tpath("plain"), "p");
+    rc = output_dir_begin(&d, tpath("plain"), "--out", &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "is a file"), "a file: %s", err.message);
+    mkdir(tpath("empty"), 0755);
+    const char *one[] = {"a.png"};
+    write_run(tpath("empty/"), one, 1, 0);
+    CHECK(file_is(tpath("empty/a.png"), "a.png"), "an empty folder is replaced");
+    rc = output_dir_begin(&d, tpath("no/such/out"), "--out", &err);
+    CHECK(rc == OIR_E_IO && strstr(err.message, "parent"), "missing parent: %s", err.message);
+    /* unsafe names inside a run are refused */
+    if (output_dir_begin(&d, tpath("names"), "--out", &err) == OIR_OK) {
+        char *p1 = output_dir_path(&d, "../escape.png", &err), *p2 = output_dir_path(&d, ".hidden", &err),
+             *p3 = output_dir_path(&d, "a//b", &err);
+        CHECK(!p1 && !p2 && !p3, "unsafe names refused");
+        free(p1);
+        free(p2);
+        free(p3);
+        output_dir_abort(&d);
+    }
+    CHECK(access(tpath("names"), F_OK) != 0, "aborted run left nothing");
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/oir_test_out_XXXXXX");
     if (!mkdtemp(dir)) return 1;
     test_planted_tmp_symlink();
     test_outfile();
+    test_check_file();
+    test_check_inputs();
+    test_run_folders();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);

@@ -117,11 +117,12 @@ static int load_pair_mask(const char *spec, const image *orig, const char *image
     return rc;
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
+/* Path of an output file of this case inside the run's temp folder. */
+static char *out_path(output_dir *od, const char *sub, const char *name, oir_error *err) {
+    if (!sub) return output_dir_path(od, name, err);
+    char rel[1024];
+    snprintf(rel, sizeof rel, "%s/%s", sub, name);
+    return output_dir_path(od, rel, err);
 }
 
 static int save_rgb8(const unsigned char *rgb, int size, const char *path, oir_error *err) {
@@ -150,7 +151,7 @@ typedef struct {
 } edit_case_spec;
 
 static int run_case(const char *cmd, int search, oir_context *ctx, const edit_case_spec *c, const edit_opts *o,
-                    const char *out_dir, progress_bar *bar, oir_error *err) {
+                    output_dir *od, const char *sub, progress_bar *bar, oir_error *err) {
     int size = oir_context_image_size(ctx), rc;
     image orig = {0}, square = {0}, masks[16] = {{0}};
     unsigned char *rgb = NULL, *mask8[16] = {0};
@@ -177,10 +178,6 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         for (size_t j = 0; j < (size_t)size * size; j++) mask8[i][j] = masks[i].data[j] > 0.5f;
         pairs[i] = (oir_pair){c->from[i], c->to[i], mask8[i], c->guided[i]};
     }
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
-        rc = oir_fail(err, OIR_E_IO, "--out %s: cannot create folder: %s", out_dir, strerror(errno));
-        goto done;
-    }
     oir_params p = oir_default_params();
     p.steps = o->steps;
     p.guidance = o->guidance;
@@ -197,21 +194,14 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     rc = search ? oir_search(ctx, rgb, size, c->source, pairs, &p, &r, err)
                 : oir_edit(ctx, rgb, size, c->source, pairs, c->n, &p, &r, err);
     if (rc) goto done;
-    /* outputs: every path is checked against the inputs first */
-    const char *inputs[17] = {c->image_path};
-    const char *flags[17] = {"--image"};
-    for (int i = 0; i < c->n; i++) {
-        inputs[1 + i] = c->mask_spec[i];
-        flags[1 + i] = "--mask";
-    }
+    /* outputs: into the run's fresh temp folder (the inputs were checked
+     * against --out before anything was written) */
     char name[64];
-    char *path = join(out_dir, "edited.png");
-    rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-    if (!rc) rc = save_rgb8(r->edited, size, path, err);
+    char *path = out_path(od, sub, "edited.png", err);
+    rc = path ? save_rgb8(r->edited, size, path, err) : err->code;
     free(path);
-    path = join(out_dir, "input.png");
-    if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-    if (!rc) rc = save_rgb8(rgb, size, path, err);
+    path = rc ? NULL : out_path(od, sub, "input.png", err);
+    if (!rc) rc = path ? save_rgb8(rgb, size, path, err) : err->code;
     free(path);
     rep = cJSON_CreateObject();
     cJSON_AddStringToObject(rep, "command", cmd);
@@ -269,21 +259,18 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         if (!rc) rc = sheet_render(&sheet, cands, T, r->edit_norm + (size_t)i * r->steps,
                                    r->background_norm + (size_t)i * r->steps, r->total + (size_t)i * r->steps,
                                    r->chosen_step[i] - 1, title, err);
-        path = join(out_dir, name);
-        if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-        if (!rc) rc = image_save_png(&sheet, path, err);
+        path = rc ? NULL : out_path(od, sub, name, err);
+        if (!rc) rc = path ? image_save_png(&sheet, path, err) : err->code;
         free(path);
         image_free(&sheet);
         snprintf(name, sizeof name, "pair%d_mask.png", i + 1);
-        path = join(out_dir, name);
-        if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-        if (!rc) rc = image_save_png(&masks[i], path, err);
+        path = rc ? NULL : out_path(od, sub, name, err);
+        if (!rc) rc = path ? image_save_png(&masks[i], path, err) : err->code;
         free(path);
         for (int k = 0; o->save_candidates && !rc && k < T; k++) {
             snprintf(name, sizeof name, "pair%d_k%02d.png", i + 1, k + 1);
-            path = join(out_dir, name);
-            rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-            if (!rc) rc = image_save_png(&cands[k], path, err);
+            path = out_path(od, sub, name, err);
+            rc = path ? image_save_png(&cands[k], path, err) : err->code;
             free(path);
         }
         for (int k = 0; k < T; k++) image_free(&cands[k]);
@@ -298,9 +285,9 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON_AddNumberToObject(t, "reassembly", r->seconds_reassembly);
     cJSON_AddNumberToObject(t, "total", r->seconds_total);
     json = cJSON_Print(rep);
-    path = join(out_dir, "report.json");
-    if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-    if (!rc) rc = outfile_write(path, json ? json : "{}", json ? strlen(json) : 2, err);
+    path = rc ? NULL : out_path(od, sub, "report.json", err);
+    if (!rc && !json) rc = oir_fail(err, OIR_E_NOMEM, "report.json: out of memory");
+    if (!rc) rc = path ? outfile_write(path, json, strlen(json), err) : err->code;
     free(path);
     if (!rc) {
         printf("%s: %s\n", c->name ? c->name : cmd, r->target_prompt);
@@ -310,8 +297,8 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         if (!search && c->n > 1)
             printf("  reassembly at step %d, re-inversion %d steps\n", r->reassembly_step, r->reinversion_steps);
         for (int i = 0; i < r->n_warnings; i++) printf("  warning: %s\n", r->warnings[i]);
-        printf("  %.1f s (candidates %.1f s, %ld UNet calls); wrote %s/edited.png, report.json, pair sheets\n",
-               r->seconds_total, r->seconds_candidates, r->unet_calls, out_dir);
+        printf("  %.1f s (candidates %.1f s, %ld UNet calls)\n", r->seconds_total, r->seconds_candidates,
+               r->unet_calls);
     }
 done:
     cJSON_free(json);
@@ -362,17 +349,24 @@ static int run_command(int argc, char **argv, int search) {
     /* the cases to run */
     edit_config cfg = {0};
     int n_cases = 1, rc = OIR_OK;
-    static edit_case_spec specs[64];
+    edit_case_spec *specs = NULL;
+    output_input *inputs = NULL;
+    output_dir od = {0};
+    oir_context *ctx = NULL;
     static char froms[16][512], tos[16][512];
-    memset(specs, 0, sizeof specs);
     if (o.config) {
         if (o.image || o.prompt || o.pairs.n || o.masks.n) {
             oir_fail(&err, OIR_E_ARG, "--config replaces --image/--prompt/--pair/--mask; give one or the other");
             return cli_report(cmd, &err);
         }
         if (edit_config_load(&cfg, o.config, &err)) return cli_report(cmd, &err);
+        if (!(specs = calloc((size_t)cfg.n_cases, sizeof *specs))) {
+            oir_fail(&err, OIR_E_NOMEM, "out of memory");
+            rc = cli_report(cmd, &err);
+            goto cleanup;
+        }
         n_cases = 0;
-        for (int i = 0; i < cfg.n_cases && n_cases < 64; i++) {
+        for (int i = 0; i < cfg.n_cases; i++) {
             edit_case *ec = &cfg.cases[i];
             if (o.case_name && strcmp(o.case_name, ec->name)) continue;
             if (ec->n_pairs > 16) {
@@ -401,7 +395,6 @@ static int run_command(int argc, char **argv, int search) {
             goto cleanup;
         }
     } else {
-        edit_case_spec *s = &specs[0];
         if (!o.image || !o.prompt || o.pairs.n == 0) {
             oir_fail(&err, OIR_E_ARG, "needs --image, --prompt and at least one --pair (or --config); see oir %s --help", cmd);
             return cli_report(cmd, &err);
@@ -419,13 +412,21 @@ static int run_command(int argc, char **argv, int search) {
                      o.pairs.n, o.guided.n);
             return cli_report(cmd, &err);
         }
+        if (!(specs = calloc(1, sizeof *specs))) {
+            oir_fail(&err, OIR_E_NOMEM, "out of memory");
+            return cli_report(cmd, &err);
+        }
+        edit_case_spec *s = &specs[0];
         s->image_path = o.image;
         s->source = o.prompt;
         s->target = o.target;
         s->n = o.pairs.n;
         s->reassembly = s->reinversion = -1;
         for (int j = 0; j < o.pairs.n; j++) {
-            if (split_pair(o.pairs.v[j], froms[j], tos[j], sizeof froms[j], &err)) return cli_report(cmd, &err);
+            if (split_pair(o.pairs.v[j], froms[j], tos[j], sizeof froms[j], &err)) {
+                rc = cli_report(cmd, &err);
+                goto cleanup;
+            }
             s->from[j] = froms[j];
             s->to[j] = tos[j];
             s->mask_spec[j] = o.masks.v[j];
@@ -445,7 +446,27 @@ static int run_command(int argc, char **argv, int search) {
     if (o.clip) cp.clip_path = o.clip;
     else if (getenv("OIR_CLIP") && *getenv("OIR_CLIP")) cp.clip_path = getenv("OIR_CLIP");
     cp.variant = o.variant;
-    oir_context *ctx = NULL;
+    /* every input this run reads, checked against --out before anything is written */
+    int n_inputs = 0;
+    if (!(inputs = calloc((size_t)n_cases * 17 + 4, sizeof *inputs))) {
+        oir_fail(&err, OIR_E_NOMEM, "out of memory");
+        rc = cli_report(cmd, &err);
+        goto cleanup;
+    }
+    inputs[n_inputs++] = (output_input){o.config, "--config"};
+    inputs[n_inputs++] = (output_input){cp.model_path, "--model"};
+    inputs[n_inputs++] = (output_input){cp.clip_path, "--clip"};
+    inputs[n_inputs++] = (output_input){getenv("OIR_TOKENIZER"), "$OIR_TOKENIZER"};
+    for (int i = 0; i < n_cases; i++) {
+        inputs[n_inputs++] = (output_input){specs[i].image_path, o.config ? "image_path" : "--image"};
+        for (int j = 0; j < specs[i].n; j++)
+            if (!is_box(specs[i].mask_spec[j]))
+                inputs[n_inputs++] = (output_input){specs[i].mask_spec[j], o.config ? "prompt_change_mask" : "--mask"};
+    }
+    if (cli_begin_out_dir(&od, o.out, inputs, n_inputs, &err)) {
+        rc = cli_report(cmd, &err);
+        goto cleanup;
+    }
     if (oir_context_load(&ctx, &cp, &err)) {
         rc = cli_report(cmd, &err);
         goto cleanup;
@@ -453,19 +474,34 @@ static int run_command(int argc, char **argv, int search) {
     progress_bar bar;
     progress_init(&bar, o.quiet);
     for (int i = 0; i < n_cases && !rc; i++) {
-        char dir[4096];
+        char sub[256];
         if (n_cases > 1) {
-            mkdir(o.out, 0755);
-            snprintf(dir, sizeof dir, "%s/%s", o.out, specs[i].name);
-            for (char *q = dir + strlen(o.out) + 1; *q; q++)
+            snprintf(sub, sizeof sub, "%s", specs[i].name);
+            for (char *q = sub; *q; q++)
                 if (*q == '/' || *q == ' ') *q = '_';
-        } else {
-            snprintf(dir, sizeof dir, "%s", o.out);
+            if (output_dir_mkdir(&od, sub, &err)) {
+                rc = cli_report(cmd, &err);
+                break;
+            }
         }
-        if (run_case(cmd, search, ctx, &specs[i], &o, dir, &bar, &err)) rc = cli_report(cmd, &err);
+        if (run_case(cmd, search, ctx, &specs[i], &o, &od, n_cases > 1 ? sub : NULL, &bar, &err))
+            rc = cli_report(cmd, &err);
     }
-    oir_context_free(ctx);
+    if (!rc) {
+        char note[1200];
+        if (output_dir_commit(&od, note, sizeof note, &err)) rc = cli_report(cmd, &err);
+        else {
+            printf("wrote %s/ (%s)\n", o.out,
+                   n_cases > 1 ? "a folder per case: edited.png, report.json, pair sheets"
+                               : "edited.png, input.png, report.json, pair sheets");
+            if (note[0]) fprintf(stderr, "oir %s: warning: %s\n", cmd, note);
+        }
+    }
 cleanup:
+    output_dir_abort(&od); /* no-op after a commit */
+    oir_context_free(ctx);
+    free(inputs);
+    free(specs);
     edit_config_free(&cfg);
     return rc;
 }

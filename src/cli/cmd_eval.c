@@ -867,9 +867,11 @@ int cmd_eval(int argc, char **argv) {
         rc = oir_fail(&err, OIR_E_ARG, "--out OUT.safetensors is required");
         goto fail;
     }
-    const char *inputs[] = {c.in_path, c.model_path};
-    const char *flags[] = {"--in", "--model"};
-    if ((rc = cli_check_out(c.out_path, inputs, flags, 2, &err))) goto fail;
+    const output_input inputs[] = {{c.in_path, "--in"},
+                                   {c.model_path, "--model"},
+                                   {c.config_dir, "--config"},
+                                   {getenv("OIR_TOKENIZER"), "$OIR_TOKENIZER"}};
+    if ((rc = cli_check_out_file(c.out_path, inputs, 4, &err))) goto fail;
     if (c.in_path && ((rc = cli_check_input_file("--in", c.in_path, &err)) ||
                       (rc = st_open(&c.in, c.in_path, &err))))
         goto fail;

@@ -77,9 +77,9 @@ int cmd_generate(int argc, char **argv) {
     }
     int model_default = !model_path;
     if (!model_path) model_path = cli_default_model();
-    const char *inputs[] = {model_path};
-    const char *flags[] = {"--model"};
-    if ((rc = cli_check_png_name(out, &err)) || (rc = cli_check_out(out, inputs, flags, 1, &err)))
+    const output_input inputs[] = {
+        {model_path, "--model"}, {config_dir, "--config"}, {getenv("OIR_TOKENIZER"), "$OIR_TOKENIZER"}};
+    if ((rc = cli_check_png_name(out, &err)) || (rc = cli_check_out_file(out, inputs, 3, &err)))
         goto fail;
     cli_set_threads(threads);
     double t0 = clock_wall_s();

@@ -97,10 +97,12 @@ int cmd_reconstruct(int argc, char **argv) {
     }
     int model_default = !model_path;
     if (!model_path) model_path = cli_default_model();
-    const char *inputs[] = {in, model_path};
-    const char *flags[] = {"--image", "--model"};
+    const output_input inputs[] = {{in, "--image"},
+                                   {model_path, "--model"},
+                                   {config_dir, "--config"},
+                                   {getenv("OIR_TOKENIZER"), "$OIR_TOKENIZER"}};
     if ((rc = cli_check_input_file("--image", in, &err)) || (rc = cli_check_png_name(out, &err)) ||
-        (rc = cli_check_out(out, inputs, flags, 2, &err)))
+        (rc = cli_check_out_file(out, inputs, 4, &err)))
         goto fail;
     cli_set_threads(threads);
     double t0 = clock_wall_s();

@@ -478,6 +478,13 @@ static int png_write_inner(png_writer *w, const image *img, const char *path, oi
     png_set_IHDR(w->png, w->info, (png_uint_32)img->width, (png_uint_32)img->height, 8,
                  img->channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    /* marks the file as oir's: io/outputs.h replaces only files it wrote */
+    png_text text;
+    memset(&text, 0, sizeof text);
+    text.compression = PNG_TEXT_COMPRESSION_NONE;
+    text.key = (png_charp) "Software";
+    text.text = (png_charp) "oir";
+    png_set_text(w->png, w->info, &text, 1);
     png_write_info(w->png, w->info);
     png_write_image(w->png, w->rows);
     png_write_end(w->png, NULL);

@@ -340,6 +340,9 @@ int st_writer_save(st_writer *w, const char *path, oir_error *err) {
     outfile out = {0};
     cJSON *root = cJSON_CreateObject();
     uint64_t offset = 0;
+    /* marks the file as oir's: io/outputs.h replaces only files it wrote */
+    cJSON *meta = root ? cJSON_AddObjectToObject(root, "__metadata__") : NULL;
+    if (meta) cJSON_AddStringToObject(meta, "writer", "oir");
     for (int i = 0; root && i < w->count; i++) {
         const tensor *t = &w->tensors[i];
         cJSON *e = cJSON_AddObjectToObject(root, w->names[i]);
