@@ -202,6 +202,58 @@ static void test_folder_rule(void) {
     CHECK(rc == 0 && exists(e, "edited.png"), "run into an empty folder: exit %d %s", rc, cr_err);
 }
 
+static void yaml_case(FILE *fp, const char *name) {
+    fprintf(fp,
+            "\"%s\":\n"
+            "  image_path: in.png\n"
+            "  origin_prompt: \"a photo of a red circle\"\n"
+            "  origin_change: ['red circle']\n"
+            "  prompt_change: ['blue circle']\n"
+            "  prompt_change_mask: ['m1.png']\n",
+            name);
+}
+
+static int run_yaml(const char *yaml, const char *out) {
+    return cr_run("search", "--model", model, "--clip", clip, "--config", yaml, "--steps", "1", "--quiet",
+                  "--threads", "1", "--out", out, NULL);
+}
+
+/* YAML case names become folder names: sanitised (".." cannot write
+ * outside --out), collisions after sanitising refused, every case run. */
+static void test_yaml_case_names(void) {
+    const char *y = cr_path("dots.yaml");
+    FILE *fp = fopen(y, "w");
+    yaml_case(fp, "..");
+    yaml_case(fp, "ok one");
+    fclose(fp);
+    const char *out = cr_path("ydots");
+    int rc = run_yaml(y, out);
+    CHECK(rc == 0, "cases '..' and 'ok one': exit %d %s", rc, cr_err);
+    CHECK(!exists(cr_tmp, "edited.png") && !exists(cr_tmp, "report.json"), "case '..' wrote outside --out");
+    CHECK(exists(out, "__/edited.png") && exists(out, "ok_one/report.json"), "cases in __/ and ok_one/");
+    y = cr_path("clash.yaml");
+    fp = fopen(y, "w");
+    yaml_case(fp, "a b");
+    yaml_case(fp, "a_b");
+    fclose(fp);
+    rc = run_yaml(y, cr_path("yclash"));
+    cr_expect_error("'a b' and 'a_b'", rc, "search", "'a b' and 'a_b'");
+    CHECK(!exists(cr_tmp, "yclash"), "nothing written for the clashing cases");
+    /* 70 cases: every one runs (the runner used to drop those past 64) */
+    y = cr_path("many.yaml");
+    fp = fopen(y, "w");
+    for (int i = 0; i < 70; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "c%02d", i);
+        yaml_case(fp, name);
+    }
+    fclose(fp);
+    out = cr_path("ymany");
+    rc = run_yaml(y, out);
+    CHECK(rc == 0 && exists(out, "c00/edited.png") && exists(out, "c69/edited.png"),
+          "70 cases: exit %d, c69 written: %d %s", rc, exists(out, "c69/edited.png"), cr_err);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     if (cr_init(argv[0])) {
@@ -216,6 +268,7 @@ int main(int argc, char **argv) {
     test_no_stale_files();
     test_failed_rerun();
     test_folder_rule();
+    test_yaml_case_names();
     cr_cleanup();
     return th_summary();
 }

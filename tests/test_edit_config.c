@@ -117,6 +117,77 @@ static void test_bad(void) {
     expect_bad("empty", "{}\n", "no edit cases");
 }
 
+/* Case names -> output folder names; collisions and the case limit. */
+static void test_case_names(void) {
+    char text[4096] = "";
+    const char *names[] = {"..", ".hidden", "a/b c", "caf\xc3\xa9", "ok-1.v2"};
+    const char *want[] = {"__", "_hidden", "a_b_c", "caf__", "ok-1.v2"};
+    for (int i = 0; i < 5; i++) {
+        size_t l = strlen(text);
+        snprintf(text + l, sizeof text - l,
+                 "\"%s\":\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+                 "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n",
+                 names[i]);
+    }
+    const char *p = write_file("names.yaml", text);
+    edit_config cfg;
+    oir_error err = {0};
+    if (CHECK(edit_config_load(&cfg, p, &err) == OIR_OK, "names: %s", err.message)) {
+        for (int i = 0; i < 5 && i < cfg.n_cases; i++)
+            CHECK(!strcmp(cfg.cases[i].name, names[i]) && !strcmp(cfg.cases[i].dir_name, want[i]),
+                  "case '%s' -> folder '%s', expected '%s'", cfg.cases[i].name, cfg.cases[i].dir_name, want[i]);
+        edit_config_free(&cfg);
+    }
+    /* single_object: "case/target" */
+    p = write_file("single2.yaml",
+                   "s:\n  image_path: x\n  origin_prompt: a bird\n  target_prompt_list: ['a ', '']\n"
+                   "  target_changes: ['red duck', '../up']\n  origin_prompt_mask: m.png\n");
+    if (CHECK(edit_config_load(&cfg, p, &err) == OIR_OK, "single names: %s", err.message)) {
+        CHECK(cfg.n_cases == 2 && !strcmp(cfg.cases[0].dir_name, "s_red_duck") &&
+                  !strcmp(cfg.cases[1].dir_name, "s_.._up"),
+              "single_object folders: %s %s", cfg.cases[0].dir_name, cfg.n_cases > 1 ? cfg.cases[1].dir_name : "");
+        edit_config_free(&cfg);
+    }
+    /* long names are cut */
+    char longname[300];
+    memset(longname, 'x', 250);
+    longname[250] = 0;
+    snprintf(text, sizeof text,
+             "%s:\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+             "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n",
+             longname);
+    p = write_file("long.yaml", text);
+    if (CHECK(edit_config_load(&cfg, p, &err) == OIR_OK, "long name: %s", err.message)) {
+        CHECK(strlen(cfg.cases[0].dir_name) == EDIT_CONFIG_NAME_MAX, "cut to %d bytes", EDIT_CONFIG_NAME_MAX);
+        edit_config_free(&cfg);
+    }
+    expect_bad("clash",
+               "\"a b\":\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+               "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n"
+               "a_b:\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+               "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n",
+               "'a b' and 'a_b'");
+    expect_bad("clash ignoring case",
+               "Cat:\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+               "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n"
+               "cat:\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+               "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n",
+               "'Cat' and 'cat'");
+    expect_bad("empty name",
+               "\"\":\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+               "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n",
+               "empty name");
+    /* more cases than the limit: refused, never dropped */
+    static char many[40000];
+    size_t l = (size_t)snprintf(many, sizeof many,
+                                "s:\n  image_path: x\n  origin_prompt: a bird\n  target_prompt_list: ['a ', '']\n"
+                                "  origin_prompt_mask: m.png\n  target_changes: [");
+    for (int i = 0; i <= EDIT_CONFIG_MAX_CASES; i++)
+        l += (size_t)snprintf(many + l, sizeof many - l, "%st%d", i ? ", " : "", i);
+    snprintf(many + l, sizeof many - l, "]\n");
+    expect_bad("too many cases", many, "more than 1000 edit cases");
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/oir_test_cfg_XXXXXX");
     if (!mkdtemp(dir)) return 1;
@@ -124,6 +195,7 @@ int main(void) {
     test_single();
     test_flat_case();
     test_bad();
+    test_case_names();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);

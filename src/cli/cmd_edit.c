@@ -141,7 +141,7 @@ static cJSON *float_array(const float *v, int n) {
 }
 
 typedef struct {
-    const char *name;
+    const char *name, *dir_name;
     const char *image_path;
     const char *source;
     const char *target;
@@ -368,7 +368,7 @@ static int run_command(int argc, char **argv, int search) {
         n_cases = 0;
         for (int i = 0; i < cfg.n_cases; i++) {
             edit_case *ec = &cfg.cases[i];
-            if (o.case_name && strcmp(o.case_name, ec->name)) continue;
+            if (o.case_name && strcmp(o.case_name, ec->name) && strcmp(o.case_name, ec->dir_name)) continue;
             if (ec->n_pairs > 16) {
                 oir_fail(&err, OIR_E_ARG, "%s: case '%s' has %d pairs (at most 16)", o.config, ec->name, ec->n_pairs);
                 rc = cli_report(cmd, &err);
@@ -376,6 +376,7 @@ static int run_command(int argc, char **argv, int search) {
             }
             edit_case_spec *s = &specs[n_cases++];
             s->name = ec->name;
+            s->dir_name = ec->dir_name;
             s->image_path = ec->image_path;
             s->source = ec->origin_prompt;
             s->target = o.target ? o.target : ec->target_prompt;
@@ -476,9 +477,7 @@ static int run_command(int argc, char **argv, int search) {
     for (int i = 0; i < n_cases && !rc; i++) {
         char sub[256];
         if (n_cases > 1) {
-            snprintf(sub, sizeof sub, "%s", specs[i].name);
-            for (char *q = sub; *q; q++)
-                if (*q == '/' || *q == ' ') *q = '_';
+            snprintf(sub, sizeof sub, "%s", specs[i].dir_name); /* sanitised by edit_config */
             if (output_dir_mkdir(&od, sub, &err)) {
                 rc = cli_report(cmd, &err);
                 break;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -108,7 +109,11 @@ static char *concat3(const char *a, const char *b, const char *c) {
     return s;
 }
 
-static int grow(edit_config *cfg, oir_error *err) {
+static int grow(reader *r, edit_config *cfg) {
+    oir_error *err = r->err;
+    if (cfg->n_cases >= EDIT_CONFIG_MAX_CASES)
+        return oir_fail(err, OIR_E_FORMAT, "%s: more than %d edit cases (the limit; a single_object case counts each "
+                        "target change); split the file", r->path, EDIT_CONFIG_MAX_CASES);
     edit_case *c = realloc(cfg->cases, sizeof *c * (size_t)(cfg->n_cases + 1));
     if (!c) return oir_fail(err, OIR_E_NOMEM, "out of memory");
     cfg->cases = c;
@@ -119,7 +124,7 @@ static int grow(edit_config *cfg, oir_error *err) {
 static int read_multi(reader *r, yaml_node_t *m, edit_config *cfg) {
     int rc, n = -1, n_guided;
     char **from = NULL, **to = NULL, **masks = NULL;
-    if ((rc = grow(cfg, r->err))) return rc;
+    if ((rc = grow(r, cfg))) return rc;
     edit_case *c = &cfg->cases[cfg->n_cases++];
     c->name = strdup(r->case_name);
     char *image = NULL;
@@ -195,7 +200,7 @@ static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
         goto cleanup;
     }
     for (int i = 0; i < n; i++) {
-        if ((rc = grow(cfg, r->err))) goto cleanup;
+        if ((rc = grow(r, cfg))) goto cleanup;
         edit_case *c = &cfg->cases[cfg->n_cases++];
         size_t nl = strlen(r->case_name) + strlen(targets[i]) + 2;
         c->name = malloc(nl);
@@ -236,12 +241,47 @@ void edit_config_free(edit_config *cfg) {
         }
         free(c->pairs);
         free(c->name);
+        free(c->dir_name);
         free(c->image_path);
         free(c->origin_prompt);
         free(c->target_prompt);
     }
     free(cfg->cases);
     memset(cfg, 0, sizeof *cfg);
+}
+
+/* The output folder name of a case (see edit_config.h). */
+static char *dir_name_of(const char *name) {
+    size_t n = strlen(name);
+    if (n > EDIT_CONFIG_NAME_MAX) n = EDIT_CONFIG_NAME_MAX;
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    int leading = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                 ch == '_' || ch == '.';
+        if (ch != '.') leading = 0;
+        d[i] = ok && !(leading && ch == '.') ? (char)ch : '_';
+    }
+    d[n] = '\0';
+    return d;
+}
+
+static int name_cases(edit_config *cfg, const char *path, oir_error *err) {
+    for (int i = 0; i < cfg->n_cases; i++) {
+        edit_case *c = &cfg->cases[i];
+        if (!c->name) return oir_fail(err, OIR_E_NOMEM, "out of memory");
+        if (!c->name[0] || !strcmp(c->name, "/"))
+            return oir_fail(err, OIR_E_FORMAT, "%s: case %d has an empty name; give every case a name", path, i + 1);
+        if (!(c->dir_name = dir_name_of(c->name))) return oir_fail(err, OIR_E_NOMEM, "out of memory");
+        for (int j = 0; j < i; j++)
+            if (!strcasecmp(cfg->cases[j].dir_name, c->dir_name))
+                return oir_fail(err, OIR_E_FORMAT,
+                                "%s: cases '%s' and '%s' would both write to the output folder '%s'; rename one",
+                                path, cfg->cases[j].name, c->name, c->dir_name);
+    }
+    return OIR_OK;
 }
 
 int edit_config_load(edit_config *out, const char *path, oir_error *err) {
@@ -274,6 +314,7 @@ int edit_config_load(edit_config *out, const char *path, oir_error *err) {
         const char *base = strrchr(path, '/');
         r.case_name = base ? base + 1 : path;
         rc = map_get(&r, root, "target_changes") ? read_single(&r, root, out) : read_multi(&r, root, out);
+        if (!rc) rc = name_cases(out, path, err);
         goto cleanup;
     }
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
@@ -289,6 +330,7 @@ int edit_config_load(edit_config *out, const char *path, oir_error *err) {
         if (rc) goto cleanup;
     }
     if (out->n_cases == 0) rc = oir_fail(err, OIR_E_FORMAT, "%s: no edit cases", path);
+    if (!rc) rc = name_cases(out, path, err);
 cleanup:
     if (have_doc) yaml_document_delete(&doc);
     yaml_parser_delete(&parser);

@@ -18,7 +18,15 @@
  * case named after the file; guided_prompt entries may also be whole prompts.
  *
  * Relative paths are resolved against the YAML file's folder when the file
- * exists there, else kept as given (relative to the working directory). */
+ * exists there, else kept as given (relative to the working directory).
+ *
+ * Case names: each case also gets dir_name, the name of its output folder:
+ * every byte other than ASCII letters, digits, '-', '_' and '.' becomes '_',
+ * leading dots become '_', and it is cut to EDIT_CONFIG_NAME_MAX bytes. An
+ * empty case name, two cases whose dir_names are equal (compared ignoring
+ * case, for case-insensitive file systems), or more than
+ * EDIT_CONFIG_MAX_CASES cases (single_object files count each target change)
+ * are errors that name the cases; no case is ever dropped. */
 #ifndef OIR_IO_EDIT_CONFIG_H
 #define OIR_IO_EDIT_CONFIG_H
 
@@ -31,8 +39,12 @@ typedef struct {
     char *guided_prompt; /* prefix + to + suffix, or NULL when not given */
 } edit_config_pair;
 
+#define EDIT_CONFIG_MAX_CASES 1000
+#define EDIT_CONFIG_NAME_MAX 100
+
 typedef struct {
-    char *name;
+    char *name;     /* as in the file ("case" or "case/target" for single_object) */
+    char *dir_name; /* its output folder name (see above) */
     char *image_path;
     char *origin_prompt;
     char *target_prompt; /* NULL when not given */
