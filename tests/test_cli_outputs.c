@@ -4,7 +4,9 @@
  * old outputs whole); the output folder rule; YAML case names and limits. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cli_runner.h"
 #include "io/image.h"
@@ -254,6 +256,53 @@ static void test_yaml_case_names(void) {
           "70 cases: exit %d, c69 written: %d %s", rc, exists(out, "c69/edited.png"), cr_err);
 }
 
+/* Opens the FIFO's other end after 2 s (in a child) so that a reader
+ * blocked on it ends instead of hanging the test; kill the child after. */
+static pid_t fifo_unblocker(const char *fifo) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < 40; i++) {
+            usleep(i < 20 ? 100000 : 250000);
+            if (i < 20) continue;
+            int fd = open(fifo, O_WRONLY | O_NONBLOCK);
+            if (fd >= 0) close(fd);
+        }
+        _exit(0);
+    }
+    return pid;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A FIFO given as a mask or an image is refused before it is opened (an
+ * open blocks until a writer comes). */
+static void test_fifo_inputs(void) {
+    const char *fifo = cr_path("mask.fifo");
+    mkfifo(fifo, 0644);
+    pid_t helper = fifo_unblocker(fifo);
+    double t0 = now_s();
+    int rc = cr_run("search", "--model", model, "--clip", clip, "--image", cr_path("in.png"), "--prompt",
+                    "a photo of a red circle", "--pair", "red circle->blue circle", "--mask", fifo, "--steps", "1",
+                    "--quiet", "--out", cr_path("fifo_out"), NULL);
+    double secs = now_s() - t0;
+    kill(helper, SIGKILL);
+    waitpid(helper, NULL, 0);
+    cr_expect_error("FIFO mask", rc, "search", "not a regular file");
+    CHECK(secs < 1.5, "FIFO mask refused after %.1f s: it blocked until the FIFO was opened", secs);
+    helper = fifo_unblocker(fifo);
+    t0 = now_s();
+    rc = cr_run("reconstruct", "--model", model, "--image", fifo, "--prompt", "x", "--out", cr_path("r.png"), NULL);
+    secs = now_s() - t0;
+    kill(helper, SIGKILL);
+    waitpid(helper, NULL, 0);
+    cr_expect_error("FIFO image", rc, "reconstruct", "not a regular file");
+    CHECK(secs < 1.5, "FIFO image refused after %.1f s: it blocked until the FIFO was opened", secs);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     if (cr_init(argv[0])) {
@@ -269,6 +318,7 @@ int main(int argc, char **argv) {
     test_failed_rerun();
     test_folder_rule();
     test_yaml_case_names();
+    test_fifo_inputs();
     cr_cleanup();
     return th_summary();
 }

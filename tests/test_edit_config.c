@@ -3,6 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "harness.h"
 #include "io/edit_config.h"
 
@@ -188,6 +195,94 @@ static void test_case_names(void) {
     expect_bad("too many cases", many, "more than 1000 edit cases");
 }
 
+/* edit_config_load in a child process, given `seconds` to answer: a hang
+ * or a minutes-long parse is a failed check, never a hung test. Returns the
+ * status (-1 on a timeout) and the message in msg. */
+static int load_timed(const char *path, int seconds, char *msg, size_t cap) {
+    int fds[2];
+    msg[0] = 0;
+    if (pipe(fds) != 0) return -2;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        edit_config cfg;
+        oir_error err = {0};
+        int rc = edit_config_load(&cfg, path, &err);
+        if (rc == OIR_OK) edit_config_free(&cfg);
+        char out[sizeof err.message + 16];
+        int n = snprintf(out, sizeof out, "%d %s", rc, err.message);
+        if (write(fds[1], out, (size_t)n) < 0) _exit(2);
+        _exit(0);
+    }
+    close(fds[1]);
+    struct pollfd pf = {fds[0], POLLIN, 0};
+    int ready = poll(&pf, 1, seconds * 1000);
+    int rc = -1;
+    if (ready > 0) {
+        char buf[1200];
+        ssize_t n = read(fds[0], buf, sizeof buf - 1);
+        buf[n > 0 ? n : 0] = 0;
+        char *sp = strchr(buf, ' ');
+        rc = atoi(buf);
+        snprintf(msg, cap, "%s", sp ? sp + 1 : "");
+    } else {
+        kill(pid, SIGKILL);
+        snprintf(msg, cap, "no answer within %d s", seconds);
+    }
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    return rc;
+}
+
+/* Limits in front of libyaml: file size, nesting depth, regular files only. */
+static void test_limits(void) {
+    char msg[1100], path[256];
+    /* 100k-deep flow sequences: minutes inside libyaml without a depth limit */
+    size_t depth = 100000;
+    char *deep = malloc(2 * depth + 16);
+    memcpy(deep, "a: ", 3);
+    memset(deep + 3, '[', depth);
+    memset(deep + 3 + depth, ']', depth);
+    memcpy(deep + 3 + 2 * depth, "\n", 2);
+    const char *p = write_file("deep.yaml", deep);
+    free(deep);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = load_timed(p, 20, msg, sizeof msg);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    CHECK(rc == OIR_E_FORMAT && strstr(msg, "nested deeper than") && strstr(msg, "deep.yaml"),
+          "100k-deep YAML: rc %d '%s'", rc, msg);
+    CHECK(secs < 2.0, "100k-deep YAML refused in %.2f s (limit 2 s)", secs);
+    /* 32 levels of block mappings pass the depth check (and fail later as a bad case) */
+    char text[4096] = "";
+    for (int i = 0; i < EDIT_CONFIG_MAX_DEPTH; i++) {
+        size_t l = strlen(text);
+        snprintf(text + l, sizeof text - l, "%*sk%d:\n", i, "", i);
+    }
+    strcat(text, "                                   x\n");
+    p = write_file("depth32.yaml", text);
+    rc = load_timed(p, 20, msg, sizeof msg);
+    CHECK(rc != OIR_OK && !strstr(msg, "nested deeper"), "%d levels are allowed: %s", EDIT_CONFIG_MAX_DEPTH, msg);
+    /* over 1 MiB: refused before parsing */
+    size_t big = EDIT_CONFIG_MAX_BYTES + 1;
+    char *b = malloc(big + 1);
+    memset(b, '#', big);
+    b[big] = 0;
+    p = write_file("big.yaml", b);
+    free(b);
+    rc = load_timed(p, 20, msg, sizeof msg);
+    CHECK(rc == OIR_E_FORMAT && strstr(msg, "larger than") && strstr(msg, "big.yaml"), "2 MiB YAML: rc %d '%s'",
+          rc, msg);
+    /* a FIFO blocks an fopen forever; a folder is not a file */
+    snprintf(path, sizeof path, "%s/fifo.yaml", dir);
+    mkfifo(path, 0644);
+    rc = load_timed(path, 10, msg, sizeof msg);
+    CHECK(rc == OIR_E_IO && strstr(msg, "not a regular file"), "FIFO: rc %d '%s'", rc, msg);
+    rc = load_timed(dir, 10, msg, sizeof msg);
+    CHECK(rc == OIR_E_IO && strstr(msg, "not a regular file"), "folder: rc %d '%s'", rc, msg);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/oir_test_cfg_XXXXXX");
     if (!mkdtemp(dir)) return 1;
@@ -196,6 +291,7 @@ int main(void) {
     test_flat_case();
     test_bad();
     test_case_names();
+    test_limits();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);

@@ -124,6 +124,9 @@ int cli_check_input_file(const char *flag, const char *path, oir_error *err) {
     if (stat(path, &sb) != 0) return oir_fail(err, OIR_E_IO, "%s %s: no such file", flag, path);
     if (S_ISDIR(sb.st_mode))
         return oir_fail(err, OIR_E_IO, "%s %s: is a folder, not a file", flag, path);
+    /* a FIFO or device would block the reader or never end */
+    if (!S_ISREG(sb.st_mode))
+        return oir_fail(err, OIR_E_IO, "%s %s: not a regular file (a FIFO or device); give a file", flag, path);
     if (access(path, R_OK) != 0) return oir_fail(err, OIR_E_IO, "%s %s: not readable", flag, path);
     return OIR_OK;
 }

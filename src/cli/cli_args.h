@@ -73,7 +73,8 @@ int cli_begin_out_dir(output_dir *d, const char *out, const output_input *in, in
  * in ".png" (any case). */
 int cli_check_png_name(const char *path, oir_error *err);
 
-/* OIR_E_IO "--image x.png: no such file" when path is not a readable file. */
+/* OIR_E_IO "--image x.png: no such file" when path is not a readable
+ * regular file (a folder, a FIFO or a device is refused before any open). */
 int cli_check_input_file(const char *flag, const char *path, oir_error *err);
 
 /* Applies --threads (n > 0) or OIR_THREADS / all cores (n == 0). */

@@ -464,6 +464,11 @@ static int run_command(int argc, char **argv, int search) {
             if (!is_box(specs[i].mask_spec[j]))
                 inputs[n_inputs++] = (output_input){specs[i].mask_spec[j], o.config ? "prompt_change_mask" : "--mask"};
     }
+    for (int i = 4; i < n_inputs; i++)
+        if (cli_check_input_file(inputs[i].what, inputs[i].path, &err)) {
+            rc = cli_report(cmd, &err);
+            goto cleanup;
+        }
     if (cli_begin_out_dir(&od, o.out, inputs, n_inputs, &err)) {
         rc = cli_report(cmd, &err);
         goto cleanup;

@@ -1,9 +1,12 @@
 #include "io/edit_config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -284,20 +287,105 @@ static int name_cases(edit_config *cfg, const char *path, oir_error *err) {
     return OIR_OK;
 }
 
+/* The whole file, refused before parsing when it is not a regular file or is
+ * larger than EDIT_CONFIG_MAX_BYTES. Opened with O_NONBLOCK and checked with
+ * fstat, so a FIFO never blocks. (A shared regular-file helper for every
+ * input may replace this when the hostile-input work lands.) */
+static int read_yaml_file(const char *path, unsigned char **text, size_t *len, oir_error *err) {
+    *text = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return oir_fail(err, OIR_E_IO, "%s: cannot open (%s)", path, strerror(errno));
+    struct stat sb;
+    int rc = OIR_OK;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        rc = oir_fail(err, OIR_E_IO, "%s: not a regular file; expected a YAML file", path);
+        goto cleanup;
+    }
+    if (sb.st_size > EDIT_CONFIG_MAX_BYTES) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: %lld bytes, larger than the %d-byte (1 MiB) limit for a YAML file",
+                      path, (long long)sb.st_size, EDIT_CONFIG_MAX_BYTES);
+        goto cleanup;
+    }
+    /* read to the end, at most one byte past the limit (the file may grow) */
+    *text = malloc(EDIT_CONFIG_MAX_BYTES + 2);
+    if (!*text) {
+        rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    for (;;) {
+        ssize_t r = read(fd, *text + *len, EDIT_CONFIG_MAX_BYTES + 1 - *len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            rc = oir_fail(err, OIR_E_IO, "%s: read failed (%s)", path, strerror(errno));
+            goto cleanup;
+        }
+        if (r == 0) break;
+        *len += (size_t)r;
+        if (*len > EDIT_CONFIG_MAX_BYTES) {
+            rc = oir_fail(err, OIR_E_FORMAT, "%s: larger than the %d-byte (1 MiB) limit for a YAML file", path,
+                          EDIT_CONFIG_MAX_BYTES);
+            goto cleanup;
+        }
+    }
+cleanup:
+    close(fd);
+    if (rc) {
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
+/* One pass over libyaml's event stream, stopped at the first collection
+ * nested deeper than EDIT_CONFIG_MAX_DEPTH (before libyaml's quadratic cost
+ * of deep nesting builds up); syntax errors are left to the loading pass. */
+static int check_depth(const char *path, const unsigned char *text, size_t len, oir_error *err) {
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    int depth = 0, rc = OIR_OK, done = 0;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, text, len);
+    while (!done && !rc) {
+        if (!yaml_parser_parse(&parser, &ev)) break;
+        switch (ev.type) {
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (++depth > EDIT_CONFIG_MAX_DEPTH)
+                rc = oir_fail(err, OIR_E_FORMAT, "%s: collections nested deeper than %d levels at line %zu (the limit)",
+                              path, EDIT_CONFIG_MAX_DEPTH, ev.start_mark.line + 1);
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT: depth--; break;
+        case YAML_STREAM_END_EVENT: done = 1; break;
+        default: break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 int edit_config_load(edit_config *out, const char *path, oir_error *err) {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return oir_fail(err, OIR_E_IO, "%s: cannot open", path);
+    unsigned char *text = NULL;
+    size_t len = 0;
+    int rc = read_yaml_file(path, &text, &len, err);
+    if (rc) return rc;
+    if ((rc = check_depth(path, text, len, err))) {
+        free(text);
+        return rc;
+    }
     yaml_parser_t parser;
     yaml_document_t doc;
-    int rc = OIR_OK, have_doc = 0;
+    int have_doc = 0;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';
     else dir[0] = '\0';
     yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, fp);
+    yaml_parser_set_input_string(&parser, text, len);
     if (!yaml_parser_load(&parser, &doc)) {
         rc = oir_fail(err, OIR_E_FORMAT, "%s: invalid YAML at line %zu: %s", path,
                       parser.problem_mark.line + 1, parser.problem ? parser.problem : "parse error");
@@ -334,7 +422,7 @@ int edit_config_load(edit_config *out, const char *path, oir_error *err) {
 cleanup:
     if (have_doc) yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
-    fclose(fp);
+    free(text);
     if (rc) edit_config_free(out);
     return rc;
 }

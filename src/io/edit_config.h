@@ -39,6 +39,12 @@ typedef struct {
     char *guided_prompt; /* prefix + to + suffix, or NULL when not given */
 } edit_config_pair;
 
+/* Limits checked before and while libyaml parses (deep nesting costs it
+ * quadratic time): the file must be a regular file of at most
+ * EDIT_CONFIG_MAX_BYTES; collections nest at most EDIT_CONFIG_MAX_DEPTH deep
+ * (the authors' files need 4). */
+#define EDIT_CONFIG_MAX_BYTES (1 << 20)
+#define EDIT_CONFIG_MAX_DEPTH 32
 #define EDIT_CONFIG_MAX_CASES 1000
 #define EDIT_CONFIG_NAME_MAX 100
 
