@@ -181,6 +181,37 @@ static void test_errors(void) {
     CHECK(cr_run("edit", "--help", NULL) == 0 && strstr(cr_out, "--reassembly-step"), "edit --help");
 }
 
+/* --pair: spaces around the phrases are trimmed; "->", "=>" and "=" separate
+ * (the first one found); a phrase occurring twice in the prompt is an error. */
+static void test_pair_syntax(void) {
+    const char *forms[] = {"red circle -> blue circle", "  red circle=>blue circle ", "red circle = blue circle"};
+    for (int i = 0; i < 3; i++) {
+        char out[64];
+        snprintf(out, sizeof out, "pair%d", i);
+        int rc = cr_run("search", "--model", model, "--clip", clip, "--image", cr_path("in.png"), "--prompt",
+                        "a photo of a red circle", "--pair", forms[i], "--mask", cr_path("m1.png"), "--steps", "2",
+                        "--quiet", "--threads", "1", "--out", cr_path(out), NULL);
+        cJSON *r = read_report(cr_path(out));
+        cJSON *p0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "pairs"), 0);
+        cJSON *from = cJSON_GetObjectItem(p0, "from"), *to = cJSON_GetObjectItem(p0, "to");
+        CHECK(rc == 0 && cJSON_IsString(from) && cJSON_IsString(to) && !strcmp(from->valuestring, "red circle") &&
+                  !strcmp(to->valuestring, "blue circle"),
+              "--pair '%s': exit %d, from '%s' to '%s' %s", forms[i], rc, cJSON_IsString(from) ? from->valuestring : "",
+              cJSON_IsString(to) ? to->valuestring : "", cr_err);
+        cJSON_Delete(r);
+    }
+    const char *bad[] = {" -> cat", "dog ->  ", "dog->cat->cow"};
+    for (int i = 0; i < 3; i++) {
+        int rc = cr_run("search", "--model", model, "--clip", clip, "--image", cr_path("in.png"), "--prompt",
+                        "a dog", "--pair", bad[i], "--mask", cr_path("m1.png"), "--out", cr_path("pairbad"), NULL);
+        cr_expect_error(bad[i], rc, "search", "--pair");
+    }
+    int rc = cr_run("search", "--model", model, "--clip", clip, "--image", cr_path("in.png"), "--prompt",
+                    "a red circle next to a red circle", "--pair", "red circle->blue circle", "--mask",
+                    cr_path("m1.png"), "--steps", "2", "--quiet", "--out", cr_path("twice"), NULL);
+    cr_expect_error("phrase twice in the prompt", rc, "search", "occurs 2 times");
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     if (cr_init(argv[0])) {
@@ -192,6 +223,7 @@ int main(int argc, char **argv) {
     write_inputs();
     test_edit_outputs();
     test_errors();
+    test_pair_syntax();
     cr_cleanup();
     return th_summary();
 }

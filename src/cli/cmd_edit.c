@@ -2,6 +2,7 @@
  * authors' YAML configs), writing the edited image, a contact sheet per pair
  * and report.json into an output folder. */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,10 @@ static void usage(FILE *to, int search) {
             "inputs:\n"
             "  --image PATH           photo (PNG/JPEG); center-cropped and resized to the model size\n"
             "  --prompt TEXT          source prompt describing the photo\n"
-            "  --pair 'FROM->TO'      editing pair: a phrase of the source prompt and what it becomes%s\n"
+            "  --pair 'FROM->TO'      editing pair: a phrase of the source prompt and what it becomes%s;\n"
+            "                         the separator is the first '->', '=>' or '=', spaces around the\n"
+            "                         phrases are trimmed; FROM must occur exactly once in the prompt\n"
+            "                         (whole words, any case) unless --guided and --target are given\n"
             "  --mask PNG|x0,y0,x1,y1 the pair's region: a mask image (non-zero = object, same size\n"
             "                         as the image) or a box in model-size pixels (x1, y1 exclusive);\n"
             "                         one --mask per --pair, in the same order\n"
@@ -76,21 +80,35 @@ static void usage(FILE *to, int search) {
             search ? "" : ", and the edit");
 }
 
-/* Splits "from->to" (or "from=to"). */
+/* Splits "FROM->TO": the separator is the first "->", "=>" or "=" in the
+ * spec; spaces around each phrase are trimmed; both phrases must be
+ * non-empty and TO must hold no second separator. */
 static int split_pair(const char *spec, char *from, char *to, size_t cap, oir_error *err) {
-    const char *arrow = strstr(spec, "->");
-    size_t skip = 2;
-    if (!arrow) {
-        arrow = strchr(spec, '=');
-        skip = 1;
+    const char *sep = NULL;
+    size_t skip = 0;
+    for (const char *q = spec; *q && !sep; q++) {
+        if ((q[0] == '-' || q[0] == '=') && q[1] == '>') sep = q, skip = 2;
+        else if (q[0] == '=') sep = q, skip = 1;
     }
-    if (!arrow || arrow == spec || !arrow[skip])
+    if (!sep)
         return oir_fail(err, OIR_E_ARG, "--pair '%s': expected 'FROM->TO', e.g. --pair 'dog->cat'", spec);
-    size_t lf = (size_t)(arrow - spec), lt = strlen(arrow + skip);
+    const char *f0 = spec, *f1 = sep, *t0 = sep + skip, *t1 = t0 + strlen(t0);
+    while (f0 < f1 && isspace((unsigned char)*f0)) f0++;
+    while (f1 > f0 && isspace((unsigned char)f1[-1])) f1--;
+    while (t0 < t1 && isspace((unsigned char)*t0)) t0++;
+    while (t1 > t0 && isspace((unsigned char)t1[-1])) t1--;
+    if (f0 == f1 || t0 == t1)
+        return oir_fail(err, OIR_E_ARG, "--pair '%s': expected 'FROM->TO' with both phrases non-empty, e.g. --pair 'dog->cat'",
+                        spec);
+    for (const char *q = t0; q < t1; q++)
+        if (*q == '=' || (q[0] == '-' && q[1] == '>'))
+            return oir_fail(err, OIR_E_ARG, "--pair '%s': more than one separator; expected one 'FROM->TO'", spec);
+    size_t lf = (size_t)(f1 - f0), lt = (size_t)(t1 - t0);
     if (lf >= cap || lt >= cap) return oir_fail(err, OIR_E_ARG, "--pair '%s': too long", spec);
-    memcpy(from, spec, lf);
+    memcpy(from, f0, lf);
     from[lf] = '\0';
-    memcpy(to, arrow + skip, lt + 1);
+    memcpy(to, t0, lt);
+    to[lt] = '\0';
     return OIR_OK;
 }
 
