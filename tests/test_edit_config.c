@@ -195,6 +195,55 @@ static void test_case_names(void) {
     expect_bad("too many cases", many, "more than 1000 edit cases");
 }
 
+/* num_ddim_steps / guidance_scale / seed, and keys oir does not use. */
+static void test_settings_and_keys(void) {
+    const char *p = write_file("settings.yaml",
+                               "image_path: x\norigin_prompt: a dog\norigin_change: [dog]\nprompt_change: [cat]\n"
+                               "prompt_change_mask: [m.png]\nnum_ddim_steps: 20\nguidance_scale: 5.5\nseed: 9\n"
+                               "generation_image_path: out/\nsource_scene: {a: 1}\nobject_masks: [a.png]\n"
+                               "num_ddim_step: 3\n");
+    edit_config cfg;
+    oir_error err = {0};
+    if (CHECK(edit_config_load(&cfg, p, &err) == OIR_OK, "settings: %s", err.message)) {
+        edit_case *c = &cfg.cases[0];
+        CHECK(c->num_ddim_steps == 20 && c->guidance_scale == 5.5f && c->has_seed && c->seed == 9, "settings read");
+        CHECK(cfg.n_warnings == 3, "3 warnings (output path, benchmark metadata, unknown), got %d", cfg.n_warnings);
+        const char *want[] = {"'generation_image_path' ignored: oir writes its outputs to --out",
+                              "keys 'source_scene', 'object_masks' ignored: metadata of the shapes benchmark",
+                              "'num_ddim_step' ignored: unknown to oir (misspelled?)"};
+        for (int i = 0; i < 3 && i < cfg.n_warnings; i++)
+            CHECK(strstr(cfg.warnings[i], want[i]) && strstr(cfg.warnings[i], "settings.yaml"), "warning %d: %s", i,
+                  cfg.warnings[i]);
+        edit_config_free(&cfg);
+    }
+    p = write_file("absent.yaml",
+                   "image_path: x\norigin_prompt: a dog\norigin_change: [dog]\nprompt_change: [cat]\n"
+                   "prompt_change_mask: [m.png]\n");
+    if (CHECK(edit_config_load(&cfg, p, &err) == OIR_OK, "absent settings: %s", err.message)) {
+        CHECK(cfg.cases[0].num_ddim_steps == -1 && cfg.cases[0].guidance_scale < 0 && !cfg.cases[0].has_seed &&
+                  cfg.n_warnings == 0,
+              "absent settings are 'not given', no warnings");
+        edit_config_free(&cfg);
+    }
+    p = write_file("single_r.yaml",
+                   "s:\n  image_path: x\n  origin_prompt: a bird\n  target_prompt_list: ['a ', '']\n"
+                   "  target_changes: [duck]\n  origin_prompt_mask: m.png\n  reassembly_step: 3\n");
+    if (CHECK(edit_config_load(&cfg, p, &err) == OIR_OK, "single: %s", err.message)) {
+        CHECK(cfg.n_warnings == 1 && strstr(cfg.warnings[0], "no reassembly"), "single_object reassembly_step: %s",
+              cfg.n_warnings ? cfg.warnings[0] : "");
+        edit_config_free(&cfg);
+    }
+    expect_bad("steps 0", "c:\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+                          "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n  num_ddim_steps: 0\n",
+               "num_ddim_steps");
+    expect_bad("guidance nan", "c:\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+                               "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n  guidance_scale: .nan\n",
+               "guidance_scale");
+    expect_bad("seed -1", "c:\n  image_path: x\n  origin_prompt: a dog\n  origin_change: [dog]\n"
+                          "  prompt_change: [cat]\n  prompt_change_mask: [m.png]\n  seed: -1\n",
+               "seed");
+}
+
 /* edit_config_load in a child process, given `seconds` to answer: a hang
  * or a minutes-long parse is a failed check, never a hung test. Returns the
  * status (-1 on a timeout) and the message in msg. */
@@ -292,6 +341,7 @@ int main(void) {
     test_bad();
     test_case_names();
     test_limits();
+    test_settings_and_keys();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);

@@ -24,6 +24,8 @@ typedef struct {
     int steps, reassembly, reinversion, serial, threads, quiet, budget_mb, save_candidates;
     float guidance;
     uint64_t seed;
+    const char *seed_arg;   /* --seed as given (NULL: not given) */
+    const edit_config *cfg; /* the YAML, for its warnings */
 } edit_opts;
 
 static void usage(FILE *to, int search) {
@@ -45,17 +47,21 @@ static void usage(FILE *to, int search) {
             "  --guided TEXT          guided prompt of a pair (default: source prompt with only that\n"
             "                         pair substituted); one per --pair when given\n"
             "  --target TEXT          target prompt (default: every pair substituted)\n"
-            "  --config FILE.yaml     the authors' single_object / multi_object YAML cases\n"
+            "  --config FILE.yaml     the authors' single_object / multi_object YAML cases; keys oir\n"
+            "                         does not use are reported (with the reason), unknown keys warned;\n"
+            "                         command-line flags win over the YAML's values\n"
             "  --case NAME            run only this case of the YAML file\n"
             "method:\n"
-            "  --steps N              DDIM steps T (default 50)\n"
-            "  --guidance G           classifier-free guidance (default 7.5)\n"
+            "  --steps N              DDIM steps T (default: the YAML's num_ddim_steps, else 50)\n"
+            "  --guidance G           classifier-free guidance (default: the YAML's guidance_scale,\n"
+            "                         else 7.5)\n"
             "  --reassembly-step R    reassembly level (default 10; lowered when a pair's optimal\n"
             "                         step is <= R, with a warning)\n"
             "  --reinversion-steps J  re-inversion steps after reassembly (default 10)\n"
             "  --serial               denoise each candidate alone (default: parallel, T+1 batched calls)\n"
             "  --budget-mb MB         memory for UNet activations; larger batches are split (default 2048)\n"
-            "  --seed S               recorded in report.json; DDIM inversion and eta-0 denoising use\n"
+            "  --seed S               recorded in report.json (default: the YAML's seed, else 0); DDIM\n"
+            "                         inversion and eta-0 denoising use\n"
             "                         no randomness, so results do not depend on it\n"
             "models:\n"
             "  --model PATH           SD 1.x diffusers folder or single .safetensors (default models/tiny-shapes)\n"
@@ -165,7 +171,11 @@ typedef struct {
     const char *target;
     int n;
     const char *from[16], *to[16], *mask_spec[16], *guided[16];
-    int reassembly, reinversion;
+    int reassembly, reinversion; /* from the YAML; -1: not given */
+    int steps;                   /* from the YAML; -1: not given */
+    float guidance;              /* from the YAML; < 0: not given */
+    int has_seed;
+    uint64_t seed;
 } edit_case_spec;
 
 static int run_case(const char *cmd, int search, oir_context *ctx, const edit_case_spec *c, const edit_opts *o,
@@ -197,13 +207,21 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         pairs[i] = (oir_pair){c->from[i], c->to[i], mask8[i], c->guided[i]};
     }
     oir_params p = oir_default_params();
-    p.steps = o->steps;
-    p.guidance = o->guidance;
-    /* explicit flags win over the YAML case, which wins over the defaults */
-    if (o->reassembly >= 0) p.reassembly_step = o->reassembly;
-    else if (c->reassembly >= 0) p.reassembly_step = c->reassembly;
-    if (o->reinversion >= 0) p.reinversion_steps = o->reinversion;
-    else if (c->reinversion >= 0) p.reinversion_steps = c->reinversion;
+    /* explicit flags win over the YAML case, which wins over the defaults;
+     * report.json records where each came from */
+    const char *src_steps = "default", *src_guidance = "default", *src_reassembly = "default",
+               *src_reinversion = "default", *src_seed = "default";
+    uint64_t seed = o->seed;
+    if (o->steps > 0) p.steps = o->steps, src_steps = "flag";
+    else if (c->steps > 0) p.steps = c->steps, src_steps = "yaml";
+    if (o->guidance >= 0) p.guidance = o->guidance, src_guidance = "flag";
+    else if (c->guidance >= 0) p.guidance = c->guidance, src_guidance = "yaml";
+    if (o->seed_arg) src_seed = "flag";
+    else if (c->has_seed) seed = c->seed, src_seed = "yaml";
+    if (o->reassembly >= 0) p.reassembly_step = o->reassembly, src_reassembly = "flag";
+    else if (c->reassembly >= 0) p.reassembly_step = c->reassembly, src_reassembly = "yaml";
+    if (o->reinversion >= 0) p.reinversion_steps = o->reinversion, src_reinversion = "flag";
+    else if (c->reinversion >= 0) p.reinversion_steps = c->reinversion, src_reinversion = "yaml";
     p.parallel = !o->serial;
     p.memory_budget = (unsigned long long)o->budget_mb << 20;
     p.target_prompt = c->target;
@@ -240,7 +258,29 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON_AddNumberToObject(rep, "max_unet_batch", r->max_unet_batch);
     cJSON_AddNumberToObject(rep, "candidate_unet_calls", (double)r->unet_calls);
     cJSON_AddNumberToObject(rep, "candidate_unet_rows", (double)r->unet_rows);
-    cJSON_AddNumberToObject(rep, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(rep, "seed", (double)seed);
+    cJSON *set = cJSON_AddObjectToObject(rep, "settings");
+    const struct {
+        const char *name, *from;
+        double value;
+    } settings[] = {{"steps", src_steps, p.steps},
+                    {"guidance", src_guidance, p.guidance},
+                    {"reassembly_step", src_reassembly, p.reassembly_step},
+                    {"reinversion_steps", src_reinversion, p.reinversion_steps},
+                    {"seed", src_seed, (double)seed}};
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        cJSON *e = cJSON_AddObjectToObject(set, settings[i].name);
+        cJSON_AddNumberToObject(e, "value", settings[i].value);
+        cJSON_AddStringToObject(e, "from", settings[i].from);
+    }
+    cJSON *cw = cJSON_AddArrayToObject(rep, "config_warnings");
+    for (int i = 0; o->cfg && i < o->cfg->n_warnings; i++)
+        cJSON_AddItemToArray(cw, cJSON_CreateString(o->cfg->warnings[i]));
+    if (o->cfg && o->cfg->n_more_warnings) {
+        char more[64];
+        snprintf(more, sizeof more, "... and %d more", o->cfg->n_more_warnings);
+        cJSON_AddItemToArray(cw, cJSON_CreateString(more));
+    }
     cJSON_AddNumberToObject(rep, "threads", oir_get_threads());
     cJSON *jp = cJSON_AddArrayToObject(rep, "pairs");
     for (int i = 0; i < c->n && !rc; i++) {
@@ -340,8 +380,8 @@ static int run_command(int argc, char **argv, int search) {
     }
     edit_opts o;
     memset(&o, 0, sizeof o);
-    o.steps = 50;
-    o.guidance = 7.5f;
+    o.steps = 0;     /* 0: not given (the YAML's num_ddim_steps, else the default 50) */
+    o.guidance = -1; /* < 0: not given (the YAML's guidance_scale, else the default 7.5) */
     o.reassembly = -1; /* -1: not given (YAML value, else 10) */
     o.reinversion = -1;
     o.budget_mb = 2048;
@@ -355,7 +395,7 @@ static int run_command(int argc, char **argv, int search) {
         {"--reassembly-step", CLI_INT, &o.reassembly, 0, 1000},
         {"--reinversion-steps", CLI_INT, &o.reinversion, 0, 1000},
         {"--serial", CLI_FLAG, &o.serial, 0, 0},      {"--budget-mb", CLI_INT, &o.budget_mb, 1, 1 << 20},
-        {"--seed", CLI_U64, &o.seed, 0, 0},           {"--model", CLI_STR, &o.model, 0, 0},
+        {"--seed", CLI_STR, &o.seed_arg, 0, 0},       {"--model", CLI_STR, &o.model, 0, 0},
         {"--clip", CLI_STR, &o.clip, 0, 0},           {"--variant", CLI_STR, &o.variant, 0, 0},
         {"--threads", CLI_INT, &o.threads, 0, 1024},  {"--out", CLI_STR, &o.out, 0, 0},
         {"--quiet", CLI_FLAG, &o.quiet, 0, 0},        {"--save-candidates", CLI_FLAG, &o.save_candidates, 0, 0},
@@ -363,6 +403,7 @@ static int run_command(int argc, char **argv, int search) {
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err))
         return cli_report(cmd, &err);
+    if (o.seed_arg && cli_parse_u64("--seed", o.seed_arg, &o.seed, &err)) return cli_report(cmd, &err);
     cli_set_threads(o.threads);
     /* the cases to run */
     edit_config cfg = {0};
@@ -378,6 +419,10 @@ static int run_command(int argc, char **argv, int search) {
             return cli_report(cmd, &err);
         }
         if (edit_config_load(&cfg, o.config, &err)) return cli_report(cmd, &err);
+        o.cfg = &cfg;
+        for (int i = 0; i < cfg.n_warnings; i++) fprintf(stderr, "oir %s: warning: %s\n", cmd, cfg.warnings[i]);
+        if (cfg.n_more_warnings)
+            fprintf(stderr, "oir %s: warning: ... and %d more about %s\n", cmd, cfg.n_more_warnings, o.config);
         if (!(specs = calloc((size_t)cfg.n_cases, sizeof *specs))) {
             oir_fail(&err, OIR_E_NOMEM, "out of memory");
             rc = cli_report(cmd, &err);
@@ -401,6 +446,10 @@ static int run_command(int argc, char **argv, int search) {
             s->n = ec->n_pairs;
             s->reassembly = ec->reassembly_step;
             s->reinversion = ec->reinversion_steps;
+            s->steps = ec->num_ddim_steps;
+            s->guidance = ec->guidance_scale;
+            s->has_seed = ec->has_seed;
+            s->seed = ec->seed;
             for (int j = 0; j < ec->n_pairs; j++) {
                 s->from[j] = ec->pairs[j].from;
                 s->to[j] = ec->pairs[j].to;
@@ -440,7 +489,8 @@ static int run_command(int argc, char **argv, int search) {
         s->source = o.prompt;
         s->target = o.target;
         s->n = o.pairs.n;
-        s->reassembly = s->reinversion = -1;
+        s->reassembly = s->reinversion = s->steps = -1;
+        s->guidance = -1;
         for (int j = 0; j < o.pairs.n; j++) {
             if (split_pair(o.pairs.v[j], froms[j], tos[j], sizeof froms[j], &err)) {
                 rc = cli_report(cmd, &err);

@@ -1,6 +1,8 @@
 #include "io/edit_config.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 
 typedef struct {
     yaml_document_t *doc;
+    edit_config *cfg; /* for warnings */
     const char *path; /* the YAML file, for messages */
     const char *dir;  /* its folder, for relative paths */
     const char *case_name;
@@ -124,6 +127,96 @@ static int grow(reader *r, edit_config *cfg) {
     return OIR_OK;
 }
 
+static void warn(reader *r, const char *keys, const char *reason) {
+    edit_config *cfg = r->cfg;
+    if (cfg->n_warnings == EDIT_CONFIG_MAX_WARNINGS) {
+        cfg->n_more_warnings++;
+        return;
+    }
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s: case '%s': %s ignored: %s", r->path, r->case_name, keys, reason);
+    cfg->warnings[cfg->n_warnings] = strdup(buf);
+    if (cfg->warnings[cfg->n_warnings]) cfg->n_warnings++;
+}
+
+/* Every key of a case mapping: used, ignored with a reason, or unknown; one
+ * warning per reason, naming its keys. */
+static void check_keys(reader *r, yaml_node_t *m, int single) {
+    static const char *const used_multi[] = {"image_path", "origin_prompt", "target_prompt", "guided_prompt",
+                                             "origin_change", "prompt_change", "prompt_change_mask",
+                                             "reassembly_step", "reinversion_steps", NULL};
+    static const char *const used_single[] = {"image_path", "origin_prompt", "origin_prompt_mask",
+                                              "target_prompt_list", "target_changes", NULL};
+    static const char *const used_both[] = {"num_ddim_steps", "guidance_scale", "seed", NULL};
+    enum { OUT, BENCH, SINGLE, UNKNOWN, N_REASONS };
+    static const char *const why[N_REASONS] = {
+        "oir writes its outputs to --out",
+        "metadata of the shapes benchmark (bench/shapes), not used by oir edit",
+        "a single_object case has one pair (no reassembly)",
+        "unknown to oir (misspelled?)",
+    };
+    static const struct {
+        const char *key;
+        int reason;
+    } ignored[] = {{"generation_image_path", OUT}, {"ground_truth_path", BENCH}, {"heldout_in_target", BENCH},
+                   {"source_scene", BENCH},         {"target_scene", BENCH},      {"object_masks", BENCH},
+                   {"reassembly_step", SINGLE},     {"reinversion_steps", SINGLE}};
+    char keys[N_REASONS][512];
+    int count[N_REASONS] = {0};
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        const char *k = scalar(yaml_document_get_node(r->doc, p->key));
+        if (!k) k = "(not a string)";
+        int known = 0, reason = UNKNOWN;
+        for (const char *const *u = single ? used_single : used_multi; *u && !known; u++) known = !strcmp(*u, k);
+        for (const char *const *u = used_both; *u && !known; u++) known = !strcmp(*u, k);
+        for (size_t i = 0; i < sizeof ignored / sizeof ignored[0] && !known; i++)
+            if (!strcmp(ignored[i].key, k) && (ignored[i].reason != SINGLE || single)) reason = ignored[i].reason;
+        if (known) continue;
+        size_t l = count[reason] ? strlen(keys[reason]) : 0;
+        snprintf(keys[reason] + l, sizeof keys[reason] - l, "%s'%s'", count[reason] ? ", " : "", k);
+        count[reason]++;
+    }
+    for (int i = 0; i < N_REASONS; i++) {
+        if (!count[i]) continue;
+        char what[600];
+        snprintf(what, sizeof what, "%s %s", count[i] > 1 ? "keys" : "key", keys[i]);
+        warn(r, what, why[i]);
+    }
+}
+
+/* num_ddim_steps, guidance_scale, seed (optional). */
+static int read_settings(reader *r, yaml_node_t *m, edit_case *c) {
+    c->guidance_scale = -1;
+    int rc = opt_int(r, m, "num_ddim_steps", &c->num_ddim_steps);
+    if (rc) return rc;
+    if (c->num_ddim_steps == 0 || c->num_ddim_steps > 1000)
+        return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': num_ddim_steps %d is outside 1..1000", r->path,
+                        r->case_name, c->num_ddim_steps);
+    yaml_node_t *n = map_get(r, m, "guidance_scale");
+    if (n) {
+        const char *s = scalar(n);
+        char *end = NULL;
+        double g = s ? strtod(s, &end) : -1;
+        if (!s || !*s || *end || !isfinite(g) || g < 0 || g > 100)
+            return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': guidance_scale must be a number in 0..100", r->path,
+                            r->case_name);
+        c->guidance_scale = (float)g;
+    }
+    n = map_get(r, m, "seed");
+    if (n) {
+        const char *s = scalar(n);
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = s && isdigit((unsigned char)s[0]) ? strtoull(s, &end, 10) : 0;
+        if (!s || !isdigit((unsigned char)s[0]) || *end || errno == ERANGE)
+            return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': seed must be a non-negative 64-bit integer",
+                            r->path, r->case_name);
+        c->seed = v;
+        c->has_seed = 1;
+    }
+    return OIR_OK;
+}
+
 static int read_multi(reader *r, yaml_node_t *m, edit_config *cfg) {
     int rc, n = -1, n_guided;
     char **from = NULL, **to = NULL, **masks = NULL;
@@ -179,7 +272,9 @@ static int read_multi(reader *r, yaml_node_t *m, edit_config *cfg) {
         }
     }
     if ((rc = opt_int(r, m, "reassembly_step", &c->reassembly_step))) goto cleanup;
-    rc = opt_int(r, m, "reinversion_steps", &c->reinversion_steps);
+    if ((rc = opt_int(r, m, "reinversion_steps", &c->reinversion_steps))) goto cleanup;
+    if ((rc = read_settings(r, m, c))) goto cleanup;
+    check_keys(r, m, 0);
 cleanup:
     free_list(from, n);
     free_list(to, n);
@@ -195,6 +290,10 @@ static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
     if ((rc = need_string(r, m, "origin_prompt_mask", &mask))) goto cleanup;
     if ((rc = string_list(r, m, "target_prompt_list", &two, &affix))) goto cleanup;
     if ((rc = string_list(r, m, "target_changes", &n, &targets))) goto cleanup;
+    edit_case settings;
+    memset(&settings, 0, sizeof settings);
+    if ((rc = read_settings(r, m, &settings))) goto cleanup;
+    check_keys(r, m, 1);
     size_t lo = strlen(origin), lp = strlen(affix[0]), ls = strlen(affix[1]);
     if (lp + ls > lo || strncmp(origin, affix[0], lp) || strcmp(origin + lo - ls, affix[1])) {
         rc = oir_fail(r->err, OIR_E_FORMAT,
@@ -222,6 +321,10 @@ static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
         c->pairs[0].mask_path = resolve_path(r, mask);
         c->pairs[0].guided_prompt = strdup(c->target_prompt);
         c->reassembly_step = c->reinversion_steps = -1;
+        c->num_ddim_steps = settings.num_ddim_steps;
+        c->guidance_scale = settings.guidance_scale;
+        c->has_seed = settings.has_seed;
+        c->seed = settings.seed;
     }
 cleanup:
     free(image);
@@ -250,6 +353,7 @@ void edit_config_free(edit_config *cfg) {
         free(c->target_prompt);
     }
     free(cfg->cases);
+    for (int i = 0; i < cfg->n_warnings; i++) free(cfg->warnings[i]);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -397,7 +501,7 @@ int edit_config_load(edit_config *out, const char *path, oir_error *err) {
         rc = oir_fail(err, OIR_E_FORMAT, "%s: expected a mapping of case names to edit cases", path);
         goto cleanup;
     }
-    reader r = {&doc, path, dir, "", err};
+    reader r = {&doc, out, path, dir, "", err};
     if (map_get(&r, root, "image_path")) { /* one case at the top level, named after the file */
         const char *base = strrchr(path, '/');
         r.case_name = base ? base + 1 : path;

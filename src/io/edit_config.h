@@ -8,6 +8,15 @@
  *   origin_change: [...], prompt_change: [...], prompt_change_mask: [paths],
  *   reassembly_step, reinversion_steps  (optional; -1 when absent)
  *
+ * Both schemas also take num_ddim_steps (1..1000), guidance_scale (0..100)
+ * and seed (optional; the command line's --steps/--guidance/--seed win).
+ * Keys oir does not use are reported as warnings with the reason:
+ * generation_image_path (outputs go to --out); ground_truth_path,
+ * heldout_in_target, source_scene, target_scene, object_masks (metadata of
+ * the shapes benchmark); reassembly_step / reinversion_steps in a
+ * single_object case (one pair: no reassembly). Any other key is warned as
+ * unknown (a misspelling?). Neither stops the run.
+ *
  * single_object (configs/single_object_edit.yaml):
  *   image_path, origin_prompt, target_prompt_list: [prefix, suffix],
  *   target_changes: [...], origin_prompt_mask: path
@@ -58,11 +67,22 @@ typedef struct {
     int n_pairs;
     int reassembly_step;   /* -1: not given */
     int reinversion_steps; /* -1: not given */
+    int num_ddim_steps;    /* 1..1000, -1: not given */
+    float guidance_scale;  /* 0..100, -1: not given */
+    int has_seed;
+    unsigned long long seed;
 } edit_case;
+
+#define EDIT_CONFIG_MAX_WARNINGS 32
 
 typedef struct {
     edit_case *cases;
     int n_cases;
+    /* keys oir does not use, each with the reason ("<file>: case 'c': key
+     * 'ground_truth_path' ignored: ..."), and unknown keys; at most
+     * EDIT_CONFIG_MAX_WARNINGS, the last one then counting the rest */
+    char *warnings[EDIT_CONFIG_MAX_WARNINGS];
+    int n_warnings, n_more_warnings;
 } edit_config;
 
 int edit_config_load(edit_config *out, const char *path, oir_error *err);
