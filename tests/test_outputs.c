@@ -271,6 +271,28 @@ static void test_run_folders(void) {
         output_dir_abort(&d);
     }
     CHECK(access(tpath("names"), F_OK) != 0, "aborted run left nothing");
+    /* a folder written before markers existed: recognised by oir's file
+     * names and a report.json with "oir_version" */
+    mkdir(tpath("legacy"), 0755);
+    mkdir(tpath("legacy/case_a"), 0755);
+    put_file(tpath("legacy/case_a/report.json"), "{\"oir_version\": \"0.1\"}");
+    put_file(tpath("legacy/case_a/pair2_k07.png"), "k");
+    put_file(tpath("legacy/case_a/edited.png"), "e");
+    const char *newer[] = {"edited.png"};
+    write_run(tpath("legacy"), newer, 1, 0);
+    CHECK(file_is(tpath("legacy/edited.png"), "edited.png") && access(tpath("legacy/case_a"), F_OK) != 0,
+          "an unmarked oir folder is replaced");
+    mkdir(tpath("lookalike"), 0755);
+    put_file(tpath("lookalike/report.json"), "{\"mine\": 1}");
+    put_file(tpath("lookalike/edited.png"), "e");
+    rc = output_dir_begin(&d, tpath("lookalike"), "--out", &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "did not write"), "oir's names without an oir report: %s",
+          err.message);
+    put_file(tpath("lookalike/report.json"), "{\"oir_version\": \"0.1\"}");
+    put_file(tpath("lookalike/holiday.jpg"), "j");
+    rc = output_dir_begin(&d, tpath("lookalike"), "--out", &err);
+    CHECK(rc == OIR_E_ARG && strstr(err.message, "holiday.jpg"), "another file beside them: %s", err.message);
+    CHECK(file_is(tpath("lookalike/holiday.jpg"), "j"), "kept");
 }
 
 int main(void) {

@@ -71,7 +71,9 @@ static void usage(FILE *to, int search) {
             "output:\n"
             "  --out DIR              output folder (default oir-out): edited.png, input.png,\n"
             "                         pair<i>_sheet.png (all candidates + metric curves), pair<i>_mask.png,\n"
-            "                         report.json%s\n"
+            "                         report.json%s. Each run replaces the folder whole (written\n"
+            "                         beside it, swapped in on success); a folder holding files oir\n"
+            "                         did not write is refused, never cleared\n"
             "  --save-candidates      also write every candidate as pair<i>_k<step>.png\n"
             "  --quiet                no progress bars\n",
             cmd, cmd,

@@ -790,7 +790,7 @@ static void usage(FILE *to) {
             "  --model PATH      the model (see each component)\n"
             "  --in FILE         input tensors (.safetensors)\n"
             "  --out FILE        output tensors (.safetensors), written atomically; never --in\n"
-            "                    or --model\n"
+            "                    or --model, and an existing file only when oir wrote it\n"
             "  --variant fp16    prefer *.fp16.safetensors weights in a diffusers folder\n"
             "  --config DIR      single-file checkpoints: a diffusers folder whose configs (and\n"
             "                    tokenizer) describe it (default: SD 1.x configs sized to the\n"

@@ -34,7 +34,7 @@ static void usage(FILE *to) {
             "                    checkpoint's shapes; tokenizer from $OIR_TOKENIZER)\n"
             "  --variant fp16    prefer *.fp16.safetensors weights in a diffusers folder\n"
             "  --out FILE.png    where to write the image (default out.png); never one of the\n"
-            "                    inputs\n"
+            "                    inputs, and an existing file only when oir wrote it\n"
             "  --threads N       CPU threads (default: $OIR_THREADS, else all cores)\n"
             "  --quiet           no progress bar, no summary line\n"
             "\n"

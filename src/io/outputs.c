@@ -347,6 +347,74 @@ static int read_marker(const char *dir, name_list *out) {
     return 1;
 }
 
+static int names_add(name_list *l, int *cap, const char *name, const char *suffix) {
+    if (l->n == *cap) {
+        int c = *cap ? 2 * *cap : 64;
+        char **v = realloc(l->v, sizeof *v * (size_t)c);
+        if (!v) return -1;
+        l->v = v;
+        *cap = c;
+    }
+    size_t n = strlen(name) + strlen(suffix) + 1;
+    if (!(l->v[l->n] = malloc(n))) return -1;
+    snprintf(l->v[l->n++], n, "%s%s", name, suffix);
+    return 0;
+}
+
+/* File names oir wrote before it marked its folders with OUTPUT_DIR_MARKER:
+ * edited.png, input.png, report.json, pair<N>_sheet.png, pair<N>_mask.png,
+ * pair<N>_k<N>.png. */
+static int legacy_file_name(const char *name) {
+    if (!strcmp(name, "edited.png") || !strcmp(name, "input.png") || !strcmp(name, "report.json")) return 1;
+    if (strncmp(name, "pair", 4)) return 0;
+    const char *q = name + 4;
+    if (*q < '0' || *q > '9') return 0;
+    while (*q >= '0' && *q <= '9') q++;
+    if (!strcmp(q, "_sheet.png") || !strcmp(q, "_mask.png")) return 1;
+    if (strncmp(q, "_k", 2) || q[2] < '0' || q[2] > '9') return 0;
+    for (q += 2; *q >= '0' && *q <= '9'; q++) {
+    }
+    return !strcmp(q, ".png");
+}
+
+typedef struct {
+    name_list *names;
+    int cap, has_report;
+} legacy_scan;
+
+static int legacy_visit(void *user, const char *rel, const struct stat *sb, const char *full) {
+    legacy_scan *l = user;
+    const char *slash = strchr(rel, '/');
+    if (S_ISDIR(sb->st_mode)) /* a case folder, one level deep */
+        return slash || !safe_rel(rel, 0) || names_add(l->names, &l->cap, rel, "/") ? 1 : 0;
+    if (!S_ISREG(sb->st_mode) || !legacy_file_name(slash ? slash + 1 : rel)) return 1;
+    if (!strcmp(slash ? slash + 1 : rel, "report.json")) {
+        size_t n = 0;
+        char *text = (char *)read_head(full, 1 << 20, &n);
+        cJSON *root = text ? cJSON_ParseWithLength(text, n) : NULL;
+        l->has_report |= cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "oir_version"));
+        cJSON_Delete(root);
+        free(text);
+    }
+    return names_add(l->names, &l->cap, rel, "") ? 1 : 0;
+}
+
+/* The names oir wrote in folder dir: 1 with its marker's names (sorted), 2
+ * for a folder written before markers existed (only oir's file names, one
+ * level of case folders, and a report.json with "oir_version"), 0 when it
+ * is neither. */
+static int oir_names(const char *dir, name_list *out) {
+    if (read_marker(dir, out)) return 1;
+    legacy_scan l = {.names = out};
+    long count = 0;
+    if (walk(dir, "", 0, &count, legacy_visit, &l) == 0 && l.has_report) {
+        qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
+        return 2;
+    }
+    names_free(out);
+    return 0;
+}
+
 typedef struct {
     const name_list *names;
     char foreign[PATH_MAX];
@@ -358,9 +426,11 @@ static int find_foreign(void *user, const char *rel, const struct stat *sb, cons
     if (!strcmp(rel, OUTPUT_DIR_MARKER) && S_ISREG(sb->st_mode)) return 0;
     char key[PATH_MAX];
     snprintf(key, sizeof key, "%s%s", rel, S_ISDIR(sb->st_mode) ? "/" : "");
-    const char *k = key;
+    const char *k = key, *slash = strchr(rel, '/');
     int listed = (S_ISDIR(sb->st_mode) || S_ISREG(sb->st_mode)) && s->names &&
                  bsearch(&k, s->names->v, (size_t)s->names->n, sizeof *s->names->v, cmp_str);
+    if (!s->names) /* unmarked: name a file that does not even look like oir's */
+        listed = S_ISDIR(sb->st_mode) ? !slash : S_ISREG(sb->st_mode) && legacy_file_name(slash ? slash + 1 : rel);
     if (listed) return 0;
     snprintf(s->foreign, sizeof s->foreign, "%s", key);
     return 1;
@@ -370,7 +440,7 @@ static int find_foreign(void *user, const char *rel, const struct stat *sb, cons
  * output folder with nothing unlisted in it. */
 static int check_replaceable(const char *dir, const char *shown, const char *what, oir_error *err) {
     name_list names;
-    int marked = read_marker(dir, &names);
+    int marked = oir_names(dir, &names);
     foreign_search s = {.names = marked ? &names : NULL};
     long count = 0;
     int w = walk(dir, "", 0, &count, find_foreign, &s);
@@ -381,7 +451,12 @@ static int check_replaceable(const char *dir, const char *shown, const char *wha
                         "%s %s is a large or deep folder that oir did not write; refusing to replace it: choose a "
                         "new or empty folder",
                         what, shown);
-    if (w == 0) return OIR_OK;
+    if (w == 0 && (marked || count == 0)) return OIR_OK; /* oir's, or empty */
+    if (w == 0) /* only oir's names, but no report.json of oir's */
+        return oir_fail(err, OIR_E_ARG,
+                        "%s %s is a folder that oir did not write (no %s, no report.json with oir_version); "
+                        "refusing to replace it: choose a new or empty folder",
+                        what, shown, OUTPUT_DIR_MARKER);
     if (!marked)
         return oir_fail(err, OIR_E_ARG,
                         "%s %s is a folder that oir did not write (no %s in it) and holds %s; refusing to replace "
@@ -513,11 +588,11 @@ int output_dir_mkdir(output_dir *d, const char *rel, oir_error *err) {
     return OIR_OK;
 }
 
-/* Removes an old output folder: its listed files and folders (deepest
- * first), the marker, then the folder; 0 when it is gone. */
+/* Removes an old output folder: the files and folders oir wrote there
+ * (deepest first), the marker, then the folder; 0 when it is gone. */
 static int remove_old(const char *old) {
     name_list names;
-    if (read_marker(old, &names)) {
+    if (oir_names(old, &names)) {
         for (int i = names.n - 1; i >= 0; i--) { /* sorted: "a/" before "a/x" */
             char *p = join(old, names.v[i]);
             if (!p) continue;
@@ -548,7 +623,7 @@ int output_dir_commit(output_dir *d, char *note, size_t note_cap, oir_error *err
     for (int i = 0; i < d->n_names; i++) len += strlen(d->names[i]) + 1;
     static const char head[] =
         "# oir output folder: the next oir run into this folder replaces it whole, as long as it holds\n"
-        "# only the names listed here (see README, \"Output folders\").\n";
+        "# only the names listed here (see README.md, \"Output files and folders\").\n";
     char *text = malloc(sizeof head + len + 1), *mp = join(d->tmp, OUTPUT_DIR_MARKER);
     if (!text || !mp) {
         free(text);

@@ -18,7 +18,11 @@
  *   - destination missing: renamed into place;
  *   - destination an empty folder, or an oir output folder (it holds the
  *     marker file OUTPUT_DIR_MARKER, which lists every file and folder the
- *     run wrote, and nothing that is not listed): exchanged with the new one
+ *     run wrote, and nothing that is not listed; or, written before markers
+ *     existed, it holds only oir's file names -- edited.png, input.png,
+ *     report.json, pair<N>_sheet.png, pair<N>_mask.png, pair<N>_k<N>.png, in
+ *     it or in one level of case folders -- and a report.json with
+ *     "oir_version"): exchanged with the new one
  *     (renameat2 RENAME_EXCHANGE, or two renames where unsupported), then the
  *     old run's listed files are removed;
  *   - anything else (a file, a symlink, a folder holding other files) is
