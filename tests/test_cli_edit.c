@@ -181,6 +181,94 @@ static void test_errors(void) {
     CHECK(cr_run("edit", "--help", NULL) == 0 && strstr(cr_out, "--reassembly-step"), "edit --help");
 }
 
+/* --pair: spaces around the phrases are trimmed; "->", "=>" and "=" separate
+ * (the first one found); a phrase occurring twice in the prompt is an error. */
+static void test_pair_syntax(void) {
+    const char *forms[] = {"red circle -> blue circle", "  red circle=>blue circle ", "red circle = blue circle"};
+    for (int i = 0; i < 3; i++) {
+        char out[64];
+        snprintf(out, sizeof out, "pair%d", i);
+        int rc = cr_run("search", "--model", model, "--clip", clip, "--image", cr_path("in.png"), "--prompt",
+                        "a photo of a red circle", "--pair", forms[i], "--mask", cr_path("m1.png"), "--steps", "2",
+                        "--quiet", "--threads", "1", "--out", cr_path(out), NULL);
+        cJSON *r = read_report(cr_path(out));
+        cJSON *p0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "pairs"), 0);
+        cJSON *from = cJSON_GetObjectItem(p0, "from"), *to = cJSON_GetObjectItem(p0, "to");
+        CHECK(rc == 0 && cJSON_IsString(from) && cJSON_IsString(to) && !strcmp(from->valuestring, "red circle") &&
+                  !strcmp(to->valuestring, "blue circle"),
+              "--pair '%s': exit %d, from '%s' to '%s' %s", forms[i], rc, cJSON_IsString(from) ? from->valuestring : "",
+              cJSON_IsString(to) ? to->valuestring : "", cr_err);
+        cJSON_Delete(r);
+    }
+    const char *bad[] = {" -> cat", "dog ->  ", "dog->cat->cow"};
+    for (int i = 0; i < 3; i++) {
+        int rc = cr_run("search", "--model", model, "--clip", clip, "--image", cr_path("in.png"), "--prompt",
+                        "a dog", "--pair", bad[i], "--mask", cr_path("m1.png"), "--out", cr_path("pairbad"), NULL);
+        cr_expect_error(bad[i], rc, "search", "--pair");
+    }
+    int rc = cr_run("search", "--model", model, "--clip", clip, "--image", cr_path("in.png"), "--prompt",
+                    "a red circle next to a red circle", "--pair", "red circle->blue circle", "--mask",
+                    cr_path("m1.png"), "--steps", "2", "--quiet", "--out", cr_path("twice"), NULL);
+    cr_expect_error("phrase twice in the prompt", rc, "search", "occurs 2 times");
+}
+
+/* The YAML's num_ddim_steps / guidance_scale / seed are used (flags win),
+ * keys oir does not use are reported with the reason, unknown keys warned,
+ * and report.json says where each setting came from. */
+static void test_yaml_settings(void) {
+    FILE *fp = fopen(cr_path("settings.yaml"), "w");
+    fprintf(fp,
+            "image_path: in.png\n"
+            "origin_prompt: \"a photo of a red circle\"\n"
+            "origin_change: ['red circle']\n"
+            "prompt_change: ['blue circle']\n"
+            "prompt_change_mask: ['m1.png']\n"
+            "num_ddim_steps: 4\n"
+            "guidance_scale: 3.5\n"
+            "seed: 7\n"
+            "ground_truth_path: gt.png\n"
+            "guidance_scael: 2\n");
+    fclose(fp);
+    const char *out = cr_path("yset");
+    int rc = cr_run("search", "--model", model, "--clip", clip, "--config", cr_path("settings.yaml"), "--quiet",
+                    "--threads", "1", "--out", out, NULL);
+    CHECK(rc == 0, "search --config settings.yaml: exit %d %s", rc, cr_err);
+    CHECK(strstr(cr_err, "guidance_scael") && strstr(cr_err, "unknown"), "unknown key warned: \"%s\"", cr_err);
+    CHECK(strstr(cr_err, "ground_truth_path") && strstr(cr_err, "ignored"), "unused key reported: \"%s\"", cr_err);
+    cJSON *r = read_report(out);
+    cJSON *st = cJSON_GetObjectItem(r, "steps"), *g = cJSON_GetObjectItem(r, "guidance"),
+          *seed = cJSON_GetObjectItem(r, "seed"), *set = cJSON_GetObjectItem(r, "settings");
+    CHECK(cJSON_IsNumber(st) && st->valueint == 4, "num_ddim_steps 4 used: steps %d", st ? st->valueint : -1);
+    CHECK(cJSON_IsNumber(g) && g->valuedouble == 3.5, "guidance_scale 3.5 used: %g", g ? g->valuedouble : -1);
+    CHECK(cJSON_IsNumber(seed) && seed->valueint == 7, "seed 7 recorded");
+    cJSON *from = cJSON_GetObjectItem(cJSON_GetObjectItem(set, "steps"), "from");
+    CHECK(cJSON_IsString(from) && !strcmp(from->valuestring, "yaml"), "settings.steps.from = yaml");
+    from = cJSON_GetObjectItem(cJSON_GetObjectItem(set, "reassembly_step"), "from");
+    CHECK(cJSON_IsString(from) && !strcmp(from->valuestring, "default"), "settings.reassembly_step.from = default");
+    cJSON *w = cJSON_GetObjectItem(r, "config_warnings");
+    CHECK(cJSON_GetArraySize(w) == 2, "report.json lists the 2 config warnings");
+    cJSON_Delete(r);
+    rc = cr_run("search", "--model", model, "--clip", clip, "--config", cr_path("settings.yaml"), "--quiet",
+                "--threads", "1", "--steps", "3", "--out", out, NULL);
+    r = read_report(out);
+    st = cJSON_GetObjectItem(r, "steps");
+    from = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "settings"), "steps"), "from");
+    CHECK(rc == 0 && cJSON_IsNumber(st) && st->valueint == 3 && cJSON_IsString(from) &&
+              !strcmp(from->valuestring, "flag"),
+          "--steps 3 wins over num_ddim_steps (exit %d)", rc);
+    from = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "settings"), "guidance"), "from");
+    CHECK(cJSON_IsString(from) && !strcmp(from->valuestring, "yaml"), "guidance still from the YAML");
+    cJSON_Delete(r);
+    fp = fopen(cr_path("badset.yaml"), "w");
+    fprintf(fp,
+            "image_path: in.png\norigin_prompt: \"a red circle\"\norigin_change: ['red circle']\n"
+            "prompt_change: ['blue circle']\nprompt_change_mask: ['m1.png']\nguidance_scale: lots\n");
+    fclose(fp);
+    rc = cr_run("search", "--model", model, "--clip", clip, "--config", cr_path("badset.yaml"), "--quiet", "--out",
+                cr_path("ybad"), NULL);
+    cr_expect_error("bad guidance_scale", rc, "search", "guidance_scale");
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     if (cr_init(argv[0])) {
@@ -192,6 +280,8 @@ int main(int argc, char **argv) {
     write_inputs();
     test_edit_outputs();
     test_errors();
+    test_pair_syntax();
+    test_yaml_settings();
     cr_cleanup();
     return th_summary();
 }

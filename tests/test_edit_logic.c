@@ -211,6 +211,12 @@ static void test_prompts(void) {
     char tiny[8];
     CHECK(prompt_substitute(src, 2, from, to, NULL, tiny, sizeof tiny, &err) == OIR_E_ARG,
           "output buffer too small refused");
+    /* a phrase occurring twice is ambiguous (it used to replace the first silently) */
+    CHECK(prompt_count_phrase("a cat, a Cat and a catalog", "cat") == 2, "two whole-word cats");
+    const char *twice[1] = {"cat"}, *twice_to[1] = {"dog"};
+    CHECK(prompt_substitute("a cat next to a cat", 1, twice, twice_to, NULL, out, sizeof out, &err) == OIR_E_ARG &&
+              strstr(err.message, "occurs 2 times"),
+          "repeated phrase refused: %s", err.message);
 }
 
 static void test_sheet(void) {

@@ -162,7 +162,15 @@ static void test_hostile(void) {
     p = tmp_path("cut.safetensors");
     st_writer_save(w, p, &err);
     st_writer_free(w);
-    CHECK(truncate(p, 8 + 64) == 0, "truncate");
+    unsigned char len8[8] = {0};
+    FILE *hf = fopen(p, "rb");
+    if (hf) {
+        if (fread(len8, 1, 8, hf) != 8) len8[0] = 0;
+        fclose(hf);
+    }
+    long hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | len8[i];
+    CHECK(truncate(p, 8 + hl + 64) == 0, "truncate"); /* 64 of the 256 data bytes */
     expect_reject("truncated data", p, "outside the data area");
     CHECK(truncate(p, 20) == 0, "truncate");
     expect_reject("truncated header", p, "past the end");

@@ -48,6 +48,7 @@
 #include "core/clock.h"
 #include "cli/cli_args.h"
 #include "io/image.h"
+#include "io/outfile.h"
 #include "models/loader.h"
 #include "oir.h"
 #include "measure.h"
@@ -546,12 +547,9 @@ int main(int argc, char **argv) {
     {
         char path[1024];
         snprintf(path, sizeof path, "%s.md", o.out);
-        FILE *f = fopen(path, "w");
-        if (!f) {
-            rc = oir_fail(&err, OIR_E_IO, "%s: cannot write", path);
-            goto fail;
-        }
-        FILE *outs[2] = {stdout, f};
+        outfile of;
+        if ((rc = outfile_open(&of, path, &err))) goto fail;
+        FILE *outs[2] = {stdout, of.fp};
         for (int w = 0; w < 2; w++) {
             fprintf(outs[w],
                     "## Edit quality: fixed inversion steps vs the search metric vs OIR\n\n"
@@ -566,7 +564,7 @@ int main(int argc, char **argv) {
                 fprintf(outs[w], "\nNote: on %ld single-pair cases the recomputed search differed from OIR's.\n",
                         search_mismatch);
         }
-        fclose(f);
+        if ((rc = outfile_commit(&of, &err))) goto fail;
         printf("\nwrote %s", path);
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "model", o.model);
@@ -613,17 +611,18 @@ int main(int argc, char **argv) {
         char *txt = cJSON_Print(root);
         cJSON_Delete(root);
         snprintf(path, sizeof path, "%s.json", o.out);
-        f = fopen(path, "w");
-        if (!f || !txt) {
-            free(txt);
-            if (f) fclose(f);
-            rc = oir_fail(&err, OIR_E_IO, "%s: cannot write", path);
+        if (!txt) {
+            rc = oir_fail(&err, OIR_E_NOMEM, "%s: out of memory", path);
             goto fail;
         }
-        fputs(txt, f);
-        fputc('\n', f);
-        fclose(f);
+        rc = outfile_open(&of, path, &err);
+        if (!rc) {
+            fputs(txt, of.fp);
+            fputc('\n', of.fp);
+            rc = outfile_commit(&of, &err);
+        }
         free(txt);
+        if (rc) goto fail;
         printf(", %s\n", path);
     }
     goto cleanup;

@@ -32,6 +32,7 @@
 #include "cli/progress.h"
 #include "diffusion/sampler.h"
 #include "io/image.h"
+#include "io/outfile.h"
 #include "models/loader.h"
 #include "oir.h"
 #include "measure.h"
@@ -270,13 +271,10 @@ int main(int argc, char **argv) {
     if (samples && (rc = write_samples(samples, sheet, n < SAMPLES ? n : SAMPLES, size, &err))) goto fail;
     if (samples) printf("wrote %s (top: held-out scenes, bottom: generated from their captions)\n", samples);
     if (json) {
-        FILE *f = fopen(json, "w");
-        if (!f) {
-            rc = oir_fail(&err, OIR_E_IO, "--json %s: cannot write", json);
-            goto fail;
-        }
-        write_json(f, &q, model, clip_dir, n, T, guidance, size, patch, read);
-        fclose(f);
+        outfile f;
+        if ((rc = outfile_open(&f, json, &err))) goto fail;
+        write_json(f.fp, &q, model, clip_dir, n, T, guidance, size, patch, read);
+        if ((rc = outfile_commit(&f, &err))) goto fail;
         printf("wrote %s\n", json);
     }
     goto cleanup;

@@ -31,6 +31,7 @@
 #include "cli/cli_args.h"
 #include "core/clock.h"
 #include "io/image.h"
+#include "io/outfile.h"
 #include "oir.h"
 #include "measure.h"
 #include "shapes_eval.h"
@@ -132,11 +133,7 @@ static cJSON *json_sum(const strat_sum *x, const strat_sum *ex) {
 }
 
 static int write_text(const char *path, const char *text, oir_error *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) return oir_fail(err, OIR_E_IO, "%s: cannot write", path);
-    int ok = fputs(text, f) >= 0;
-    ok = fclose(f) == 0 && ok;
-    return ok ? OIR_OK : oir_fail(err, OIR_E_IO, "%s: write error", path);
+    return outfile_write(path, text, strlen(text), err);
 }
 
 int main(int argc, char **argv) {

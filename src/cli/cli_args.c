@@ -102,25 +102,14 @@ int cli_parse(int argc, char **argv, const cli_opt *opts, int nopts, const char 
     return OIR_OK;
 }
 
-int cli_check_out(const char *out, const char *const *inputs, const char *const *in_flags, int n,
-                  oir_error *err) {
-    struct stat so;
-    int have_out = stat(out, &so) == 0;
-    for (int i = 0; i < n; i++) {
-        if (!inputs[i]) continue;
-        struct stat si;
-        int same = !strcmp(out, inputs[i]);
-        if (!same && have_out && stat(inputs[i], &si) == 0)
-            same = si.st_dev == so.st_dev && si.st_ino == so.st_ino;
-        if (same)
-            return oir_fail(err, OIR_E_ARG,
-                            "--out %s is the input given to %s; refusing to overwrite it, choose "
-                            "another path",
-                            out, in_flags[i]);
-    }
-    if (have_out && S_ISDIR(so.st_mode))
-        return oir_fail(err, OIR_E_ARG, "--out %s is a folder; give a file name", out);
-    return OIR_OK;
+int cli_check_out_file(const char *out, const output_input *in, int n, oir_error *err) {
+    int rc = output_check_inputs(out, "--out", 0, in, n, err);
+    return rc ? rc : output_check_file(out, "--out", err);
+}
+
+int cli_begin_out_dir(output_dir *d, const char *out, const output_input *in, int n, oir_error *err) {
+    int rc = output_check_inputs(out, "--out", 1, in, n, err);
+    return rc ? rc : output_dir_begin(d, out, "--out", err);
 }
 
 int cli_check_png_name(const char *path, oir_error *err) {
@@ -135,6 +124,9 @@ int cli_check_input_file(const char *flag, const char *path, oir_error *err) {
     if (stat(path, &sb) != 0) return oir_fail(err, OIR_E_IO, "%s %s: no such file", flag, path);
     if (S_ISDIR(sb.st_mode))
         return oir_fail(err, OIR_E_IO, "%s %s: is a folder, not a file", flag, path);
+    /* a FIFO or device would block the reader or never end */
+    if (!S_ISREG(sb.st_mode))
+        return oir_fail(err, OIR_E_IO, "%s %s: not a regular file (a FIFO or device); give a file", flag, path);
     if (access(path, R_OK) != 0) return oir_fail(err, OIR_E_IO, "%s %s: not readable", flag, path);
     return OIR_OK;
 }

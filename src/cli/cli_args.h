@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "io/outputs.h"
 
 typedef enum {
     CLI_FLAG,  /* int* set to 1 */
@@ -57,18 +58,23 @@ int cli_parse_float(const char *opt, const char *s, double min, double max, floa
                     oir_error *err);
 int cli_parse_u64(const char *opt, const char *s, uint64_t *out, oir_error *err);
 
-/* OIR_E_ARG when `out` names the same file as any existing inputs[i]
- * (compared by device and inode, and by spelling for files not yet there):
- * "--out a.png is the input given to --image; choose another path". NULL
- * entries are skipped; in_flags[i] names the option that gave inputs[i]. */
-int cli_check_out(const char *out, const char *const *inputs, const char *const *in_flags, int n,
-                  oir_error *err);
+/* Before anything is written (io/outputs.h): OIR_E_ARG when the file
+ * `out` (--out) is one of the inputs ("--out a.png is the input given to
+ * --image; ..."), or exists and is not a file oir wrote (a user's photo, a
+ * folder, a symlink). NULL input paths are skipped. */
+int cli_check_out_file(const char *out, const output_input *in, int n, oir_error *err);
+
+/* The same for an output folder (--out) that a run replaces whole: refused
+ * when it is or holds an input, or holds files oir did not write; then
+ * output_dir_begin (the fresh temp folder the run writes into). */
+int cli_begin_out_dir(output_dir *d, const char *out, const output_input *in, int n, oir_error *err);
 
 /* OIR_E_ARG "--out x.jpg: oir writes PNG; use a .png name" unless path ends
  * in ".png" (any case). */
 int cli_check_png_name(const char *path, oir_error *err);
 
-/* OIR_E_IO "--image x.png: no such file" when path is not a readable file. */
+/* OIR_E_IO "--image x.png: no such file" when path is not a readable
+ * regular file (a folder, a FIFO or a device is refused before any open). */
 int cli_check_input_file(const char *flag, const char *path, oir_error *err);
 
 /* Applies --threads (n > 0) or OIR_THREADS / all cores (n == 0). */

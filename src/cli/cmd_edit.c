@@ -2,6 +2,7 @@
  * authors' YAML configs), writing the edited image, a contact sheet per pair
  * and report.json into an output folder. */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "edit/sheet.h"
 #include "io/edit_config.h"
 #include "io/image.h"
+#include "io/outfile.h"
 #include "models/tokenizer.h"
 
 typedef struct {
@@ -24,6 +26,8 @@ typedef struct {
     int steps, reassembly, reinversion, serial, threads, quiet, budget_mb, save_candidates;
     float guidance;
     uint64_t seed;
+    const char *seed_arg;   /* --seed as given (NULL: not given) */
+    const edit_config *cfg; /* the YAML, for its warnings */
 } edit_opts;
 
 static void usage(FILE *to, int search) {
@@ -35,24 +39,31 @@ static void usage(FILE *to, int search) {
             "inputs:\n"
             "  --image PATH           photo (PNG/JPEG); center-cropped and resized to the model size\n"
             "  --prompt TEXT          source prompt describing the photo\n"
-            "  --pair 'FROM->TO'      editing pair: a phrase of the source prompt and what it becomes%s\n"
+            "  --pair 'FROM->TO'      editing pair: a phrase of the source prompt and what it becomes%s;\n"
+            "                         the separator is the first '->', '=>' or '=', spaces around the\n"
+            "                         phrases are trimmed; FROM must occur exactly once in the prompt\n"
+            "                         (whole words, any case) unless --guided and --target are given\n"
             "  --mask PNG|x0,y0,x1,y1 the pair's region: a mask image (non-zero = object, same size\n"
             "                         as the image) or a box in model-size pixels (x1, y1 exclusive);\n"
             "                         one --mask per --pair, in the same order\n"
             "  --guided TEXT          guided prompt of a pair (default: source prompt with only that\n"
             "                         pair substituted); one per --pair when given\n"
             "  --target TEXT          target prompt (default: every pair substituted)\n"
-            "  --config FILE.yaml     the authors' single_object / multi_object YAML cases\n"
+            "  --config FILE.yaml     the authors' single_object / multi_object YAML cases; keys oir\n"
+            "                         does not use are reported (with the reason), unknown keys warned;\n"
+            "                         command-line flags win over the YAML's values\n"
             "  --case NAME            run only this case of the YAML file\n"
             "method:\n"
-            "  --steps N              DDIM steps T (default 50)\n"
-            "  --guidance G           classifier-free guidance (default 7.5)\n"
+            "  --steps N              DDIM steps T (default: the YAML's num_ddim_steps, else 50)\n"
+            "  --guidance G           classifier-free guidance (default: the YAML's guidance_scale,\n"
+            "                         else 7.5)\n"
             "  --reassembly-step R    reassembly level (default 10; lowered when a pair's optimal\n"
             "                         step is <= R, with a warning)\n"
             "  --reinversion-steps J  re-inversion steps after reassembly (default 10)\n"
             "  --serial               denoise each candidate alone (default: parallel, T+1 batched calls)\n"
             "  --budget-mb MB         memory for UNet activations; larger batches are split (default 2048)\n"
-            "  --seed S               recorded in report.json; DDIM inversion and eta-0 denoising use\n"
+            "  --seed S               recorded in report.json (default: the YAML's seed, else 0); DDIM\n"
+            "                         inversion and eta-0 denoising use\n"
             "                         no randomness, so results do not depend on it\n"
             "models:\n"
             "  --model PATH           SD 1.x diffusers folder or single .safetensors (default: the shipped tiny-shapes)\n"
@@ -64,7 +75,9 @@ static void usage(FILE *to, int search) {
             "output:\n"
             "  --out DIR              output folder (default oir-out): edited.png, input.png,\n"
             "                         pair<i>_sheet.png (all candidates + metric curves), pair<i>_mask.png,\n"
-            "                         report.json%s\n"
+            "                         report.json%s. Each run replaces the folder whole (written\n"
+            "                         beside it, swapped in on success); a folder holding files oir\n"
+            "                         did not write is refused, never cleared\n"
             "  --save-candidates      also write every candidate as pair<i>_k<step>.png\n"
             "  --quiet                no progress bars\n",
             cmd, cmd,
@@ -79,21 +92,35 @@ static void usage(FILE *to, int search) {
             search ? "" : ", and the edit");
 }
 
-/* Splits "from->to" (or "from=to"). */
+/* Splits "FROM->TO": the separator is the first "->", "=>" or "=" in the
+ * spec; spaces around each phrase are trimmed; both phrases must be
+ * non-empty and TO must hold no second separator. */
 static int split_pair(const char *spec, char *from, char *to, size_t cap, oir_error *err) {
-    const char *arrow = strstr(spec, "->");
-    size_t skip = 2;
-    if (!arrow) {
-        arrow = strchr(spec, '=');
-        skip = 1;
+    const char *sep = NULL;
+    size_t skip = 0;
+    for (const char *q = spec; *q && !sep; q++) {
+        if ((q[0] == '-' || q[0] == '=') && q[1] == '>') sep = q, skip = 2;
+        else if (q[0] == '=') sep = q, skip = 1;
     }
-    if (!arrow || arrow == spec || !arrow[skip])
+    if (!sep)
         return oir_fail(err, OIR_E_ARG, "--pair '%s': expected 'FROM->TO', e.g. --pair 'dog->cat'", spec);
-    size_t lf = (size_t)(arrow - spec), lt = strlen(arrow + skip);
+    const char *f0 = spec, *f1 = sep, *t0 = sep + skip, *t1 = t0 + strlen(t0);
+    while (f0 < f1 && isspace((unsigned char)*f0)) f0++;
+    while (f1 > f0 && isspace((unsigned char)f1[-1])) f1--;
+    while (t0 < t1 && isspace((unsigned char)*t0)) t0++;
+    while (t1 > t0 && isspace((unsigned char)t1[-1])) t1--;
+    if (f0 == f1 || t0 == t1)
+        return oir_fail(err, OIR_E_ARG, "--pair '%s': expected 'FROM->TO' with both phrases non-empty, e.g. --pair 'dog->cat'",
+                        spec);
+    for (const char *q = t0; q < t1; q++)
+        if (*q == '=' || (q[0] == '-' && q[1] == '>'))
+            return oir_fail(err, OIR_E_ARG, "--pair '%s': more than one separator; expected one 'FROM->TO'", spec);
+    size_t lf = (size_t)(f1 - f0), lt = (size_t)(t1 - t0);
     if (lf >= cap || lt >= cap) return oir_fail(err, OIR_E_ARG, "--pair '%s': too long", spec);
-    memcpy(from, spec, lf);
+    memcpy(from, f0, lf);
     from[lf] = '\0';
-    memcpy(to, arrow + skip, lt + 1);
+    memcpy(to, t0, lt);
+    to[lt] = '\0';
     return OIR_OK;
 }
 
@@ -120,11 +147,12 @@ static int load_pair_mask(const char *spec, const image *orig, const char *image
     return rc;
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
+/* Path of an output file of this case inside the run's temp folder. */
+static char *out_path(output_dir *od, const char *sub, const char *name, oir_error *err) {
+    if (!sub) return output_dir_path(od, name, err);
+    char rel[1024];
+    snprintf(rel, sizeof rel, "%s/%s", sub, name);
+    return output_dir_path(od, rel, err);
 }
 
 static int save_rgb8(const unsigned char *rgb, int size, const char *path, oir_error *err) {
@@ -142,35 +170,22 @@ static cJSON *float_array(const float *v, int n) {
     return a;
 }
 
-static int write_text_atomic(const char *path, const char *text, oir_error *err) {
-    size_t n = strlen(path) + 5;
-    char *tmp = malloc(n);
-    if (!tmp) return oir_fail(err, OIR_E_NOMEM, "out of memory");
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
-    int ok = fp && fputs(text, fp) >= 0;
-    if (fp && fclose(fp) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        free(tmp);
-        return oir_fail(err, OIR_E_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    free(tmp);
-    return OIR_OK;
-}
-
 typedef struct {
-    const char *name;
+    const char *name, *dir_name;
     const char *image_path;
     const char *source;
     const char *target;
     int n;
     const char *from[16], *to[16], *mask_spec[16], *guided[16];
-    int reassembly, reinversion;
+    int reassembly, reinversion; /* from the YAML; -1: not given */
+    int steps;                   /* from the YAML; -1: not given */
+    float guidance;              /* from the YAML; < 0: not given */
+    int has_seed;
+    uint64_t seed;
 } edit_case_spec;
 
 static int run_case(const char *cmd, int search, oir_context *ctx, const edit_case_spec *c, const edit_opts *o,
-                    const char *out_dir, progress_bar *bar, oir_error *err) {
+                    output_dir *od, const char *sub, progress_bar *bar, oir_error *err) {
     int size = oir_context_image_size(ctx), rc;
     image orig = {0}, square = {0}, masks[16] = {{0}};
     unsigned char *rgb = NULL, *mask8[16] = {0};
@@ -197,18 +212,22 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         for (size_t j = 0; j < (size_t)size * size; j++) mask8[i][j] = masks[i].data[j] > 0.5f;
         pairs[i] = (oir_pair){c->from[i], c->to[i], mask8[i], c->guided[i]};
     }
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
-        rc = oir_fail(err, OIR_E_IO, "--out %s: cannot create folder: %s", out_dir, strerror(errno));
-        goto done;
-    }
     oir_params p = oir_default_params();
-    p.steps = o->steps;
-    p.guidance = o->guidance;
-    /* explicit flags win over the YAML case, which wins over the defaults */
-    if (o->reassembly >= 0) p.reassembly_step = o->reassembly;
-    else if (c->reassembly >= 0) p.reassembly_step = c->reassembly;
-    if (o->reinversion >= 0) p.reinversion_steps = o->reinversion;
-    else if (c->reinversion >= 0) p.reinversion_steps = c->reinversion;
+    /* explicit flags win over the YAML case, which wins over the defaults;
+     * report.json records where each came from */
+    const char *src_steps = "default", *src_guidance = "default", *src_reassembly = "default",
+               *src_reinversion = "default", *src_seed = "default";
+    uint64_t seed = o->seed;
+    if (o->steps > 0) p.steps = o->steps, src_steps = "flag";
+    else if (c->steps > 0) p.steps = c->steps, src_steps = "yaml";
+    if (o->guidance >= 0) p.guidance = o->guidance, src_guidance = "flag";
+    else if (c->guidance >= 0) p.guidance = c->guidance, src_guidance = "yaml";
+    if (o->seed_arg) src_seed = "flag";
+    else if (c->has_seed) seed = c->seed, src_seed = "yaml";
+    if (o->reassembly >= 0) p.reassembly_step = o->reassembly, src_reassembly = "flag";
+    else if (c->reassembly >= 0) p.reassembly_step = c->reassembly, src_reassembly = "yaml";
+    if (o->reinversion >= 0) p.reinversion_steps = o->reinversion, src_reinversion = "flag";
+    else if (c->reinversion >= 0) p.reinversion_steps = c->reinversion, src_reinversion = "yaml";
     p.parallel = !o->serial;
     p.memory_budget = (unsigned long long)o->budget_mb << 20;
     p.target_prompt = c->target;
@@ -217,21 +236,14 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     rc = search ? oir_search(ctx, rgb, size, c->source, pairs, &p, &r, err)
                 : oir_edit(ctx, rgb, size, c->source, pairs, c->n, &p, &r, err);
     if (rc) goto done;
-    /* outputs: every path is checked against the inputs first */
-    const char *inputs[17] = {c->image_path};
-    const char *flags[17] = {"--image"};
-    for (int i = 0; i < c->n; i++) {
-        inputs[1 + i] = c->mask_spec[i];
-        flags[1 + i] = "--mask";
-    }
+    /* outputs: into the run's fresh temp folder (the inputs were checked
+     * against --out before anything was written) */
     char name[64];
-    char *path = join(out_dir, "edited.png");
-    rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-    if (!rc) rc = save_rgb8(r->edited, size, path, err);
+    char *path = out_path(od, sub, "edited.png", err);
+    rc = path ? save_rgb8(r->edited, size, path, err) : err->code;
     free(path);
-    path = join(out_dir, "input.png");
-    if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-    if (!rc) rc = save_rgb8(rgb, size, path, err);
+    path = rc ? NULL : out_path(od, sub, "input.png", err);
+    if (!rc) rc = path ? save_rgb8(rgb, size, path, err) : err->code;
     free(path);
     rep = cJSON_CreateObject();
     cJSON_AddStringToObject(rep, "command", cmd);
@@ -253,7 +265,29 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON_AddNumberToObject(rep, "max_unet_batch", r->max_unet_batch);
     cJSON_AddNumberToObject(rep, "candidate_unet_calls", (double)r->unet_calls);
     cJSON_AddNumberToObject(rep, "candidate_unet_rows", (double)r->unet_rows);
-    cJSON_AddNumberToObject(rep, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(rep, "seed", (double)seed);
+    cJSON *set = cJSON_AddObjectToObject(rep, "settings");
+    const struct {
+        const char *name, *from;
+        double value;
+    } settings[] = {{"steps", src_steps, p.steps},
+                    {"guidance", src_guidance, p.guidance},
+                    {"reassembly_step", src_reassembly, p.reassembly_step},
+                    {"reinversion_steps", src_reinversion, p.reinversion_steps},
+                    {"seed", src_seed, (double)seed}};
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        cJSON *e = cJSON_AddObjectToObject(set, settings[i].name);
+        cJSON_AddNumberToObject(e, "value", settings[i].value);
+        cJSON_AddStringToObject(e, "from", settings[i].from);
+    }
+    cJSON *cw = cJSON_AddArrayToObject(rep, "config_warnings");
+    for (int i = 0; o->cfg && i < o->cfg->n_warnings; i++)
+        cJSON_AddItemToArray(cw, cJSON_CreateString(o->cfg->warnings[i]));
+    if (o->cfg && o->cfg->n_more_warnings) {
+        char more[64];
+        snprintf(more, sizeof more, "... and %d more", o->cfg->n_more_warnings);
+        cJSON_AddItemToArray(cw, cJSON_CreateString(more));
+    }
     cJSON_AddNumberToObject(rep, "threads", oir_get_threads());
     cJSON *jp = cJSON_AddArrayToObject(rep, "pairs");
     for (int i = 0; i < c->n && !rc; i++) {
@@ -290,21 +324,18 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         if (!rc) rc = sheet_render(&sheet, cands, T, r->edit_norm + (size_t)i * r->steps,
                                    r->background_norm + (size_t)i * r->steps, r->total + (size_t)i * r->steps,
                                    r->chosen_step[i] - 1, r->evaluated + (size_t)i * r->steps, title, err);
-        path = join(out_dir, name);
-        if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-        if (!rc) rc = image_save_png(&sheet, path, err);
+        path = rc ? NULL : out_path(od, sub, name, err);
+        if (!rc) rc = path ? image_save_png(&sheet, path, err) : err->code;
         free(path);
         image_free(&sheet);
         snprintf(name, sizeof name, "pair%d_mask.png", i + 1);
-        path = join(out_dir, name);
-        if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-        if (!rc) rc = image_save_png(&masks[i], path, err);
+        path = rc ? NULL : out_path(od, sub, name, err);
+        if (!rc) rc = path ? image_save_png(&masks[i], path, err) : err->code;
         free(path);
         for (int k = 0; o->save_candidates && !rc && k < T; k++) {
             snprintf(name, sizeof name, "pair%d_k%02d.png", i + 1, k + 1);
-            path = join(out_dir, name);
-            rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-            if (!rc) rc = image_save_png(&cands[k], path, err);
+            path = out_path(od, sub, name, err);
+            rc = path ? image_save_png(&cands[k], path, err) : err->code;
             free(path);
         }
         for (int k = 0; k < T; k++) image_free(&cands[k]);
@@ -319,9 +350,9 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON_AddNumberToObject(t, "reassembly", r->seconds_reassembly);
     cJSON_AddNumberToObject(t, "total", r->seconds_total);
     json = cJSON_Print(rep);
-    path = join(out_dir, "report.json");
-    if (!rc) rc = cli_check_out(path, inputs, flags, c->n + 1, err);
-    if (!rc) rc = write_text_atomic(path, json ? json : "{}", err);
+    path = rc ? NULL : out_path(od, sub, "report.json", err);
+    if (!rc && !json) rc = oir_fail(err, OIR_E_NOMEM, "report.json: out of memory");
+    if (!rc) rc = path ? outfile_write(path, json, strlen(json), err) : err->code;
     free(path);
     if (!rc) {
         printf("%s: %s\n", c->name ? c->name : cmd, r->target_prompt);
@@ -331,8 +362,8 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         if (!search && c->n > 1)
             printf("  reassembly at step %d, re-inversion %d steps\n", r->reassembly_step, r->reinversion_steps);
         for (int i = 0; i < r->n_warnings; i++) printf("  warning: %s\n", r->warnings[i]);
-        printf("  %.1f s (candidates %.1f s, %ld UNet calls); wrote %s/edited.png, report.json, pair sheets\n",
-               r->seconds_total, r->seconds_candidates, r->unet_calls, out_dir);
+        printf("  %.1f s (candidates %.1f s, %ld UNet calls)\n", r->seconds_total, r->seconds_candidates,
+               r->unet_calls);
     }
 done:
     cJSON_free(json);
@@ -356,8 +387,8 @@ static int run_command(int argc, char **argv, int search) {
     }
     edit_opts o;
     memset(&o, 0, sizeof o);
-    o.steps = 50;
-    o.guidance = 7.5f;
+    o.steps = 0;     /* 0: not given (the YAML's num_ddim_steps, else the default 50) */
+    o.guidance = -1; /* < 0: not given (the YAML's guidance_scale, else the default 7.5) */
     o.reassembly = -1; /* -1: not given (YAML value, else 10) */
     o.reinversion = -1;
     o.budget_mb = 2048;
@@ -371,7 +402,7 @@ static int run_command(int argc, char **argv, int search) {
         {"--reassembly-step", CLI_INT, &o.reassembly, 0, 1000},
         {"--reinversion-steps", CLI_INT, &o.reinversion, 0, 1000},
         {"--serial", CLI_FLAG, &o.serial, 0, 0},      {"--budget-mb", CLI_INT, &o.budget_mb, 1, 1 << 20},
-        {"--seed", CLI_U64, &o.seed, 0, 0},           {"--model", CLI_STR, &o.model, 0, 0},
+        {"--seed", CLI_STR, &o.seed_arg, 0, 0},       {"--model", CLI_STR, &o.model, 0, 0},
         {"--clip", CLI_STR, &o.clip, 0, 0},           {"--variant", CLI_STR, &o.variant, 0, 0},
         {"--threads", CLI_INT, &o.threads, 0, 1024},  {"--out", CLI_STR, &o.out, 0, 0},
         {"--quiet", CLI_FLAG, &o.quiet, 0, 0},        {"--save-candidates", CLI_FLAG, &o.save_candidates, 0, 0},
@@ -380,23 +411,35 @@ static int run_command(int argc, char **argv, int search) {
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err))
         return cli_report(cmd, &err);
+    if (o.seed_arg && cli_parse_u64("--seed", o.seed_arg, &o.seed, &err)) return cli_report(cmd, &err);
     cli_set_threads(o.threads);
     /* the cases to run */
     edit_config cfg = {0};
     int n_cases = 1, rc = OIR_OK;
-    static edit_case_spec specs[64];
+    edit_case_spec *specs = NULL;
+    output_input *inputs = NULL;
+    output_dir od = {0};
+    oir_context *ctx = NULL;
     static char froms[16][512], tos[16][512];
-    memset(specs, 0, sizeof specs);
     if (o.config) {
         if (o.image || o.prompt || o.pairs.n || o.masks.n) {
             oir_fail(&err, OIR_E_ARG, "--config replaces --image/--prompt/--pair/--mask; give one or the other");
             return cli_report(cmd, &err);
         }
         if (edit_config_load(&cfg, o.config, &err)) return cli_report(cmd, &err);
+        o.cfg = &cfg;
+        for (int i = 0; i < cfg.n_warnings; i++) fprintf(stderr, "oir %s: warning: %s\n", cmd, cfg.warnings[i]);
+        if (cfg.n_more_warnings)
+            fprintf(stderr, "oir %s: warning: ... and %d more about %s\n", cmd, cfg.n_more_warnings, o.config);
+        if (!(specs = calloc((size_t)cfg.n_cases, sizeof *specs))) {
+            oir_fail(&err, OIR_E_NOMEM, "out of memory");
+            rc = cli_report(cmd, &err);
+            goto cleanup;
+        }
         n_cases = 0;
-        for (int i = 0; i < cfg.n_cases && n_cases < 64; i++) {
+        for (int i = 0; i < cfg.n_cases; i++) {
             edit_case *ec = &cfg.cases[i];
-            if (o.case_name && strcmp(o.case_name, ec->name)) continue;
+            if (o.case_name && strcmp(o.case_name, ec->name) && strcmp(o.case_name, ec->dir_name)) continue;
             if (ec->n_pairs > 16) {
                 oir_fail(&err, OIR_E_ARG, "%s: case '%s' has %d pairs (at most 16)", o.config, ec->name, ec->n_pairs);
                 rc = cli_report(cmd, &err);
@@ -404,12 +447,17 @@ static int run_command(int argc, char **argv, int search) {
             }
             edit_case_spec *s = &specs[n_cases++];
             s->name = ec->name;
+            s->dir_name = ec->dir_name;
             s->image_path = ec->image_path;
             s->source = ec->origin_prompt;
             s->target = o.target ? o.target : ec->target_prompt;
             s->n = ec->n_pairs;
             s->reassembly = ec->reassembly_step;
             s->reinversion = ec->reinversion_steps;
+            s->steps = ec->num_ddim_steps;
+            s->guidance = ec->guidance_scale;
+            s->has_seed = ec->has_seed;
+            s->seed = ec->seed;
             for (int j = 0; j < ec->n_pairs; j++) {
                 s->from[j] = ec->pairs[j].from;
                 s->to[j] = ec->pairs[j].to;
@@ -423,7 +471,6 @@ static int run_command(int argc, char **argv, int search) {
             goto cleanup;
         }
     } else {
-        edit_case_spec *s = &specs[0];
         if (!o.image || !o.prompt || o.pairs.n == 0) {
             oir_fail(&err, OIR_E_ARG, "needs --image, --prompt and at least one --pair (or --config); see oir %s --help", cmd);
             return cli_report(cmd, &err);
@@ -441,13 +488,22 @@ static int run_command(int argc, char **argv, int search) {
                      o.pairs.n, o.guided.n);
             return cli_report(cmd, &err);
         }
+        if (!(specs = calloc(1, sizeof *specs))) {
+            oir_fail(&err, OIR_E_NOMEM, "out of memory");
+            return cli_report(cmd, &err);
+        }
+        edit_case_spec *s = &specs[0];
         s->image_path = o.image;
         s->source = o.prompt;
         s->target = o.target;
         s->n = o.pairs.n;
-        s->reassembly = s->reinversion = -1;
+        s->reassembly = s->reinversion = s->steps = -1;
+        s->guidance = -1;
         for (int j = 0; j < o.pairs.n; j++) {
-            if (split_pair(o.pairs.v[j], froms[j], tos[j], sizeof froms[j], &err)) return cli_report(cmd, &err);
+            if (split_pair(o.pairs.v[j], froms[j], tos[j], sizeof froms[j], &err)) {
+                rc = cli_report(cmd, &err);
+                goto cleanup;
+            }
             s->from[j] = froms[j];
             s->to[j] = tos[j];
             s->mask_spec[j] = o.masks.v[j];
@@ -474,7 +530,32 @@ static int run_command(int argc, char **argv, int search) {
         goto cleanup;
     }
     cp.tokenizer_mode = (int)tm;
-    oir_context *ctx = NULL;
+    /* every input this run reads, checked against --out before anything is written */
+    int n_inputs = 0;
+    if (!(inputs = calloc((size_t)n_cases * 17 + 4, sizeof *inputs))) {
+        oir_fail(&err, OIR_E_NOMEM, "out of memory");
+        rc = cli_report(cmd, &err);
+        goto cleanup;
+    }
+    inputs[n_inputs++] = (output_input){o.config, "--config"};
+    inputs[n_inputs++] = (output_input){cp.model_path, "--model"};
+    inputs[n_inputs++] = (output_input){cp.clip_path, "--clip"};
+    inputs[n_inputs++] = (output_input){getenv("OIR_TOKENIZER"), "$OIR_TOKENIZER"};
+    for (int i = 0; i < n_cases; i++) {
+        inputs[n_inputs++] = (output_input){specs[i].image_path, o.config ? "image_path" : "--image"};
+        for (int j = 0; j < specs[i].n; j++)
+            if (!is_box(specs[i].mask_spec[j]))
+                inputs[n_inputs++] = (output_input){specs[i].mask_spec[j], o.config ? "prompt_change_mask" : "--mask"};
+    }
+    for (int i = 4; i < n_inputs; i++)
+        if (cli_check_input_file(inputs[i].what, inputs[i].path, &err)) {
+            rc = cli_report(cmd, &err);
+            goto cleanup;
+        }
+    if (cli_begin_out_dir(&od, o.out, inputs, n_inputs, &err)) {
+        rc = cli_report(cmd, &err);
+        goto cleanup;
+    }
     if (oir_context_load(&ctx, &cp, &err)) {
         rc = cli_report(cmd, &err);
         goto cleanup;
@@ -482,19 +563,32 @@ static int run_command(int argc, char **argv, int search) {
     progress_bar bar;
     progress_init(&bar, o.quiet);
     for (int i = 0; i < n_cases && !rc; i++) {
-        char dir[4096];
+        char sub[256];
         if (n_cases > 1) {
-            mkdir(o.out, 0755);
-            snprintf(dir, sizeof dir, "%s/%s", o.out, specs[i].name);
-            for (char *q = dir + strlen(o.out) + 1; *q; q++)
-                if (*q == '/' || *q == ' ') *q = '_';
-        } else {
-            snprintf(dir, sizeof dir, "%s", o.out);
+            snprintf(sub, sizeof sub, "%s", specs[i].dir_name); /* sanitised by edit_config */
+            if (output_dir_mkdir(&od, sub, &err)) {
+                rc = cli_report(cmd, &err);
+                break;
+            }
         }
-        if (run_case(cmd, search, ctx, &specs[i], &o, dir, &bar, &err)) rc = cli_report(cmd, &err);
+        if (run_case(cmd, search, ctx, &specs[i], &o, &od, n_cases > 1 ? sub : NULL, &bar, &err))
+            rc = cli_report(cmd, &err);
     }
-    oir_context_free(ctx);
+    if (!rc) {
+        char note[1200];
+        if (output_dir_commit(&od, note, sizeof note, &err)) rc = cli_report(cmd, &err);
+        else {
+            printf("wrote %s/ (%s)\n", o.out,
+                   n_cases > 1 ? "a folder per case: edited.png, report.json, pair sheets"
+                               : "edited.png, input.png, report.json, pair sheets");
+            if (note[0]) fprintf(stderr, "oir %s: warning: %s\n", cmd, note);
+        }
+    }
 cleanup:
+    output_dir_abort(&od); /* no-op after a commit */
+    oir_context_free(ctx);
+    free(inputs);
+    free(specs);
     edit_config_free(&cfg);
     return rc;
 }

@@ -797,7 +797,7 @@ static void usage(FILE *to) {
             "  --model PATH      the model (see each component)\n"
             "  --in FILE         input tensors (.safetensors)\n"
             "  --out FILE        output tensors (.safetensors), written atomically; never --in\n"
-            "                    or --model\n"
+            "                    or --model, and an existing file only when oir wrote it\n"
             "  --variant fp16    prefer *.fp16.safetensors weights in a diffusers folder\n"
             "  --config DIR      single-file checkpoints: a diffusers folder whose configs (and\n"
             "                    tokenizer) describe it (default: SD 1.x configs sized to the\n"
@@ -878,9 +878,11 @@ int cmd_eval(int argc, char **argv) {
         rc = oir_fail(&err, OIR_E_ARG, "--out OUT.safetensors is required");
         goto fail;
     }
-    const char *inputs[] = {c.in_path, c.model_path};
-    const char *flags[] = {"--in", "--model"};
-    if ((rc = cli_check_out(c.out_path, inputs, flags, 2, &err))) goto fail;
+    const output_input inputs[] = {{c.in_path, "--in"},
+                                   {c.model_path, "--model"},
+                                   {c.config_dir, "--config"},
+                                   {getenv("OIR_TOKENIZER"), "$OIR_TOKENIZER"}};
+    if ((rc = cli_check_out_file(c.out_path, inputs, 4, &err))) goto fail;
     if (c.in_path && ((rc = cli_check_input_file("--in", c.in_path, &err)) ||
                       (rc = st_open(&c.in, c.in_path, &err))))
         goto fail;

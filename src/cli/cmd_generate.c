@@ -37,7 +37,7 @@ static void usage(FILE *to) {
             CLI_TOKENIZER_MODE_HELP
             "  --variant fp16    prefer *.fp16.safetensors weights in a diffusers folder\n"
             "  --out FILE.png    where to write the image (default out.png); never one of the\n"
-            "                    inputs\n"
+            "                    inputs, and an existing file only when oir wrote it\n"
             "  --threads N       CPU threads (default: $OIR_THREADS, else all cores)\n"
             "  --quiet           no progress bar, no summary line\n"
             "\n"
@@ -81,9 +81,9 @@ int cmd_generate(int argc, char **argv) {
     }
     int model_default = !model_path;
     if (!model_path) model_path = cli_default_model();
-    const char *inputs[] = {model_path};
-    const char *flags[] = {"--model"};
-    if ((rc = cli_check_png_name(out, &err)) || (rc = cli_check_out(out, inputs, flags, 1, &err)))
+    const output_input inputs[] = {
+        {model_path, "--model"}, {config_dir, "--config"}, {getenv("OIR_TOKENIZER"), "$OIR_TOKENIZER"}};
+    if ((rc = cli_check_png_name(out, &err)) || (rc = cli_check_out_file(out, inputs, 3, &err)))
         goto fail;
     cli_set_threads(threads);
     double t0 = clock_wall_s();

@@ -45,7 +45,8 @@ static void usage(FILE *to) {
             "                    the built-in CLIP vocabulary when it fits)\n"
             CLI_TOKENIZER_MODE_HELP
             "  --variant fp16    prefer *.fp16.safetensors weights\n"
-            "  --out FILE.png    the reconstruction (default out.png); never the input\n"
+            "  --out FILE.png    the reconstruction (default out.png); never the input, and an\n"
+            "                    existing file only when oir wrote it\n"
             "  --threads N       CPU threads (default: $OIR_THREADS, else all cores)\n"
             "  --quiet           no progress bar and no \"wrote\" line (the PSNR lines remain)\n"
             "\n"
@@ -100,10 +101,12 @@ int cmd_reconstruct(int argc, char **argv) {
     }
     int model_default = !model_path;
     if (!model_path) model_path = cli_default_model();
-    const char *inputs[] = {in, model_path};
-    const char *flags[] = {"--image", "--model"};
+    const output_input inputs[] = {{in, "--image"},
+                                   {model_path, "--model"},
+                                   {config_dir, "--config"},
+                                   {getenv("OIR_TOKENIZER"), "$OIR_TOKENIZER"}};
     if ((rc = cli_check_input_file("--image", in, &err)) || (rc = cli_check_png_name(out, &err)) ||
-        (rc = cli_check_out(out, inputs, flags, 2, &err)))
+        (rc = cli_check_out_file(out, inputs, 4, &err)))
         goto fail;
     cli_set_threads(threads);
     double t0 = clock_wall_s();

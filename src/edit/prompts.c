@@ -19,6 +19,16 @@ long prompt_find_phrase(const char *text, const char *phrase) {
     return -1;
 }
 
+int prompt_count_phrase(const char *text, const char *phrase) {
+    int n = 0;
+    size_t m = strlen(phrase);
+    for (long at = prompt_find_phrase(text, phrase); at >= 0 && m; n++) {
+        long next = prompt_find_phrase(text + at + (long)m, phrase);
+        at = next < 0 ? -1 : at + (long)m + next;
+    }
+    return n;
+}
+
 int prompt_substitute(const char *source, int n_pairs, const char *const *from,
                       const char *const *to, const int *use, char *out, size_t cap,
                       oir_error *err) {
@@ -34,6 +44,13 @@ int prompt_substitute(const char *source, int n_pairs, const char *const *from,
                             "pair %d: '%s' does not occur as a word in the source prompt \"%s\"; "
                             "give the guided and target prompts explicitly",
                             i + 1, from[i], source);
+        int times = prompt_count_phrase(source, from[i]);
+        if (times > 1)
+            return oir_fail(err, OIR_E_ARG,
+                            "pair %d: '%s' occurs %d times as a word in the source prompt \"%s\", so which one "
+                            "to replace is ambiguous; give a longer phrase, or the guided and target prompts "
+                            "explicitly",
+                            i + 1, from[i], times, source);
         /* keep the used pairs sorted by position */
         int j = n_used++;
         while (j > 0 && at[order[j - 1]] > at[i]) {

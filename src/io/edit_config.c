@@ -1,13 +1,20 @@
 #include "io/edit_config.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
 typedef struct {
     yaml_document_t *doc;
+    edit_config *cfg; /* for warnings */
     const char *path; /* the YAML file, for messages */
     const char *dir;  /* its folder, for relative paths */
     const char *case_name;
@@ -108,7 +115,11 @@ static char *concat3(const char *a, const char *b, const char *c) {
     return s;
 }
 
-static int grow(edit_config *cfg, oir_error *err) {
+static int grow(reader *r, edit_config *cfg) {
+    oir_error *err = r->err;
+    if (cfg->n_cases >= EDIT_CONFIG_MAX_CASES)
+        return oir_fail(err, OIR_E_FORMAT, "%s: more than %d edit cases (the limit; a single_object case counts each "
+                        "target change); split the file", r->path, EDIT_CONFIG_MAX_CASES);
     edit_case *c = realloc(cfg->cases, sizeof *c * (size_t)(cfg->n_cases + 1));
     if (!c) return oir_fail(err, OIR_E_NOMEM, "out of memory");
     cfg->cases = c;
@@ -116,10 +127,100 @@ static int grow(edit_config *cfg, oir_error *err) {
     return OIR_OK;
 }
 
+static void warn(reader *r, const char *keys, const char *reason) {
+    edit_config *cfg = r->cfg;
+    if (cfg->n_warnings == EDIT_CONFIG_MAX_WARNINGS) {
+        cfg->n_more_warnings++;
+        return;
+    }
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s: case '%s': %s ignored: %s", r->path, r->case_name, keys, reason);
+    cfg->warnings[cfg->n_warnings] = strdup(buf);
+    if (cfg->warnings[cfg->n_warnings]) cfg->n_warnings++;
+}
+
+/* Every key of a case mapping: used, ignored with a reason, or unknown; one
+ * warning per reason, naming its keys. */
+static void check_keys(reader *r, yaml_node_t *m, int single) {
+    static const char *const used_multi[] = {"image_path", "origin_prompt", "target_prompt", "guided_prompt",
+                                             "origin_change", "prompt_change", "prompt_change_mask",
+                                             "reassembly_step", "reinversion_steps", NULL};
+    static const char *const used_single[] = {"image_path", "origin_prompt", "origin_prompt_mask",
+                                              "target_prompt_list", "target_changes", NULL};
+    static const char *const used_both[] = {"num_ddim_steps", "guidance_scale", "seed", NULL};
+    enum { OUT, BENCH, SINGLE, UNKNOWN, N_REASONS };
+    static const char *const why[N_REASONS] = {
+        "oir writes its outputs to --out",
+        "metadata of the shapes benchmark (bench/shapes), not used by oir edit",
+        "a single_object case has one pair (no reassembly)",
+        "unknown to oir (misspelled?)",
+    };
+    static const struct {
+        const char *key;
+        int reason;
+    } ignored[] = {{"generation_image_path", OUT}, {"ground_truth_path", BENCH}, {"heldout_in_target", BENCH},
+                   {"source_scene", BENCH},         {"target_scene", BENCH},      {"object_masks", BENCH},
+                   {"reassembly_step", SINGLE},     {"reinversion_steps", SINGLE}};
+    char keys[N_REASONS][512];
+    int count[N_REASONS] = {0};
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        const char *k = scalar(yaml_document_get_node(r->doc, p->key));
+        if (!k) k = "(not a string)";
+        int known = 0, reason = UNKNOWN;
+        for (const char *const *u = single ? used_single : used_multi; *u && !known; u++) known = !strcmp(*u, k);
+        for (const char *const *u = used_both; *u && !known; u++) known = !strcmp(*u, k);
+        for (size_t i = 0; i < sizeof ignored / sizeof ignored[0] && !known; i++)
+            if (!strcmp(ignored[i].key, k) && (ignored[i].reason != SINGLE || single)) reason = ignored[i].reason;
+        if (known) continue;
+        size_t l = count[reason] ? strlen(keys[reason]) : 0;
+        snprintf(keys[reason] + l, sizeof keys[reason] - l, "%s'%s'", count[reason] ? ", " : "", k);
+        count[reason]++;
+    }
+    for (int i = 0; i < N_REASONS; i++) {
+        if (!count[i]) continue;
+        char what[600];
+        snprintf(what, sizeof what, "%s %s", count[i] > 1 ? "keys" : "key", keys[i]);
+        warn(r, what, why[i]);
+    }
+}
+
+/* num_ddim_steps, guidance_scale, seed (optional). */
+static int read_settings(reader *r, yaml_node_t *m, edit_case *c) {
+    c->guidance_scale = -1;
+    int rc = opt_int(r, m, "num_ddim_steps", &c->num_ddim_steps);
+    if (rc) return rc;
+    if (c->num_ddim_steps == 0 || c->num_ddim_steps > 1000)
+        return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': num_ddim_steps %d is outside 1..1000", r->path,
+                        r->case_name, c->num_ddim_steps);
+    yaml_node_t *n = map_get(r, m, "guidance_scale");
+    if (n) {
+        const char *s = scalar(n);
+        char *end = NULL;
+        double g = s ? strtod(s, &end) : -1;
+        if (!s || !*s || *end || !isfinite(g) || g < 0 || g > 100)
+            return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': guidance_scale must be a number in 0..100", r->path,
+                            r->case_name);
+        c->guidance_scale = (float)g;
+    }
+    n = map_get(r, m, "seed");
+    if (n) {
+        const char *s = scalar(n);
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = s && isdigit((unsigned char)s[0]) ? strtoull(s, &end, 10) : 0;
+        if (!s || !isdigit((unsigned char)s[0]) || *end || errno == ERANGE)
+            return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': seed must be a non-negative 64-bit integer",
+                            r->path, r->case_name);
+        c->seed = v;
+        c->has_seed = 1;
+    }
+    return OIR_OK;
+}
+
 static int read_multi(reader *r, yaml_node_t *m, edit_config *cfg) {
     int rc, n = -1, n_guided;
     char **from = NULL, **to = NULL, **masks = NULL;
-    if ((rc = grow(cfg, r->err))) return rc;
+    if ((rc = grow(r, cfg))) return rc;
     edit_case *c = &cfg->cases[cfg->n_cases++];
     c->name = strdup(r->case_name);
     char *image = NULL;
@@ -171,7 +272,9 @@ static int read_multi(reader *r, yaml_node_t *m, edit_config *cfg) {
         }
     }
     if ((rc = opt_int(r, m, "reassembly_step", &c->reassembly_step))) goto cleanup;
-    rc = opt_int(r, m, "reinversion_steps", &c->reinversion_steps);
+    if ((rc = opt_int(r, m, "reinversion_steps", &c->reinversion_steps))) goto cleanup;
+    if ((rc = read_settings(r, m, c))) goto cleanup;
+    check_keys(r, m, 0);
 cleanup:
     free_list(from, n);
     free_list(to, n);
@@ -187,6 +290,10 @@ static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
     if ((rc = need_string(r, m, "origin_prompt_mask", &mask))) goto cleanup;
     if ((rc = string_list(r, m, "target_prompt_list", &two, &affix))) goto cleanup;
     if ((rc = string_list(r, m, "target_changes", &n, &targets))) goto cleanup;
+    edit_case settings;
+    memset(&settings, 0, sizeof settings);
+    if ((rc = read_settings(r, m, &settings))) goto cleanup;
+    check_keys(r, m, 1);
     size_t lo = strlen(origin), lp = strlen(affix[0]), ls = strlen(affix[1]);
     if (lp + ls > lo || strncmp(origin, affix[0], lp) || strcmp(origin + lo - ls, affix[1])) {
         rc = oir_fail(r->err, OIR_E_FORMAT,
@@ -195,7 +302,7 @@ static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
         goto cleanup;
     }
     for (int i = 0; i < n; i++) {
-        if ((rc = grow(cfg, r->err))) goto cleanup;
+        if ((rc = grow(r, cfg))) goto cleanup;
         edit_case *c = &cfg->cases[cfg->n_cases++];
         size_t nl = strlen(r->case_name) + strlen(targets[i]) + 2;
         c->name = malloc(nl);
@@ -214,6 +321,10 @@ static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
         c->pairs[0].mask_path = resolve_path(r, mask);
         c->pairs[0].guided_prompt = strdup(c->target_prompt);
         c->reassembly_step = c->reinversion_steps = -1;
+        c->num_ddim_steps = settings.num_ddim_steps;
+        c->guidance_scale = settings.guidance_scale;
+        c->has_seed = settings.has_seed;
+        c->seed = settings.seed;
     }
 cleanup:
     free(image);
@@ -236,28 +347,149 @@ void edit_config_free(edit_config *cfg) {
         }
         free(c->pairs);
         free(c->name);
+        free(c->dir_name);
         free(c->image_path);
         free(c->origin_prompt);
         free(c->target_prompt);
     }
     free(cfg->cases);
+    for (int i = 0; i < cfg->n_warnings; i++) free(cfg->warnings[i]);
     memset(cfg, 0, sizeof *cfg);
+}
+
+/* The output folder name of a case (see edit_config.h). */
+static char *dir_name_of(const char *name) {
+    size_t n = strlen(name);
+    if (n > EDIT_CONFIG_NAME_MAX) n = EDIT_CONFIG_NAME_MAX;
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    int leading = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                 ch == '_' || ch == '.';
+        if (ch != '.') leading = 0;
+        d[i] = ok && !(leading && ch == '.') ? (char)ch : '_';
+    }
+    d[n] = '\0';
+    return d;
+}
+
+static int name_cases(edit_config *cfg, const char *path, oir_error *err) {
+    for (int i = 0; i < cfg->n_cases; i++) {
+        edit_case *c = &cfg->cases[i];
+        if (!c->name) return oir_fail(err, OIR_E_NOMEM, "out of memory");
+        if (!c->name[0] || !strcmp(c->name, "/"))
+            return oir_fail(err, OIR_E_FORMAT, "%s: case %d has an empty name; give every case a name", path, i + 1);
+        if (!(c->dir_name = dir_name_of(c->name))) return oir_fail(err, OIR_E_NOMEM, "out of memory");
+        for (int j = 0; j < i; j++)
+            if (!strcasecmp(cfg->cases[j].dir_name, c->dir_name))
+                return oir_fail(err, OIR_E_FORMAT,
+                                "%s: cases '%s' and '%s' would both write to the output folder '%s'; rename one",
+                                path, cfg->cases[j].name, c->name, c->dir_name);
+    }
+    return OIR_OK;
+}
+
+/* The whole file, refused before parsing when it is not a regular file or is
+ * larger than EDIT_CONFIG_MAX_BYTES. Opened with O_NONBLOCK and checked with
+ * fstat, so a FIFO never blocks. (A shared regular-file helper for every
+ * input may replace this when the hostile-input work lands.) */
+static int read_yaml_file(const char *path, unsigned char **text, size_t *len, oir_error *err) {
+    *text = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return oir_fail(err, OIR_E_IO, "%s: cannot open (%s)", path, strerror(errno));
+    struct stat sb;
+    int rc = OIR_OK;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        rc = oir_fail(err, OIR_E_IO, "%s: not a regular file; expected a YAML file", path);
+        goto cleanup;
+    }
+    if (sb.st_size > EDIT_CONFIG_MAX_BYTES) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: %lld bytes, larger than the %d-byte (1 MiB) limit for a YAML file",
+                      path, (long long)sb.st_size, EDIT_CONFIG_MAX_BYTES);
+        goto cleanup;
+    }
+    /* read to the end, at most one byte past the limit (the file may grow) */
+    *text = malloc(EDIT_CONFIG_MAX_BYTES + 2);
+    if (!*text) {
+        rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    for (;;) {
+        ssize_t r = read(fd, *text + *len, EDIT_CONFIG_MAX_BYTES + 1 - *len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            rc = oir_fail(err, OIR_E_IO, "%s: read failed (%s)", path, strerror(errno));
+            goto cleanup;
+        }
+        if (r == 0) break;
+        *len += (size_t)r;
+        if (*len > EDIT_CONFIG_MAX_BYTES) {
+            rc = oir_fail(err, OIR_E_FORMAT, "%s: larger than the %d-byte (1 MiB) limit for a YAML file", path,
+                          EDIT_CONFIG_MAX_BYTES);
+            goto cleanup;
+        }
+    }
+cleanup:
+    close(fd);
+    if (rc) {
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
+/* One pass over libyaml's event stream, stopped at the first collection
+ * nested deeper than EDIT_CONFIG_MAX_DEPTH (before libyaml's quadratic cost
+ * of deep nesting builds up); syntax errors are left to the loading pass. */
+static int check_depth(const char *path, const unsigned char *text, size_t len, oir_error *err) {
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    int depth = 0, rc = OIR_OK, done = 0;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, text, len);
+    while (!done && !rc) {
+        if (!yaml_parser_parse(&parser, &ev)) break;
+        switch (ev.type) {
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (++depth > EDIT_CONFIG_MAX_DEPTH)
+                rc = oir_fail(err, OIR_E_FORMAT, "%s: collections nested deeper than %d levels at line %zu (the limit)",
+                              path, EDIT_CONFIG_MAX_DEPTH, ev.start_mark.line + 1);
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT: depth--; break;
+        case YAML_STREAM_END_EVENT: done = 1; break;
+        default: break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
 }
 
 int edit_config_load(edit_config *out, const char *path, oir_error *err) {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return oir_fail(err, OIR_E_IO, "%s: cannot open", path);
+    unsigned char *text = NULL;
+    size_t len = 0;
+    int rc = read_yaml_file(path, &text, &len, err);
+    if (rc) return rc;
+    if ((rc = check_depth(path, text, len, err))) {
+        free(text);
+        return rc;
+    }
     yaml_parser_t parser;
     yaml_document_t doc;
-    int rc = OIR_OK, have_doc = 0;
+    int have_doc = 0;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';
     else dir[0] = '\0';
     yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, fp);
+    yaml_parser_set_input_string(&parser, text, len);
     if (!yaml_parser_load(&parser, &doc)) {
         rc = oir_fail(err, OIR_E_FORMAT, "%s: invalid YAML at line %zu: %s", path,
                       parser.problem_mark.line + 1, parser.problem ? parser.problem : "parse error");
@@ -269,11 +501,12 @@ int edit_config_load(edit_config *out, const char *path, oir_error *err) {
         rc = oir_fail(err, OIR_E_FORMAT, "%s: expected a mapping of case names to edit cases", path);
         goto cleanup;
     }
-    reader r = {&doc, path, dir, "", err};
+    reader r = {&doc, out, path, dir, "", err};
     if (map_get(&r, root, "image_path")) { /* one case at the top level, named after the file */
         const char *base = strrchr(path, '/');
         r.case_name = base ? base + 1 : path;
         rc = map_get(&r, root, "target_changes") ? read_single(&r, root, out) : read_multi(&r, root, out);
+        if (!rc) rc = name_cases(out, path, err);
         goto cleanup;
     }
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
@@ -289,10 +522,11 @@ int edit_config_load(edit_config *out, const char *path, oir_error *err) {
         if (rc) goto cleanup;
     }
     if (out->n_cases == 0) rc = oir_fail(err, OIR_E_FORMAT, "%s: no edit cases", path);
+    if (!rc) rc = name_cases(out, path, err);
 cleanup:
     if (have_doc) yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
-    fclose(fp);
+    free(text);
     if (rc) edit_config_free(out);
     return rc;
 }

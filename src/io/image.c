@@ -2,6 +2,7 @@
  * quantisation and model-tensor conversion. Resizing is in image_resize.c,
  * masks in mask.c. See image.h for the layout and the rules. */
 #include "io/image.h"
+#include "io/outfile.h"
 
 #include <errno.h>
 #include <math.h>
@@ -465,19 +466,25 @@ typedef struct {
     png_wr ctx;
     png_structp png;
     png_infop info;
-    FILE *f;
+    outfile out;
     uint8_t *px;
     png_bytep *rows;
-    int created; /* tmp was created by us (unlink it on failure) */
 } png_writer;
 
-static int png_write_inner(png_writer *w, const image *img, const char *tmp, oir_error *err) {
+static int png_write_inner(png_writer *w, const image *img, const char *path, oir_error *err) {
     if (setjmp(w->ctx.jb))
-        return oir_fail(err, OIR_E_IO, "%s: cannot write PNG (%s)", tmp, w->ctx.msg);
-    png_init_io(w->png, w->f);
+        return oir_fail(err, OIR_E_IO, "%s: cannot write PNG (%s)", path, w->ctx.msg);
+    png_init_io(w->png, w->out.fp);
     png_set_IHDR(w->png, w->info, (png_uint_32)img->width, (png_uint_32)img->height, 8,
                  img->channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    /* marks the file as oir's: io/outputs.h replaces only files it wrote */
+    png_text text;
+    memset(&text, 0, sizeof text);
+    text.compression = PNG_TEXT_COMPRESSION_NONE;
+    text.key = (png_charp) "Software";
+    text.text = (png_charp) "oir";
+    png_set_text(w->png, w->info, &text, 1);
     png_write_info(w->png, w->info);
     png_write_image(w->png, w->rows);
     png_write_end(w->png, NULL);
@@ -490,11 +497,6 @@ int image_save_png(const image *img, const char *path, oir_error *err) {
                         path, img->channels);
     int rc = image_check_size(path, img->width, img->height, err);
     if (rc) return rc;
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp) return oir_fail(err, OIR_E_NOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
 
     png_writer w;
     memset(&w, 0, sizeof w);
@@ -509,39 +511,19 @@ int image_save_png(const image *img, const char *path, oir_error *err) {
     for (size_t i = 0; i < n; i++) w.px[i] = to_u8_round(img->data[i]);
     for (int y = 0; y < img->height; y++) w.rows[y] = w.px + (size_t)y * stride;
 
-    w.f = fopen(tmp, "wb");
-    if (!w.f) {
-        rc = oir_fail(err, OIR_E_IO, "%s: cannot create (%s)", tmp, strerror(errno));
-        goto cleanup;
-    }
-    w.created = 1;
+    if ((rc = outfile_open(&w.out, path, err))) goto cleanup;
     w.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &w.ctx, png_wr_error, png_on_warning);
     if (w.png) w.info = png_create_info_struct(w.png);
     if (!w.png || !w.info) {
         rc = oir_fail(err, OIR_E_NOMEM, "%s: cannot create PNG writer", path);
         goto cleanup;
     }
-    rc = png_write_inner(&w, img, tmp, err);
-    if (rc) goto cleanup;
-    if (fflush(w.f) != 0 || ferror(w.f)) {
-        rc = oir_fail(err, OIR_E_IO, "%s: write error (%s)", tmp, strerror(errno));
-        goto cleanup;
-    }
-    int fc = fclose(w.f);
-    w.f = NULL;
-    if (fc != 0) {
-        rc = oir_fail(err, OIR_E_IO, "%s: write error (%s)", tmp, strerror(errno));
-        goto cleanup;
-    }
-    if (rename(tmp, path) != 0)
-        rc = oir_fail(err, OIR_E_IO, "%s: cannot rename %s to it (%s)", path, tmp,
-                      strerror(errno));
+    if ((rc = png_write_inner(&w, img, path, err))) goto cleanup;
+    rc = outfile_commit(&w.out, err);
 cleanup:
     if (w.png) png_destroy_write_struct(&w.png, w.info ? &w.info : NULL);
-    if (w.f) fclose(w.f);
-    if (rc && w.created) unlink(tmp);
+    outfile_abort(&w.out); /* no-op after a commit */
     free(w.px);
     free(w.rows);
-    free(tmp);
     return rc;
 }

@@ -81,8 +81,9 @@ int image_check_size(const char *what, long long width, long long height, oir_er
 /* Reads a PNG or JPEG as 3-channel RGB (see the reading rules above). */
 int image_load(image *out, const char *path, oir_error *err);
 /* Writes an 8-bit PNG: RGB for 3 channels, gray for 1 channel. Values are
- * clamped to [0, 1] and rounded half to even (NaN writes 0). Writes
- * "<path>.tmp" then renames it over path. */
+ * clamped to [0, 1] and rounded half to even (NaN writes 0). Written
+ * atomically through io/outfile.h (a fresh exclusive temp file renamed over
+ * path). */
 int image_save_png(const image *img, const char *path, oir_error *err);
 
 /* In place: x := q / 255 with q = round_half_even(clamp(x, 0, 1) * 255), or

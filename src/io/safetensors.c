@@ -3,6 +3,7 @@
  * {"name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]},
  *  "__metadata__": {"k": "v"}}, then the data area. */
 #include "io/safetensors.h"
+#include "io/outfile.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -335,10 +336,13 @@ int st_writer_add_f32(st_writer *w, const char *name, const float *data, int ndi
 
 int st_writer_save(st_writer *w, const char *path, oir_error *err) {
     int rc = OIR_OK;
-    char *header = NULL, *tmp = NULL;
-    FILE *fp = NULL;
+    char *header = NULL;
+    outfile out = {0};
     cJSON *root = cJSON_CreateObject();
     uint64_t offset = 0;
+    /* marks the file as oir's: io/outputs.h replaces only files it wrote */
+    cJSON *meta = root ? cJSON_AddObjectToObject(root, "__metadata__") : NULL;
+    if (meta) cJSON_AddStringToObject(meta, "writer", "oir");
     for (int i = 0; root && i < w->count; i++) {
         const tensor *t = &w->tensors[i];
         cJSON *e = cJSON_AddObjectToObject(root, w->names[i]);
@@ -363,39 +367,22 @@ int st_writer_save(st_writer *w, const char *path, oir_error *err) {
         goto cleanup;
     }
     size_t hlen = strlen(header), padded = (hlen + 7) / 8 * 8; /* data 8-byte aligned */
-    size_t plen = strlen(path);
-    tmp = malloc(plen + 5);
-    if (!tmp) {
-        rc = oir_fail(err, OIR_E_NOMEM, "%s: out of memory", path);
-        goto cleanup;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    fp = fopen(tmp, "wb");
-    if (!fp) {
-        rc = oir_fail(err, OIR_E_IO, "%s: cannot write: %s", tmp, strerror(errno));
-        goto cleanup;
-    }
+    if ((rc = outfile_open(&out, path, err))) goto cleanup;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(header, 1, hlen, fp) == hlen;
-    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', fp) != EOF;
+    int ok = fwrite(len8, 1, 8, out.fp) == 8 && fwrite(header, 1, hlen, out.fp) == hlen;
+    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', out.fp) != EOF;
     for (int i = 0; ok && i < w->count; i++) {
         size_t nb = tensor_nbytes(&w->tensors[i]);
-        ok = fwrite(w->tensors[i].data, 1, nb, fp) == nb;
+        ok = fwrite(w->tensors[i].data, 1, nb, out.fp) == nb;
     }
-    if (fclose(fp) != 0) ok = 0;
-    fp = NULL;
-    if (!ok || rename(tmp, path) != 0) {
+    if (!ok) {
         rc = oir_fail(err, OIR_E_IO, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
+        goto cleanup;
     }
+    rc = outfile_commit(&out, err);
 cleanup:
-    if (fp) {
-        fclose(fp);
-        unlink(tmp);
-    }
-    free(tmp);
+    outfile_abort(&out); /* no-op after a commit */
     cJSON_free(header);
     cJSON_Delete(root);
     return rc;

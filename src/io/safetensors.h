@@ -27,8 +27,9 @@ const tensor *st_find(const st_file *f, const char *name);
 const char *st_metadata(const st_file *f, const char *key);
 
 /* Writer: collects (name, tensor) pairs (data is copied at add time) and
- * writes a valid file. st_writer_save writes to "<path>.tmp" then renames,
- * so a failed save never leaves a truncated file at path. */
+ * writes a valid file. st_writer_save writes atomically through io/outfile.h
+ * (a fresh exclusive temp file renamed over path), so a failed save never
+ * leaves a truncated file at path. */
 typedef struct st_writer st_writer;
 st_writer *st_writer_new(void);
 int st_writer_add(st_writer *w, const char *name, const tensor *t, oir_error *err);
