@@ -269,6 +269,56 @@ static void test_yaml_settings(void) {
     cr_expect_error("bad guidance_scale", rc, "search", "guidance_scale");
 }
 
+/* --search and the YAML key search: the strategy runs, report.json and the
+ * settings record it with its source, skipped candidates are marked and have
+ * null scores; a bad spec is a usage error naming it. */
+static void test_search_option(void) {
+    FILE *fp = fopen(cr_path("search.yaml"), "w");
+    fprintf(fp,
+            "image_path: in.png\n"
+            "origin_prompt: \"a photo of a red circle\"\n"
+            "origin_change: ['red circle']\n"
+            "prompt_change: ['blue circle']\n"
+            "prompt_change_mask: ['m1.png']\n"
+            "num_ddim_steps: 8\n"
+            "search: \"coarse:4\"\n");
+    fclose(fp);
+    const char *out = cr_path("ysearch");
+    int rc = cr_run("search", "--model", model, "--clip", clip, "--config", cr_path("search.yaml"), "--quiet",
+                    "--threads", "1", "--out", out, NULL);
+    CHECK(rc == 0, "search with YAML search: coarse:4: exit %d %s", rc, cr_err);
+    cJSON *r = read_report(out);
+    cJSON *sr = cJSON_GetObjectItem(r, "search");
+    cJSON *from = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "settings"), "search"), "from");
+    CHECK(cJSON_IsString(sr) && !strcmp(sr->valuestring, "coarse:4") && cJSON_IsString(from) &&
+              !strcmp(from->valuestring, "yaml"),
+          "report.json: search coarse:4 from the YAML");
+    cJSON *pair = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "pairs"), 0);
+    cJSON *ev = cJSON_GetObjectItem(pair, "evaluated"), *es = cJSON_GetObjectItem(pair, "edit_score");
+    int scored = 0, null_when_skipped = 1;
+    for (int k = 0; k < cJSON_GetArraySize(ev); k++) {
+        int e = cJSON_GetArrayItem(ev, k)->valueint;
+        scored += e != 0;
+        if (!e && !cJSON_IsNull(cJSON_GetArrayItem(es, k))) null_when_skipped = 0;
+    }
+    /* T = 8, coarse:4: 1, 4, 8, then the unevaluated steps within 3 of the best */
+    CHECK(cJSON_GetArraySize(ev) == 8 && scored >= 3 && scored < 8, "evaluated marks %d of 8 scored", scored);
+    CHECK(null_when_skipped, "skipped candidates have null scores in report.json");
+    cJSON_Delete(r);
+    rc = cr_run("search", "--model", model, "--clip", clip, "--config", cr_path("search.yaml"), "--quiet",
+                "--threads", "1", "--search", "exhaustive", "--out", out, NULL);
+    r = read_report(out);
+    sr = cJSON_GetObjectItem(r, "search");
+    from = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "settings"), "search"), "from");
+    CHECK(rc == 0 && cJSON_IsString(sr) && !strcmp(sr->valuestring, "exhaustive") && cJSON_IsString(from) &&
+              !strcmp(from->valuestring, "flag"),
+          "--search exhaustive wins over the YAML (exit %d)", rc);
+    cJSON_Delete(r);
+    rc = cr_run("search", "--model", model, "--clip", clip, "--config", cr_path("search.yaml"), "--quiet",
+                "--search", "short:9", "--out", cr_path("ysbad"), NULL);
+    cr_expect_error("--search short:9 with T = 8", rc, "search", "short:9");
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     if (cr_init(argv[0])) {
@@ -282,6 +332,7 @@ int main(int argc, char **argv) {
     test_errors();
     test_pair_syntax();
     test_yaml_settings();
+    test_search_option();
     cr_cleanup();
     return th_summary();
 }

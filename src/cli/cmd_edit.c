@@ -21,7 +21,7 @@
 
 typedef struct {
     const char *image, *prompt, *target, *config, *case_name, *model, *clip, *variant, *out;
-    const char *tokenizer_mode;
+    const char *tokenizer_mode, *search;
     cli_strs pairs, masks, guided;
     int steps, reassembly, reinversion, serial, threads, quiet, budget_mb, save_candidates;
     float guidance;
@@ -60,6 +60,10 @@ static void usage(FILE *to, int search) {
             "  --reassembly-step R    reassembly level (default 10; lowered when a pair's optimal\n"
             "                         step is <= R, with a warning)\n"
             "  --reinversion-steps J  re-inversion steps after reassembly (default 10)\n"
+            "  --search NAME[:P]      how each pair's step is searched (default: the YAML's search,\n"
+            "                         else exhaustive, the paper's: every candidate k = 1..T);\n"
+            "                         coarse:S, short:TS, short-refine:TS:W, adaptive:M do a\n"
+            "                         fraction of the UNet work (README \"Faster searches\")\n"
             "  --serial               denoise each candidate alone (default: parallel, T+1 batched calls)\n"
             "  --budget-mb MB         memory for UNet activations; larger batches are split (default 2048)\n"
             "  --seed S               recorded in report.json (default: the YAML's seed, else 0); DDIM\n"
@@ -180,6 +184,7 @@ typedef struct {
     int reassembly, reinversion; /* from the YAML; -1: not given */
     int steps;                   /* from the YAML; -1: not given */
     float guidance;              /* from the YAML; < 0: not given */
+    const char *search;          /* from the YAML; NULL: not given */
     int has_seed;
     uint64_t seed;
 } edit_case_spec;
@@ -216,7 +221,7 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     /* explicit flags win over the YAML case, which wins over the defaults;
      * report.json records where each came from */
     const char *src_steps = "default", *src_guidance = "default", *src_reassembly = "default",
-               *src_reinversion = "default", *src_seed = "default";
+               *src_reinversion = "default", *src_seed = "default", *src_search = "default";
     uint64_t seed = o->seed;
     if (o->steps > 0) p.steps = o->steps, src_steps = "flag";
     else if (c->steps > 0) p.steps = c->steps, src_steps = "yaml";
@@ -228,6 +233,8 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     else if (c->reassembly >= 0) p.reassembly_step = c->reassembly, src_reassembly = "yaml";
     if (o->reinversion >= 0) p.reinversion_steps = o->reinversion, src_reinversion = "flag";
     else if (c->reinversion >= 0) p.reinversion_steps = c->reinversion, src_reinversion = "yaml";
+    if (o->search) p.search = o->search, src_search = "flag";
+    else if (c->search) p.search = c->search, src_search = "yaml";
     p.parallel = !o->serial;
     p.memory_budget = (unsigned long long)o->budget_mb << 20;
     p.target_prompt = c->target;
@@ -263,8 +270,11 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON_AddNumberToObject(rep, "reinversion_steps", r->reinversion_steps);
     cJSON_AddNumberToObject(rep, "memory_budget_mb", o->budget_mb);
     cJSON_AddNumberToObject(rep, "max_unet_batch", r->max_unet_batch);
+    cJSON_AddStringToObject(rep, "search", r->search);
     cJSON_AddNumberToObject(rep, "candidate_unet_calls", (double)r->unet_calls);
     cJSON_AddNumberToObject(rep, "candidate_unet_rows", (double)r->unet_rows);
+    cJSON_AddNumberToObject(rep, "unet_rows_total", (double)r->unet_rows_total);
+    cJSON_AddNumberToObject(rep, "vae_decodes", r->decodes);
     cJSON_AddNumberToObject(rep, "seed", (double)seed);
     cJSON *set = cJSON_AddObjectToObject(rep, "settings");
     const struct {
@@ -280,6 +290,9 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         cJSON_AddNumberToObject(e, "value", settings[i].value);
         cJSON_AddStringToObject(e, "from", settings[i].from);
     }
+    cJSON *se = cJSON_AddObjectToObject(set, "search");
+    cJSON_AddStringToObject(se, "value", r->search);
+    cJSON_AddStringToObject(se, "from", src_search);
     cJSON *cw = cJSON_AddArrayToObject(rep, "config_warnings");
     for (int i = 0; o->cfg && i < o->cfg->n_warnings; i++)
         cJSON_AddItemToArray(cw, cJSON_CreateString(o->cfg->warnings[i]));
@@ -305,6 +318,9 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         cJSON_AddItemToObject(e, "edit_score_normalised", float_array(r->edit_norm + (size_t)i * T, T));
         cJSON_AddItemToObject(e, "background_score_normalised", float_array(r->background_norm + (size_t)i * T, T));
         cJSON_AddItemToObject(e, "total", float_array(r->total + (size_t)i * T, T));
+        /* 0: skipped by the search (its scores are null), 1: scored, 2: scored on the short schedule */
+        cJSON *ev = cJSON_AddArrayToObject(e, "evaluated");
+        for (int k = 0; k < T; k++) cJSON_AddItemToArray(ev, cJSON_CreateNumber(r->evaluated[(size_t)i * T + k]));
         snprintf(name, sizeof name, "pair%d_sheet.png", i + 1);
         cJSON_AddStringToObject(e, "sheet", name);
         cJSON_AddItemToArray(jp, e);
@@ -407,6 +423,7 @@ static int run_command(int argc, char **argv, int search) {
         {"--threads", CLI_INT, &o.threads, 0, 1024},  {"--out", CLI_STR, &o.out, 0, 0},
         {"--quiet", CLI_FLAG, &o.quiet, 0, 0},        {"--save-candidates", CLI_FLAG, &o.save_candidates, 0, 0},
         {"--tokenizer-mode", CLI_STR, &o.tokenizer_mode, 0, 0},
+        {"--search", CLI_STR, &o.search, 0, 0},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err))
@@ -456,6 +473,7 @@ static int run_command(int argc, char **argv, int search) {
             s->reinversion = ec->reinversion_steps;
             s->steps = ec->num_ddim_steps;
             s->guidance = ec->guidance_scale;
+            s->search = ec->search[0] ? ec->search : NULL;
             s->has_seed = ec->has_seed;
             s->seed = ec->seed;
             for (int j = 0; j < ec->n_pairs; j++) {

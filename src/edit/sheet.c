@@ -106,7 +106,7 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
                 for (int x = 0; x < thumb; x++) put(out, x0 + x, y0 + y, c->data + ((size_t)y * thumb + x) * 3);
         } else { /* not denoised by this search */
             fill_rect(out, x0, y0, thumb, thumb, gray);
-            sheet_draw_text(out, x0 + thumb / 2 - 27, y0 + thumb / 2 - 5, 2, white, "SKIP");
+            sheet_draw_text(out, x0 + thumb / 2 - 16, y0 + thumb / 2 - 5, 2, white, "SKIP");
         }
         if (how == 2) { /* scored on the short schedule */
             fill_rect(out, x0, y0, 14, 14, blue);

@@ -147,7 +147,7 @@ static void check_keys(reader *r, yaml_node_t *m, int single) {
                                              "reassembly_step", "reinversion_steps", NULL};
     static const char *const used_single[] = {"image_path", "origin_prompt", "origin_prompt_mask",
                                               "target_prompt_list", "target_changes", NULL};
-    static const char *const used_both[] = {"num_ddim_steps", "guidance_scale", "seed", NULL};
+    static const char *const used_both[] = {"num_ddim_steps", "guidance_scale", "seed", "search", NULL};
     enum { OUT, BENCH, SINGLE, UNKNOWN, N_REASONS };
     static const char *const why[N_REASONS] = {
         "oir writes its outputs to --out",
@@ -184,9 +184,17 @@ static void check_keys(reader *r, yaml_node_t *m, int single) {
     }
 }
 
-/* num_ddim_steps, guidance_scale, seed (optional). */
+/* num_ddim_steps, guidance_scale, seed, search (optional). */
 static int read_settings(reader *r, yaml_node_t *m, edit_case *c) {
     c->guidance_scale = -1;
+    yaml_node_t *sn = map_get(r, m, "search");
+    if (sn) { /* checked when the run starts (the library names a bad spec) */
+        const char *s = scalar(sn);
+        if (!s || !*s || strlen(s) >= sizeof c->search)
+            return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': search must be a strategy such as adaptive:10",
+                            r->path, r->case_name);
+        snprintf(c->search, sizeof c->search, "%s", s);
+    }
     int rc = opt_int(r, m, "num_ddim_steps", &c->num_ddim_steps);
     if (rc) return rc;
     if (c->num_ddim_steps == 0 || c->num_ddim_steps > 1000)

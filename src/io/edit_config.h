@@ -8,8 +8,9 @@
  *   origin_change: [...], prompt_change: [...], prompt_change_mask: [paths],
  *   reassembly_step, reinversion_steps  (optional; -1 when absent)
  *
- * Both schemas also take num_ddim_steps (1..1000), guidance_scale (0..100)
- * and seed (optional; the command line's --steps/--guidance/--seed win).
+ * Both schemas also take num_ddim_steps (1..1000), guidance_scale (0..100),
+ * seed and search (a search strategy, as --search) (optional; the command
+ * line's --steps/--guidance/--seed/--search win).
  * Keys oir does not use are reported as warnings with the reason:
  * generation_image_path (outputs go to --out); ground_truth_path,
  * heldout_in_target, source_scene, target_scene, object_masks (metadata of
@@ -69,6 +70,7 @@ typedef struct {
     int reinversion_steps; /* -1: not given */
     int num_ddim_steps;    /* 1..1000, -1: not given */
     float guidance_scale;  /* 0..100, -1: not given */
+    char search[64];       /* search strategy spec ("adaptive:10"), "" not given */
     int has_seed;
     unsigned long long seed;
 } edit_case;
