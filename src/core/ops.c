@@ -174,6 +174,18 @@ void op_mul(float *out, const float *a, const float *b, size_t n) {
     }
 }
 
+size_t op_count_nonfinite(const float *x, size_t n) {
+    long nch = (long)((n + EW_CHUNK - 1) / EW_CHUNK);
+    size_t bad = 0;
+#pragma omp parallel for schedule(static) reduction(+ : bad) if (nch > 1)
+    for (long ch = 0; ch < nch; ch++) {
+        size_t i0 = (size_t)ch * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n, k = 0;
+        for (size_t i = i0; i < i1; i++) k += !isfinite(x[i]);
+        bad += k;
+    }
+    return bad;
+}
+
 void op_scale(float *out, const float *a, float s, size_t n) {
     long nch = (long)((n + EW_CHUNK - 1) / EW_CHUNK);
 #pragma omp parallel for schedule(static) if (nch > 1)
