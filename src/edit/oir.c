@@ -140,7 +140,7 @@ typedef struct {
     float *cand_lat;   /* (P, T, lat_n) */
     float *pixels;     /* (3, size, size) */
     image original, masks[MAX_PAIRS], cand_img[64];
-    float text_embed[1024];
+    float *text_embed; /* (P) the scorer's projection width: 1280 for ViT-bigG */
 } edit_state;
 
 static void state_free(edit_state *st, int n_pairs) {
@@ -152,6 +152,7 @@ static void state_free(edit_state *st, int n_pairs) {
     free(st->levels);
     free(st->cand_lat);
     free(st->pixels);
+    free(st->text_embed);
     image_free(&st->original);
     for (int i = 0; i < n_pairs && i < MAX_PAIRS; i++) image_free(&st->masks[i]);
     for (int i = 0; i < 64; i++) image_free(&st->cand_img[i]);
@@ -261,6 +262,13 @@ static int score_pair(oir_context *ctx, edit_state *st, oir_result *r, const oir
                           r->edit_score + (size_t)i * T + start, r->background_score + (size_t)i * T + start, err);
         r->seconds_scoring += clock_wall_s() - t0;
         if (rc) return rc;
+        size_t o = (size_t)i * T + start;
+        if (op_count_nonfinite(r->edit_score + o, (size_t)B) ||
+            op_count_nonfinite(r->background_score + o, (size_t)B))
+            return oir_fail(err, OIR_E_NUMERIC,
+                            "scorer: pair %d: a candidate's CLIP score is non-finite (NaN or inf): "
+                            "the CLIP model's weights overflow float32",
+                            i + 1);
         if (p->progress && p->progress(p->progress_user, "scoring", start + B, T))
             return oir_fail(err, OIR_E_CANCELLED, "cancelled");
     }
@@ -404,6 +412,10 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
     t0 = clock_wall_s();
     if ((rc = scorer_init(&st.sc, ctx->clip, &st.original, err))) goto done;
     st.have_scorer = 1;
+    if (!(st.text_embed = malloc((size_t)st.sc.P * sizeof(float)))) {
+        rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
+        goto done;
+    }
     for (int i = 0; i < n; i++)
         if ((rc = score_pair(ctx, &st, r, &pairs[i], i, &p, err))) goto done;
     r->seconds_decode = clock_wall_s() - t0 - r->seconds_scoring;
