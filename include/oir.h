@@ -23,7 +23,8 @@ enum {
     OIR_E_UNSUPPORTED = 6, /* valid but not supported (pickle, SDXL, ...) */
     OIR_E_CANCELLED = 7,   /* progress callback asked to stop */
     OIR_E_MISSING = 8,     /* required tensor or field absent */
-    OIR_E_INTERNAL = 9
+    OIR_E_INTERNAL = 9,
+    OIR_E_NUMERIC = 10     /* a model produced NaN or inf (weights overflow float32) */
 };
 
 typedef struct oir_error {

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -109,7 +111,7 @@ static void test_decode(void) {
         "rgb_37x23.png",    "rgba_37x23.png",  "gray_37x23.png", "graya_37x23.png",
         "palette_37x23.png", "rgb16_37x23.png", "gray16_37x23.png", "gray2_37x23.png",
         "adam7_37x23.png",  "rgb_37x23.jpg",   "gray_37x23.jpg", "prog_37x23.jpg",
-        "tall_22x37.png",   "bad_scan.jpg", /* damaged entropy data: warnings only, as Pillow */
+        "tall_22x37.png",   "bad_scan.jpg", /* random entropy data: decodes as noise, as Pillow */
     };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         image img;
@@ -470,6 +472,116 @@ static void test_bad_input(void) {
     expect_fail("GIF", fx("image.gif"), OIR_E_UNSUPPORTED, "GIF");
 }
 
+/* ------------------------------------------------ hostile files, made here */
+
+static size_t read_bytes(const char *path, uint8_t *buf, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    if (!CHECK(f != NULL, "cannot read %s", path)) return 0;
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+static void write_bytes(const char *path, const uint8_t *b, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!CHECK(f != NULL, "cannot write %s", path)) return;
+    fwrite(b, 1, n, f);
+    fclose(f);
+}
+
+/* Offset of the first JPEG marker 0xFF m in the header segments, or 0. */
+static size_t jpeg_marker(const uint8_t *b, size_t n, uint8_t m) {
+    size_t i = 2;
+    while (i + 4 <= n && b[i] == 0xff) {
+        if (b[i + 1] == m) return i;
+        i += 2 + ((size_t)b[i + 2] << 8 | b[i + 3]);
+    }
+    return 0;
+}
+
+/* Sets the size a JPEG's SOF segment declares. */
+static void jpeg_set_size(uint8_t *b, size_t n, uint8_t sof, int w, int h) {
+    size_t at = jpeg_marker(b, n, sof);
+    if (!CHECK(at, "no SOF%02x marker", sof)) return;
+    b[at + 5] = (uint8_t)(h >> 8), b[at + 6] = (uint8_t)h;
+    b[at + 7] = (uint8_t)(w >> 8), b[at + 8] = (uint8_t)w;
+}
+
+/* Peak RSS growth (MiB, at most 255) of a child process that loads path;
+ * -1 if the child died. Measured in the child: its peak starts at the RSS
+ * it inherits. */
+static long load_rss_growth_mib(const char *path) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
+        image img;
+        oir_error err = {0};
+        if (image_load(&img, path, &err) == OIR_OK) image_free(&img);
+        getrusage(RUSAGE_SELF, &after);
+        long mib = (after.ru_maxrss - before.ru_maxrss) / 1024;
+        _exit(mib > 255 ? 255 : mib < 0 ? 0 : (int)mib);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+}
+
+static uint32_t crc32_bytes(const uint8_t *b, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= b[i];
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
+    }
+    return ~c;
+}
+
+static void test_hostile_files(void) {
+    static uint8_t b[8192], m[8192];
+    size_t n = read_bytes(fx("rgb_37x23.jpg"), b, sizeof b);
+    size_t sos = jpeg_marker(b, n, 0xda);
+    if (!CHECK(n > 100 && sos, "rgb_37x23.jpg: SOS found")) return;
+    /* 1. Entropy data cut in half but the file still ends in EOI: libjpeg
+     * warns "premature end of data segment" and fills the rest with grey. */
+    size_t data = sos + 2 + ((size_t)b[sos + 2] << 8 | b[sos + 3]);
+    size_t cut = data + (n - 2 - data) / 2;
+    memcpy(m, b, cut);
+    m[cut] = 0xff, m[cut + 1] = 0xd9;
+    const char *p = tmp_path("cut_with_eoi.jpg");
+    write_bytes(p, m, cut + 2);
+    expect_fail("JPEG data cut, EOI kept", p, OIR_E_FORMAT, "corrupt JPEG");
+    /* 2. A 1.4 kB baseline JPEG declaring 4096x4096: the scans cannot hold one
+     * Huffman code per block; refused from the header alone. */
+    memcpy(m, b, n);
+    jpeg_set_size(m, n, 0xc0, 4096, 4096);
+    p = tmp_path("declares_4096.jpg");
+    write_bytes(p, m, n);
+    expect_fail("JPEG size vs file size", p, OIR_E_FORMAT, "declares 4096x4096");
+    /* 3. The same for a progressive JPEG of 8192x8192 (libjpeg would zero a
+     * whole-image coefficient buffer of ~400 MB before finding the damage). */
+    size_t np = read_bytes(fx("prog_37x23.jpg"), m, sizeof m);
+    jpeg_set_size(m, np, 0xc2, 8192, 8192);
+    p = tmp_path("declares_8192_prog.jpg");
+    write_bytes(p, m, np);
+    expect_fail("progressive JPEG size vs file", p, OIR_E_FORMAT, "declares 8192x8192");
+    long grow = load_rss_growth_mib(p);
+    CHECK(grow >= 0 && grow < 64, "progressive 8192x8192 from %zu bytes: RSS grew %ld MiB", np, grow);
+    printf("  ok   progressive JPEG declaring 8192x8192: RSS grew %ld MiB\n", grow);
+    /* 4. A PNG declaring 8000x8000 with 37x23's IDAT: deflate expands at most
+     * ~1032:1, so the file cannot hold the rows; refused before allocating. */
+    n = read_bytes(fx("rgb_37x23.png"), b, sizeof b);
+    if (!CHECK(n > 33 && !memcmp(b + 12, "IHDR", 4), "rgb_37x23.png: IHDR first")) return;
+    for (int i = 0; i < 2; i++) {
+        b[16 + 4 * i] = 0, b[17 + 4 * i] = 0, b[18 + 4 * i] = 8000 >> 8, b[19 + 4 * i] = 8000 & 0xff;
+    }
+    uint32_t crc = crc32_bytes(b + 12, 17);
+    b[29] = (uint8_t)(crc >> 24), b[30] = (uint8_t)(crc >> 16), b[31] = (uint8_t)(crc >> 8), b[32] = (uint8_t)crc;
+    p = tmp_path("declares_8000.png");
+    write_bytes(p, b, n);
+    expect_fail("PNG size vs file size", p, OIR_E_FORMAT, "declares 8000x8000");
+}
+
 /* Every truncation of a PNG and of two JPEGs fails cleanly; random bit flips
  * never crash (status either way). Run under ASan by `make asan-test`. */
 static void fuzz_file(const char *src, int flips) {
@@ -554,6 +666,7 @@ int main(void) {
     test_png_write();
     test_masks();
     test_bad_input();
+    test_hostile_files();
     fuzz_file(fx("rgb_37x23.png"), 300);
     fuzz_file(fx("rgb_37x23.jpg"), 300);
     fuzz_file(fx("prog_37x23.jpg"), 300);

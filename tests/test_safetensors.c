@@ -145,6 +145,26 @@ static void test_hostile(void) {
                  "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, -1);
     expect_reject("duplicate name", p, "twice");
 
+    /* Duplicate JSON keys: cJSON keeps both; the reader must refuse them
+     * (two __metadata__ objects overflowed the metadata arrays and freed
+     * the same strings twice; two "dtype" keys were silently resolved). */
+    p = tmp_path("dupmeta.safetensors");
+    write_raw(p, "{\"__metadata__\":{\"b\":\"2\",\"c\":\"3\",\"d\":\"4\"},\"__metadata__\":{\"a\":\"1\"}}",
+              0, -1);
+    expect_reject("duplicate __metadata__", p, "\"__metadata__\" appears twice");
+
+    p = tmp_path("dupfield.safetensors");
+    write_raw(p, "{\"x\":{\"dtype\":\"F32\",\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, -1);
+    expect_reject("duplicate field in an entry", p, "\"dtype\" appears twice");
+
+    p = tmp_path("dupmetakey.safetensors");
+    write_raw(p, "{\"__metadata__\":{\"format\":\"pt\",\"format\":\"np\"}}", 0, -1);
+    expect_reject("duplicate metadata key", p, "\"format\" appears twice");
+
+    p = tmp_path("inf.safetensors");
+    write_raw(p, "{\"x\":{\"dtype\":\"F32\",\"shape\":[1e999],\"data_offsets\":[0,4]}}", 4, -1);
+    expect_reject("number out of double range", p, "out of range");
+
     p = tmp_path("fields.safetensors");
     write_raw(p, "{\"x\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, -1);
     expect_reject("missing data_offsets", p, "data_offsets");
@@ -174,6 +194,41 @@ static void test_hostile(void) {
     expect_reject("truncated data", p, "outside the data area");
     CHECK(truncate(p, 20) == 0, "truncate");
     expect_reject("truncated header", p, "past the end");
+}
+
+/* Shapes whose product does not fit in 64 bits but which hold no elements
+ * are valid safetensors (the Rust reader multiplies with checked_mul in
+ * u64); element counts must come out 0, without signed overflow. */
+static void test_shape_arithmetic(void) {
+    const char *p = tmp_path("zero_huge.safetensors");
+    write_raw(p, "{\"x\":{\"dtype\":\"F32\",\"shape\":[2147483648,4294967296,0],\"data_offsets\":[0,0]}}",
+              0, -1);
+    st_file *f = NULL;
+    oir_error err = {0};
+    if (CHECK(st_open(&f, p, &err) == OIR_OK, "[2^31, 2^32, 0]: %s", err.message)) {
+        const tensor *t = st_find(f, "x");
+        CHECK(t && tensor_numel(t) == 0 && tensor_nbytes(t) == 0, "[2^31, 2^32, 0] holds 0 elements");
+        st_close(f);
+    }
+    /* tensor_numel itself: overflow and negative dims give -1, never a wrapped count */
+    tensor t = {.type = DT_F32, .ndim = 2};
+    t.shape[0] = (int64_t)1 << 40, t.shape[1] = (int64_t)1 << 40;
+    CHECK(tensor_numel(&t) == -1, "numel [2^40, 2^40] = %lld, expected -1 (overflow)",
+          (long long)tensor_numel(&t));
+    CHECK(tensor_nbytes(&t) == SIZE_MAX, "nbytes [2^40, 2^40] saturates");
+    t.shape[0] = (int64_t)1 << 31, t.shape[1] = (int64_t)1 << 32;
+    t.ndim = 3;
+    t.shape[2] = 0;
+    CHECK(tensor_numel(&t) == 0, "numel [2^31, 2^32, 0] = 0");
+    t.ndim = 2;
+    t.shape[0] = (int64_t)1 << 61, t.shape[1] = 3; /* fits in elements, not in bytes */
+    CHECK(tensor_numel(&t) > 0 && tensor_nbytes(&t) == SIZE_MAX, "bytes overflow saturates");
+    t.shape[0] = -1;
+    CHECK(tensor_numel(&t) == -1, "negative dimension gives -1");
+    tensor a;
+    int64_t big[2] = {(int64_t)1 << 40, (int64_t)1 << 40};
+    CHECK(tensor_alloc(&a, DT_F32, 2, big, &err) == OIR_E_NOMEM && a.data == NULL,
+          "tensor_alloc of [2^40, 2^40] refused: %s", err.message);
 }
 
 /* Random byte flips of a valid file must never crash (run under ASan in CI). */
@@ -231,6 +286,7 @@ int main(void) {
     test_round_trip();
     test_metadata_and_empty();
     test_hostile();
+    test_shape_arithmetic();
     test_mutations();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

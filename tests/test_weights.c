@@ -1,5 +1,6 @@
 /* weights: lookup, shape checks, problems named, dtype conversion, unaligned
  * data, shards, name maps, unused tensors. Files are written to a temp dir. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +225,71 @@ static void test_shards(void) {
     st_close(f3);
 }
 
+/* NaN / inf in a weight: refused when the tensor is first resolved (F32
+ * mapped or copied, F16 / BF16 converted), naming the tensor; a NaN weight
+ * used to run to a black image with exit 0. */
+static void test_nonfinite(void) {
+    float ok[4] = {1, 2, 3, 4}, nan4[4] = {1, NAN, 3, 4}, inf4[4] = {1, 2, -INFINITY, 4};
+    uint16_t h[4] = {f32_to_f16(1), f32_to_f16(2), 0x7c00 /* +inf */, f32_to_f16(4)};
+    uint16_t bf[4] = {f32_to_bf16(1), 0x7fc0 /* NaN */, f32_to_bf16(3), f32_to_bf16(4)};
+    st_writer *w = st_writer_new();
+    add(w, "a_ok.weight", DT_F32, 1, (int64_t[]){4}, ok);
+    add(w, "b_nan.weight", DT_F32, 1, (int64_t[]){4}, nan4);
+    add(w, "c_inf.weight", DT_F32, 1, (int64_t[]){4}, inf4);
+    add(w, "d_half_inf.weight", DT_F16, 1, (int64_t[]){4}, h);
+    add(w, "e_bf16_nan.weight", DT_BF16, 1, (int64_t[]){4}, bf);
+    st_file *f = save_open(w, "nonfinite.safetensors");
+    if (!f) return;
+    oir_error err = {0};
+    weights *ws = NULL;
+    if (!CHECK(weights_from_file(&ws, f, "unet", "", NULL, &err) == OIR_OK, "%s", err.message))
+        return;
+    CHECK(weights_getv(ws, "a_ok.weight", 1, 4) != NULL, "finite weight accepted");
+    CHECK(weights_finish(ws, &err) == OIR_OK, "no problem yet: %s", err.message);
+    CHECK(weights_getv(ws, "b_nan.weight", 1, 4) == NULL, "NaN F32 weight refused");
+    int rc = weights_finish(ws, &err);
+    CHECK(rc == OIR_E_FORMAT && strstr(err.message, "b_nan.weight") && strstr(err.message, "non-finite") &&
+              strstr(err.message, "index 1"),
+          "NaN named: %s", err.message);
+    CHECK(weights_getv(ws, "c_inf.weight", 1, 4) == NULL, "-inf F32 weight refused");
+    CHECK(weights_getv(ws, "d_half_inf.weight", 1, 4) == NULL, "inf F16 weight refused");
+    CHECK(weights_getv(ws, "e_bf16_nan.weight", 1, 4) == NULL, "NaN BF16 weight refused");
+    rc = weights_finish(ws, &err);
+    CHECK(rc == OIR_E_FORMAT && strstr(err.message, "4 tensor problems") &&
+              strstr(err.message, "d_half_inf.weight") && strstr(err.message, "e_bf16_nan.weight"),
+          "all four named: %s", err.message);
+    weights_free(ws);
+    st_close(f);
+}
+
+/* A config asking for millions of layers must not collect one message per
+ * missing tensor (a CLIP config with 1e7 layers ran to 16 GB): the first
+ * few are kept, the rest counted. */
+static void test_problem_cap(void) {
+    float v[2] = {1, 2};
+    st_writer *w = st_writer_new();
+    add(w, "present.weight", DT_F32, 1, (int64_t[]){2}, v);
+    st_file *f = save_open(w, "cap.safetensors");
+    if (!f) return;
+    oir_error err = {0};
+    weights *ws = NULL;
+    if (!CHECK(weights_from_file(&ws, f, "clip", "", NULL, &err) == OIR_OK, "%s", err.message)) return;
+    char name[64];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(name, sizeof name, "layers.%d.weight", i);
+        weights_getv(ws, name, 1, 2);
+    }
+    CHECK(weights_problem_count(ws) <= 64, "messages kept: %d, expected at most 64",
+          weights_problem_count(ws));
+    CHECK(weights_missing_count(ws) == 100000, "every problem counted: %d", weights_missing_count(ws));
+    int rc = weights_finish(ws, &err);
+    CHECK(rc == OIR_E_MISSING && strstr(err.message, "100000 tensor problems") &&
+              strstr(err.message, "layers.0.weight") && strstr(err.message, "and 99995 more"),
+          "summary: %s", err.message);
+    weights_free(ws);
+    st_close(f);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/oir_test_weights_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -233,7 +299,9 @@ int main(void) {
     test_basic();
     test_prefix_map_reshape();
     test_shards();
-    const char *files[] = {"basic.safetensors", "ldm.safetensors", "alias.safetensors",
+    test_nonfinite();
+    test_problem_cap();
+    const char *files[] = {"nonfinite.safetensors", "cap.safetensors", "basic.safetensors", "ldm.safetensors", "alias.safetensors",
                            "shard1.safetensors", "shard2.safetensors", "shard3.safetensors"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) unlink(tmp_path(files[i]));
     rmdir(tmpdir);

@@ -46,6 +46,7 @@ const char *oir_status_name(int code) {
     case OIR_E_UNSUPPORTED: return "unsupported";
     case OIR_E_CANCELLED: return "cancelled";
     case OIR_E_MISSING: return "missing tensor";
+    case OIR_E_NUMERIC: return "numeric overflow";
     default: return "internal error";
     }
 }

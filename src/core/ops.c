@@ -174,6 +174,27 @@ void op_mul(float *out, const float *a, const float *b, size_t n) {
     }
 }
 
+/* Non-finite: all exponent bits set (inf or NaN). Threads only for big
+ * arrays: the load scans every weight tensor once, and a parallel region
+ * per small tensor costs more than the scan (5x the tiny model's load time
+ * on a busy machine). */
+#define NF_CHUNK ((size_t)1 << 20)
+size_t op_count_nonfinite(const float *x, size_t n) {
+    long nch = (long)((n + NF_CHUNK - 1) / NF_CHUNK);
+    size_t bad = 0;
+#pragma omp parallel for schedule(static) reduction(+ : bad) if (nch > 4)
+    for (long ch = 0; ch < nch; ch++) {
+        size_t i0 = (size_t)ch * NF_CHUNK, i1 = i0 + NF_CHUNK < n ? i0 + NF_CHUNK : n, k = 0;
+        for (size_t i = i0; i < i1; i++) {
+            uint32_t u;
+            memcpy(&u, x + i, 4);
+            k += (u & 0x7f800000u) == 0x7f800000u;
+        }
+        bad += k;
+    }
+    return bad;
+}
+
 void op_scale(float *out, const float *a, float s, size_t n) {
     long nch = (long)((n + EW_CHUNK - 1) / EW_CHUNK);
 #pragma omp parallel for schedule(static) if (nch > 1)

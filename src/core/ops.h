@@ -89,6 +89,8 @@ void op_upsample_nearest2x(float *out, const float *in, int N, int C, int H, int
 void op_add(float *out, const float *a, const float *b, size_t n);  /* in place allowed */
 void op_mul(float *out, const float *a, const float *b, size_t n);  /* in place allowed */
 void op_scale(float *out, const float *a, float s, size_t n);       /* in place allowed */
+/* Number of NaN / inf values in x (a count: independent of the thread count). */
+size_t op_count_nonfinite(const float *x, size_t n);
 /* out[n, c, i] += bias[n, c] for x (N, C, HW): adds a per-(sample, channel)
  * value, e.g. the projected time embedding in a ResNet block. */
 void op_add_channel_bias(float *x, const float *bias, int N, int C, int HW);

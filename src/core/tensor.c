@@ -27,12 +27,25 @@ int dtype_from_name(const char *name, dtype *out) {
 }
 
 int64_t tensor_numel(const tensor *t) {
+    /* A zero dimension makes the count 0 whatever the others are, so look
+     * for one first: [2^31, 2^32, 0] is 0, not a signed overflow. */
+    for (int i = 0; i < t->ndim; i++) {
+        if (t->shape[i] < 0) return -1;
+        if (t->shape[i] == 0) return 0;
+    }
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    for (int i = 0; i < t->ndim; i++)
+        if (__builtin_mul_overflow(n, t->shape[i], &n)) return -1;
     return n;
 }
 
-size_t tensor_nbytes(const tensor *t) { return (size_t)tensor_numel(t) * dtype_size(t->type); }
+size_t tensor_nbytes(const tensor *t) {
+    int64_t n = tensor_numel(t);
+    size_t bytes;
+    if (n < 0 || (uint64_t)n > SIZE_MAX || __builtin_mul_overflow((size_t)n, dtype_size(t->type), &bytes))
+        return SIZE_MAX;
+    return bytes;
+}
 
 const char *tensor_shape_str(const tensor *t, char *buf, size_t cap) {
     size_t used = 0;
@@ -61,6 +74,13 @@ int tensor_alloc(tensor *t, dtype type, int ndim, const int64_t *shape, oir_erro
         t->shape[i] = shape[i];
     }
     size_t n = tensor_nbytes(t);
+    if (n == SIZE_MAX) {
+        char buf[160];
+        int rc = oir_fail(err, OIR_E_NOMEM, "tensor_alloc: shape %s of %s does not fit in memory",
+                          tensor_shape_str(t, buf, sizeof buf), dtype_name(type));
+        memset(t, 0, sizeof *t);
+        return rc;
+    }
     t->data = calloc(n ? n : 1, 1);
     if (!t->data) return oir_fail(err, OIR_E_NOMEM, "tensor_alloc: cannot allocate %zu bytes", n);
     t->owned = 1;

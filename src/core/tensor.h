@@ -37,13 +37,16 @@ size_t dtype_size(dtype t);
 const char *dtype_name(dtype t);            /* safetensors spelling: "F32", "BF16", ... */
 int dtype_from_name(const char *name, dtype *out); /* 0 on success, -1 if unknown */
 
+/* Element count; 0 when any dimension is 0 (whatever the others are), -1 when
+ * a dimension is negative or the product overflows int64. */
 int64_t tensor_numel(const tensor *t);
+/* Byte size; SIZE_MAX when tensor_numel is -1 or the bytes overflow size_t. */
 size_t tensor_nbytes(const tensor *t);
 /* "[2, 4, 8, 8]" into buf. */
 const char *tensor_shape_str(const tensor *t, char *buf, size_t cap);
 int tensor_shape_eq(const tensor *t, int ndim, const int64_t *shape);
 
-/* Allocates an owned, zeroed tensor. */
+/* Allocates an owned, zeroed tensor (OIR_E_NOMEM for sizes that overflow). */
 int tensor_alloc(tensor *t, dtype type, int ndim, const int64_t *shape, oir_error *err);
 void tensor_free(tensor *t);
 

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/file.h"
+#include "io/json.h"
+
 ddim_config ddim_default_config(void) {
     ddim_config c = {
         .num_train_timesteps = 1000,
@@ -70,8 +73,9 @@ static int json_bool(const cJSON *root, const char *key, int *out, const char *w
 int ddim_config_parse(ddim_config *out, const char *json, const char *what, oir_error *err) {
     ddim_config c = ddim_default_config();
     int rc = OIR_OK;
-    cJSON *root = cJSON_Parse(json);
-    if (!root || !cJSON_IsObject(root)) {
+    cJSON *root = NULL;
+    if ((rc = json_parse(&root, json, strlen(json), what, err))) goto cleanup;
+    if (!cJSON_IsObject(root)) {
         rc = oir_fail(err, OIR_E_FORMAT, "%s: not a JSON object", what);
         goto cleanup;
     }
@@ -131,6 +135,11 @@ int ddim_config_parse(ddim_config *out, const char *json, const char *what, oir_
                       c.beta_start, c.beta_end);
         goto cleanup;
     }
+    if (!(c.clip_sample_range > 0) || !isfinite((float)c.clip_sample_range)) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: clip_sample_range %g must be a positive float", what,
+                      c.clip_sample_range);
+        goto cleanup;
+    }
     if (c.steps_offset < 0 || c.steps_offset >= c.num_train_timesteps) {
         rc = oir_fail(err, OIR_E_FORMAT, "%s: steps_offset %d is out of range [0, %d)", what,
                       c.steps_offset, c.num_train_timesteps);
@@ -143,34 +152,15 @@ cleanup:
 }
 
 int ddim_config_load(ddim_config *out, const char *path, oir_error *err) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return oir_fail(err, OIR_E_IO, "%s: cannot open: %s", path, strerror(errno));
     char *buf = NULL;
-    int rc = OIR_OK;
-    if (fseek(fp, 0, SEEK_END) != 0) {
-        rc = oir_fail(err, OIR_E_IO, "%s: cannot read", path);
-        goto cleanup;
-    }
-    long len = ftell(fp);
-    if (len < 0 || len > (1 << 20)) {
-        rc = oir_fail(err, OIR_E_FORMAT, "%s: %ld bytes is not a scheduler config", path, len);
-        goto cleanup;
-    }
-    rewind(fp);
-    buf = malloc((size_t)len + 1);
-    if (!buf) {
-        rc = oir_fail(err, OIR_E_NOMEM, "%s: out of memory", path);
-        goto cleanup;
-    }
-    if (fread(buf, 1, (size_t)len, fp) != (size_t)len) {
-        rc = oir_fail(err, OIR_E_IO, "%s: short read", path);
-        goto cleanup;
-    }
-    buf[len] = 0;
-    rc = ddim_config_parse(out, buf, path, err);
-cleanup:
+    size_t len = 0;
+    int rc = file_read_regular(path, (size_t)1 << 20, "a scheduler config", &buf, &len, err);
+    if (rc) return rc;
+    if (memchr(buf, '\0', len))
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: a NUL byte in a JSON config", path);
+    else
+        rc = ddim_config_parse(out, buf, path, err);
     free(buf);
-    fclose(fp);
     return rc;
 }
 

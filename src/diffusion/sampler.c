@@ -94,18 +94,34 @@ int sampler_init(sampler *s, const sd_model *m, int image_size, int T, size_t me
     return OIR_OK;
 }
 
+/* OIR_E_NUMERIC when x (n floats, the output of `what`) holds NaN or inf:
+ * finite weights can still overflow float32, and a NaN image would quietly
+ * be written as black. */
+static int check_finite(const float *x, size_t n, const char *what, oir_error *err) {
+    size_t bad = op_count_nonfinite(x, n);
+    if (bad)
+        return oir_fail(err, OIR_E_NUMERIC,
+                        "%s: %zu of %zu values are non-finite (NaN or inf): the model's weights "
+                        "overflow float32",
+                        what, bad, n);
+    return OIR_OK;
+}
+
 int sampler_encode_prompt(sampler *s, const char *prompt, float *ctx, oir_error *err) {
-    int32_t ids[1024];
     int n = 0, truncated = 0;
-    if (s->ctx_len > 1024) return oir_fail(err, OIR_E_UNSUPPORTED, "text encoder positions > 1024");
+    int32_t *ids = malloc((size_t)s->ctx_len * sizeof *ids); /* ctx_len: the model's positions */
+    if (!ids) return oir_fail(err, OIR_E_NOMEM, "sampler: out of memory");
     int rc = tokenizer_encode(s->model->tokenizer, prompt, s->ctx_len, ids, &n, &truncated, err);
-    if (rc) return rc;
-    if (truncated)
-        return oir_fail(err, OIR_E_ARG, "prompt \"%.60s%s\" has %d tokens; the text encoder takes at most %d",
-                        prompt, strlen(prompt) > 60 ? "..." : "", n, s->ctx_len);
-    size_t mark = arena_mark(&s->arena);
-    rc = clip_text_forward(s->model->text_encoder, &s->arena, ids, 1, s->ctx_len, ctx, NULL, NULL, err);
-    arena_reset(&s->arena, mark);
+    if (!rc && truncated)
+        rc = oir_fail(err, OIR_E_ARG, "prompt \"%.60s%s\" has %d tokens; the text encoder takes at most %d",
+                      prompt, strlen(prompt) > 60 ? "..." : "", n, s->ctx_len);
+    if (!rc) {
+        size_t mark = arena_mark(&s->arena);
+        rc = clip_text_forward(s->model->text_encoder, &s->arena, ids, 1, s->ctx_len, ctx, NULL, NULL, err);
+        arena_reset(&s->arena, mark);
+    }
+    if (!rc) rc = check_finite(ctx, (size_t)s->ctx_len * s->ctx_dim, "text encoder: prompt embedding", err);
+    free(ids);
     return rc;
 }
 
@@ -114,6 +130,7 @@ int sampler_encode_image(sampler *s, const float *pixels, float *latent, oir_err
     int rc = vae_encode_mean(s->model->vae, &s->arena, pixels, 1, s->image_size, s->image_size, latent, err);
     arena_reset(&s->arena, mark);
     if (!rc) op_scale(latent, latent, s->scaling_factor, s->lat_n);
+    if (!rc) rc = check_finite(latent, s->lat_n, "vae encoder: image latent", err);
     return rc;
 }
 
@@ -124,9 +141,11 @@ int sampler_decode(sampler *s, const float *latents, int B, float *images, oir_e
     int rc = OIR_OK;
     for (int b = 0; b < B && !rc; b++) {
         op_scale(z, latents + b * s->lat_n, 1.0f / s->scaling_factor, s->lat_n);
+        if ((rc = check_finite(z, s->lat_n, "decode: the latents (unet / sampler output)", err))) break;
         size_t mark = arena_mark(&s->arena);
         rc = vae_decode(s->model->vae, &s->arena, z, 1, s->lat_h, s->lat_w, images + b * img_n, err);
         arena_reset(&s->arena, mark);
+        if (!rc) rc = check_finite(images + b * img_n, img_n, "vae decoder: decoded image", err);
         if (!rc && s->progress && s->progress(s->progress_user, "decode", b + 1, B))
             rc = oir_fail(err, OIR_E_CANCELLED, "cancelled");
     }
@@ -152,6 +171,8 @@ static int unet_jobs(sampler *s, int n, const float *const *xs, const int64_t *t
         if (rc) return rc;
         s->unet_calls++;
         s->unet_rows += B;
+        if ((rc = check_finite(s->stage_eps, (size_t)B * s->lat_n, "unet: noise prediction", err)))
+            return rc;
         for (int b = 0; b < B; b++) memcpy(outs[start + b], s->stage_eps + b * s->lat_n, s->lat_n * sizeof(float));
     }
     return OIR_OK;

@@ -8,6 +8,11 @@
  * uses timestep ts[T-1-L] (ts = the descending scheduler timesteps);
  * denoising from level L to L-1 uses ts[T-L].
  *
+ * Numbers: every model output (prompt embedding, image latent, UNet noise
+ * prediction, decoded image) is checked for NaN / inf; finite weights that
+ * overflow float32 fail with OIR_E_NUMERIC naming the stage, instead of
+ * running on to a black image.
+ *
  * Memory: UNet batches are split into chunks of at most max_unet_batch rows,
  * chosen from the memory budget; results do not depend on the split. All
  * buffers are reserved up front or grown outside the denoising loops. */

@@ -164,7 +164,7 @@ typedef struct {
     float *cand_lat;   /* (P, T, lat_n) */
     float *pixels;     /* (3, size, size) */
     image original, masks[MAX_PAIRS], cand_img[64];
-    float text_embed[1024];
+    float *text_embed; /* (P) the scorer's projection width: 1280 for ViT-bigG */
 } edit_state;
 
 static void state_free(edit_state *st, int n_pairs) {
@@ -176,6 +176,7 @@ static void state_free(edit_state *st, int n_pairs) {
     free(st->levels);
     free(st->cand_lat);
     free(st->pixels);
+    free(st->text_embed);
     image_free(&st->original);
     for (int i = 0; i < n_pairs && i < MAX_PAIRS; i++) image_free(&st->masks[i]);
     for (int i = 0; i < 64; i++) image_free(&st->cand_img[i]);
@@ -302,6 +303,11 @@ static int score_set(edit_state *st, oir_result *r, const oir_pair *pair, int i,
         rc = scorer_score(&st->sc, st->cand_img, B, &st->masks[i], st->text_embed, edit, background, err);
         r->seconds_scoring += clock_wall_s() - t0;
         if (rc) return rc;
+        if (op_count_nonfinite(edit, (size_t)B) || op_count_nonfinite(background, (size_t)B))
+            return oir_fail(err, OIR_E_NUMERIC,
+                            "scorer: pair %d: a candidate's CLIP score is non-finite (NaN or inf): "
+                            "the CLIP model's weights overflow float32",
+                            i + 1);
         for (int b = 0; b < B; b++) {
             size_t o = (size_t)i * T + ks[b] - 1;
             r->edit_score[o] = edit[b];
@@ -575,6 +581,10 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
     long calls0 = st.s.unet_calls, rows0 = st.s.unet_rows;
     if ((rc = scorer_init(&st.sc, ctx->clip, &st.original, err))) goto done;
     st.have_scorer = 1;
+    if (!(st.text_embed = malloc((size_t)st.sc.P * sizeof(float)))) {
+        rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
+        goto done;
+    }
     if ((rc = search(&st, r, pairs, n, &p, &strategy, err))) goto done;
     r->unet_calls = st.s.unet_calls - calls0;
     r->unet_rows = st.s.unet_rows - rows0;

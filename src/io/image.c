@@ -18,6 +18,8 @@
 #include <jpeglib.h>
 #include <jerror.h>
 
+#include "io/file.h"
+
 /* Files larger than this are refused before reading (a 16384^2 RGB PNG
  * stored uncompressed is ~0.8 GB; anything bigger is not a sane input). */
 #define IMAGE_MAX_FILE_BYTES ((size_t)1 << 30)
@@ -25,6 +27,11 @@
  * with thousands of tiny scans takes minutes to decode (libjpeg-turbo's own
  * TurboJPEG API applies the same kind of limit). */
 #define JPEG_MAX_SCANS 500
+/* Pixels a byte of Huffman-coded JPEG can hold at most (see jpeg_decode_inner). */
+#define JPEG_MAX_PIXELS_PER_BYTE 512
+/* Bytes of PNG rows a byte of zlib data can hold at most: deflate codes a
+ * 258-byte match in 2 bits at best (~1032:1). */
+#define PNG_MAX_EXPANSION 1032
 
 /* ---------------------------------------------------------------- basics */
 
@@ -117,48 +124,18 @@ int image_from_tensor(image *out, const float *src, int channels, int width, int
 
 /* ----------------------------------------------------------- file bytes */
 
-/* Reads the whole file; *buf is malloc'd (caller frees). */
+/* Reads the whole file; *buf is malloc'd (caller frees). Anything but a
+ * regular file (a FIFO, /dev/zero) is refused before it is read. */
 static int read_file(const char *path, uint8_t **buf, size_t *len, oir_error *err) {
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return oir_fail(err, OIR_E_IO, "%s: cannot open (%s)", path, strerror(errno));
-    int rc = OIR_OK;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        rc = oir_fail(err, OIR_E_IO, "%s: cannot stat (%s)", path, strerror(errno));
-        goto cleanup;
+    char *b = NULL;
+    int rc = file_read_regular(path, IMAGE_MAX_FILE_BYTES, "an image file", &b, len, err);
+    if (rc) return rc;
+    if (*len == 0) {
+        free(b);
+        return oir_fail(err, OIR_E_FORMAT, "%s: empty file, expected a PNG or JPEG image", path);
     }
-    if (!S_ISREG(st.st_mode)) {
-        rc = oir_fail(err, OIR_E_IO, "%s: not a regular file", path);
-        goto cleanup;
-    }
-    if (st.st_size == 0) {
-        rc = oir_fail(err, OIR_E_FORMAT, "%s: empty file, expected a PNG or JPEG image", path);
-        goto cleanup;
-    }
-    if ((unsigned long long)st.st_size > IMAGE_MAX_FILE_BYTES) {
-        rc = oir_fail(err, OIR_E_UNSUPPORTED, "%s: file is %lld bytes, over the %zu byte limit",
-                      path, (long long)st.st_size, IMAGE_MAX_FILE_BYTES);
-        goto cleanup;
-    }
-    size_t n = (size_t)st.st_size;
-    *buf = malloc(n);
-    if (!*buf) {
-        rc = oir_fail(err, OIR_E_NOMEM, "%s: cannot allocate %zu bytes", path, n);
-        goto cleanup;
-    }
-    if (fread(*buf, 1, n, f) != n) {
-        rc = oir_fail(err, OIR_E_IO, "%s: read error (%s)", path,
-                      ferror(f) ? strerror(errno) : "file shrank while reading");
-        free(*buf);
-        *buf = NULL;
-        goto cleanup;
-    }
-    *len = n;
-cleanup:
-    fclose(f);
-    return rc;
+    *buf = (uint8_t *)b;
+    return OIR_OK;
 }
 
 typedef enum { FMT_UNKNOWN, FMT_PNG, FMT_JPEG } img_format;
@@ -223,9 +200,10 @@ static int png_decode_inner(png_rd *c, rgb8 *o) {
         return oir_fail(c->err, OIR_E_FORMAT, "%s: corrupt PNG (%s)", c->path, c->msg);
     }
     png_set_read_fn(c->png, c, png_read_mem);
-    /* Our own size check below gives the message; libpng's limits only guard
-     * against values no check could see. */
-    png_set_user_limits(c->png, 0x7fffffff, 0x7fffffff);
+    /* decode_png checked the IHDR bytes and image_check_size below gives the
+     * message; libpng's own limits are the same sides, a second guard. */
+    png_set_user_limits(c->png, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE);
+    png_set_chunk_malloc_max(c->png, (png_alloc_size_t)8 << 20); /* text / ICC chunks */
     png_read_info(c->png, c->info);
     png_uint_32 w, h;
     int depth, ctype, interlace;
@@ -266,11 +244,24 @@ static int decode_png(const char *path, const uint8_t *buf, size_t len, rgb8 *o,
                       oir_error *err) {
     /* IHDR must come first (8-byte signature, then length, type, width,
      * height); check the size before libpng reads further chunks. */
-    if (len >= 24 && memcmp(buf + 12, "IHDR", 4) == 0) {
+    if (len >= 26 && memcmp(buf + 12, "IHDR", 4) == 0) {
         long long w = ((long long)buf[16] << 24) | (buf[17] << 16) | (buf[18] << 8) | buf[19];
         long long h = ((long long)buf[20] << 24) | (buf[21] << 16) | (buf[22] << 8) | buf[23];
         if (w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS)
             return image_check_size(path, w, h, err);
+        /* The rows (a filter byte each) come out of deflate at most ~1032:1:
+         * a header declaring more than the file can hold is a truncated or
+         * crafted file, refused before the rows are allocated. Interlaced
+         * images have more row bytes, so this bound holds for them too. */
+        int depth = buf[24], ctype = buf[25];
+        int chans = ctype == 2 ? 3 : ctype == 4 ? 2 : ctype == 6 ? 4 : 1;
+        long long row = (w * chans * depth + 7) / 8 + 1, raw = row * h;
+        if (w > 0 && h > 0 && depth > 0 && depth <= 16 &&
+            raw > (long long)PNG_MAX_EXPANSION * (long long)len + 4096)
+            return oir_fail(err, OIR_E_FORMAT,
+                            "%s: corrupt PNG (declares %lldx%lld pixels, %lld bytes of rows, more "
+                            "than its %zu bytes can hold: truncated or damaged)",
+                            path, w, h, raw, len);
     }
     png_rd c;
     memset(&c, 0, sizeof c);
@@ -309,12 +300,32 @@ static void jpeg_on_error(j_common_ptr cinfo) {
     longjmp(e->jb, 1);
 }
 
-/* Warnings are silent except premature end of data: libjpeg would pad the
- * image with gray and carry on; a truncated file is an error for us. */
+/* libjpeg "warns" about damage it papers over: a premature end of the file
+ * or of a scan, bad Huffman or arithmetic codes, a lost restart marker, an
+ * inconsistent progression. It then fills the rest of the image with grey
+ * and returns success, so every warning is an error for us except these
+ * harmless ones, which lose no pixel data:
+ *   JWRN_EXTRANEOUS_DATA  padding bytes before a marker (common in files
+ *                         from cameras and editors; the data resyncs)
+ *   JWRN_JFIF_MAJOR       an unknown JFIF version number in APP0
+ *   JWRN_ADOBE_XFORM      an unknown Adobe colour-transform code (the
+ *                         colour space is then taken from the components)
+ *   JWRN_NOT_SEQUENTIAL   out-of-spec (ignored) progression fields in a
+ *                         baseline SOS
+ *   JWRN_BOGUS_ICC        a damaged ICC profile marker (we ignore ICC) */
 static void jpeg_on_message(j_common_ptr cinfo, int level) {
-    if (level >= 0) return;
-    if (cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_on_error(cinfo);
-    cinfo->err->num_warnings++;
+    if (level >= 0) return; /* trace messages */
+    switch (cinfo->err->msg_code) {
+    case JWRN_EXTRANEOUS_DATA:
+    case JWRN_JFIF_MAJOR:
+    case JWRN_ADOBE_XFORM:
+    case JWRN_NOT_SEQUENTIAL:
+    case JWRN_BOGUS_ICC:
+        cinfo->err->num_warnings++;
+        return;
+    default:
+        jpeg_on_error(cinfo);
+    }
 }
 
 static void jpeg_on_output(j_common_ptr cinfo) { (void)cinfo; }
@@ -345,9 +356,20 @@ static int jpeg_decode_inner(jpeg_rd *c, const uint8_t *buf, size_t len, rgb8 *o
     c->cinfo.progress = &c->progress;
     jpeg_mem_src(&c->cinfo, buf, (unsigned long)len);
     jpeg_read_header(&c->cinfo, TRUE);
-    int rc = image_check_size(c->path, (long long)c->cinfo.image_width,
-                              (long long)c->cinfo.image_height, c->err);
+    long long iw = (long long)c->cinfo.image_width, ih = (long long)c->cinfo.image_height;
+    int rc = image_check_size(c->path, iw, ih, c->err);
     if (rc) return rc;
+    /* Huffman coding spends at least one bit on every 8x8 block of the
+     * full-resolution component (its DC difference, in the first scan that
+     * codes it): a file of len bytes holds at most 512 * len pixels. A
+     * header declaring more cannot be a whole image (libjpeg would zero a
+     * whole-image buffer, then fill it with grey): refused before any pixel
+     * memory. Arithmetic coding can compress further and is exempt. */
+    if (!c->cinfo.arith_code && iw * ih > (long long)JPEG_MAX_PIXELS_PER_BYTE * (long long)len)
+        return oir_fail(c->err, OIR_E_FORMAT,
+                        "%s: corrupt JPEG (declares %lldx%lld pixels, more than its %zu bytes can "
+                        "code: at most %d pixels a byte; truncated or damaged)",
+                        c->path, iw, ih, len, JPEG_MAX_PIXELS_PER_BYTE);
     switch (c->cinfo.jpeg_color_space) {
     case JCS_GRAYSCALE:
     case JCS_YCbCr:
@@ -363,7 +385,13 @@ static int jpeg_decode_inner(jpeg_rd *c, const uint8_t *buf, size_t len, rgb8 *o
     }
     /* Defaults otherwise (ISLOW DCT, fancy upsampling), as Pillow decodes. */
     c->cinfo.out_color_space = JCS_RGB;
-    jpeg_start_decompress(&c->cinfo);
+    jpeg_start_decompress(&c->cinfo); /* multi-scan files: reads every scan here */
+    if (c->cinfo.progressive_mode && c->cinfo.coef_bits)
+        for (int ci = 0; ci < c->cinfo.num_components; ci++)
+            if (c->cinfo.coef_bits[ci][0] < 0) /* no scan ever coded its DC */
+                return oir_fail(c->err, OIR_E_FORMAT,
+                                "%s: corrupt JPEG (component %d has no scans: truncated)", c->path,
+                                ci);
     int w = (int)c->cinfo.output_width, h = (int)c->cinfo.output_height;
     if (c->cinfo.output_components != 3 || w != (int)c->cinfo.image_width ||
         h != (int)c->cinfo.image_height)

@@ -15,12 +15,25 @@
  * their high byte (what Pillow does); gAMA/iCCP and EXIF orientation are
  * ignored (Pillow ignores them too). CMYK JPEGs, GIF, BMP, WebP, TIFF are
  * refused with OIR_E_UNSUPPORTED. Sizes over IMAGE_MAX_SIDE per side or
- * IMAGE_MAX_PIXELS in all are refused before any pixel memory is allocated.
+ * IMAGE_MAX_PIXELS (64 Mpixels) in all are refused from the header, before
+ * any pixel memory is allocated (libpng's user limits are set to the same
+ * sides). So is a header that declares more pixels than the file could code
+ * (a Huffman JPEG spends at least one bit per 8x8 block: at most 512 pixels
+ * a byte; deflate expands PNG rows at most ~1032:1): a 786-byte JPEG
+ * declaring 64 Mpixels no longer makes libjpeg zero a 1 GB buffer.
  * A truncated or corrupt file is an error (OIR_E_FORMAT) whose message names
  * the file: "img.png: corrupt PNG (IDAT: invalid distance too far back)".
- * JPEG damage that libjpeg only warns about (bad entropy-coded data) decodes
- * as Pillow decodes it; premature end of data is an error; progressive JPEGs
- * with more than 500 scans are refused (decoding time bomb).
+ * JPEG damage that libjpeg only warns about (premature end of a scan or of
+ * the file, bad Huffman or arithmetic codes, a lost restart marker, an
+ * inconsistent progression, a progressive component with no scans) is an
+ * error too, where libjpeg (and Pillow) would fill the image with grey and
+ * succeed; only warnings that lose no pixel data are ignored: extraneous
+ * bytes before a marker, an unknown JFIF version or Adobe transform code,
+ * ignored SOS fields of a baseline file, a damaged ICC marker. (JPEG has no
+ * checksum: random bytes in a scan that still decode as valid codes give
+ * noise, as in Pillow, with at most an "extraneous bytes" warning.) Progressive
+ * JPEGs with more than 500 scans are refused (decoding time bomb). Files are
+ * opened through io/file.h: a FIFO or device is refused, never read.
  *
  * Geometry (matching prompt-to-prompt's load_512, used by the OIR authors):
  *   image_center_crop      centered square of side min(H, W); offset

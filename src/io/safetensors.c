@@ -16,6 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/file.h"
+#include "io/json.h"
+
 #define ST_MAX_HEADER (100u << 20) /* 100 MB of JSON is already absurd */
 
 typedef struct {
@@ -74,6 +77,8 @@ void st_close(st_file *f) {
 static int parse_metadata(st_file *f, const cJSON *meta, oir_error *err) {
     if (!cJSON_IsObject(meta))
         return oir_fail(err, OIR_E_FORMAT, "%s: __metadata__ is not an object", f->path);
+    if (f->meta_keys) /* json_parse refuses duplicate keys: cannot happen */
+        return oir_fail(err, OIR_E_INTERNAL, "%s: __metadata__ read twice", f->path);
     int n = cJSON_GetArraySize(meta);
     f->meta_keys = calloc((size_t)n + 1, sizeof(char *));
     f->meta_values = calloc((size_t)n + 1, sizeof(char *));
@@ -151,22 +156,19 @@ int st_open(st_file **out, const char *path, oir_error *err) {
         free(f);
         return oir_fail(err, OIR_E_NOMEM, "%s: out of memory", path);
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = oir_fail(err, OIR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    uint64_t fsize = 0;
+    if ((rc = file_open_regular(path, &fd, &fsize, err))) goto cleanup;
+    if (fsize < 8) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: truncated: %llu bytes, a safetensors file has at least 8",
+                      path, (unsigned long long)fsize);
         goto cleanup;
     }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        rc = oir_fail(err, OIR_E_IO, "%s: not a regular file", path);
+    if (fsize > SIZE_MAX) {
+        rc = oir_fail(err, OIR_E_UNSUPPORTED, "%s: %llu bytes do not fit in the address space", path,
+                      (unsigned long long)fsize);
         goto cleanup;
     }
-    if (sb.st_size < 8) {
-        rc = oir_fail(err, OIR_E_FORMAT, "%s: truncated: %lld bytes, a safetensors file has at least 8",
-                      path, (long long)sb.st_size);
-        goto cleanup;
-    }
-    f->map_size = (size_t)sb.st_size;
+    f->map_size = (size_t)fsize;
     f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (f->map == MAP_FAILED) {
         f->map = NULL;
@@ -190,18 +192,15 @@ int st_open(st_file **out, const char *path, oir_error *err) {
         rc = oir_fail(err, OIR_E_FORMAT, "%s: header is not a JSON object", path);
         goto cleanup;
     }
-    const char *json_end = NULL;
-    root = cJSON_ParseWithLengthOpts(json, (size_t)hlen, &json_end, 0);
-    if (!root || !cJSON_IsObject(root)) {
-        rc = oir_fail(err, OIR_E_FORMAT, "%s: header is not valid JSON (near byte %ld)", path,
-                      json_end ? (long)(json_end - json) + 8 : 8L);
+    /* duplicate keys (two __metadata__, two "dtype"), non-finite numbers and
+     * deep nesting are refused here, for the whole header */
+    char what[1100];
+    snprintf(what, sizeof what, "%s: header", path);
+    if ((rc = json_parse(&root, json, (size_t)hlen, what, err))) goto cleanup;
+    if (!cJSON_IsObject(root)) {
+        rc = oir_fail(err, OIR_E_FORMAT, "%s: header is not a JSON object", path);
         goto cleanup;
     }
-    for (const char *p = json_end; p && p < json + hlen; p++)
-        if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t' && *p != '\0') {
-            rc = oir_fail(err, OIR_E_FORMAT, "%s: trailing bytes after the JSON header", path);
-            goto cleanup;
-        }
     uint64_t data_size = f->map_size - 8 - hlen;
     const unsigned char *data = f->map + 8 + hlen;
     int n = cJSON_GetArraySize(root);

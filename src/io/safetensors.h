@@ -1,8 +1,12 @@
 /* safetensors: validated, read-only mmap reader and a writer.
  *
- * st_open validates the whole header before anything is used: header length
- * inside the file, well-formed JSON, every dtype known, shape x dtype size ==
- * byte length, offsets inside the data area, no overlapping tensors. Every
+ * st_open validates the whole header before anything is used: a regular
+ * file (io/file.h: a FIFO is refused, not waited on), header length inside
+ * the file, well-formed JSON without duplicate keys (io/json.h: two
+ * "__metadata__" or two "dtype" are refused), every dtype known, shape x
+ * dtype size == byte length (64-bit, overflow-checked; a shape holding a 0
+ * has 0 elements whatever its other dims), offsets inside the data area, no
+ * overlapping tensors. Every
  * tensor's data points into the read-only mapping (zero copy). */
 #ifndef OIR_IO_SAFETENSORS_H
 #define OIR_IO_SAFETENSORS_H

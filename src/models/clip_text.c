@@ -71,7 +71,7 @@ int clip_json_float(const cJSON *obj, const char *field, float *v, const char *w
                     oir_error *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
     if (!it || cJSON_IsNull(it)) return OIR_OK;
-    if (!cJSON_IsNumber(it) || !(it->valuedouble > 0) || !isfinite(it->valuedouble))
+    if (!cJSON_IsNumber(it) || !(it->valuedouble > 0) || !isfinite((float)it->valuedouble))
         return oir_fail(err, OIR_E_FORMAT, "%s: field %s: expected a positive number", where,
                         field);
     *v = (float)it->valuedouble;
@@ -99,25 +99,22 @@ int clip_json_act(const cJSON *obj, clip_act *act, const char *where, oir_error 
 int clip_text_config_check(const clip_text_config *c, const char *where, oir_error *err) {
     const struct {
         const char *name;
-        int v;
-    } f[] = {{"vocab_size", c->vocab_size},
-             {"hidden_size", c->hidden_size},
-             {"num_hidden_layers", c->num_hidden_layers},
-             {"num_attention_heads", c->num_attention_heads},
-             {"intermediate_size", c->intermediate_size},
-             {"max_position_embeddings", c->max_position_embeddings},
-             {"projection_dim", c->projection_dim}};
+        int v, max;
+    } f[] = {{"vocab_size", c->vocab_size, CFG_MAX_VOCAB},
+             {"hidden_size", c->hidden_size, CFG_MAX_WIDTH},
+             {"num_hidden_layers", c->num_hidden_layers, CFG_MAX_LAYERS},
+             {"num_attention_heads", c->num_attention_heads, CFG_MAX_HEADS},
+             {"intermediate_size", c->intermediate_size, CFG_MAX_INTERMEDIATE},
+             {"max_position_embeddings", c->max_position_embeddings, CFG_MAX_POSITIONS},
+             {"projection_dim", c->projection_dim, CFG_MAX_WIDTH}};
+    int rc;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (f[i].v < 1)
-            return oir_fail(err, OIR_E_FORMAT, "%s: field %s: expected a positive integer, got %d",
-                            where, f[i].name, f[i].v);
+        if ((rc = model_config_check_size(where, f[i].name, f[i].v, f[i].max, err))) return rc;
     if (c->hidden_size % c->num_attention_heads != 0)
         return oir_fail(err, OIR_E_FORMAT,
                         "%s: field hidden_size: %d is not divisible by num_attention_heads %d",
                         where, c->hidden_size, c->num_attention_heads);
-    if (!(c->layer_norm_eps > 0))
-        return oir_fail(err, OIR_E_FORMAT, "%s: field layer_norm_eps: expected > 0", where);
-    return OIR_OK;
+    return model_config_check_float(where, "layer_norm_eps", c->layer_norm_eps, 0, 0, 1, err);
 }
 
 /* The fields of one CLIP tower: the object under `key` ("text_config") of a

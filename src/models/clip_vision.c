@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "models/model_config.h"
 
 struct clip_vision_model {
     clip_vision_config cfg;
@@ -41,19 +42,18 @@ clip_vision_config clip_vision_config_default(void) {
 int clip_vision_config_check(const clip_vision_config *c, const char *where, oir_error *err) {
     const struct {
         const char *name;
-        int v;
-    } f[] = {{"hidden_size", c->hidden_size},
-             {"num_hidden_layers", c->num_hidden_layers},
-             {"num_attention_heads", c->num_attention_heads},
-             {"intermediate_size", c->intermediate_size},
-             {"image_size", c->image_size},
-             {"patch_size", c->patch_size},
-             {"num_channels", c->num_channels},
-             {"projection_dim", c->projection_dim}};
+        int v, max;
+    } f[] = {{"hidden_size", c->hidden_size, CFG_MAX_WIDTH},
+             {"num_hidden_layers", c->num_hidden_layers, CFG_MAX_LAYERS},
+             {"num_attention_heads", c->num_attention_heads, CFG_MAX_HEADS},
+             {"intermediate_size", c->intermediate_size, CFG_MAX_INTERMEDIATE},
+             {"image_size", c->image_size, CFG_MAX_IMAGE_SIZE},
+             {"patch_size", c->patch_size, CFG_MAX_IMAGE_SIZE},
+             {"num_channels", c->num_channels, CFG_MAX_IMAGE_CHANNELS},
+             {"projection_dim", c->projection_dim, CFG_MAX_WIDTH}};
+    int rc;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (f[i].v < 1)
-            return oir_fail(err, OIR_E_FORMAT, "%s: field %s: expected a positive integer, got %d",
-                            where, f[i].name, f[i].v);
+        if ((rc = model_config_check_size(where, f[i].name, f[i].v, f[i].max, err))) return rc;
     if (c->hidden_size % c->num_attention_heads != 0)
         return oir_fail(err, OIR_E_FORMAT,
                         "%s: field hidden_size: %d is not divisible by num_attention_heads %d",
@@ -62,12 +62,13 @@ int clip_vision_config_check(const clip_vision_config *c, const char *where, oir
         return oir_fail(err, OIR_E_FORMAT,
                         "%s: field image_size: %d is not divisible by patch_size %d", where,
                         c->image_size, c->patch_size);
-    if (c->image_size > 16384)
-        return oir_fail(err, OIR_E_FORMAT, "%s: field image_size: %d, expected at most 16384",
-                        where, c->image_size);
-    if (!(c->layer_norm_eps > 0))
-        return oir_fail(err, OIR_E_FORMAT, "%s: field layer_norm_eps: expected > 0", where);
-    return OIR_OK;
+    /* tokens = grid^2 + 1, and attention is quadratic in them */
+    if (c->image_size / c->patch_size > CFG_MAX_PATCH_GRID)
+        return oir_fail(err, OIR_E_FORMAT,
+                        "%s: image_size %d / patch_size %d = %d patches a side, expected at most %d",
+                        where, c->image_size, c->patch_size, c->image_size / c->patch_size,
+                        CFG_MAX_PATCH_GRID);
+    return model_config_check_float(where, "layer_norm_eps", c->layer_norm_eps, 0, 0, 1, err);
 }
 
 int clip_vision_config_from_json(clip_vision_config *cfg, const cJSON *root, const char *where,
@@ -362,13 +363,22 @@ int clip_preprocess_config_load(clip_preprocess_config *out, const char *path, o
         goto cleanup;
     const cJSON *rf = cJSON_GetObjectItemCaseSensitive(root, "rescale_factor");
     if (rf && !cJSON_IsNull(rf)) {
-        if (!cJSON_IsNumber(rf) || !(rf->valuedouble > 0)) {
+        if (!cJSON_IsNumber(rf)) {
             rc = oir_fail(err, OIR_E_FORMAT, "%s: field rescale_factor: expected a positive "
                                              "number", path);
             goto cleanup;
         }
+        if ((rc = model_config_check_float(path, "rescale_factor", rf->valuedouble, 0, 0, 1, err)))
+            goto cleanup;
         pc.rescale_factor = rf->valuedouble;
     }
+    if ((rc = model_config_check_size(path, "size.shortest_edge", pc.shortest_edge,
+                                      CFG_MAX_IMAGE_SIZE, err)) ||
+        (rc = model_config_check_size(path, "crop_size.height", pc.crop_height, CFG_MAX_IMAGE_SIZE,
+                                      err)) ||
+        (rc = model_config_check_size(path, "crop_size.width", pc.crop_width, CFG_MAX_IMAGE_SIZE,
+                                      err)))
+        goto cleanup;
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "resample");
     if (rs && !cJSON_IsNull(rs) && !(cJSON_IsNumber(rs) && rs->valuedouble == 3)) {
         rc = oir_fail(err, OIR_E_UNSUPPORTED,

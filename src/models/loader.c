@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/file.h"
 
 #include "models/ldm_names.h"
 #include "models/loader_impl.h"
@@ -29,10 +32,7 @@ const char *sd_join(char *buf, size_t cap, const char *dir, const char *name) {
     return k >= 0 && (size_t)k < cap ? buf : NULL;
 }
 
-int sd_is_file(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
+int sd_is_file(const char *path) { return file_is_regular(path); }
 
 int sd_is_dir(const char *path) {
     struct stat sb;
@@ -75,10 +75,16 @@ int loader_refuse_pickle(const char *what, oir_error *err) {
 /* First bytes of a file (zero-filled past its end); how many were read. */
 static size_t read_magic(const char *path, unsigned char *buf, size_t n) {
     memset(buf, 0, n);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return 0;
-    size_t got = fread(buf, 1, n, fp);
-    fclose(fp);
+    int fd;
+    if (file_open_regular(path, &fd, NULL, NULL)) return 0; /* never blocks on a FIFO */
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(fd, buf + got, n - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    close(fd);
     return got;
 }
 
@@ -588,13 +594,18 @@ int sd_model_load(sd_model **out, const char *path, const sd_load_params *params
                       path);
         break;
     default:
-        if (!sd_is_file(path) && !sd_is_dir(path))
-            rc = oir_fail(err, OIR_E_IO, "%s: no such file or folder", path);
-        else
+        if (!sd_is_file(path) && !sd_is_dir(path)) {
+            struct stat sb;
+            if (stat(path, &sb) == 0)
+                rc = oir_fail(err, OIR_E_IO, "%s: not a regular file or a folder", path);
+            else
+                rc = oir_fail(err, OIR_E_IO, "%s: no such file or folder", path);
+        } else {
             rc = oir_fail(err, OIR_E_FORMAT,
                           "%s: neither a diffusers folder (no model_index.json) nor a .safetensors "
                           "checkpoint",
                           path);
+        }
     }
     if (rc == OIR_OK) rc = sd_check_components(m, err);
     if (rc == OIR_OK) rc = collect_unused(m->files, err);
@@ -654,6 +665,13 @@ int clip_model_load(clip_model **out, const char *dir, oir_error *err) {
     if (kind == MODEL_PATH_PICKLE) {
         rc = loader_refuse_pickle(dir, err);
         goto cleanup;
+    }
+    char cfg[1200];
+    model_config mc;
+    if (kind != MODEL_PATH_CLIP && sd_is_dir(dir) && sd_join(cfg, sizeof cfg, dir, "config.json") &&
+        sd_is_file(cfg)) { /* a config.json that does not read: say why */
+        if ((rc = model_config_read(&mc, cfg, err))) goto cleanup;
+        model_config_free(&mc);
     }
     if (kind != MODEL_PATH_CLIP) {
         rc = oir_fail(err, sd_is_dir(dir) ? OIR_E_FORMAT : OIR_E_IO,
@@ -729,6 +747,9 @@ static int config_sample_size(const char *dir, const char *comp, int *out, oir_e
     if (n == 2 && v[0] != v[1])
         return oir_fail(err, OIR_E_UNSUPPORTED,
                         "%s: sample_size [%d, %d] is not square; give the size explicitly", path, v[0], v[1]);
+    if (n >= 1 && v[0] > 0 && v[0] > CFG_MAX_IMAGE_SIZE)
+        return oir_fail(err, OIR_E_FORMAT, "%s: sample_size = %d, expected at most %d", path, v[0],
+                        CFG_MAX_IMAGE_SIZE);
     if (n >= 1 && v[0] > 0) *out = v[0];
     return OIR_OK;
 }
@@ -741,6 +762,11 @@ int sd_model_native_size(const sd_model *m, const char *config_dir, int *size, o
     int s = 0, rc = config_sample_size(dir, "unet", &s, err);
     if (rc) return rc;
     if (s > 0) {
+        if ((long long)s * f > CFG_MAX_IMAGE_SIZE)
+            return oir_fail(err, OIR_E_FORMAT,
+                            "%s/unet/config.json: sample_size %d x the VAE factor %d = %lld pixels, "
+                            "expected at most %d",
+                            dir, s, f, (long long)s * f, CFG_MAX_IMAGE_SIZE);
         *size = s * f;
         return OIR_OK;
     }

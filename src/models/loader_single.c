@@ -1,6 +1,7 @@
 /* Single-file original SD 1.x checkpoints (.safetensors, CompVis LDM key
  * layout): architecture check, configs from the shapes (or a config folder),
  * names mapped through ldm_names. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,14 @@ static int has_prefix(const st_file *f, const char *prefix) {
     return 0;
 }
 
+/* Dimension i of t as a config value. Shapes go up to 2^53 (a zero-size
+ * tensor may have any other dims): values over INT_MAX become INT_MAX,
+ * never a wrapped negative number, and the config check then refuses them
+ * naming the field. */
+static int dim(const tensor *t, int i) {
+    return t->shape[i] > INT_MAX ? INT_MAX : (int)t->shape[i];
+}
+
 /* A tensor the inference needs, with ndim dims. */
 static int need(const st_file *f, const tensor **t, int ndim, const char *name, oir_error *err) {
     *t = st_find(f, name);
@@ -56,14 +65,14 @@ static int infer_unet(const st_file *f, unet_config *c, oir_error *err) {
     const tensor *t;
     int rc;
     if ((rc = need(f, &t, 4, UNET_P "input_blocks.0.0.weight", err))) return rc;
-    c->block_out_channels[0] = (int)t->shape[0];
-    c->in_channels = (int)t->shape[1];
-    c->conv_in_kernel = (int)t->shape[2];
+    c->block_out_channels[0] = dim(t, 0);
+    c->in_channels = dim(t, 1);
+    c->conv_in_kernel = dim(t, 2);
     if ((rc = need(f, &t, 4, UNET_P "out.2.weight", err))) return rc;
-    c->out_channels = (int)t->shape[0];
-    c->conv_out_kernel = (int)t->shape[2];
+    c->out_channels = dim(t, 0);
+    c->conv_out_kernel = dim(t, 2);
     if ((rc = need(f, &t, 2, UNET_P "time_embed.0.weight", err))) return rc;
-    c->time_embed_dim = (int)t->shape[0];
+    c->time_embed_dim = dim(t, 0);
     /* Walk input_blocks: resnets until a downsampler ("op") closes a level. */
     int level = 0, count = 0, idx = 1, linear = -1;
     for (;;) {
@@ -77,7 +86,7 @@ static int infer_unet(const st_file *f, unet_config *c, oir_error *err) {
         const tensor *r = findf(f, UNET_P "input_blocks.%d.0.in_layers.2.weight", idx);
         if (!r || r->ndim != 4) break;
         if (!count) {
-            c->block_out_channels[level] = (int)r->shape[0];
+            c->block_out_channels[level] = dim(r, 0);
             const tensor *pi = findf(f, UNET_P "input_blocks.%d.1.proj_in.weight", idx);
             c->down_attn[level] = pi != NULL;
             if (pi) linear = pi->ndim == 2;
@@ -106,7 +115,7 @@ static int infer_unet(const st_file *f, unet_config *c, oir_error *err) {
     const tensor *k = findf(f, UNET_P "middle_block.1.transformer_blocks.0.attn2.to_k.weight");
     for (int i = 1; !k && i < idx; i++)
         k = findf(f, UNET_P "input_blocks.%d.1.transformer_blocks.0.attn2.to_k.weight", i);
-    if (k && k->ndim == 2) c->cross_attention_dim = (int)k->shape[1];
+    if (k && k->ndim == 2) c->cross_attention_dim = dim(k, 1);
     if ((rc = unet_config_check(c, st_path(f), err))) oir_error_prefix(err, "%s", INFER_HINT);
     return rc;
 }
@@ -116,15 +125,15 @@ static int infer_vae(const st_file *f, vae_config *c, oir_error *err) {
     const tensor *t;
     int rc;
     if ((rc = need(f, &t, 4, VAE_P "encoder.conv_in.weight", err))) return rc;
-    c->in_channels = (int)t->shape[1];
+    c->in_channels = dim(t, 1);
     if ((rc = need(f, &t, 4, VAE_P "decoder.conv_out.weight", err))) return rc;
-    c->out_channels = (int)t->shape[0];
+    c->out_channels = dim(t, 0);
     if ((rc = need(f, &t, 4, VAE_P "post_quant_conv.weight", err))) return rc;
-    c->latent_channels = (int)t->shape[0];
+    c->latent_channels = dim(t, 0);
     int n = 0;
     while (n < VAE_MAX_BLOCKS && (t = findf(f, VAE_P "encoder.down.%d.block.0.conv1.weight", n)) &&
            t->ndim == 4)
-        c->block_out_channels[n++] = (int)t->shape[0];
+        c->block_out_channels[n++] = dim(t, 0);
     if (!n) return oir_fail(err, OIR_E_MISSING, "%s: no VAE encoder blocks (%sencoder.down.0.*)",
                             st_path(f), VAE_P);
     c->n_blocks = n;
@@ -143,14 +152,14 @@ static int infer_text(const st_file *f, const char *tp, clip_text_config *c, oir
     int rc;
     snprintf(name, sizeof name, "%sembeddings.token_embedding.weight", tp);
     if ((rc = need(f, &t, 2, name, err))) return rc;
-    c->vocab_size = (int)t->shape[0];
-    c->hidden_size = (int)t->shape[1];
+    c->vocab_size = dim(t, 0);
+    c->hidden_size = dim(t, 1);
     snprintf(name, sizeof name, "%sembeddings.position_embedding.weight", tp);
     if ((rc = need(f, &t, 2, name, err))) return rc;
-    c->max_position_embeddings = (int)t->shape[0];
+    c->max_position_embeddings = dim(t, 0);
     int L = 0;
     while ((t = findf(f, "%sencoder.layers.%d.mlp.fc1.weight", tp, L)) && t->ndim == 2) {
-        c->intermediate_size = (int)t->shape[0];
+        c->intermediate_size = dim(t, 0);
         L++;
     }
     c->num_hidden_layers = L;

@@ -1,48 +1,36 @@
 #include "models/model_config.h"
 
+#include "io/json.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CONFIG_MAX_BYTES ((long)16 << 20)
-
 int model_config_read(model_config *c, const char *path, oir_error *err) {
     memset(c, 0, sizeof *c);
     snprintf(c->where, sizeof c->where, "%s", path);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return oir_fail(err, OIR_E_IO, "%s: cannot open config", path);
-    char *buf = NULL;
-    int rc = OIR_OK;
-    long n = -1;
-    if (fseek(fp, 0, SEEK_END) == 0) n = ftell(fp);
-    if (n < 0 || n > CONFIG_MAX_BYTES || fseek(fp, 0, SEEK_SET) != 0) {
-        rc = oir_fail(err, OIR_E_FORMAT, "%s: %ld bytes, expected a JSON config under 16 MiB", path,
-                      n);
-        goto cleanup;
-    }
-    buf = malloc((size_t)n + 1);
-    if (!buf) {
-        rc = oir_fail(err, OIR_E_NOMEM, "%s: cannot allocate %ld bytes", path, n);
-        goto cleanup;
-    }
-    if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        rc = oir_fail(err, OIR_E_IO, "%s: read failed", path);
-        goto cleanup;
-    }
-    buf[n] = '\0';
-    c->root = cJSON_ParseWithLength(buf, (size_t)n);
-    if (!c->root || !cJSON_IsObject(c->root)) {
-        cJSON_Delete(c->root);
-        c->root = NULL;
-        rc = oir_fail(err, OIR_E_FORMAT, "%s: not a JSON object", path);
-    } else {
-        c->owned = 1;
-    }
-cleanup:
-    free(buf);
-    fclose(fp);
+    /* a regular file under 16 MiB, no duplicate keys, finite numbers */
+    int rc = json_read_object(&c->root, path, JSON_MAX_CONFIG_BYTES, err);
+    if (rc == OIR_OK) c->owned = 1;
     return rc;
+}
+
+int model_config_check_size(const char *where, const char *field, long long v, long long max,
+                            oir_error *err) {
+    if (v < 1 || v > max)
+        return oir_fail(err, OIR_E_FORMAT, "%s: %s = %lld, expected 1 to %lld", where, field, v,
+                        max);
+    return OIR_OK;
+}
+
+int model_config_check_float(const char *where, const char *field, double v, double lo,
+                             int lo_inclusive, double hi, oir_error *err) {
+    int ok = isfinite(v) && isfinite((float)v) && (lo_inclusive ? v >= lo : v > lo) && v <= hi;
+    if (!ok)
+        return oir_fail(err, OIR_E_FORMAT, "%s: %s = %g, expected a number in %c%g, %g]", where,
+                        field, v, lo_inclusive ? '[' : '(', lo, hi);
+    return OIR_OK;
 }
 
 void model_config_wrap(model_config *c, cJSON *root, const char *where) {
@@ -101,7 +89,8 @@ int model_config_float(const model_config *c, const char *key, float def, float 
     const cJSON *v = item(c, key);
     *out = def;
     if (!v) return OIR_OK;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return bad(c, key, "a number", v, err);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || !isfinite((float)v->valuedouble))
+        return bad(c, key, "a number in float range", v, err);
     *out = (float)v->valuedouble;
     return OIR_OK;
 }

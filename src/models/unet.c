@@ -232,32 +232,35 @@ int unet_config_check(const unet_config *c, const char *where, oir_error *err) {
                         UNET_MAX_BLOCKS);
     struct {
         const char *name;
-        int v;
-    } pos[] = {
-        {"in_channels", c->in_channels},           {"out_channels", c->out_channels},
-        {"norm_num_groups", c->norm_num_groups},   {"cross_attention_dim", c->cross_attention_dim},
-        {"time_embedding_dim", c->time_embed_dim},
+        int v, max;
+    } sizes[] = {
+        {"in_channels", c->in_channels, CFG_MAX_IMAGE_CHANNELS},
+        {"out_channels", c->out_channels, CFG_MAX_IMAGE_CHANNELS},
+        {"norm_num_groups", c->norm_num_groups, CFG_MAX_WIDTH},
+        {"cross_attention_dim", c->cross_attention_dim, CFG_MAX_WIDTH},
+        {"time_embedding_dim", c->time_embed_dim, 4 * CFG_MAX_WIDTH}, /* default 4 x channels */
+        {"conv_in_kernel", c->conv_in_kernel, CFG_MAX_KERNEL},
+        {"conv_out_kernel", c->conv_out_kernel, CFG_MAX_KERNEL},
     };
-    for (size_t i = 0; i < sizeof pos / sizeof *pos; i++)
-        if (pos[i].v < 1 || pos[i].v > 1 << 20)
-            return oir_fail(err, OIR_E_FORMAT, "%s: %s = %d, expected a positive size", where,
-                            pos[i].name, pos[i].v);
-    if (!(c->norm_eps > 0))
-        return oir_fail(err, OIR_E_FORMAT, "%s: norm_eps = %g, expected > 0", where, c->norm_eps);
-    if (!(c->mid_block_scale_factor > 0))
-        return oir_fail(err, OIR_E_FORMAT, "%s: mid_block_scale_factor = %g, expected > 0", where,
-                        c->mid_block_scale_factor);
-    if (c->conv_in_kernel < 1 || c->conv_in_kernel % 2 == 0 || c->conv_out_kernel < 1 ||
-        c->conv_out_kernel % 2 == 0)
+    int rc;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        if ((rc = model_config_check_size(where, sizes[i].name, sizes[i].v, sizes[i].max, err)))
+            return rc;
+    if ((rc = model_config_check_float(where, "norm_eps", c->norm_eps, 0, 0, 1, err)) ||
+        (rc = model_config_check_float(where, "mid_block_scale_factor", c->mid_block_scale_factor, 0,
+                                       0, CFG_MAX_FACTOR, err)) ||
+        (rc = model_config_check_float(where, "freq_shift", c->freq_shift, -CFG_MAX_FACTOR, 1,
+                                       CFG_MAX_FACTOR, err)))
+        return rc;
+    if (c->conv_in_kernel % 2 == 0 || c->conv_out_kernel % 2 == 0)
         return oir_fail(err, OIR_E_UNSUPPORTED,
                         "%s: conv_in_kernel = %d, conv_out_kernel = %d: odd sizes only", where,
                         c->conv_in_kernel, c->conv_out_kernel);
     for (int i = 0; i < n; i++) {
         int ch = c->block_out_channels[i];
-        if (ch < 1 || ch > 1 << 16)
-            return oir_fail(err, OIR_E_FORMAT,
-                            "%s: block_out_channels[%d] = %d, expected a positive size", where, i,
-                            ch);
+        char field[64];
+        snprintf(field, sizeof field, "block_out_channels[%d]", i);
+        if ((rc = model_config_check_size(where, field, ch, CFG_MAX_WIDTH, err))) return rc;
         if (ch % c->norm_num_groups != 0)
             return oir_fail(
                 err, OIR_E_FORMAT,
@@ -268,6 +271,9 @@ int unet_config_check(const unet_config *c, const char *where, oir_error *err) {
                             "%s: layers_per_block[%d] = %d, 1 to %d supported", where, i,
                             c->layers_per_block[i], UNET_MAX_LAYERS);
         int attn = c->down_attn[i] || c->up_attn[n - 1 - i] || (c->has_mid && i == n - 1);
+        snprintf(field, sizeof field, "attention_head_dim[%d]", i);
+        if (attn && (rc = model_config_check_size(where, field, c->heads[i], CFG_MAX_HEADS, err)))
+            return rc;
         if (attn && (c->heads[i] < 1 || ch % c->heads[i] != 0))
             return oir_fail(err, OIR_E_FORMAT,
                             "%s: attention_head_dim[%d] = %d (the number of heads) does not divide "

@@ -115,29 +115,28 @@ int vae_config_check(const vae_config *c, const char *where, oir_error *err) {
                         c->n_blocks, VAE_MAX_BLOCKS);
     struct {
         const char *name;
-        int v;
-    } pos[] = {
-        {"in_channels", c->in_channels},
-        {"out_channels", c->out_channels},
-        {"latent_channels", c->latent_channels},
-        {"norm_num_groups", c->norm_num_groups},
+        int v, max;
+    } sizes[] = {
+        {"in_channels", c->in_channels, CFG_MAX_IMAGE_CHANNELS},
+        {"out_channels", c->out_channels, CFG_MAX_IMAGE_CHANNELS},
+        {"latent_channels", c->latent_channels, CFG_MAX_IMAGE_CHANNELS},
+        {"norm_num_groups", c->norm_num_groups, CFG_MAX_WIDTH},
     };
-    for (size_t i = 0; i < sizeof pos / sizeof *pos; i++)
-        if (pos[i].v < 1 || pos[i].v > 1 << 16)
-            return oir_fail(err, OIR_E_FORMAT, "%s: %s = %d, expected a positive size", where,
-                            pos[i].name, pos[i].v);
+    int rc;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        if ((rc = model_config_check_size(where, sizes[i].name, sizes[i].v, sizes[i].max, err)))
+            return rc;
     if (c->layers_per_block < 1 || c->layers_per_block > VAE_MAX_LAYERS)
         return oir_fail(err, OIR_E_UNSUPPORTED, "%s: layers_per_block = %d, 1 to %d supported",
                         where, c->layers_per_block, VAE_MAX_LAYERS);
-    if (!(c->scaling_factor > 0) || !isfinite(c->scaling_factor))
-        return oir_fail(err, OIR_E_FORMAT, "%s: scaling_factor = %g, expected > 0", where,
-                        c->scaling_factor);
+    if ((rc = model_config_check_float(where, "scaling_factor", c->scaling_factor, 0, 0,
+                                       CFG_MAX_FACTOR, err)))
+        return rc;
     for (int i = 0; i < c->n_blocks; i++) {
         int ch = c->block_out_channels[i];
-        if (ch < 1 || ch > 1 << 16)
-            return oir_fail(err, OIR_E_FORMAT,
-                            "%s: block_out_channels[%d] = %d, expected a positive size", where, i,
-                            ch);
+        char field[64];
+        snprintf(field, sizeof field, "block_out_channels[%d]", i);
+        if ((rc = model_config_check_size(where, field, ch, CFG_MAX_WIDTH, err))) return rc;
         if (ch % c->norm_num_groups != 0)
             return oir_fail(
                 err, OIR_E_FORMAT,

@@ -1,14 +1,21 @@
 /* Weights: diffusers-named lookup over one or more safetensors files. */
 #include "models/weights.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ops.h"
+
 /* Problems listed by name in weights_finish's message. */
 #define WEIGHTS_LISTED 5
+/* Problem messages kept (the first ones); later problems are only counted,
+ * so a config that asks for millions of tensors cannot fill memory with
+ * "missing" messages. */
+#define WEIGHTS_KEPT 32
 
 typedef struct {
     const char *name;  /* the file's name, prefix included (owned by the st_file) */
@@ -17,6 +24,8 @@ typedef struct {
     unsigned char used, ignored, bad; /* bad: its dtype cannot become float32 */
     const float *data; /* resolved float32 data (into the mapping or `owned`) */
     float *owned;
+    size_t nonfinite, first_nonfinite; /* NaN / inf count, first index (refused) */
+    float first_value;
 } w_entry;
 
 struct weights {
@@ -30,7 +39,7 @@ struct weights {
     w_entry *e; /* sorted by name */
     int n;
     char **problems;
-    int n_problems, cap_problems, n_missing, n_shape;
+    int n_problems, cap_problems, n_missing, n_shape, n_values;
     size_t owned_bytes;
 };
 
@@ -186,7 +195,9 @@ static void add_problem(weights *w, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void add_problem(weights *w, int code, const char *fmt, ...) {
     if (code == OIR_E_MISSING) w->n_missing++;
+    else if (code == OIR_E_FORMAT) w->n_values++;
     else w->n_shape++;
+    if (w->n_problems >= WEIGHTS_KEPT) return; /* counted, not kept */
     if (w->n_problems == w->cap_problems) {
         int cap = w->cap_problems ? 2 * w->cap_problems : 16;
         char **p = realloc(w->problems, (size_t)cap * sizeof *p);
@@ -234,6 +245,45 @@ static void convert_parallel(float *dst, const void *src, dtype type, size_t n) 
     }
 }
 
+/* Non-finite values in n floats; *first: the first one's index. */
+static size_t count_nonfinite(const float *x, size_t n, size_t *first) {
+    size_t bad = op_count_nonfinite(x, n);
+    *first = 0;
+    if (bad)
+        while (*first < n && isfinite(x[*first])) (*first)++;
+    return bad;
+}
+
+/* Sets e->data to float32 values: the mapping (aligned F32) or an owned copy
+ * (unaligned F32) or conversion (F16/BF16/F64). NaN / inf weights (of any
+ * dtype: F16 and BF16 infs and NaNs convert to float32 ones) would run to a
+ * black image, so every tensor is scanned once here: e->nonfinite > 0 and
+ * e->data NULL then. e->data stays NULL when out of memory. */
+static void resolve(weights *w, w_entry *e) {
+    size_t n = (size_t)tensor_numel(e->t);
+    const float *data;
+    if (e->t->type == DT_F32 && ((uintptr_t)e->t->data % sizeof(float)) == 0) {
+        data = e->t->data;
+    } else {
+        e->owned = malloc((n ? n : 1) * sizeof(float));
+        if (!e->owned) return;
+        convert_parallel(e->owned, e->t->data, e->t->type, n);
+        w->owned_bytes += n * sizeof(float);
+        data = e->owned;
+    }
+    size_t first, bad = count_nonfinite(data, n, &first);
+    if (bad) {
+        e->nonfinite = bad;
+        e->first_nonfinite = first;
+        e->first_value = data[first];
+        if (e->owned) w->owned_bytes -= n * sizeof(float);
+        free(e->owned);
+        e->owned = NULL;
+        return;
+    }
+    e->data = data;
+}
+
 const float *weights_get(weights *w, const char *name, int ndim, const int64_t *shape) {
     char full[600], want[160], got[160];
     if (ndim < 0 || ndim > TENSOR_MAX_DIMS) {
@@ -268,20 +318,17 @@ const float *weights_get(weights *w, const char *name, int ndim, const int64_t *
         return NULL;
     }
     if (e->data) return e->data;
-    size_t n = (size_t)tensor_numel(e->t);
-    if (e->t->type == DT_F32 && ((uintptr_t)e->t->data % sizeof(float)) == 0) {
-        e->data = e->t->data;
-        return e->data;
-    }
-    /* Unaligned float32 (copied) or F16/BF16/F64 (converted), once. */
-    e->owned = malloc((n ? n : 1) * sizeof(float));
-    if (!e->owned) {
-        add_problem(w, OIR_E_SHAPE, "tensor %s: out of memory converting %zu values", name, n);
+    if (!e->nonfinite) resolve(w, e);
+    if (e->nonfinite) {
+        add_problem(w, OIR_E_FORMAT,
+                    "tensor %s%s%s%s holds %zu non-finite values (first at index %zu: %g)", name,
+                    shown ? " (" : "", shown ? shown : "", shown ? ")" : "", e->nonfinite,
+                    e->first_nonfinite, e->first_value);
         return NULL;
     }
-    convert_parallel(e->owned, e->t->data, e->t->type, n);
-    w->owned_bytes += n * sizeof(float);
-    e->data = e->owned;
+    if (!e->data)
+        add_problem(w, OIR_E_SHAPE, "tensor %s: out of memory converting %lld values", name,
+                    (long long)tensor_numel(e->t));
     return e->data;
 }
 
@@ -315,9 +362,9 @@ void weights_ignore(weights *w, const char *name) {
 /* ---- report ------------------------------------------------------------- */
 
 int weights_finish(weights *w, oir_error *err) {
-    int total = w->n_missing + w->n_shape;
+    int total = w->n_missing + w->n_shape + w->n_values;
     if (!total) return OIR_OK;
-    int code = w->n_missing ? OIR_E_MISSING : OIR_E_SHAPE;
+    int code = w->n_missing ? OIR_E_MISSING : w->n_shape ? OIR_E_SHAPE : OIR_E_FORMAT;
     if (total == 1 && w->n_problems == 1)
         return oir_fail(err, code, "%s: %s", w->component, w->problems[0]);
     char list[900];
@@ -327,13 +374,16 @@ int weights_finish(weights *w, oir_error *err) {
     for (int i = 0; i < shown && used < sizeof list; i++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? "; " : "",
                                  w->problems[i]);
-    char counts[96];
-    if (w->n_missing && w->n_shape)
-        snprintf(counts, sizeof counts, "%d missing, %d mis-shaped", w->n_missing, w->n_shape);
-    else if (w->n_missing)
-        snprintf(counts, sizeof counts, "%d missing", w->n_missing);
-    else
-        snprintf(counts, sizeof counts, "%d mis-shaped", w->n_shape);
+    char counts[128];
+    size_t cu = 0;
+    counts[0] = 0;
+    if (w->n_missing) cu += (size_t)snprintf(counts + cu, sizeof counts - cu, "%d missing", w->n_missing);
+    if (w->n_shape)
+        cu += (size_t)snprintf(counts + cu, sizeof counts - cu, "%s%d mis-shaped", cu ? ", " : "",
+                               w->n_shape);
+    if (w->n_values)
+        snprintf(counts + cu, sizeof counts - cu, "%s%d with non-finite values", cu ? ", " : "",
+                 w->n_values);
     if (total > shown)
         return oir_fail(err, code, "%s: %d tensor problems (%s): %s; and %d more", w->component,
                         total, counts, list, total - shown);

@@ -8,7 +8,11 @@
  * one, so weights_finish can name them all at once. F32 tensors point into
  * the read-only mapping when 4-byte aligned (safetensors does not promise
  * alignment; unaligned ones are copied); F16/BF16/F64 are converted once into
- * owned buffers. Asking twice for a name returns the same pointer.
+ * owned buffers. Asking twice for a name returns the same pointer. Every
+ * tensor is scanned once, when first resolved: NaN or inf values (any
+ * dtype) are a problem (OIR_E_FORMAT, "tensor X holds 3 non-finite values
+ * (first at index 7: nan)"), so bad weights fail the load instead of
+ * running to a black image.
  *
  *     weights *w;
  *     weights_from_file(&w, f, "unet", "", NULL, &err);
@@ -86,8 +90,9 @@ const tensor *weights_find(const weights *w, const char *name);
  * a buffer) as expected, so it is not listed as unused. No-op when absent. */
 void weights_ignore(weights *w, const char *name);
 
-/* After building: OIR_E_MISSING / OIR_E_SHAPE naming every problem (first
- * few by name, then a count), else OIR_OK. Unused tensors of the component
+/* After building: OIR_E_MISSING / OIR_E_SHAPE / OIR_E_FORMAT (non-finite
+ * values), in that order of precedence, naming the problems (first few by
+ * name, then a count), else OIR_OK. Unused tensors of the component
  * are listed by weights_unused (not an error: checkpoints carry extras).
  * May be called more than once. */
 int weights_finish(weights *w, oir_error *err);
@@ -95,7 +100,10 @@ int weights_unused_count(const weights *w);
 /* i-th unused tensor, by its name in the file (prefix included), sorted. */
 const char *weights_unused_at(const weights *w, int i);
 
-/* Every recorded problem, one message each (without the component). */
+/* The recorded problems, one message each (without the component): only
+ * the first 32 are kept (a config asking for millions of tensors must not
+ * fill memory with messages); every problem is counted by weights_finish
+ * and weights_missing_count. */
 int weights_problem_count(const weights *w);
 const char *weights_problem_at(const weights *w, int i);
 int weights_missing_count(const weights *w);
