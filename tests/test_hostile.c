@@ -23,6 +23,7 @@
 #include "io/image.h"
 #include "models/loader.h"
 #include "models/model_config.h"
+#include "models/tokenizer.h"
 #include "oir.h"
 
 static char tmp[256];
@@ -171,6 +172,31 @@ static int f_clip_load(const char *p, oir_error *e) {
     int rc = clip_model_load(&m, p, e);
     clip_model_free(m);
     return rc;
+}
+
+static int f_tokenizer(const char *p, oir_error *e) {
+    tokenizer *t = NULL;
+    int rc = tokenizer_load(&t, p, e);
+    tokenizer_free(t);
+    return rc;
+}
+
+/* A tokenizer folder whose vocab.json is a FIFO / has a key twice. */
+static void test_tokenizer_files(void) {
+    const char *dir = tpath("tok_fifo");
+    run("mkdir -p '%s' && cp models/tiny-shapes/tokenizer/merges.txt '%s/'", dir, dir);
+    char p[1600];
+    snprintf(p, sizeof p, "%s/vocab.json", dir);
+    if (CHECK(mkfifo(p, 0600) == 0, "mkfifo vocab.json"))
+        expect_refused_quickly("FIFO as vocab.json", f_tokenizer, dir, "not a regular file");
+    dir = tpath("tok_dup");
+    run("mkdir -p '%s' && cp models/tiny-shapes/tokenizer/merges.txt '%s/'", dir, dir);
+    snprintf(p, sizeof p, "%s/vocab.json", dir);
+    write_text(p, "{\"a</w>\": 0, \"b</w>\": 1, \"a</w>\": 2}");
+    oir_error err = {0};
+    int rc = f_tokenizer(dir, &err);
+    CHECK(rc == OIR_E_FORMAT && strstr(err.message, "appears twice") && strstr(err.message, "vocab.json"),
+          "duplicate key in vocab.json refused: %d %s", rc, err.message);
 }
 
 static void test_fifos(void) {
@@ -603,6 +629,7 @@ int main(void) {
     free(a);
     free(b);
     test_fifos();
+    test_tokenizer_files();
     test_duplicate_keys();
     test_config_limits();
     test_sizes_from_files();

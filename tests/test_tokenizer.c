@@ -324,7 +324,7 @@ static const struct bad_case {
     {"good tiny folder", VOCAB, MERGES, NULL, OIR_OK, ""},
     {"missing vocab.json", NULL, MERGES, NULL, OIR_E_IO, "vocab.json"},
     {"missing merges.txt", VOCAB, NULL, NULL, OIR_E_IO, "merges.txt"},
-    {"truncated vocab.json", "{\"a\": 0, \"b\": ", MERGES, NULL, OIR_E_FORMAT, "vocab.json: invalid JSON at line 1"},
+    {"truncated vocab.json", "{\"a\": 0, \"b\": ", MERGES, NULL, OIR_E_FORMAT, "vocab.json: not valid JSON"},
     {"vocab.json a list", "[1, 2]", MERGES, NULL, OIR_E_FORMAT, "vocab.json"},
     {"fractional id", "{\"a\": 0.5, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2}", MERGES, NULL, OIR_E_FORMAT, "\"a\""},
     {"string id", "{\"a\": \"0\"}", MERGES, NULL, OIR_E_FORMAT, "\"a\""},

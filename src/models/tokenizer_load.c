@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "io/file.h"
+#include "io/json.h"
 #include "models/tokenizer_impl.h"
 #include "models/unicode.h"
 
@@ -74,55 +76,17 @@ static void pair_put(tokenizer *t, uint32_t a, uint32_t b, int32_t rank, uint32_
 
 /* ---------------------------------------------------------------- loading */
 
-/* Reads a whole file, NUL-terminated. *absent (optional) set when ENOENT. */
+/* Reads a whole regular file, NUL-terminated (a FIFO or device is refused
+ * before it is opened for reading, so it cannot block). *absent (optional)
+ * is set when the file does not exist. */
 static int read_file(const char *path, char **buf, size_t *len, int *absent, oir_error *err) {
     *buf = NULL;
-    if (absent) *absent = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (absent && errno == ENOENT) {
-            *absent = 1;
-            return OIR_OK;
-        }
-        return oir_fail(err, OIR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (absent) {
+        struct stat sb;
+        *absent = stat(path, &sb) != 0 && errno == ENOENT;
+        if (*absent) return OIR_OK;
     }
-    int rc = OIR_OK;
-    size_t cap = 0, n = 0;
-    char *b = NULL;
-    for (;;) {
-        if (grow((void **)&b, &cap, n + 65537, 1)) {
-            rc = oir_fail(err, OIR_E_NOMEM, "%s: out of memory reading the file", path);
-            goto cleanup;
-        }
-        size_t got = fread(b + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-        if (n > (256u << 20)) {
-            rc = oir_fail(err, OIR_E_FORMAT, "%s: larger than 256 MiB, not a tokenizer file", path);
-            goto cleanup;
-        }
-    }
-    if (ferror(f)) {
-        rc = oir_fail(err, OIR_E_IO, "%s: read error", path);
-        goto cleanup;
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    b = NULL;
-cleanup:
-    free(b);
-    fclose(f);
-    return rc;
-}
-
-static void line_col(const char *buf, size_t off, int *line, int *col) {
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (buf[i] == '\n') (*line)++, *col = 1;
-        else (*col)++;
-    }
+    return file_read_regular(path, (size_t)256 << 20, "a tokenizer file", buf, len, err);
 }
 
 /* Parses a JSON file; an absent optional file gives *out = NULL. */
@@ -139,15 +103,7 @@ static int load_json(const char *path, int optional, cJSON **out, oir_error *err
     } else if (memchr(buf, '\0', len)) {
         rc = oir_fail(err, OIR_E_FORMAT, "%s: contains a NUL byte", path);
     } else {
-        const char *end = NULL;
-        *out = cJSON_ParseWithLengthOpts(buf, len + 1, &end, 1); /* with its NUL */
-        if (!*out) {
-            int line, col;
-            size_t off = end ? (size_t)(end - buf) : 0;
-            line_col(buf, off, &line, &col);
-            rc = oir_fail(err, OIR_E_FORMAT, "%s: invalid JSON at line %d column %d", path, line,
-                          col);
-        }
+        rc = json_parse(out, buf, len, path, err); /* duplicate keys refused too */
     }
     free(buf);
     return rc;
