@@ -1,22 +1,33 @@
 # oir build. `make` builds the release binaries; `make test` runs the tests;
 # `make demo` runs the demo; `make asan-test` runs the tests under
-# AddressSanitizer + UndefinedBehaviorSanitizer. Sources are discovered by
-# directory, so adding a file under src/ needs no change here.
+# AddressSanitizer + UndefinedBehaviorSanitizer; `make fuzz` runs the
+# libFuzzer harnesses of tests/fuzz/ (scripts/fuzz.sh). Sources are discovered
+# by directory, so adding a file under src/ needs no change here.
 
 BUILD ?= release
 OUT := build/$(BUILD)
 
 CC ?= cc
+FUZZ_CC ?= clang
 CXX ?= c++
 WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
-BASE := -std=c11 -D_GNU_SOURCE -fopenmp -Iinclude -Isrc -MMD -MP
+OMP := -fopenmp
 ifeq ($(BUILD),asan)
   OPT := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  LDOPT := -fsanitize=address,undefined
+else ifeq ($(BUILD),fuzz)
+  # libFuzzer build (scripts/fuzz.sh): clang, coverage + ASan + UBSan on the
+  # whole library. No OpenMP: the parsers are serial and every OpenMP call in
+  # src/ sits behind #ifdef _OPENMP, so one libFuzzer process stays one thread.
+  CC := $(FUZZ_CC)
+  OMP :=
+  OPT := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
   LDOPT := -fsanitize=address,undefined
 else
   OPT := -O3 -march=native -g
   LDOPT :=
 endif
+BASE := -std=c11 -D_GNU_SOURCE $(OMP) -Iinclude -Isrc -MMD -MP
 CFLAGS += $(BASE) $(WARN) $(OPT)
 # OpenBLAS's OpenMP build shares our OpenMP thread pool, so BLAS threads and
 # kernel threads never oversubscribe the cores (the pthread build spins
@@ -29,7 +40,7 @@ else
   BLAS := -lopenblas
 endif
 LDLIBS := $(BLAS) -lcjson -lpng -ljpeg -lyaml -lm
-LDFLAGS += -fopenmp $(LDOPT)
+LDFLAGS += $(OMP) $(LDOPT)
 
 LIB_SRC := $(wildcard src/core/*.c src/io/*.c src/models/*.c src/diffusion/*.c src/edit/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
@@ -45,7 +56,7 @@ TESTS := $(TEST_SRC:tests/%.c=$(OUT)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(OUT)/examples/%)
 
-.PHONY: all deps test asan-test demo bench clean venv
+.PHONY: all deps test asan-test demo bench clean venv fuzz fuzzers
 # keep intermediate objects (harness.o) between test links
 .SECONDARY:
 all: $(OIR) $(TESTS) $(BENCHES) $(EXAMPLES)
@@ -95,6 +106,27 @@ bench: deps
 
 venv:
 	@bash scripts/venv.sh
+
+# ---- fuzzing (tests/fuzz/, issue 10) ----------------------------------------
+# `make fuzz` installs clang's fuzzer runtime when root, builds every harness
+# into build/fuzz/ and runs each for FUZZ_SECONDS (scripts/fuzz.sh; FUZZ_TARGETS
+# picks some). `make fuzzers BUILD=fuzz` only builds them.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS := $(FUZZ_SRC:tests/fuzz/%.c=$(OUT)/fuzz/%)
+
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" bash scripts/fuzz.sh
+
+fuzzers: $(FUZZERS)
+
+$(OUT)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(LIB) $(LDFLAGS) -fsanitize=fuzzer $(LDLIBS)
+
+# The regression test compiles the harnesses in (tests/fuzz/fuzz_*.c).
+$(OUT)/tests/test_fuzz_regressions: $(FUZZ_SRC) tests/fuzz/fuzz_util.h
 
 clean:
 	rm -rf build
