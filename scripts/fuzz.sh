@@ -56,9 +56,10 @@ for t in $targets; do
   dict=()
   [ -f tests/fuzz/$t.dict ] && dict=(-dict=tests/fuzz/$t.dict)
   # one process, sequential targets: the build machines are small and shared
-  timeout -k 10 $((secs + 120)) "$bin" "$corpus" "${dict[@]}" \
+  # (in a subshell whose stderr is the log: bash's "Aborted" notice goes there too)
+  (timeout -k 10 $((secs + 120)) "$bin" "$corpus" "${dict[@]}" \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$crashes/" ${FUZZ_ARGS:-} >"$log" 2>&1
+    -artifact_prefix="$crashes/" ${FUZZ_ARGS:-} >"$log" 2>&1; exit $?) 2>>"$log"
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   files=$(find "$corpus" -type f | wc -l)
@@ -71,9 +72,10 @@ for t in $targets; do
   failed=$((failed + 1))
   failures="$failures $t"
   echo "fuzz_$t: FAILED (exit $rc) after ${runs:-?} inputs; log $log"
-  # the sanitizer's verdict and the first frames
-  grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|    #[0-9] |.*fuzz invariant failed|==[0-9]+== ERROR: libFuzzer)' "$log" \
-    | head -20 | sed 's/^/  /'
+  # the verdict and the first frames of the first stack
+  awk '/ERROR|runtime error|fuzz invariant failed|^SUMMARY/ { print; next }
+       /^ +#[0-9]+ / { if (!done && ++k <= 8) print; next }
+       k { done = 1 }' "$log" | head -14 | cut -c1-200 | sed 's/^/  /'
   [ $rc -eq 124 ] || [ $rc -eq 137 ] && echo "  (killed after $((secs + 120)) s: a hang outside libFuzzer's -timeout)"
   for r in $repro; do
     echo "  reproducer: $r"
