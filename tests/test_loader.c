@@ -500,6 +500,28 @@ static void test_plan_and_detect(void) {
     sd_plan_free(&plan);
 }
 
+/* A component folder with only the plain weights file: its name is
+ * "<base>.safetensors", which once made the variant scan compute a length of
+ * (size_t)-1 and read past the name (found by fuzz_model_config). */
+static void test_plan_plain_only(void) {
+    oir_error err = {0};
+    mkdir(tpath("plain"), 0755);
+    write_text(tpath("plain/config.json"), "{\"_class_name\": \"UNet2DConditionModel\"}\n");
+    write_text(tpath("plain/diffusion_pytorch_model.safetensors"), "");
+    write_text(tpath("plain/diffusion_pytorch_model.safetensors.fp16"), "");
+    write_text(tpath("plain/diffusion_pytorch_model.x.y.safetensors"), "");
+    write_text(tpath("plain/diffusion_pytorch_model.bf16.safetensors"), "");
+    sd_plan plan;
+    if (!CHECK(sd_plan_folder(&plan, tpath("plain"), NULL, &err) == OIR_OK, "plain plan: %s",
+               err.message))
+        return;
+    CHECK(plan.n == 1 && plan.comp[0].nfiles == 1 &&
+              strstr(plan.comp[0].files[0], "plain/diffusion_pytorch_model.safetensors") &&
+              !strcmp(plan.comp[0].variants, "bf16"),
+          "plain file planned, variants '%s' (only bf16)", plan.n ? plan.comp[0].variants : "");
+    sd_plan_free(&plan);
+}
+
 static void test_clip(void) {
     oir_error err = {0};
     clip_model *c = NULL;
@@ -535,6 +557,7 @@ int main(void) {
     test_refusals();
     test_shards_and_variants();
     test_plan_and_detect();
+    test_plan_plain_only();
     test_clip();
     free(ref_out);
     char cmd[512];

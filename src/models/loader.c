@@ -196,8 +196,10 @@ static void plan_variants(sd_component_plan *c, const char *base) {
     while ((e = readdir(d))) {
         const char *n = e->d_name;
         if (strncmp(n, base, bl) || n[bl] != '.' || !ends_with(n, ".safetensors")) continue;
-        size_t vl = strlen(n) - bl - 1 - strlen(".safetensors");
-        if (!vl || memchr(n + bl + 1, '.', vl) || strchr(n + bl + 1, '-')) continue;
+        size_t nl = strlen(n), sl = strlen(".safetensors");
+        if (nl <= bl + 1 + sl) continue; /* "<base>.safetensors" itself: no variant */
+        size_t vl = nl - bl - 1 - sl;
+        if (memchr(n + bl + 1, '.', vl) || strchr(n + bl + 1, '-')) continue;
         int k = snprintf(c->variants + used, sizeof c->variants - used, "%s%.*s", used ? "," : "",
                          (int)vl, n + bl + 1);
         if (k > 0 && used + (size_t)k < sizeof c->variants) used += (size_t)k;
