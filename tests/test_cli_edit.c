@@ -156,6 +156,9 @@ static void test_errors(void) {
     cr_expect_error("missing image", rc, "edit", "missing.png");
     rc = cr_run("edit", "--config", cr_path("nope.yaml"), NULL);
     cr_expect_error("missing YAML", rc, "edit", "nope.yaml");
+    rc = cr_run("edit", "--model", model, "--image", cr_path("in.png"), "--prompt", "a photo of a red circle",
+                "--pair", "red circle->blue circle", "--mask", cr_path("m1.png"), "--out", cr_path("noclip"), NULL);
+    cr_expect_error("a model of one's own without --clip", rc, "edit", "without --clip");
     rc = cr_run("edit", "--steps", "0", NULL);
     cr_expect_error("bad --steps", rc, "edit", "--steps");
     rc = cr_run("edit", "--model", cr_path("no_model"), "--clip", clip, "--image", img, "--prompt", src, "--pair",

@@ -540,6 +540,16 @@ static int run_command(int argc, char **argv, int search) {
     else if (getenv("OIR_MODEL") && *getenv("OIR_MODEL")) cp.model_path = getenv("OIR_MODEL");
     if (o.clip) cp.clip_path = o.clip;
     else if (getenv("OIR_CLIP") && *getenv("OIR_CLIP")) cp.clip_path = getenv("OIR_CLIP");
+    else if (strcmp(cp.model_path, oir_context_default_params().model_path) != 0) {
+        /* a user's model scored by the shapes-world toy CLIP: never silently */
+        oir_fail(&err, OIR_E_ARG,
+                 "--model %s is given without --clip: the search metric would score with the shipped "
+                 "toy CLIP (%s), which knows only the shapes world; give --clip PATH (a Hugging Face "
+                 "CLIP folder, e.g. clip-vit-base-patch16 as the authors use) or set OIR_CLIP",
+                 cp.model_path, cp.clip_path);
+        rc = cli_report(cmd, &err);
+        goto cleanup;
+    }
     cp.variant = o.variant;
     tokenizer_mode tm = TOKENIZER_CLIP;
     if (o.tokenizer_mode && tokenizer_mode_parse(o.tokenizer_mode, &tm, &err)) {
