@@ -116,6 +116,22 @@ int main(void) {
         run(ctx, rgb, size, pairs, "adaptive:6", 1, &par, NULL))
         CHECK(ser.chosen[0] == par.chosen[0] && ser.chosen[1] == par.chosen[1] && ser.rows == par.rows,
               "adaptive:6 serial == parallel (steps and rows)");
+    /* a source prompt past 77 tokens is cut with a warning, as diffusers does */
+    {
+        char longp[1200];
+        snprintf(longp, sizeof longp, "%s", SRC);
+        for (int w = 0; w < 80; w++) strcat(longp, " and more");
+        oir_params p = oir_default_params();
+        p.steps = 3;
+        p.reassembly_step = 1;
+        p.reinversion_steps = 1;
+        oir_result *rl = NULL;
+        int rc = oir_edit(ctx, rgb, size, longp, pairs, 2, &p, &rl, &err);
+        int warned = 0;
+        for (int w = 0; rl && w < rl->n_warnings; w++) warned |= strstr(rl->warnings[w], "too long") != NULL;
+        CHECK(rc == OIR_OK && warned, "a 180-token prompt runs, cut with a warning (%s)", rc ? err.message : "");
+        oir_result_free(rl);
+    }
     /* bad strategies: clear errors */
     static const char *bad[] = {"coarse:0", "short:12", "short:30", "fast", "coarse:13", "adaptive:1"};
     for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {

@@ -107,3 +107,13 @@ int cli_tensor_to_image(image *out, const float *chw, int size, oir_error *err) 
     if (!rc) image_quantize(out, 0);
     return rc;
 }
+
+int cli_encode_prompt(sampler *s, const char *flag, const char *prompt, float *ctx, oir_error *err) {
+    s->truncate_prompts = 1;
+    int rc = sampler_encode_prompt(s, prompt, ctx, err);
+    if (rc) return oir_error_prefix(err, "%s", flag);
+    if (s->prompt_tokens_dropped)
+        fprintf(stderr, "oir: warning: %s is %d tokens too long for the text encoder (%d): cut, as diffusers does\n",
+                flag, s->prompt_tokens_dropped, s->ctx_len);
+    return OIR_OK;
+}

@@ -41,6 +41,11 @@ int cli_open_sampler(sampler *s, sd_model **m, const char *model_path, int model
                      const char *variant, const char *config_dir, tokenizer_mode mode, int *size,
                      int steps, progress_bar *bar, oir_error *err);
 
+/* sampler_encode_prompt for the prompt of `flag` ("--prompt"): a prompt past
+ * the text encoder's length is cut with a warning on stderr, as diffusers
+ * does; errors start with the flag. */
+int cli_encode_prompt(sampler *s, const char *flag, const char *prompt, float *ctx, oir_error *err);
+
 /* OIR_E_ARG naming --size unless size is a positive multiple of the VAE x
  * UNet downscale factor. */
 int cli_check_size(const sd_model *m, int size, oir_error *err);

@@ -103,14 +103,8 @@ int cmd_generate(int argc, char **argv) {
         rc = oir_fail(&err, OIR_E_NOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = sampler_encode_prompt(&s, prompt, cond, &err))) {
-        oir_error_prefix(&err, "--prompt");
-        goto fail;
-    }
-    if (guidance != 1.0f && (rc = sampler_encode_prompt(&s, negative, uncond, &err))) {
-        oir_error_prefix(&err, "--negative");
-        goto fail;
-    }
+    if ((rc = cli_encode_prompt(&s, "--prompt", prompt, cond, &err))) goto fail;
+    if (guidance != 1.0f && (rc = cli_encode_prompt(&s, "--negative", negative, uncond, &err))) goto fail;
     cli_gaussian_noise(z, s.lat_n, seed); /* DDIM's init_noise_sigma is 1 */
     if ((rc = sampler_denoise(&s, z, steps, 0, cond, guidance != 1.0f ? uncond : NULL, guidance,
                               &err)) ||

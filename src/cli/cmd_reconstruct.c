@@ -127,15 +127,9 @@ int cmd_reconstruct(int argc, char **argv) {
         rc = oir_fail(&err, OIR_E_NOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = sampler_encode_prompt(&s, prompt, ctx, &err))) {
-        oir_error_prefix(&err, "--prompt");
-        goto fail;
-    }
+    if ((rc = cli_encode_prompt(&s, "--prompt", prompt, ctx, &err))) goto fail;
     int cfg = guidance != 1.0f;
-    if (cfg && (rc = sampler_encode_prompt(&s, negative, uncond, &err))) {
-        oir_error_prefix(&err, "--negative");
-        goto fail;
-    }
+    if (cfg && (rc = cli_encode_prompt(&s, "--negative", negative, uncond, &err))) goto fail;
     image_to_tensor(&src, pixels);
     if ((rc = sampler_encode_image(&s, pixels, z, &err))) goto fail;
     /* VAE alone: decode the clean latent. */

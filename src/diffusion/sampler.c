@@ -112,7 +112,8 @@ int sampler_encode_prompt(sampler *s, const char *prompt, float *ctx, oir_error 
     int32_t *ids = malloc((size_t)s->ctx_len * sizeof *ids); /* ctx_len: the model's positions */
     if (!ids) return oir_fail(err, OIR_E_NOMEM, "sampler: out of memory");
     int rc = tokenizer_encode(s->model->tokenizer, prompt, s->ctx_len, ids, &n, &truncated, err);
-    if (!rc && truncated)
+    s->prompt_tokens_dropped = !rc && truncated ? n - s->ctx_len : 0;
+    if (!rc && truncated && !s->truncate_prompts)
         rc = oir_fail(err, OIR_E_ARG, "prompt \"%.60s%s\" has %d tokens; the text encoder takes at most %d",
                       prompt, strlen(prompt) > 60 ? "..." : "", n, s->ctx_len);
     if (!rc) {

@@ -47,6 +47,9 @@ typedef struct {
     sampler_progress_fn progress;
     void *progress_user;
     long unet_calls, unet_rows; /* counters for reports */
+    int truncate_prompts;       /* 1: prompts past ctx_len tokens are cut, as diffusers does
+                                   (with a warning); 0 (default): an error */
+    int prompt_tokens_dropped;  /* tokens the last sampler_encode_prompt cut (0: none) */
 } sampler;
 
 /* memory_budget: bytes for activations (0 = 2 GiB). The budget bounds the
@@ -58,7 +61,9 @@ void sampler_free(sampler *s);
 int sampler_set_steps(sampler *s, int T, oir_error *err);
 
 /* Text encoder hidden states of a prompt: ctx (ctx_len, ctx_dim). Prompts
- * longer than the text encoder's positions are an error naming the count. */
+ * longer than the text encoder's positions are cut when s->truncate_prompts
+ * (s->prompt_tokens_dropped says how many tokens went), else an error naming
+ * the count. */
 int sampler_encode_prompt(sampler *s, const char *prompt, float *ctx, oir_error *err);
 
 /* pixels (3, H, W) in [-1, 1] -> latent (lat_c, lat_h, lat_w), scaled. */

@@ -564,10 +564,17 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
     }
     rgb8_to_image(rgb, size, &st.original);
     /* prompts */
-    if ((rc = sampler_encode_prompt(&st.s, source, st.src_ctx, err))) goto done;
-    if ((rc = sampler_encode_prompt(&st.s, r->target_prompt, st.target_ctx, err))) goto done;
-    for (int i = 0; i < n; i++)
-        if ((rc = sampler_encode_prompt(&st.s, r->guided_prompts[i], st.pair_ctx[i], err))) goto done;
+    /* prompts past the text encoder's length are cut, as diffusers does, and reported */
+    st.s.truncate_prompts = 1;
+    const char *texts[MAX_PAIRS + 2] = {source, r->target_prompt};
+    float *ctxs[MAX_PAIRS + 2] = {st.src_ctx, st.target_ctx};
+    for (int i = 0; i < n; i++) texts[2 + i] = r->guided_prompts[i], ctxs[2 + i] = st.pair_ctx[i];
+    for (int i = 0; i < n + 2; i++) {
+        if ((rc = sampler_encode_prompt(&st.s, texts[i], ctxs[i], err))) goto done;
+        if (st.s.prompt_tokens_dropped)
+            warn(r, "prompt \"%.40s...\" is %d tokens too long for the text encoder (%d): cut, as diffusers does",
+                 texts[i], st.s.prompt_tokens_dropped, st.s.ctx_len);
+    }
     /* 1. inversion */
     t0 = clock_wall_s();
     image_to_tensor(&st.original, st.pixels);
