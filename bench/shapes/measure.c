@@ -274,3 +274,20 @@ done:
     free(text);
     return rc;
 }
+
+int se_edit_case_load(const se_case *c, int size, unsigned char *rgb, unsigned char *gt,
+                      unsigned char *pair_masks, unsigned char *uni, unsigned char *obj_masks,
+                      oir_error *err) {
+    size_t hw = (size_t)size * size;
+    int rc;
+    if ((rc = se_load_rgb(c->image, size, rgb, err)) || (rc = se_load_rgb(c->ground_truth, size, gt, err)))
+        return rc;
+    memset(uni, 0, hw);
+    for (int p = 0; p < c->n_pairs; p++) {
+        if ((rc = se_load_mask(c->pairs[p].mask, size, pair_masks + p * hw, err))) return rc;
+        for (size_t i = 0; i < hw; i++) uni[i] |= pair_masks[p * hw + i];
+    }
+    for (int q = 0; q < c->n_objects; q++)
+        if ((rc = se_load_mask(c->objects[q].mask, size, obj_masks + q * hw, err))) return rc;
+    return OIR_OK;
+}

@@ -57,6 +57,13 @@ typedef struct {
     se_stat bg_mse, bg_psnr, gt_psnr, edit_psnr, clip;
 } se_edit_sum;
 
+/* The inputs of edit case c at size x size: rgb and gt (size, size, 3), the
+ * pair masks (n_pairs, size, size) and their union uni, the exact object
+ * masks (n_objects, size, size). */
+int se_edit_case_load(const se_case *c, int size, unsigned char *rgb, unsigned char *gt,
+                      unsigned char *pair_masks, unsigned char *uni, unsigned char *obj_masks,
+                      oir_error *err);
+
 /* The judge's verdicts on one edited image E of case c. orig, gt: the
  * source and ground-truth images; pair_masks (n_pairs, size, size),
  * obj_masks (n_objects, size, size), uni the union of the pair masks;

@@ -221,15 +221,7 @@ int main(int argc, char **argv) {
         int kind = c->n_pairs > 1;
         if (seen[kind]++ < o.offset || done_kind[kind] >= want) continue;
         done_kind[kind]++;
-        if ((rc = se_load_rgb(c->image, size, rgb, &err)) || (rc = se_load_rgb(c->ground_truth, size, gt, &err)))
-            goto fail;
-        memset(uni, 0, hw);
-        for (int p = 0; p < c->n_pairs; p++) {
-            if ((rc = se_load_mask(c->pairs[p].mask, size, pmasks + p * hw, &err))) goto fail;
-            for (size_t i = 0; i < hw; i++) uni[i] |= pmasks[p * hw + i];
-        }
-        for (int q = 0; q < c->n_objects; q++)
-            if ((rc = se_load_mask(c->objects[q].mask, size, omasks + q * hw, &err))) goto fail;
+        if ((rc = se_edit_case_load(c, size, rgb, gt, pmasks, uni, omasks, &err))) goto fail;
         if ((rc = se_judge_text(&judge, c->target, target_text, &err))) goto fail;
         oir_pair pairs[SE_MAX_PAIRS];
         for (int q = 0; q < c->n_pairs; q++) {
