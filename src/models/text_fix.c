@@ -418,7 +418,8 @@ static int fix_segment(tf_buf *out, const uint32_t *s, size_t n, int unescape, t
             tf_buf_free(&scratch);
             return -1;
         }
-        int same = scratch.n == t1->n && !memcmp(scratch.v, t1->v, t1->n * sizeof *t1->v);
+        /* (an empty buffer may hold NULL: memcmp must not see it) */
+        int same = scratch.n == t1->n && (t1->n == 0 || !memcmp(scratch.v, t1->v, t1->n * sizeof *t1->v));
         tf_buf_free(t1);
         *t1 = scratch;
         if (same) break;
