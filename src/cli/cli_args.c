@@ -138,9 +138,9 @@ void cli_set_threads(int n) {
         threads_init();
 }
 
-void cli_wait_passively(char **argv) {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+void cli_limit_spinning(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("GOMP_SPINCOUNT", CLI_SPINCOUNT, 1) != 0) return;
     execv("/proc/self/exe", argv);
-    unsetenv("OMP_WAIT_POLICY"); /* no exec: carry on as loaded */
+    unsetenv("GOMP_SPINCOUNT"); /* no exec: carry on as loaded */
 }
