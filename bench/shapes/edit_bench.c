@@ -234,13 +234,6 @@ static void print_tables(FILE *f, se_edit_sum sums[N_SUB][N_METHODS], step_dist 
                 multi_varied, multi_cases, se_stat_mean(within), lowered_R);
 }
 
-static void json_num(cJSON *o, const char *k, double v) {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, k, v);
-    else
-        cJSON_AddNullToObject(o, k);
-}
-
 static cJSON *json_eval(const se_edit_eval *e) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "object_pairs", e->obj_pairs);
@@ -252,29 +245,29 @@ static cJSON *json_eval(const se_edit_eval *e) {
     cJSON_AddBoolToObject(o, "all_right", e->all_right);
     cJSON_AddNumberToObject(o, "kept", e->kept_right);
     cJSON_AddNumberToObject(o, "unedited", e->kept_n);
-    json_num(o, "background_mse", e->has_bg_region ? e->bg_mse : NAN);
-    json_num(o, "background_psnr", e->has_bg_region ? e->bg_psnr : NAN);
-    json_num(o, "gt_psnr", e->gt_psnr);
-    json_num(o, "edit_region_psnr", e->edit_psnr);
-    json_num(o, "clip_score", e->clip_score);
+    se_json_num(o, "background_mse", e->has_bg_region ? e->bg_mse : NAN);
+    se_json_num(o, "background_psnr", e->has_bg_region ? e->bg_psnr : NAN);
+    se_json_num(o, "gt_psnr", e->gt_psnr);
+    se_json_num(o, "edit_region_psnr", e->edit_psnr);
+    se_json_num(o, "clip_score", e->clip_score);
     return o;
 }
 
 static cJSON *json_sum(const se_edit_sum *x) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "cases", (double)x->cases);
-    json_num(o, "object_pair_acc", x->obj_pairs ? (double)x->obj_right / x->obj_pairs : NAN);
-    json_num(o, "colour_acc", x->obj_pairs ? (double)x->colour_right / x->obj_pairs : NAN);
-    json_num(o, "shape_acc", x->obj_pairs ? (double)x->shape_right / x->obj_pairs : NAN);
-    json_num(o, "heldout_result_acc", x->heldout_pairs ? (double)x->heldout_right / x->heldout_pairs : NAN);
-    json_num(o, "background_pair_acc", x->bg_pairs ? (double)x->bg_right / x->bg_pairs : NAN);
-    json_num(o, "case_all_right", x->cases ? (double)x->all_right / x->cases : NAN);
-    json_num(o, "unedited_kept", x->kept_n ? (double)x->kept_right / x->kept_n : NAN);
-    json_num(o, "background_psnr", se_stat_mean(&x->bg_psnr));
-    json_num(o, "background_mse", se_stat_mean(&x->bg_mse));
-    json_num(o, "gt_psnr", se_stat_mean(&x->gt_psnr));
-    json_num(o, "edit_region_psnr", se_stat_mean(&x->edit_psnr));
-    json_num(o, "clip_score", se_stat_mean(&x->clip));
+    se_json_num(o, "object_pair_acc", x->obj_pairs ? (double)x->obj_right / x->obj_pairs : NAN);
+    se_json_num(o, "colour_acc", x->obj_pairs ? (double)x->colour_right / x->obj_pairs : NAN);
+    se_json_num(o, "shape_acc", x->obj_pairs ? (double)x->shape_right / x->obj_pairs : NAN);
+    se_json_num(o, "heldout_result_acc", x->heldout_pairs ? (double)x->heldout_right / x->heldout_pairs : NAN);
+    se_json_num(o, "background_pair_acc", x->bg_pairs ? (double)x->bg_right / x->bg_pairs : NAN);
+    se_json_num(o, "case_all_right", x->cases ? (double)x->all_right / x->cases : NAN);
+    se_json_num(o, "unedited_kept", x->kept_n ? (double)x->kept_right / x->kept_n : NAN);
+    se_json_num(o, "background_psnr", se_stat_mean(&x->bg_psnr));
+    se_json_num(o, "background_mse", se_stat_mean(&x->bg_mse));
+    se_json_num(o, "gt_psnr", se_stat_mean(&x->gt_psnr));
+    se_json_num(o, "edit_region_psnr", se_stat_mean(&x->edit_psnr));
+    se_json_num(o, "clip_score", se_stat_mean(&x->clip));
     return o;
 }
 
@@ -590,12 +583,12 @@ int main(int argc, char **argv) {
                 int hi[N_BINS];
                 for (int b2 = 0; b2 < N_BINS; b2++) hi[b2] = (int)dist[sub][m].hist[b2];
                 cJSON_AddItemToObject(x, "histogram", json_ints(hi, N_BINS));
-                json_num(x, "mean", se_stat_mean(&dist[sub][m].steps));
-                json_num(x, "std", se_stat_std(&dist[sub][m].steps));
+                se_json_num(x, "mean", se_stat_mean(&dist[sub][m].steps));
+                se_json_num(x, "std", se_stat_std(&dist[sub][m].steps));
                 cJSON_AddItemToObject(jd, key, x);
             }
         cJSON_AddItemToObject(root, "chosen_steps", jd);
-        json_num(root, "oir_within_case_step_std", se_stat_mean(&within));
+        se_json_num(root, "oir_within_case_step_std", se_stat_mean(&within));
         cJSON_AddNumberToObject(root, "oir_multi_cases_steps_differ", (double)multi_varied);
         cJSON_AddNumberToObject(root, "oir_reassembly_lowered", (double)lowered_R);
         cJSON_AddItemToObject(root, "cases", jcases);

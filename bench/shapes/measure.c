@@ -291,3 +291,10 @@ int se_edit_case_load(const se_case *c, int size, unsigned char *rgb, unsigned c
         if ((rc = se_load_mask(c->objects[q].mask, size, obj_masks + q * hw, err))) return rc;
     return OIR_OK;
 }
+
+void se_json_num(cJSON *o, const char *k, double v) {
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, k, v);
+    else
+        cJSON_AddNullToObject(o, k);
+}

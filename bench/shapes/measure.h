@@ -5,6 +5,7 @@
 #ifndef OIR_BENCH_SHAPES_MEASURE_H
 #define OIR_BENCH_SHAPES_MEASURE_H
 
+#include <cjson/cJSON.h>
 #include <stdint.h>
 
 #include "diffusion/sampler.h"
@@ -56,6 +57,9 @@ typedef struct {
     long bg_pairs, bg_right, all_right, kept_n, kept_right;
     se_stat bg_mse, bg_psnr, gt_psnr, edit_psnr, clip;
 } se_edit_sum;
+
+/* o[k] = v, or null when v is not finite (JSON has no NaN). */
+void se_json_num(cJSON *o, const char *k, double v);
 
 /* The inputs of edit case c at size x size: rgb and gt (size, size, 3), the
  * pair masks (n_pairs, size, size) and their union uni, the exact object

@@ -104,30 +104,23 @@ static void print_table(FILE *f, strat_sum sums[N_SUB][MAX_STRATEGIES], char nam
     }
 }
 
-static void json_num(cJSON *o, const char *k, double v) {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, k, v);
-    else
-        cJSON_AddNullToObject(o, k);
-}
-
 static cJSON *json_sum(const strat_sum *x, const strat_sum *ex) {
     cJSON *o = cJSON_CreateObject();
     long right = x->q.obj_right + x->q.bg_right, judged = x->q.obj_pairs + x->q.bg_pairs;
     cJSON_AddNumberToObject(o, "cases", (double)x->cases);
     cJSON_AddNumberToObject(o, "pairs", (double)x->pairs);
     cJSON_AddNumberToObject(o, "search_unet_rows", (double)x->rows);
-    json_num(o, "rows_vs_exhaustive", ex->rows ? (double)x->rows / ex->rows : NAN);
+    se_json_num(o, "rows_vs_exhaustive", ex->rows ? (double)x->rows / ex->rows : NAN);
     cJSON_AddNumberToObject(o, "all_unet_rows", (double)x->rows_total);
     cJSON_AddNumberToObject(o, "decodes", (double)x->decodes);
-    json_num(o, "same_step", x->pairs ? (double)x->agree_same / x->pairs : NAN);
-    json_num(o, "agreement", x->pairs ? (double)x->agree_within / x->pairs : NAN);
-    json_num(o, "pairs_right", judged ? (double)right / judged : NAN);
+    se_json_num(o, "same_step", x->pairs ? (double)x->agree_same / x->pairs : NAN);
+    se_json_num(o, "agreement", x->pairs ? (double)x->agree_within / x->pairs : NAN);
+    se_json_num(o, "pairs_right", judged ? (double)right / judged : NAN);
     cJSON_AddNumberToObject(o, "right_only_here", (double)x->only_here);
     cJSON_AddNumberToObject(o, "right_only_exhaustive", (double)x->only_exhaustive);
-    json_num(o, "background_psnr", se_stat_mean(&x->q.bg_psnr));
-    json_num(o, "gt_psnr", se_stat_mean(&x->q.gt_psnr));
-    json_num(o, "edit_region_psnr", se_stat_mean(&x->q.edit_psnr));
+    se_json_num(o, "background_psnr", se_stat_mean(&x->q.bg_psnr));
+    se_json_num(o, "gt_psnr", se_stat_mean(&x->q.gt_psnr));
+    se_json_num(o, "edit_region_psnr", se_stat_mean(&x->q.edit_psnr));
     cJSON_AddNumberToObject(o, "seconds", x->seconds);
     return o;
 }
@@ -304,8 +297,8 @@ int main(int argc, char **argv) {
             cJSON_AddNumberToObject(jx, "agree_same", same);
             cJSON_AddNumberToObject(jx, "agree_within", within);
             cJSON_AddNumberToObject(jx, "pairs_right", bits);
-            json_num(jx, "gt_psnr", ev.gt_psnr);
-            json_num(jx, "background_psnr", ev.has_bg_region ? ev.bg_psnr : NAN);
+            se_json_num(jx, "gt_psnr", ev.gt_psnr);
+            se_json_num(jx, "background_psnr", ev.has_bg_region ? ev.bg_psnr : NAN);
             cJSON_AddNumberToObject(jx, "seconds", secs);
             cJSON_AddItemToObject(js, names[s], jx);
             if (s) oir_result_free(r);
