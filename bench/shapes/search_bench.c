@@ -23,6 +23,8 @@
  *               error of the accuracy difference is printed beside it)
  * Writes OUT.md (the table) and OUT.json (summary + every case). */
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +50,7 @@ typedef struct {
 } strat_sum;
 
 typedef struct {
-    const char *model, *clip_dir, *cases_dir, *out, *strategies;
+    const char *model, *clip_dir, *cases_dir, *out, *strategies, *cache;
     int n, T, R, J, threads, quiet, offset;
     float guidance;
 } options;
@@ -70,7 +72,10 @@ static void usage(FILE *to) {
             "                     (default: all); --offset I skips I of each first\n"
             "  --reassembly-step R, --reinversion-steps J   (default T/5 each)\n"
             "  --out PREFIX       writes PREFIX.md and PREFIX.json (default\n"
-            "                     bench/results/search)\n");
+            "                     bench/results/search)\n"
+            "  --cache DIR        keep each finished case in DIR/CASE.json and reuse it on the\n"
+            "                     next run with the same model, T, R, J and guidance: a long\n"
+            "                     run resumes where it stopped, a new strategy runs alone\n");
 }
 
 static double pct(long a, long b) { return b ? 100.0 * a / b : NAN; }
@@ -125,6 +130,80 @@ static cJSON *json_sum(const strat_sum *x, const strat_sum *ex) {
     return o;
 }
 
+/* ---- per-case cache (--cache DIR): a long run resumes where it stopped --- */
+
+/* A double as JSON: a number, or "inf" / "-inf" / "nan" (JSON has none). */
+static void json_double(cJSON *o, const char *k, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
+    else cJSON_AddStringToObject(o, k, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+}
+
+static double item_double(const cJSON *v) {
+    if (cJSON_IsNumber(v)) return v->valuedouble;
+    if (cJSON_IsString(v)) return !strcmp(v->valuestring, "inf") ? INFINITY : !strcmp(v->valuestring, "-inf") ? -INFINITY : NAN;
+    return NAN;
+}
+
+static double json_get_double(const cJSON *o, const char *k) {
+    return item_double(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+static int json_get_int(const cJSON *o, const char *k) { return (int)json_get_double(o, k); }
+
+#define EVAL_INT_FIELDS(X)                                                                                     \
+    X(obj_pairs) X(obj_right) X(colour_right) X(shape_right) X(heldout_pairs) X(heldout_right) X(bg_pairs)     \
+        X(bg_right) X(all_right) X(kept_n) X(kept_right) X(has_bg_region)
+#define EVAL_DOUBLE_FIELDS(X) X(bg_mse) X(bg_psnr) X(gt_psnr) X(edit_psnr) X(clip_score)
+
+static cJSON *eval_to_json(const se_edit_eval *e) {
+    cJSON *o = cJSON_CreateObject();
+#define PUT_INT(f) cJSON_AddNumberToObject(o, #f, e->f);
+#define PUT_DOUBLE(f) json_double(o, #f, e->f);
+    EVAL_INT_FIELDS(PUT_INT) EVAL_DOUBLE_FIELDS(PUT_DOUBLE)
+    return o;
+}
+
+static void eval_from_json(const cJSON *o, se_edit_eval *e) {
+    memset(e, 0, sizeof *e);
+#define GET_INT(f) e->f = json_get_int(o, #f);
+#define GET_DOUBLE(f) e->f = json_get_double(o, #f);
+    EVAL_INT_FIELDS(GET_INT) EVAL_DOUBLE_FIELDS(GET_DOUBLE)
+}
+
+/* DIR/NAME.json with the case name's '/' as '_' (single/000 -> single_000). */
+static void cache_path(char *path, size_t n, const char *dir, const char *name) {
+    int len = snprintf(path, n, "%s/", dir);
+    for (const char *c = name; *c && len + 6 < (int)n; c++) path[len++] = *c == '/' ? '_' : *c;
+    snprintf(path + len, n - len, ".json");
+}
+
+/* The cached record of case `name` when it was made with the same settings,
+ * else NULL (missing, unreadable or made otherwise: the case reruns). */
+static cJSON *cache_load(const char *dir, const char *name, const char *settings) {
+    if (!dir) return NULL;
+    char path[1200];
+    cache_path(path, sizeof path, dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    char chunk[8192];
+    size_t got;
+    while (m && (got = fread(chunk, 1, sizeof chunk, f)) > 0) fwrite(chunk, 1, got, m);
+    fclose(f);
+    if (!m) return NULL;
+    fclose(m);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "settings");
+    if (!cJSON_IsString(s) || strcmp(s->valuestring, settings)) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
 static int write_text(const char *path, const char *text, oir_error *err) {
     return outfile_write(path, text, strlen(text), err);
 }
@@ -137,13 +216,14 @@ int main(int argc, char **argv) {
             return 0;
         }
     options o = {"models/tiny-shapes", "models/tiny-clip", "bench/scenes/edit", "bench/results/search",
-                 "coarse:5,short:10,short-refine:10,adaptive:10", 0, 20, -1, -1, 0, 0, 0, 7.5f};
+                 "coarse:5,short:10,short-refine:10,adaptive:10", NULL, 0, 20, -1, -1, 0, 0, 0, 7.5f};
     const cli_opt opts[] = {
         {"--model", CLI_STR, &o.model, 0, 0},
         {"--clip", CLI_STR, &o.clip_dir, 0, 0},
         {"--cases", CLI_STR, &o.cases_dir, 0, 0},
         {"--out", CLI_STR, &o.out, 0, 0},
         {"--strategies", CLI_STR, &o.strategies, 0, 0},
+        {"--cache", CLI_STR, &o.cache, 0, 0},
         {"--n", CLI_INT, &o.n, 0, 1000000},
         {"--offset", CLI_INT, &o.offset, 0, 1000000},
         {"--steps", CLI_INT, &o.T, 2, 1000},
@@ -187,6 +267,13 @@ int main(int argc, char **argv) {
     static strat_sum sums[N_SUB][MAX_STRATEGIES];
     double t_start = clock_wall_s();
     if ((rc = se_case_set_load(&set, o.cases_dir, &err))) goto fail;
+    char settings[1200];
+    snprintf(settings, sizeof settings, "model=%s clip=%s T=%d R=%d J=%d guidance=%g", o.model, o.clip_dir, o.T,
+             o.R, o.J, o.guidance);
+    if (o.cache && mkdir(o.cache, 0777) && errno != EEXIST) {
+        rc = oir_fail(&err, OIR_E_IO, "--cache %s: %s", o.cache, strerror(errno));
+        goto fail;
+    }
     oir_context_params cp = oir_context_default_params();
     cp.model_path = o.model;
     cp.clip_path = o.clip_dir;
@@ -223,54 +310,92 @@ int main(int argc, char **argv) {
             pairs[q].mask = pmasks + q * hw;
             pairs[q].guided_prompt = c->pairs[q].guided;
         }
-        cJSON *jc = cJSON_CreateObject(), *js = cJSON_CreateObject();
+        cJSON *jc = cJSON_CreateObject(), *js = NULL;
         cJSON_AddStringToObject(jc, "case", c->name);
         cJSON_AddNumberToObject(jc, "pairs", c->n_pairs);
-        oir_result *ex = NULL;
-        int ex_bits = 0;
+        {
+            cJSON *cached = cache_load(o.cache, c->name, settings);
+            js = cJSON_DetachItemFromObjectCaseSensitive(cached, "strategies");
+            cJSON_Delete(cached);
+            if (!cJSON_IsObject(js)) {
+                cJSON_Delete(js);
+                js = cJSON_CreateObject();
+            }
+        }
+        int fresh = 0, ex_bits = 0, ex_steps[SE_MAX_PAIRS] = {0};
         for (int s = 0; s < n_strat; s++) {
-            oir_params p = oir_default_params();
-            p.steps = T;
-            p.guidance = o.guidance;
-            p.reassembly_step = o.R;
-            p.reinversion_steps = o.J;
-            p.target_prompt = c->target;
-            p.keep_candidates = 0;
-            p.search = names[s];
-            oir_result *r = NULL;
-            double t0 = clock_wall_s();
-            rc = kind ? oir_edit(ctx, rgb, size, c->source, pairs, c->n_pairs, &p, &r, &err)
-                      : oir_search(ctx, rgb, size, c->source, pairs, &p, &r, &err);
-            if (rc) {
-                oir_error_prefix(&err, "case %s, --search %s", c->name, names[s]);
-                oir_result_free(ex);
-                cJSON_Delete(jc);
-                cJSON_Delete(js);
-                goto fail;
+            cJSON *jx = cJSON_GetObjectItemCaseSensitive(js, names[s]);
+            const cJSON *jsteps = cJSON_GetObjectItemCaseSensitive(jx, "steps");
+            const cJSON *jtotal = cJSON_GetObjectItemCaseSensitive(jx, "total");
+            if (jx && (cJSON_GetArraySize(jsteps) != c->n_pairs ||
+                       (s == 0 && cJSON_GetArraySize(jtotal) != c->n_pairs * T))) {
+                cJSON_DeleteItemFromObjectCaseSensitive(js, names[s]); /* malformed: run it again */
+                jx = NULL;
             }
-            double secs = clock_wall_s() - t0;
-            se_edit_eval ev;
-            rc = se_edit_evaluate(&judge, c, r->edited, rgb, gt, pmasks, omasks, uni, size, target_text, &ev, &err);
-            if (rc) {
-                oir_result_free(r);
-                oir_result_free(ex);
-                cJSON_Delete(jc);
-                cJSON_Delete(js);
-                goto fail;
-            }
-            int same = 0, within = 0, bits = pairs_right(&ev);
-            if (s == 0) {
-                ex = r;
-                ex_bits = bits;
-                same = within = c->n_pairs;
-            } else {
-                for (int q = 0; q < c->n_pairs; q++) {
-                    int k = r->chosen_step[q], kx = ex->chosen_step[q];
-                    float best = ex->total[q * T + kx - 1], here = ex->total[q * T + k - 1];
-                    same += k == kx;
-                    within += k == kx || best - here <= 0.01f;
+            if (!jx) {
+                oir_params p = oir_default_params();
+                p.steps = T;
+                p.guidance = o.guidance;
+                p.reassembly_step = o.R;
+                p.reinversion_steps = o.J;
+                p.target_prompt = c->target;
+                p.keep_candidates = 0;
+                p.search = names[s];
+                oir_result *r = NULL;
+                double t0 = clock_wall_s();
+                rc = kind ? oir_edit(ctx, rgb, size, c->source, pairs, c->n_pairs, &p, &r, &err)
+                          : oir_search(ctx, rgb, size, c->source, pairs, &p, &r, &err);
+                if (rc) {
+                    oir_error_prefix(&err, "case %s, --search %s", c->name, names[s]);
+                    cJSON_Delete(jc);
+                    cJSON_Delete(js);
+                    goto fail;
                 }
+                double secs = clock_wall_s() - t0;
+                se_edit_eval ev;
+                rc = se_edit_evaluate(&judge, c, r->edited, rgb, gt, pmasks, omasks, uni, size, target_text, &ev,
+                                      &err);
+                if (rc) {
+                    oir_result_free(r);
+                    cJSON_Delete(jc);
+                    cJSON_Delete(js);
+                    goto fail;
+                }
+                jx = cJSON_CreateObject();
+                cJSON *steps = cJSON_CreateArray();
+                for (int q = 0; q < c->n_pairs; q++) cJSON_AddItemToArray(steps, cJSON_CreateNumber(r->chosen_step[q]));
+                cJSON_AddItemToObject(jx, "steps", steps);
+                cJSON_AddNumberToObject(jx, "search_unet_rows", (double)r->unet_rows);
+                cJSON_AddNumberToObject(jx, "all_unet_rows", (double)r->unet_rows_total);
+                cJSON_AddNumberToObject(jx, "decodes", r->decodes);
+                cJSON_AddNumberToObject(jx, "seconds", secs);
+                cJSON_AddNumberToObject(jx, "threads", oir_get_threads());
+                cJSON_AddItemToObject(jx, "eval", eval_to_json(&ev));
+                if (s == 0) { /* the metric totals every strategy is judged against */
+                    cJSON *tot = cJSON_CreateArray();
+                    for (int i = 0; i < c->n_pairs * T; i++) cJSON_AddItemToArray(tot, cJSON_CreateNumber(r->total[i]));
+                    cJSON_AddItemToObject(jx, "total", tot);
+                }
+                cJSON_AddItemToObject(js, names[s], jx);
+                oir_result_free(r);
+                fresh = 1;
             }
+            jsteps = cJSON_GetObjectItemCaseSensitive(jx, "steps");
+            jtotal = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(js, names[0]), "total");
+            se_edit_eval ev;
+            eval_from_json(cJSON_GetObjectItemCaseSensitive(jx, "eval"), &ev);
+            int same = 0, within = 0, bits = pairs_right(&ev);
+            for (int q = 0; q < c->n_pairs; q++) {
+                int k = (int)item_double(cJSON_GetArrayItem(jsteps, q)), kx;
+                if (s == 0) ex_steps[q] = k;
+                kx = ex_steps[q];
+                if (k < 1 || k > T) k = kx; /* a hand-edited cache; the engine never returns this */
+                double best = item_double(cJSON_GetArrayItem(jtotal, q * T + kx - 1));
+                double here = item_double(cJSON_GetArrayItem(jtotal, q * T + k - 1));
+                same += k == kx;
+                within += k == kx || best - here <= 0.01;
+            }
+            if (s == 0) ex_bits = bits;
             int subs[2] = {kind ? SUB_MULTI : SUB_SINGLE, SUB_ALL};
             for (int si = 0; si < 2; si++) {
                 strat_sum *x = &sums[subs[si]][s];
@@ -278,40 +403,44 @@ int main(int argc, char **argv) {
                 x->pairs += c->n_pairs;
                 x->agree_same += same;
                 x->agree_within += within;
-                x->rows += r->unet_rows;
-                x->rows_total += r->unet_rows_total;
-                x->decodes += r->decodes;
-                x->seconds += secs;
+                x->rows += (long)json_get_double(jx, "search_unet_rows");
+                x->rows_total += (long)json_get_double(jx, "all_unet_rows");
+                x->decodes += json_get_int(jx, "decodes");
+                x->seconds += json_get_double(jx, "seconds");
                 /* pairs right here but not with exhaustive, and the reverse */
                 x->only_here += bits > ex_bits ? bits - ex_bits : 0;
                 x->only_exhaustive += ex_bits > bits ? ex_bits - bits : 0;
                 se_edit_sum_add(&x->q, &ev);
             }
-            cJSON *jx = cJSON_CreateObject();
-            cJSON *jsteps = cJSON_CreateArray();
-            for (int q = 0; q < c->n_pairs; q++) cJSON_AddItemToArray(jsteps, cJSON_CreateNumber(r->chosen_step[q]));
-            cJSON_AddItemToObject(jx, "steps", jsteps);
-            cJSON_AddNumberToObject(jx, "search_unet_rows", (double)r->unet_rows);
-            cJSON_AddNumberToObject(jx, "all_unet_rows", (double)r->unet_rows_total);
-            cJSON_AddNumberToObject(jx, "decodes", r->decodes);
+            cJSON_DeleteItemFromObjectCaseSensitive(jx, "agree_same");
+            cJSON_DeleteItemFromObjectCaseSensitive(jx, "agree_within");
             cJSON_AddNumberToObject(jx, "agree_same", same);
             cJSON_AddNumberToObject(jx, "agree_within", within);
-            cJSON_AddNumberToObject(jx, "pairs_right", bits);
-            se_json_num(jx, "gt_psnr", ev.gt_psnr);
-            se_json_num(jx, "background_psnr", ev.has_bg_region ? ev.bg_psnr : NAN);
-            cJSON_AddNumberToObject(jx, "seconds", secs);
-            cJSON_AddItemToObject(js, names[s], jx);
-            if (s) oir_result_free(r);
+        }
+        if (fresh && o.cache) {
+            char path[1200];
+            cache_path(path, sizeof path, o.cache, c->name);
+            cJSON *rec = cJSON_CreateObject();
+            cJSON_AddStringToObject(rec, "settings", settings);
+            cJSON_AddItemReferenceToObject(rec, "strategies", js);
+            char *txt = cJSON_PrintUnformatted(rec);
+            cJSON_Delete(rec);
+            rc = txt ? write_text(path, txt, &err) : oir_fail(&err, OIR_E_NOMEM, "out of memory");
+            free(txt);
+            if (rc) {
+                cJSON_Delete(jc);
+                cJSON_Delete(js);
+                goto fail;
+            }
         }
         cJSON_AddItemToObject(jc, "strategies", js);
         cJSON_AddItemToArray(jcases, jc);
         n_run++;
         if (!o.quiet) {
             fprintf(stderr, "[%3d] %-10s %d pair(s), exhaustive steps", n_run, c->name, c->n_pairs);
-            for (int q = 0; q < c->n_pairs; q++) fprintf(stderr, " %d", ex->chosen_step[q]);
-            fprintf(stderr, " (%.0f s so far)\n", clock_wall_s() - t_start);
+            for (int q = 0; q < c->n_pairs; q++) fprintf(stderr, " %d", ex_steps[q]);
+            fprintf(stderr, "%s (%.0f s so far)\n", fresh ? "" : " (cached)", clock_wall_s() - t_start);
         }
-        oir_result_free(ex);
     }
     double total = clock_wall_s() - t_start;
     {
