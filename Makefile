@@ -12,7 +12,6 @@ CC ?= cc
 FUZZ_CC ?= clang
 CXX ?= c++
 WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
-OMP := -fopenmp
 # PORTABLE=1: no -march=native, so the binaries run on any x86-64 (the SIMD
 # kernels fall back to plain C; slower). Built in build/<BUILD>-portable.
 PORTABLE ?= 0
@@ -21,10 +20,8 @@ ifeq ($(BUILD),asan)
   LDOPT := -fsanitize=address,undefined
 else ifeq ($(BUILD),fuzz)
   # libFuzzer build (scripts/fuzz.sh): clang, coverage + ASan + UBSan on the
-  # whole library. No OpenMP: the parsers are serial and every OpenMP call in
-  # src/ sits behind #ifdef _OPENMP, so one libFuzzer process stays one thread.
+  # whole library (the parsers never start the worker pool's threads).
   CC := $(FUZZ_CC)
-  OMP :=
   OPT := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
   LDOPT := -fsanitize=address,undefined
 else ifeq ($(PORTABLE),1)
@@ -36,20 +33,21 @@ else
   LDOPT :=
 endif
 # -fPIC: the same objects make liboir.a and liboir.so.
-BASE := -std=c11 -D_GNU_SOURCE $(OMP) -fPIC -Iinclude -Isrc -MMD -MP
+BASE := -std=c11 -D_GNU_SOURCE -pthread -fPIC -Iinclude -Isrc -MMD -MP
 CFLAGS += $(BASE) $(WARN) $(OPT)
-# OpenBLAS's OpenMP build shares our OpenMP thread pool, so BLAS threads and
-# kernel threads never oversubscribe the cores (the pthread build spins
-# against OpenMP's idle threads). Fall back to whichever -lopenblas exists.
+# The kernels run on their own worker pool (src/core/pool.h) and call BLAS
+# single-threaded from several threads at once: OpenBLAS's pthread build is
+# safe for that (its OpenMP build may share buffers between callers that are
+# not OpenMP threads). Fall back to whichever -lopenblas exists.
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
-OPENBLAS_OMP := /usr/lib/$(MULTIARCH)/openblas-openmp
-ifneq ($(wildcard $(OPENBLAS_OMP)/libopenblas.so),)
-  BLAS := -L$(OPENBLAS_OMP) -Wl,-rpath,$(OPENBLAS_OMP) -lopenblas
+OPENBLAS_PT := /usr/lib/$(MULTIARCH)/openblas-pthread
+ifneq ($(wildcard $(OPENBLAS_PT)/libopenblas.so),)
+  BLAS := -L$(OPENBLAS_PT) -Wl,-rpath,$(OPENBLAS_PT) -lopenblas
 else
   BLAS := -lopenblas
 endif
 LDLIBS := $(BLAS) -lcjson -lpng -ljpeg -lyaml -lm
-LDFLAGS += $(OMP) $(LDOPT)
+LDFLAGS += -pthread $(LDOPT)
 
 LIB_SRC := $(wildcard src/core/*.c src/io/*.c src/models/*.c src/diffusion/*.c src/edit/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)

@@ -116,46 +116,48 @@ static void test_conv(void) {
 
 /* ---- thread-count independence of BLAS-backed ops ----------------------- */
 
-/* Our own kernels give each thread whole output rows, so their bits never
- * depend on the thread count. Products go through BLAS, whose bits may: on
- * some cores (OpenBLAS 0.3.21's Zen kernels) a threaded sgemm, or even the
- * same rows multiplied as two calls, sums in another order. Probe this
- * machine's BLAS once; where it is not thread-deterministic, BLAS-backed ops
- * are held to float tolerance instead of bits and the run says so. */
-static int blas_bits_follow_threads(void) {
-    static int probed = -1;
-    if (probed >= 0) return probed;
-    enum { M = 64, N = 64, K = 200 };
-    float *a = alloc_f((size_t)M * K), *b = alloc_f((size_t)K * N), *c1 = alloc_f((size_t)M * N),
-          *c2 = alloc_f((size_t)M * N);
-    fill_rand(a, (size_t)M * K, 41);
-    fill_rand(b, (size_t)K * N, 42);
-    oir_set_threads(1);
-    op_matmul(c1, a, b, M, N, K, 0, 1.0f, 0.0f);
-    oir_set_threads(2);
-    op_matmul(c2, a, b, M, N, K, 0, 1.0f, 0.0f);
-    probed = memcmp(c1, c2, sizeof(float) * M * N) != 0;
-    if (probed)
-        printf("  note: this machine's BLAS sums differently with 1 and 2 threads; BLAS-backed "
-               "ops are compared within float tolerance, the rest bitwise\n");
-    free(a), free(b), free(c1), free(c2);
-    return probed;
+/* Products run as single-threaded sgemm calls on blocks fixed by the shape
+ * (ops.c gemm), so their bits, like every other kernel's, do not depend on
+ * the thread count. */
+static void check_blas_threads(const char *what, const float *one, const float *two, size_t n) {
+    CHECK(memcmp(one, two, n * sizeof(float)) == 0, "%s: 1 and 2 threads differ", what);
 }
 
-/* 1-thread vs 2-thread outputs of a BLAS-backed op: the same bits, or (where
- * the BLAS itself is thread-dependent) within atol + rtol |ref|. */
-static void check_blas_threads(const char *what, const float *one, const float *two, size_t n) {
-    if (!blas_bits_follow_threads()) {
-        CHECK(memcmp(one, two, n * sizeof(float)) == 0, "%s: 1 and 2 threads differ", what);
-        return;
+/* A product big enough to be cut into blocks, by rows (M >= N) and by
+ * columns (N > M, both B layouts): the same bits with 1, 2 and 3 threads,
+ * and within float tolerance of a double-precision product. */
+static void test_matmul_blocks(void) {
+    static const int shapes[][4] = {{600, 100, 300, 0}, {90, 700, 200, 0}, {90, 700, 200, 1}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], bt = shapes[si][3];
+        float *a = alloc_f((size_t)M * K), *b = alloc_f((size_t)K * N), *ref = alloc_f((size_t)M * N);
+        float *c[3];
+        fill_rand(a, (size_t)M * K, 51 + (unsigned)si);
+        fill_rand(b, (size_t)K * N, 61 + (unsigned)si);
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double acc = 0;
+                for (int k = 0; k < K; k++)
+                    acc += (double)a[(size_t)i * K + k] * (bt ? b[(size_t)j * K + k] : b[(size_t)k * N + j]);
+                ref[(size_t)i * N + j] = (float)(0.5 * acc);
+            }
+        for (int t = 0; t < 3; t++) {
+            c[t] = alloc_f((size_t)M * N);
+            for (size_t i = 0; i < (size_t)M * N; i++) c[t][i] = 1.0f; /* beta 0 must ignore it */
+            oir_set_threads(t + 1);
+            op_matmul(c[t], a, b, M, N, K, bt, 0.5f, 0.0f);
+        }
+        char name[96];
+        snprintf(name, sizeof name, "matmul %dx%dx%d%s in blocks", M, N, K, bt ? " b_trans" : "");
+        th_close(name, c[1], ref, (size_t)M * N, 1e-4f, 1e-4f);
+        CHECK(!memcmp(c[0], c[1], sizeof(float) * M * N) && !memcmp(c[0], c[2], sizeof(float) * M * N),
+              "%s: 1, 2 and 3 threads give different bits", name);
+        free(a), free(b), free(ref), free(c[0]), free(c[1]), free(c[2]);
     }
-    char name[128];
-    snprintf(name, sizeof name, "%s: 1 vs 2 threads", what);
-    th_close(name, two, one, n, 1e-5f, 1e-4f);
 }
 
 /* op_conv2d against a direct double-precision loop, and with 1 and 2
- * threads (bitwise where the BLAS allows). */
+ * threads (bitwise). */
 static void conv_vs_double(const char *name, int N, int Cin, int H, int W, int Cout, int k, int s, int p) {
     const int Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
     size_t nx = (size_t)N * Cin * H * W, nw = (size_t)Cout * Cin * k * k,
@@ -733,6 +735,7 @@ int main(void) {
     test_elementwise();
     test_conv_banded();
     test_threads();
+    test_matmul_blocks();
     test_attention_long();
     oir_set_threads(2);
     fx = th_open_fixture("kernels.safetensors");

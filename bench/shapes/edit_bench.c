@@ -295,7 +295,6 @@ static int write_sheet(const char *path, const unsigned char *const *imgs, int n
 }
 
 int main(int argc, char **argv) {
-    cli_limit_spinning(argv);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);

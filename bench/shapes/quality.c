@@ -172,7 +172,6 @@ static void print_table(FILE *f, const se_quality *q, int n, int T, float g) {
 }
 
 int main(int argc, char **argv) {
-    cli_limit_spinning(argv);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);

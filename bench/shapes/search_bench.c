@@ -209,7 +209,6 @@ static int write_text(const char *path, const char *text, oir_error *err) {
 }
 
 int main(int argc, char **argv) {
-    cli_limit_spinning(argv);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);

@@ -137,10 +137,3 @@ void cli_set_threads(int n) {
     else
         threads_init();
 }
-
-void cli_limit_spinning(char **argv) {
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("GOMP_SPINCOUNT", CLI_SPINCOUNT, 1) != 0) return;
-    execv("/proc/self/exe", argv);
-    unsetenv("GOMP_SPINCOUNT"); /* no exec: carry on as loaded */
-}

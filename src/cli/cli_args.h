@@ -80,15 +80,5 @@ int cli_check_input_file(const char *flag, const char *path, oir_error *err);
 /* Applies --threads (n > 0) or OIR_THREADS / all cores (n == 0). */
 void cli_set_threads(int n);
 
-/* OpenMP threads that spin while they wait lose their cores to other work on
- * a busy machine, and threads that sleep at once (OMP_WAIT_POLICY=PASSIVE)
- * made the idle demo 2x slower (README "Threads" has the measurements).
- * libgomp reads its settings once, as it loads, so a program calls this
- * first in main: it sets GOMP_SPINCOUNT to CLI_SPINCOUNT (a short spin, then
- * sleep; libgomp's default spins 300000 times) and starts itself again. An
- * explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept; if the exec fails,
- * nothing changes. */
-#define CLI_SPINCOUNT "10000"
-void cli_limit_spinning(char **argv);
 
 #endif

@@ -50,7 +50,6 @@ int cli_wants_help(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    cli_limit_spinning(argv);
     threads_init(); /* OIR_THREADS, default: all cores */
     if (argc < 2) {
         usage(stderr);

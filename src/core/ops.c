@@ -2,16 +2,72 @@
  * timestep embedding. Norms and activations are in ops_norm.c, attention in
  * ops_attention.c. See ops.h for the contracts.
  *
- * Threading: BLAS is called only outside our OpenMP regions (threads.h), and
- * every OpenMP loop gives each thread whole output rows, so the bits of a
- * result do not depend on the thread count. */
+ * Threading: every loop runs on the worker pool (pool.h) in chunks fixed by
+ * its size, each chunk owning whole output rows, and BLAS runs single-
+ * threaded inside the chunks of gemm() below, so the bits of a result do not
+ * depend on the thread count. */
 #include "core/ops.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
 
+#include "core/pool.h"
+
 /* ---- matrix products ---------------------------------------------------- */
+
+/* c (M, N; ldc) = alpha a (M, K; lda) @ b (K, N; ldb, or (N, K) when
+ * b_trans) + beta c, row-major. Cut into blocks of rows of c (or of columns,
+ * when N > M) that the pool runs as single-threaded sgemm calls: the block
+ * size depends on the shape only (results independent of the thread count),
+ * and at least GEMM_MIN_BLOCK rows keep the re-packing of the other operand,
+ * which every block does, a few percent of the work. */
+#define GEMM_MIN_FLOPS 4e6
+#define GEMM_MIN_BLOCK 64
+#define GEMM_BLOCKS 16
+
+typedef struct {
+    const float *a, *b;
+    float *c;
+    int M, N, K, lda, ldb, ldc, b_trans, by_rows, block;
+    float alpha, beta;
+} gemm_job;
+
+static void gemm_block(void *ctx, long begin, long end, int worker) {
+    const gemm_job *j = ctx;
+    for (long blk = begin; blk < end; blk++) {
+        int lo = (int)blk * j->block;
+        if (j->by_rows) {
+            int m = j->M - lo < j->block ? j->M - lo : j->block;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, j->b_trans ? CblasTrans : CblasNoTrans, m, j->N, j->K,
+                        j->alpha, j->a + (size_t)lo * j->lda, j->lda, j->b, j->ldb, j->beta,
+                        j->c + (size_t)lo * j->ldc, j->ldc);
+        } else {
+            int n = j->N - lo < j->block ? j->N - lo : j->block;
+            const float *b = j->b_trans ? j->b + (size_t)lo * j->ldb : j->b + lo;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, j->b_trans ? CblasTrans : CblasNoTrans, j->M, n, j->K,
+                        j->alpha, j->a, j->lda, b, j->ldb, j->beta, j->c + lo, j->ldc);
+        }
+    }
+}
+
+static void gemm(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K,
+                 int b_trans, float alpha, float beta) {
+    gemm_job j = {a, b, c, M, N, K, lda, ldb, ldc, b_trans, M >= N, 0, alpha, beta};
+    int D = j.by_rows ? M : N, other = j.by_rows ? N : M;
+    double flops = 2.0 * M * N * K;
+    if (flops < 2 * GEMM_MIN_FLOPS || D < 2 * GEMM_MIN_BLOCK) {
+        j.block = D;
+    } else {
+        int block = (D + GEMM_BLOCKS - 1) / GEMM_BLOCKS;
+        int min_rows = (int)(GEMM_MIN_FLOPS / (2.0 * other * K)) + 1;
+        if (block < min_rows) block = min_rows;
+        if (block < GEMM_MIN_BLOCK) block = GEMM_MIN_BLOCK;
+        j.block = (block + 15) / 16 * 16;
+    }
+    long blocks = (D + j.block - 1) / j.block;
+    pool_for(blocks, 1, gemm_block, &j);
+}
 
 void op_matmul(float *out, const float *a, const float *b, int M, int N, int K, int b_trans,
                float alpha, float beta) {
@@ -20,14 +76,24 @@ void op_matmul(float *out, const float *a, const float *b, int M, int N, int K, 
         for (size_t i = 0; i < (size_t)M * N; i++) out[i] = beta == 0.0f ? 0.0f : beta * out[i];
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, M, N, K, alpha,
-                a, K, b, b_trans ? K : N, beta, out, N);
+    gemm(out, N, a, K, b, b_trans ? K : N, M, N, K, b_trans, alpha, beta);
+}
+
+typedef struct {
+    float *out;
+    const float *bias;
+    int n;
+} fill_rows_job;
+
+static void fill_rows_chunk(void *ctx, long r0, long r1, int worker) {
+    const fill_rows_job *j = ctx;
+    for (long r = r0; r < r1; r++) memcpy(j->out + (size_t)r * j->n, j->bias, (size_t)j->n * sizeof(float));
 }
 
 /* Fills each row of out (rows, n) with bias (n). */
 static void fill_rows(float *out, const float *bias, int rows, int n) {
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) memcpy(out + (size_t)r * n, bias, (size_t)n * sizeof(float));
+    fill_rows_job j = {out, bias, n};
+    pool_for(rows, pool_grain(rows, n), fill_rows_chunk, &j);
 }
 
 void op_linear(float *out, const float *in, const float *weight, const float *bias, int rows,
@@ -65,14 +131,20 @@ size_t op_conv2d_scratch(int C_in, int H, int W, int k, int stride, int pad) {
     return (size_t)C_in * k * k * Wo * conv_band_rows(C_in, H, W, k, stride, pad);
 }
 
-/* col (C_in*k*k, nrows*Wo) for output rows [oy0, oy0+nrows) of one image
- * x (C_in, H, W). Row (c, ki, kj) of col holds x[c, oy*s-p+ki, ox*s-p+kj]. */
-static void im2col_band(float *col, const float *x, int C_in, int H, int W, int k, int s, int p,
-                        int Wo, int oy0, int nrows) {
+typedef struct {
+    float *col;
+    const float *x;
+    int H, W, k, s, p, Wo, oy0, nrows;
+} im2col_job;
+
+static void im2col_rows(void *ctx, long row0, long row1, int worker) {
+    const im2col_job *j = ctx;
+    float *col = j->col;
+    const float *x = j->x;
+    int H = j->H, W = j->W, k = j->k, s = j->s, p = j->p, Wo = j->Wo, oy0 = j->oy0, nrows = j->nrows;
     int kk = k * k;
     size_t ncols = (size_t)nrows * Wo;
-#pragma omp parallel for schedule(static)
-    for (int row = 0; row < C_in * kk; row++) {
+    for (int row = (int)row0; row < (int)row1; row++) {
         int c = row / kk, ki = row % kk / k, kj = row % k;
         const float *xc = x + (size_t)c * H * W;
         float *dst = col + (size_t)row * ncols;
@@ -100,6 +172,27 @@ static void im2col_band(float *col, const float *x, int C_in, int H, int W, int 
     }
 }
 
+/* col (C_in*k*k, nrows*Wo) for output rows [oy0, oy0+nrows) of one image
+ * x (C_in, H, W). Row (c, ki, kj) of col holds x[c, oy*s-p+ki, ox*s-p+kj]. */
+static void im2col_band(float *col, const float *x, int C_in, int H, int W, int k, int s, int p,
+                        int Wo, int oy0, int nrows) {
+    im2col_job j = {col, x, H, W, k, s, p, Wo, oy0, nrows};
+    long rows = (long)C_in * k * k;
+    pool_for(rows, pool_grain(rows, (double)nrows * Wo), im2col_rows, &j);
+}
+
+typedef struct {
+    float *y;
+    const float *bias;
+    size_t HWo;
+} fill_planes_job;
+
+static void fill_planes(void *ctx, long c0, long c1, int worker) {
+    const fill_planes_job *j = ctx;
+    for (long co = c0; co < c1; co++)
+        for (size_t i = 0; i < j->HWo; i++) j->y[(size_t)co * j->HWo + i] = j->bias[co];
+}
+
 void op_conv2d(float *out, const float *in, const float *weight, const float *bias, int N,
                int C_in, int H, int W, int C_out, int k, int stride, int pad, float *scratch) {
     int Ho = conv_out_size(H, k, stride, pad), Wo = conv_out_size(W, k, stride, pad);
@@ -110,15 +203,13 @@ void op_conv2d(float *out, const float *in, const float *weight, const float *bi
         const float *x = in + (size_t)n * C_in * H * W; /* (C_in, H, W) */
         float *y = out + (size_t)n * C_out * HWo;      /* (C_out, Ho, Wo) */
         if (bias) {
-#pragma omp parallel for schedule(static)
-            for (int co = 0; co < C_out; co++)
-                for (size_t i = 0; i < HWo; i++) y[(size_t)co * HWo + i] = bias[co];
+            fill_planes_job fj = {y, bias, HWo};
+            pool_for(C_out, pool_grain(C_out, (double)HWo), fill_planes, &fj);
         }
         float beta = bias ? 1.0f : 0.0f;
         if (conv_is_direct(k, stride, pad)) {
             /* y (C_out, HW) = weight (C_out, C_in) @ x (C_in, HW) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C_out, (int)HWo, C_in, 1.0f,
-                        weight, C_in, x, (int)HWo, beta, y, (int)HWo);
+            gemm(y, (int)HWo, weight, C_in, x, (int)HWo, C_out, (int)HWo, C_in, 0, 1.0f, beta);
             continue;
         }
         for (int oy0 = 0; oy0 < Ho; oy0 += band) {
@@ -126,19 +217,26 @@ void op_conv2d(float *out, const float *in, const float *weight, const float *bi
             int ncols = nrows * Wo;
             im2col_band(scratch, x, C_in, H, W, k, stride, pad, Wo, oy0, nrows);
             /* y[:, band] (C_out, ncols) = weight (C_out, K) @ col (K, ncols) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C_out, ncols, (int)K, 1.0f,
-                        weight, (int)K, scratch, ncols, beta, y + (size_t)oy0 * Wo, (int)HWo);
+            gemm(y + (size_t)oy0 * Wo, (int)HWo, weight, (int)K, scratch, ncols, C_out, ncols, (int)K, 0, 1.0f,
+                 beta);
         }
     }
 }
 
 /* ---- shape and elementwise ---------------------------------------------- */
 
-void op_upsample_nearest2x(float *out, const float *in, int N, int C, int H, int W) {
-    /* in (N, C, H, W) -> out (N, C, 2H, 2W) */
-    long planes = (long)N * C;
-#pragma omp parallel for schedule(static)
-    for (long pc = 0; pc < planes; pc++) {
+typedef struct {
+    float *out;
+    const float *in;
+    int H, W;
+} upsample_job;
+
+static void upsample_planes(void *ctx, long pc0, long pc1, int worker) {
+    const upsample_job *j = ctx;
+    float *out = j->out;
+    const float *in = j->in;
+    int H = j->H, W = j->W;
+    for (long pc = pc0; pc < pc1; pc++) {
         const float *src = in + (size_t)pc * H * W;
         float *dst = out + (size_t)pc * 4 * H * W;
         for (int y = 0; y < H; y++) {
@@ -153,65 +251,106 @@ void op_upsample_nearest2x(float *out, const float *in, int N, int C, int H, int
     }
 }
 
-/* Elementwise loops split into fixed chunks so each thread owns whole chunks. */
+void op_upsample_nearest2x(float *out, const float *in, int N, int C, int H, int W) {
+    /* in (N, C, H, W) -> out (N, C, 2H, 2W) */
+    long planes = (long)N * C;
+    upsample_job j = {out, in, H, W};
+    pool_for(planes, pool_grain(planes, 5.0 * H * W), upsample_planes, &j);
+}
+
+/* Elementwise loops: chunks of EW_CHUNK elements. */
 #define EW_CHUNK 16384
 
-void op_add(float *out, const float *a, const float *b, size_t n) {
-    long nch = (long)((n + EW_CHUNK - 1) / EW_CHUNK);
-#pragma omp parallel for schedule(static) if (nch > 1)
-    for (long ch = 0; ch < nch; ch++) {
-        size_t i0 = (size_t)ch * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;
-        for (size_t i = i0; i < i1; i++) out[i] = a[i] + b[i];
+enum { EW_ADD, EW_MUL, EW_SCALE };
+
+typedef struct {
+    float *out;
+    const float *a, *b;
+    float s;
+    int op;
+} ew_job;
+
+static void ew_chunk(void *ctx, long i0, long i1, int worker) {
+    const ew_job *j = ctx;
+    float *out = j->out;
+    const float *a = j->a, *b = j->b;
+    switch (j->op) {
+    case EW_ADD:
+        for (long i = i0; i < i1; i++) out[i] = a[i] + b[i];
+        break;
+    case EW_MUL:
+        for (long i = i0; i < i1; i++) out[i] = a[i] * b[i];
+        break;
+    default:
+        for (long i = i0; i < i1; i++) out[i] = a[i] * j->s;
     }
 }
 
-void op_mul(float *out, const float *a, const float *b, size_t n) {
-    long nch = (long)((n + EW_CHUNK - 1) / EW_CHUNK);
-#pragma omp parallel for schedule(static) if (nch > 1)
-    for (long ch = 0; ch < nch; ch++) {
-        size_t i0 = (size_t)ch * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;
-        for (size_t i = i0; i < i1; i++) out[i] = a[i] * b[i];
-    }
+static void elementwise(int op, float *out, const float *a, const float *b, float s, size_t n) {
+    ew_job j = {out, a, b, s, op};
+    pool_for((long)n, EW_CHUNK, ew_chunk, &j);
 }
 
-/* Non-finite: all exponent bits set (inf or NaN). Threads only for big
- * arrays: the load scans every weight tensor once, and a parallel region
- * per small tensor costs more than the scan (5x the tiny model's load time
- * on a busy machine). */
+void op_add(float *out, const float *a, const float *b, size_t n) { elementwise(EW_ADD, out, a, b, 0, n); }
+
+void op_mul(float *out, const float *a, const float *b, size_t n) { elementwise(EW_MUL, out, a, b, 0, n); }
+
+void op_scale(float *out, const float *a, float s, size_t n) { elementwise(EW_SCALE, out, a, NULL, s, n); }
+
+/* Non-finite: all exponent bits set (inf or NaN). Chunks of NF_CHUNK, each
+ * counted into its own slot (no shared counter), summed after. */
 #define NF_CHUNK ((size_t)1 << 20)
-size_t op_count_nonfinite(const float *x, size_t n) {
-    long nch = (long)((n + NF_CHUNK - 1) / NF_CHUNK);
-    size_t bad = 0;
-#pragma omp parallel for schedule(static) reduction(+ : bad) if (nch > 4)
-    for (long ch = 0; ch < nch; ch++) {
-        size_t i0 = (size_t)ch * NF_CHUNK, i1 = i0 + NF_CHUNK < n ? i0 + NF_CHUNK : n, k = 0;
+#define NF_SLOTS 64
+
+typedef struct {
+    const float *x;
+    size_t n, per_slot;
+    size_t bad[NF_SLOTS];
+} nf_job;
+
+static void nf_slots(void *ctx, long s0, long s1, int worker) {
+    nf_job *j = ctx;
+    for (long sl = s0; sl < s1; sl++) {
+        size_t i0 = (size_t)sl * j->per_slot, i1 = i0 + j->per_slot < j->n ? i0 + j->per_slot : j->n, k = 0;
         for (size_t i = i0; i < i1; i++) {
             uint32_t u;
-            memcpy(&u, x + i, 4);
+            memcpy(&u, j->x + i, 4);
             k += (u & 0x7f800000u) == 0x7f800000u;
         }
-        bad += k;
+        j->bad[sl] = k;
     }
+}
+
+size_t op_count_nonfinite(const float *x, size_t n) {
+    if (!n) return 0;
+    nf_job j = {x, n, NF_CHUNK, {0}};
+    if ((n + NF_CHUNK - 1) / NF_CHUNK > NF_SLOTS) j.per_slot = (n + NF_SLOTS - 1) / NF_SLOTS;
+    long slots = (long)((n + j.per_slot - 1) / j.per_slot);
+    pool_for(slots, 1, nf_slots, &j);
+    size_t bad = 0;
+    for (long sl = 0; sl < slots; sl++) bad += j.bad[sl];
     return bad;
 }
 
-void op_scale(float *out, const float *a, float s, size_t n) {
-    long nch = (long)((n + EW_CHUNK - 1) / EW_CHUNK);
-#pragma omp parallel for schedule(static) if (nch > 1)
-    for (long ch = 0; ch < nch; ch++) {
-        size_t i0 = (size_t)ch * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;
-        for (size_t i = i0; i < i1; i++) out[i] = a[i] * s;
+typedef struct {
+    float *x;
+    const float *bias;
+    int HW;
+} channel_bias_job;
+
+static void channel_bias_planes(void *ctx, long pc0, long pc1, int worker) {
+    const channel_bias_job *j = ctx;
+    for (long pc = pc0; pc < pc1; pc++) {
+        float b = j->bias[pc], *p = j->x + (size_t)pc * j->HW;
+        for (int i = 0; i < j->HW; i++) p[i] += b;
     }
 }
 
 void op_add_channel_bias(float *x, const float *bias, int N, int C, int HW) {
     /* x (N, C, HW) += bias (N, C) */
     long planes = (long)N * C;
-#pragma omp parallel for schedule(static)
-    for (long pc = 0; pc < planes; pc++) {
-        float b = bias[pc], *p = x + (size_t)pc * HW;
-        for (int i = 0; i < HW; i++) p[i] += b;
-    }
+    channel_bias_job j = {x, bias, HW};
+    pool_for(planes, pool_grain(planes, HW), channel_bias_planes, &j);
 }
 
 void op_concat_channels(float *out, const float *a, const float *b, int N, int Ca, int Cb,
@@ -226,11 +365,18 @@ void op_concat_channels(float *out, const float *a, const float *b, int N, int C
 
 /* Transposes each (R, Cc) matrix of a batch into (Cc, R), in 32x32 tiles. */
 #define TR_TILE 32
-static void transpose_batch(float *out, const float *in, int N, int R, int Cc) {
-    int tr = (R + TR_TILE - 1) / TR_TILE;
-    long tasks = (long)N * tr;
-#pragma omp parallel for schedule(static)
-    for (long t = 0; t < tasks; t++) {
+typedef struct {
+    float *out;
+    const float *in;
+    int R, Cc, tr;
+} transpose_job;
+
+static void transpose_tiles(void *ctx, long t0, long t1, int worker) {
+    const transpose_job *j = ctx;
+    float *out = j->out;
+    const float *in = j->in;
+    int R = j->R, Cc = j->Cc, tr = j->tr;
+    for (long t = t0; t < t1; t++) {
         int n = (int)(t / tr), r0 = (int)(t % tr) * TR_TILE;
         int r1 = r0 + TR_TILE < R ? r0 + TR_TILE : R;
         const float *src = in + (size_t)n * R * Cc;
@@ -241,6 +387,13 @@ static void transpose_batch(float *out, const float *in, int N, int R, int Cc) {
                 for (int r = r0; r < r1; r++) dst[(size_t)c * R + r] = src[(size_t)r * Cc + c];
         }
     }
+}
+
+static void transpose_batch(float *out, const float *in, int N, int R, int Cc) {
+    int tr = (R + TR_TILE - 1) / TR_TILE;
+    long tasks = (long)N * tr;
+    transpose_job j = {out, in, R, Cc, tr};
+    pool_for(tasks, pool_grain(tasks, 2.0 * TR_TILE * Cc), transpose_tiles, &j);
 }
 
 void op_nchw_to_nhwc(float *out, const float *in, int N, int C, int HW) {

@@ -26,10 +26,7 @@
 
 #include "core/ops.h"
 #include "core/ops_simd.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "core/pool.h"
 
 #ifndef ATT_AQ
 #define ATT_AQ 128 /* queries per task (a multiple of VL) */
@@ -72,13 +69,7 @@ static att_plan att_make_plan(int Tq, int Tk, int d) {
     return p;
 }
 
-static int max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+static int max_threads(void) { return pool_threads(); }
 
 size_t op_attention_scratch(int Tq, int Tk, int heads, int d) {
     if (Tq <= 0 || Tk <= 0 || d <= 0) return 0;
@@ -303,6 +294,32 @@ static void att_task(const att_args *a, const att_plan *p, float *ws, int b, int
     }
 }
 
+typedef struct {
+    const att_args *a;
+    const att_plan *p;
+    float *scratch;
+    int heads, nqb, head_inner;
+} att_job;
+
+static void att_tasks(void *ctx, long t0, long t1, int worker) {
+    const att_job *j = ctx;
+    float *ws = j->scratch + j->p->per_thread * (size_t)worker;
+    int heads = j->heads, nqb = j->nqb;
+    for (long t = t0; t < t1; t++) {
+        int b, h, qi;
+        if (j->head_inner) { /* (b, qi, h): neighbouring tasks share q and out rows */
+            h = (int)(t % heads);
+            qi = (int)(t / heads % nqb);
+            b = (int)(t / heads / nqb);
+        } else { /* (b, h, qi): neighbouring tasks share this head's K and V */
+            qi = (int)(t % nqb);
+            h = (int)(t / nqb % heads);
+            b = (int)(t / nqb / heads);
+        }
+        att_task(j->a, j->p, ws, b, h, qi * j->p->qb);
+    }
+}
+
 void op_attention(float *out, const float *q, const float *k, const float *v, int B, int Tq,
                   int Tk, int heads, int d, float scale, const uint8_t *key_mask, int causal,
                   float *scratch) {
@@ -316,33 +333,10 @@ void op_attention(float *out, const float *q, const float *k, const float *v, in
     att_args a = {out, q, k, v, Tq, Tk, heads, d, scale, key_mask, causal};
     int nqb = (Tq + p.qb - 1) / p.qb;
     long ntasks = (long)B * heads * nqb;
-    int nt = max_threads();
-    if (nt > ntasks) nt = (int)ntasks;
     /* Task order: when one head's K and V are small (cross-attention over 77
      * text tokens), run the heads of a query block back to back, so the q
      * and out rows they share stay in cache; otherwise keep a head's K and V
      * hot across its query blocks. The order never changes a result. */
-    int head_inner = (size_t)Tk * d * 2 * sizeof(float) <= ATT_SMALL_KV;
-#pragma omp parallel num_threads(nt)
-    {
-#ifdef _OPENMP
-        float *ws = scratch + p.per_thread * (size_t)omp_get_thread_num();
-#else
-        float *ws = scratch;
-#endif
-#pragma omp for schedule(dynamic, 1)
-        for (long t = 0; t < ntasks; t++) {
-            int b, h, qi;
-            if (head_inner) { /* (b, qi, h): neighbouring tasks share q and out rows */
-                h = (int)(t % heads);
-                qi = (int)(t / heads % nqb);
-                b = (int)(t / heads / nqb);
-            } else { /* (b, h, qi): neighbouring tasks share this head's K and V */
-                qi = (int)(t % nqb);
-                h = (int)(t / nqb % heads);
-                b = (int)(t / nqb / heads);
-            }
-            att_task(&a, &p, ws, b, h, qi * p.qb);
-        }
-    }
+    att_job j = {&a, &p, scratch, heads, nqb, (size_t)Tk * d * 2 * sizeof(float) <= ATT_SMALL_KV};
+    pool_for(ntasks, 1, att_tasks, &j);
 }

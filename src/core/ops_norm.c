@@ -2,14 +2,15 @@
  *
  * Statistics are accumulated in double, in NSUM fixed interleaved partial
  * sums (vectorisable without reassociation), two passes (mean, then the sum
- * of squared deviations), so the variance does not cancel. Each OpenMP
- * thread owns whole (sample, group) slices or rows: the bits of a result do
- * not depend on the thread count. */
+ * of squared deviations), so the variance does not cancel. Each chunk of
+ * the worker pool (pool.h) owns whole (sample, group) slices or rows: the
+ * bits of a result do not depend on the thread count. */
 #include <math.h>
 #include <stddef.h>
 
 #include "core/ops.h"
 #include "core/ops_simd.h"
+#include "core/pool.h"
 
 #define NSUM 8
 
@@ -59,13 +60,20 @@ static void affine_row(float *y, const float *x, size_t n, float a, float b, int
     }
 }
 
-void op_group_norm(float *out, const float *in, const float *gamma, const float *beta, int N,
-                   int C, int HW, int groups, float eps, int fuse_silu) {
-    /* x (N, C, HW); each (n, g) normalises C/groups channels together */
-    int cg = C / groups;
-    long tasks = (long)N * groups;
-#pragma omp parallel for schedule(static)
-    for (long t = 0; t < tasks; t++) {
+typedef struct {
+    float *out;
+    const float *in, *gamma, *beta;
+    int C, HW, groups, fuse_silu;
+    float eps;
+} group_norm_job;
+
+static void group_norm_slices(void *ctx, long t0, long t1, int worker) {
+    const group_norm_job *jb = ctx;
+    float *out = jb->out;
+    const float *in = jb->in, *gamma = jb->gamma, *beta = jb->beta;
+    int C = jb->C, HW = jb->HW, groups = jb->groups, fuse_silu = jb->fuse_silu, cg = C / groups;
+    float eps = jb->eps;
+    for (long t = t0; t < t1; t++) {
         int n = (int)(t / groups), g = (int)(t % groups);
         size_t off = ((size_t)n * C + (size_t)g * cg) * HW, len = (size_t)cg * HW;
         const float *x = in + off;
@@ -83,11 +91,28 @@ void op_group_norm(float *out, const float *in, const float *gamma, const float 
     }
 }
 
-void op_layer_norm(float *out, const float *in, const float *gamma, const float *beta, int rows,
-                   int C, float eps) {
-    /* x (rows, C), normalised over C */
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) {
+void op_group_norm(float *out, const float *in, const float *gamma, const float *beta, int N,
+                   int C, int HW, int groups, float eps, int fuse_silu) {
+    /* x (N, C, HW); each (n, g) normalises C/groups channels together */
+    long tasks = (long)N * groups;
+    group_norm_job j = {out, in, gamma, beta, C, HW, groups, fuse_silu, eps};
+    pool_for(tasks, pool_grain(tasks, 3.0 * (C / groups) * HW), group_norm_slices, &j);
+}
+
+typedef struct {
+    float *out;
+    const float *in, *gamma, *beta;
+    int C;
+    float eps;
+} layer_norm_job;
+
+static void layer_norm_rows(void *ctx, long r0, long r1, int worker) {
+    const layer_norm_job *jb = ctx;
+    float *out = jb->out;
+    const float *in = jb->in, *gamma = jb->gamma, *beta = jb->beta;
+    int C = jb->C;
+    float eps = jb->eps;
+    for (long r = r0; r < r1; r++) {
         const float *x = in + (size_t)r * C;
         float *y = out + (size_t)r * C;
         double mean = sum_f(x, (size_t)C) / C;
@@ -101,21 +126,35 @@ void op_layer_norm(float *out, const float *in, const float *gamma, const float 
     }
 }
 
+void op_layer_norm(float *out, const float *in, const float *gamma, const float *beta, int rows,
+                   int C, float eps) {
+    /* x (rows, C), normalised over C */
+    layer_norm_job j = {out, in, gamma, beta, C, eps};
+    pool_for(rows, pool_grain(rows, 3.0 * C), layer_norm_rows, &j);
+}
+
 /* ---- activations -------------------------------------------------------- */
 
 #define ACT_CHUNK 16384
 
-/* Runs body(lo, hi) over [0, n) in fixed chunks, chunks split among threads. */
-#define ACT_LOOP(n, body)                                                                  \
-    do {                                                                                   \
-        long nch_ = (long)(((n) + ACT_CHUNK - 1) / ACT_CHUNK);                             \
-        _Pragma("omp parallel for schedule(static) if (nch_ > 1)") for (long ch_ = 0;      \
-                                                                        ch_ < nch_; ch_++) { \
-            size_t lo = (size_t)ch_ * ACT_CHUNK;                                           \
-            size_t hi = lo + ACT_CHUNK < (n) ? lo + ACT_CHUNK : (n);                       \
-            body;                                                                          \
-        }                                                                                  \
-    } while (0)
+typedef void (*act_range_fn)(float *out, const float *in, size_t lo, size_t hi);
+
+typedef struct {
+    act_range_fn fn;
+    float *out;
+    const float *in;
+} act_job;
+
+static void act_chunk(void *ctx, long lo, long hi, int worker) {
+    const act_job *j = ctx;
+    j->fn(j->out, j->in, (size_t)lo, (size_t)hi);
+}
+
+/* Runs fn over [0, n) in fixed chunks of ACT_CHUNK on the pool. */
+static void act_loop(size_t n, act_range_fn fn, float *out, const float *in) {
+    act_job j = {fn, out, in};
+    pool_for((long)n, ACT_CHUNK, act_chunk, &j);
+}
 
 static void silu_range(float *out, const float *in, size_t lo, size_t hi) {
     size_t i = lo;
@@ -126,7 +165,7 @@ static void silu_range(float *out, const float *in, size_t lo, size_t hi) {
     for (; i < hi; i++) out[i] = in[i] / (1.0f + sexp(-in[i]));
 }
 
-void op_silu(float *out, const float *in, size_t n) { ACT_LOOP(n, silu_range(out, in, lo, hi)); }
+void op_silu(float *out, const float *in, size_t n) { act_loop(n, silu_range, out, in); }
 
 /* erf(x) lane-wise, max error about 1 ulp: N. Juffa's minimax erff (a
  * polynomial in x^2 below |x| = 0.9277, 1 - exp(polynomial) above), both
@@ -168,16 +207,18 @@ static void gelu_range(float *out, const float *in, size_t lo, size_t hi) {
     for (; i < hi; i++) out[i] = gelu_erf1(in[i]);
 }
 
-void op_gelu(float *out, const float *in, size_t n) { ACT_LOOP(n, gelu_range(out, in, lo, hi)); }
+void op_gelu(float *out, const float *in, size_t n) { act_loop(n, gelu_range, out, in); }
 
 static float gelu_tanh1(float x) {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
     return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }
 
-void op_gelu_tanh(float *out, const float *in, size_t n) {
-    ACT_LOOP(n, for (size_t i = lo; i < hi; i++) out[i] = gelu_tanh1(in[i]));
+static void gelu_tanh_range(float *out, const float *in, size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; i++) out[i] = gelu_tanh1(in[i]);
 }
+
+void op_gelu_tanh(float *out, const float *in, size_t n) { act_loop(n, gelu_tanh_range, out, in); }
 
 static void quick_gelu_range(float *out, const float *in, size_t lo, size_t hi) {
     size_t i = lo;
@@ -188,14 +229,20 @@ static void quick_gelu_range(float *out, const float *in, size_t lo, size_t hi) 
     for (; i < hi; i++) out[i] = in[i] / (1.0f + sexp(in[i] * -1.702f));
 }
 
-void op_quick_gelu(float *out, const float *in, size_t n) {
-    ACT_LOOP(n, quick_gelu_range(out, in, lo, hi));
-}
+void op_quick_gelu(float *out, const float *in, size_t n) { act_loop(n, quick_gelu_range, out, in); }
 
-void op_geglu(float *out, const float *in, int rows, int C) {
-    /* in (rows, 2C) = [hidden | gate] -> out (rows, C) = hidden * gelu(gate) */
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) {
+typedef struct {
+    float *out;
+    const float *in;
+    int cols;
+} rows_job;
+
+static void geglu_rows(void *ctx, long r0, long r1, int worker) {
+    const rows_job *j = ctx;
+    float *out = j->out;
+    const float *in = j->in;
+    int C = j->cols;
+    for (long r = r0; r < r1; r++) {
         const float *h = in + (size_t)r * 2 * C, *g = h + C;
         float *o = out + (size_t)r * C;
         int c = 0;
@@ -204,10 +251,18 @@ void op_geglu(float *out, const float *in, int rows, int C) {
     }
 }
 
-void op_softmax(float *out, const float *in, int rows, int cols) {
-    /* x (rows, cols): exp(x - max) / sum, the sum in double */
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) {
+void op_geglu(float *out, const float *in, int rows, int C) {
+    /* in (rows, 2C) = [hidden | gate] -> out (rows, C) = hidden * gelu(gate) */
+    rows_job j = {out, in, C};
+    pool_for(rows, pool_grain(rows, 6.0 * C), geglu_rows, &j);
+}
+
+static void softmax_rows(void *ctx, long r0, long r1, int worker) {
+    const rows_job *j = ctx;
+    float *out = j->out;
+    const float *in = j->in;
+    int cols = j->cols;
+    for (long r = r0; r < r1; r++) {
         const float *x = in + (size_t)r * cols;
         float *y = out + (size_t)r * cols;
         float mx = -INFINITY;
@@ -224,4 +279,10 @@ void op_softmax(float *out, const float *in, int rows, int cols) {
         float inv = (float)(1.0 / s);
         for (int c = 0; c < cols; c++) y[c] *= inv;
     }
+}
+
+void op_softmax(float *out, const float *in, int rows, int cols) {
+    /* x (rows, cols): exp(x - max) / sum, the sum in double */
+    rows_job j = {out, in, cols};
+    pool_for(rows, pool_grain(rows, 8.0 * cols), softmax_rows, &j);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "core/pool.h"
 
 #define ARENA_ALIGN 64 /* arena.c aligns every allocation to 64 bytes */
 
@@ -101,15 +102,25 @@ void sd_tokens_proj_add_nchw(float *x, const float *t, const sd_linear *l, int B
     }
 }
 
+typedef struct {
+    float *out;
+    const float *bias;
+    int n;
+} add_rows_job;
+
+static void add_bias_rows(void *ctx, long r0, long r1, int worker) {
+    const add_rows_job *jb = ctx;
+    for (long r = r0; r < r1; r++) {
+        float *o = jb->out + (size_t)r * jb->n;
+        for (int j = 0; j < jb->n; j++) o[j] += jb->bias[j];
+    }
+}
+
 void sd_linear_add(float *out, const float *in, const sd_linear *l, int rows) {
     int n = l->out;
     if (l->b) {
-        const float *bias = l->b;
-#pragma omp parallel for schedule(static)
-        for (int r = 0; r < rows; r++) {
-            float *o = out + (size_t)r * n;
-            for (int j = 0; j < n; j++) o[j] += bias[j];
-        }
+        add_rows_job jb = {out, l->b, n};
+        pool_for(rows, pool_grain(rows, 2.0 * n), add_bias_rows, &jb);
     }
     op_matmul(out, in, l->w, rows, n, l->in, 1, 1.0f, 1.0f);
 }
@@ -187,6 +198,27 @@ size_t sd_downsample_arena_bytes(const sd_conv *c, int B, int H, int W, int pad)
            sd_conv_arena_bytes(c, H + 1, W + 1, 2, 0);
 }
 
+typedef struct {
+    float *xp;
+    const float *x;
+    int H, W;
+} pad_job;
+
+/* One zero column on the right and one zero row at the bottom of each plane. */
+static void pad_planes(void *ctx, long p0, long p1, int worker) {
+    const pad_job *j = ctx;
+    int H = j->H, W = j->W, Wp = W + 1;
+    for (long pl = p0; pl < p1; pl++) {
+        const float *s = j->x + (size_t)pl * H * W;
+        float *d = j->xp + (size_t)pl * (H + 1) * Wp;
+        for (int y = 0; y < H; y++) {
+            memcpy(d + (size_t)y * Wp, s + (size_t)y * W, (size_t)W * sizeof(float));
+            d[(size_t)y * Wp + W] = 0.0f;
+        }
+        memset(d + (size_t)H * Wp, 0, (size_t)Wp * sizeof(float));
+    }
+}
+
 int sd_downsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H,
                           int W, int pad, oir_error *err) {
     if (pad != 0) return sd_conv_forward(c, a, out, x, B, H, W, 2, pad, err);
@@ -198,16 +230,8 @@ int sd_downsample_forward(const sd_conv *c, arena *a, float *out, const float *x
         return sd_arena_fail(err, "downsample", a, mark,
                              sd_downsample_arena_bytes(c, B, H, W, pad));
     long planes = (long)B * C;
-#pragma omp parallel for schedule(static)
-    for (long pl = 0; pl < planes; pl++) {
-        const float *s = x + (size_t)pl * H * W;
-        float *d = xp + (size_t)pl * Hp * Wp;
-        for (int y = 0; y < H; y++) {
-            memcpy(d + (size_t)y * Wp, s + (size_t)y * W, (size_t)W * sizeof(float));
-            d[(size_t)y * Wp + W] = 0.0f;
-        }
-        memset(d + (size_t)H * Wp, 0, (size_t)Wp * sizeof(float));
-    }
+    pad_job pj = {xp, x, H, W};
+    pool_for(planes, pool_grain(planes, 2.0 * Hp * Wp), pad_planes, &pj);
     int rc = sd_conv_forward(c, a, out, xp, B, Hp, Wp, 2, 0, err);
     arena_reset(a, mark);
     return rc;
@@ -234,6 +258,60 @@ size_t sd_upsample_arena_bytes(const sd_conv *c, int B, int H, int W) {
            sd_conv_arena_bytes(&pc, H, W, 1, 1);
 }
 
+typedef struct {
+    float *pw;
+    const float *w;
+    int Ci;
+    size_t plane; /* one phase's (C_out, C_in, 2, 2) */
+} phase_job;
+
+/* The four phases' 2x2 taps of output channels [co0, co1). */
+static void phase_taps(void *ctx, long co0, long co1, int worker) {
+    const phase_job *jb = ctx;
+    int Ci = jb->Ci;
+    size_t plane = jb->plane;
+    for (long co = co0; co < co1; co++)
+        for (int ci = 0; ci < Ci; ci++) {
+            const float *k = jb->w + ((size_t)co * Ci + ci) * 9; /* (3, 3) */
+            float *d = jb->pw + ((size_t)co * Ci + ci) * 4;      /* phase 0's (2, 2) */
+            /* row taps of phase py, tap a: py 0 -> ({0}, {1, 2}), py 1 -> ({0, 1}, {2}) */
+            float rows[2][2][3];
+            for (int j = 0; j < 3; j++) {
+                rows[0][0][j] = k[j], rows[0][1][j] = k[3 + j] + k[6 + j];
+                rows[1][0][j] = k[j] + k[3 + j], rows[1][1][j] = k[6 + j];
+            }
+            for (int py = 0; py < 2; py++)
+                for (int ay = 0; ay < 2; ay++) {
+                    const float *r = rows[py][ay];
+                    /* the same for columns, phase px at plane 2*py + px */
+                    d[(size_t)(2 * py) * plane + ay * 2 + 0] = r[0];
+                    d[(size_t)(2 * py) * plane + ay * 2 + 1] = r[1] + r[2];
+                    d[(size_t)(2 * py + 1) * plane + ay * 2 + 0] = r[0] + r[1];
+                    d[(size_t)(2 * py + 1) * plane + ay * 2 + 1] = r[2];
+                }
+        }
+}
+
+typedef struct {
+    float *ob;
+    const float *y;
+    int Co, H, W;
+} interleave_job;
+
+/* out[co, 2i+py, 2j+px] = y[(py, px), co, i+py, j+px] for channels [co0, co1). */
+static void interleave_phases(void *ctx, long co0, long co1, int worker) {
+    const interleave_job *jb = ctx;
+    int Co = jb->Co, H = jb->H, W = jb->W, Hp = H + 1, Wp = W + 1;
+    for (long co = co0; co < co1; co++)
+        for (int oy = 0; oy < 2 * H; oy++) {
+            int py = oy & 1, iy = (oy >> 1) + py;
+            const float *y0 = jb->y + (((size_t)(2 * py) * Co + co) * Hp + iy) * Wp;     /* px 0 */
+            const float *y1 = jb->y + (((size_t)(2 * py + 1) * Co + co) * Hp + iy) * Wp; /* px 1 */
+            float *o = jb->ob + ((size_t)co * 2 * H + oy) * 2 * W;
+            for (int j = 0; j < W; j++) o[2 * j] = y0[j], o[2 * j + 1] = y1[j + 1];
+        }
+}
+
 int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H, int W,
                         oir_error *err) {
     size_t mark = arena_mark(a);
@@ -253,29 +331,8 @@ int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, 
     float *y = arena_floats(a, (size_t)4 * Co * Hp * Wp); /* (4, C_out, H+1, W+1), one image */
     if (!pw || !pb || !y)
         return sd_arena_fail(err, "upsample", a, mark, sd_upsample_arena_bytes(c, B, H, W));
-    const float *w = c->w;
-    size_t plane = (size_t)Co * Ci * 4; /* one phase's (C_out, C_in, 2, 2) */
-#pragma omp parallel for schedule(static)
-    for (int co = 0; co < Co; co++)
-        for (int ci = 0; ci < Ci; ci++) {
-            const float *k = w + ((size_t)co * Ci + ci) * 9; /* (3, 3) */
-            float *d = pw + ((size_t)co * Ci + ci) * 4;      /* phase 0's (2, 2) */
-            /* row taps of phase py, tap a: py 0 -> ({0}, {1, 2}), py 1 -> ({0, 1}, {2}) */
-            float rows[2][2][3];
-            for (int j = 0; j < 3; j++) {
-                rows[0][0][j] = k[j], rows[0][1][j] = k[3 + j] + k[6 + j];
-                rows[1][0][j] = k[j] + k[3 + j], rows[1][1][j] = k[6 + j];
-            }
-            for (int py = 0; py < 2; py++)
-                for (int ay = 0; ay < 2; ay++) {
-                    const float *r = rows[py][ay];
-                    /* the same for columns, phase px at plane 2*py + px */
-                    d[(size_t)(2 * py) * plane + ay * 2 + 0] = r[0];
-                    d[(size_t)(2 * py) * plane + ay * 2 + 1] = r[1] + r[2];
-                    d[(size_t)(2 * py + 1) * plane + ay * 2 + 0] = r[0] + r[1];
-                    d[(size_t)(2 * py + 1) * plane + ay * 2 + 1] = r[2];
-                }
-        }
+    phase_job pj = {pw, c->w, Ci, (size_t)Co * Ci * 4};
+    pool_for(Co, pool_grain(Co, 16.0 * Ci), phase_taps, &pj);
     for (int p = 0; p < 4; p++)
         for (int co = 0; co < Co; co++) pb[p * Co + co] = c->b ? c->b[co] : 0.0f;
     sd_conv pc = {Ci, 4 * Co, 2, pw, pb};
@@ -283,16 +340,8 @@ int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, 
         if ((rc = sd_conv_forward(&pc, a, y, x + (size_t)b * Ci * H * W, 1, H, W, 1, 1, err)))
             break;
         /* out[co, 2i+py, 2j+px] = y[(py, px), co, i+py, j+px] */
-        float *ob = out + (size_t)b * Co * 4 * H * W;
-#pragma omp parallel for schedule(static)
-        for (int co = 0; co < Co; co++)
-            for (int oy = 0; oy < 2 * H; oy++) {
-                int py = oy & 1, iy = (oy >> 1) + py;
-                const float *y0 = y + (((size_t)(2 * py) * Co + co) * Hp + iy) * Wp;     /* px 0 */
-                const float *y1 = y + (((size_t)(2 * py + 1) * Co + co) * Hp + iy) * Wp; /* px 1 */
-                float *o = ob + ((size_t)co * 2 * H + oy) * 2 * W;
-                for (int j = 0; j < W; j++) o[2 * j] = y0[j], o[2 * j + 1] = y1[j + 1];
-            }
+        interleave_job ij = {out + (size_t)b * Co * 4 * H * W, y, Co, H, W};
+        pool_for(Co, pool_grain(Co, 8.0 * H * W), interleave_phases, &ij);
     }
     arena_reset(a, mark);
     return rc;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "core/pool.h"
 
 /* Problems listed by name in weights_finish's message. */
 #define WEIGHTS_LISTED 5
@@ -231,18 +232,25 @@ static int same_but_trailing_ones(const tensor *t, int ndim, const int64_t *shap
     return 1;
 }
 
-/* convert_to_f32 in chunks over the OpenMP threads (an SD 1.5 fp16 UNet is
- * 860 M values); each chunk is independent, so results do not change. */
+typedef struct {
+    float *dst;
+    const unsigned char *src;
+    dtype type;
+    size_t esz;
+} convert_job;
+
+static void convert_chunk(void *ctx, long i0, long i1, int worker) {
+    const convert_job *j = ctx;
+    convert_to_f32(j->dst + i0, j->src + (size_t)i0 * j->esz, j->type, (size_t)(i1 - i0), NULL);
+}
+
+/* convert_to_f32 in chunks on the pool (an SD 1.5 fp16 UNet is 860 M
+ * values); each chunk is independent, so results do not change. */
 static void convert_parallel(float *dst, const void *src, dtype type, size_t n) {
     const size_t chunk = (size_t)1 << 16;
-    const long long nchunks = (long long)((n + chunk - 1) / chunk);
-    const unsigned char *s = src;
-    size_t esz = dtype_size(type);
-#pragma omp parallel for schedule(static) if (nchunks > 4)
-    for (long long c = 0; c < nchunks; c++) {
-        size_t i0 = (size_t)c * chunk, len = n - i0 < chunk ? n - i0 : chunk;
-        convert_to_f32(dst + i0, s + i0 * esz, type, len, NULL);
-    }
+    convert_job j = {dst, src, type, dtype_size(type)};
+    if (n <= 4 * chunk) convert_chunk(&j, 0, (long)n, 0); /* a wake-up costs more than a small tensor */
+    else pool_for((long)n, (long)chunk, convert_chunk, &j);
 }
 
 /* Non-finite values in n floats; *first: the first one's index. */
