@@ -35,6 +35,8 @@ static struct {
     pool_fn fn;
     void *ctx;
     long n, grain, chunks;
+    /* contention (caller only): see adapt() */
+    double window_us, stall_us, solo_until_us;
 } P = {.run_lock = PTHREAD_MUTEX_INITIALIZER, .start_lock = PTHREAD_MUTEX_INITIALIZER, .threads = 1};
 
 static _Thread_local int in_chunk; /* a pool_for inside a chunk runs inline */
@@ -125,6 +127,26 @@ static int start_workers(int want) {
     return n;
 }
 
+/* When other programs hold the cores, a worker is often descheduled in the
+ * middle of a chunk and the caller stalls until it runs again (a time slice,
+ * milliseconds). Over each ADAPT_WINDOW_US of parallel loops, if such stalls
+ * (waits over STALL_US) took more than STALL_SHARE of the time, loops run in
+ * the caller alone for SOLO_US, then threads are tried again. On an idle
+ * machine waits stay far below STALL_US and nothing changes. The choice
+ * never changes a result (chunks are the same either way). */
+#define ADAPT_WINDOW_US 50000.0
+#define STALL_US 300.0
+#define STALL_SHARE 0.25
+#define SOLO_US 250000.0
+
+static void adapt(double loop_us, double wait_us, double now) {
+    P.window_us += loop_us;
+    if (wait_us > STALL_US) P.stall_us += wait_us;
+    if (P.window_us < ADAPT_WINDOW_US) return;
+    if (P.stall_us > STALL_SHARE * P.window_us && !getenv("OIR_POOL_NO_SOLO")) P.solo_until_us = now + SOLO_US;
+    P.window_us = P.stall_us = 0;
+}
+
 static void run_inline(long n, long grain, pool_fn fn, void *ctx) {
     for (long b = 0; b < n; b += grain) fn(ctx, b, b + grain < n ? b + grain : n, 0);
 }
@@ -141,7 +163,8 @@ void pool_for(long n, long grain, pool_fn fn, void *ctx) {
         in_chunk = nested;
         return;
     }
-    int workers = start_workers(threads);
+    double t0 = now_us();
+    int workers = t0 < P.solo_until_us ? 0 : start_workers(threads);
     if (workers == 0) {
         pthread_mutex_unlock(&P.run_lock);
         run_inline(n, grain, fn, ctx);
@@ -160,7 +183,7 @@ void pool_for(long n, long grain, pool_fn fn, void *ctx) {
     if (atomic_load(&P.sleepers) > 0) futex(&P.gen, FUTEX_WAKE, INT_MAX);
     run_chunks(g, 0);
     /* Only chunks other threads have started are left: wait for them. */
-    double until = now_us() + spin_us();
+    double t1 = now_us(), until = t1 + spin_us();
     while (atomic_load(&P.done) < chunks) {
         if (now_us() < until) {
             for (int i = 0; i < 16; i++) cpu_relax();
@@ -171,6 +194,8 @@ void pool_for(long n, long grain, pool_fn fn, void *ctx) {
         if (atomic_load(&P.done) < chunks) futex(&P.done_seq, FUTEX_WAIT, s);
         atomic_store(&P.caller_sleeping, 0);
     }
+    double t2 = now_us();
+    adapt(t2 - t0, t2 - t1, t2);
     pthread_mutex_unlock(&P.run_lock);
 }
 
