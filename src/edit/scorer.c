@@ -120,8 +120,8 @@ int scorer_score(scorer *sc, const image *candidates, int n, const image *mask,
     for (int b = 1; !rc && b < sc->batch; b++) memcpy(sc->patch_masks + b * G2, sc->patch_masks, (size_t)G2);
     for (int start = 0; !rc && start < n; start += sc->batch) {
         int B = n - start < sc->batch ? n - start : sc->batch;
-        for (int b = 0; !rc && b < B; b++) rc = clip_preprocess(&sc->clip->preprocess, padded(sc, &candidates[start + b]),
-                                                                sc->pixels + b * px, err);
+        for (int b = 0; !rc && b < B; b++)
+            rc = clip_preprocess(&sc->clip->preprocess, padded(sc, &candidates[start + b]), sc->pixels + b * px, err);
         if (rc) break;
         size_t mark = arena_mark(&sc->arena);
         rc = clip_vision_forward(sc->clip->vision, &sc->arena, sc->pixels, B, sc->S, sc->S, sc->patch_masks,
