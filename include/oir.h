@@ -56,18 +56,23 @@ int oir_get_threads(void);
  *     oir_context_params cp = oir_context_default_params();
  *     cp.model_path = "models/tiny-shapes";  cp.clip_path = "models/tiny-clip";
  *     if (oir_context_load(&ctx, &cp, &err)) { puts(err.message); return 1; }
- *     int size = oir_context_image_size(ctx);          // 64 for the tiny model
+ *     int w, h;                                        // working size for a pw x ph photo:
+ *     oir_working_size(ctx, pw, ph, 0, &w, &h, &err);  // longer side 64 on the tiny model
+ *     oir_image_load("photo.png", w, h, &rgb, NULL, NULL, &err);  // crop to w:h, resize
  *     oir_pair pairs[2] = {{"dog", "cat", dog_mask, NULL}, {"gift", "cake", gift_mask, NULL}};
  *     oir_params p = oir_default_params();
  *     oir_result *r;
- *     if (oir_edit(ctx, rgb, size, "a dog sitting next to a gift", pairs, 2, &p, &r, &err)) ...
- *     ... r->edited (size*size*3 bytes), r->chosen_step[i], r->total[i*T + k-1] ...
+ *     if (oir_edit(ctx, rgb, w, h, "a dog sitting next to a gift", pairs, 2, &p, &r, &err)) ...
+ *     ... r->edited (w*h*3 bytes), r->chosen_step[i], r->total[i*T + k-1] ...
+ *     oir_image_composite(photo, pw, ph, r->edited, w, h, photo_masks, 2, &out, &err);
  *     oir_result_free(r);
  *     oir_context_free(ctx);
  *
- * Images are 8-bit RGB, row-major (H, W, 3), square, of the model's size
- * (crop and resize before: the CLI does it as the authors' loader does).
- * Masks are (H, W) bytes, non-zero = object.
+ * Images are 8-bit RGB, row-major (H, W, 3), width x height: any sides that
+ * are multiples of oir_context_size_multiple (the model's native size, or
+ * what oir_working_size gives for a photo; oir_image_load and oir_image_fit
+ * crop and resize as the CLI does). Masks are (H, W) bytes, non-zero =
+ * object.
  * Thread safety: a context is read-only after loading; oir_edit/oir_search
  * calls on one context must not run concurrently (they share nothing else,
  * so use one context per thread). */
@@ -96,13 +101,22 @@ int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *
 void oir_context_free(oir_context *ctx);
 /* Native image side of the model (unet sample_size x VAE factor). */
 int oir_context_image_size(const oir_context *ctx);
+/* Image sides must be multiples of this: the VAE factor x 2^(UNet blocks - 1)
+ * (64 for SD 1.x, 16 for the tiny model). */
+int oir_context_size_multiple(const oir_context *ctx);
+/* The working size for a photo_w x photo_h photo, as the CLI's --size N:
+ * the longer side `side` (0: the native size), the shorter side from the
+ * photo's aspect rounded to the nearest multiple (at least one). OIR_E_ARG
+ * when side is not a positive multiple of oir_context_size_multiple. */
+int oir_working_size(const oir_context *ctx, int photo_w, int photo_h, int side, int *width,
+                     int *height, oir_error *err);
 /* "models/tiny-shapes (diffusers, unet F32) + models/tiny-clip" for reports. */
 const char *oir_context_describe(const oir_context *ctx);
 
 typedef struct {
     const char *from;           /* phrase of the source prompt ("dog") */
     const char *to;             /* what it becomes ("cat") */
-    const unsigned char *mask;  /* (size, size), non-zero = the object */
+    const unsigned char *mask;  /* (height, width), non-zero = the object */
     const char *guided_prompt;  /* NULL: source prompt with only this pair substituted */
 } oir_pair;
 
@@ -132,7 +146,7 @@ typedef struct {
 oir_params oir_default_params(void);
 
 typedef struct {
-    int steps, n_pairs, size;
+    int steps, n_pairs, width, height; /* the images: (height, width, 3) */
     char *source_prompt, *target_prompt;
     char **guided_prompts;       /* (n_pairs) */
     int *chosen_step;            /* (n_pairs) k in 1..steps */
@@ -146,8 +160,8 @@ typedef struct {
      * short schedule at the matching noise level (short strategies) */
     unsigned char *evaluated;
     char search[64];             /* the strategy, canonical ("coarse:5") */
-    unsigned char *candidates;   /* (n_pairs, steps, size, size, 3) or NULL */
-    unsigned char *edited;       /* (size, size, 3): the result */
+    unsigned char *candidates;   /* (n_pairs, steps, height, width, 3) or NULL */
+    unsigned char *edited;       /* (height, width, 3): the result */
     int reassembly_step;         /* R actually used (-1: single pair, no reassembly) */
     int reinversion_steps;       /* J actually used */
     char warnings[8][256];
@@ -162,29 +176,50 @@ typedef struct {
 } oir_result;
 
 /* One editing pair: every candidate and the search metric's choice; r->edited
- * is the chosen candidate. */
-int oir_search(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
-               const oir_pair *pair, const oir_params *p, oir_result **out, oir_error *err);
+ * is the chosen candidate. rgb: (height, width, 3), sides multiples of
+ * oir_context_size_multiple (OIR_E_SHAPE otherwise). */
+int oir_search(oir_context *ctx, const unsigned char *rgb, int width, int height,
+               const char *source_prompt, const oir_pair *pair, const oir_params *p,
+               oir_result **out, oir_error *err);
 /* Several pairs: search each, then reassemble (docs/DESIGN.md §2.5). With one
  * pair this is oir_search. */
-int oir_edit(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
-             const oir_pair *pairs, int n_pairs, const oir_params *p, oir_result **out,
-             oir_error *err);
+int oir_edit(oir_context *ctx, const unsigned char *rgb, int width, int height,
+             const char *source_prompt, const oir_pair *pairs, int n_pairs, const oir_params *p,
+             oir_result **out, oir_error *err);
 void oir_result_free(oir_result *r);
 
 /* ==== Images in and out ====================================================
  * 8-bit RGB (H, W, 3) row-major; masks (H, W) of 0/1 bytes. Buffers are
  * malloc'd by the library: release them with oir_free. */
 
-/* Reads a PNG or JPEG. size > 0: centre crop to a square and resize to
- * size x size (bicubic), as the CLI and the authors' loader do — what
- * oir_edit takes; size 0: the image as it is. width/height (may be NULL)
- * receive the result's size. */
-int oir_image_load(const char *path, int size, unsigned char **rgb_out, int *width_out,
-                   int *height_out, oir_error *err);
-/* Reads a mask image (object where any channel is non-zero), centre crops and
- * resizes it to size x size (nearest). */
-int oir_mask_load(const char *path, int size, unsigned char **mask_out, oir_error *err);
+/* Reads a PNG or JPEG. width, height > 0: the largest centred region with the
+ * aspect width:height, resized to width x height (bicubic), as the CLI does
+ * (for a square size this is the authors' centre crop, load_512) — what
+ * oir_edit takes; 0, 0: the image as it is. width_out/height_out (may be
+ * NULL) receive the result's size. */
+int oir_image_load(const char *path, int width, int height, unsigned char **rgb_out,
+                   int *width_out, int *height_out, oir_error *err);
+/* Reads a mask image (object where any channel is non-zero) and fits it as
+ * oir_image_load does (nearest); 0, 0: as it is (width_out/height_out may
+ * be NULL). Result bytes are 0 or 1. */
+int oir_mask_load(const char *path, int width, int height, unsigned char **mask_out,
+                  int *width_out, int *height_out, oir_error *err);
+/* In memory, what oir_image_load does to a file: src (src_h, src_w,
+ * channels) -> *out (height, width, channels), the largest centred region
+ * with the aspect width:height resized; channels 3 (RGB, bicubic) or 1 (a
+ * mask, nearest, bytes 0/1). */
+int oir_image_fit(const unsigned char *src, int src_w, int src_h, int channels, int width,
+                  int height, unsigned char **out, oir_error *err);
+/* The edit put back into the photo: *out (photo_h, photo_w, 3) is the photo
+ * with `edited` (height, width, 3; the result for oir_image_fit(photo, ...,
+ * width, height)) resized back to its region and blended inside the union of
+ * the n_masks photo-size masks (photo_h, photo_w), with a feather of two
+ * working pixels inside their edge. Pixels outside the masks keep the
+ * photo's bytes exactly. */
+int oir_image_composite(const unsigned char *photo, int photo_w, int photo_h,
+                        const unsigned char *edited, int width, int height,
+                        const unsigned char *const *masks, int n_masks, unsigned char **out,
+                        oir_error *err);
 /* Writes rgb as an 8-bit PNG (a temporary file, then renamed over path). */
 int oir_image_save_png(const char *path, const unsigned char *rgb, int width, int height,
                        oir_error *err);

@@ -537,7 +537,7 @@ static int search(const char *model, const char *clip, int T, oir_error *err) {
     oir_params p = oir_default_params();
     p.steps = T;
     oir_result *r = NULL;
-    rc = oir_search(ctx, rgb, SIZE, "a red circle", &pair, &p, &r, err);
+    rc = oir_search(ctx, rgb, SIZE, SIZE, "a red circle", &pair, &p, &r, err);
     oir_result_free(r);
     oir_context_free(ctx);
     return rc;

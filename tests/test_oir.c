@@ -100,7 +100,7 @@ static void test_edit_cases(oir_context *ctx) {
     const char *src = "a photo of a red circle and a green square";
     oir_pair pairs[2] = {{"red circle", "blue circle", left, NULL}, {"green square", "green star", right, NULL}};
     oir_result *r = NULL;
-    if (CHECK(oir_edit(ctx, rgb, SIZE, src, pairs, 2, &p, &r, &err) == OIR_OK, "two-pair edit: %s", err.message)) {
+    if (CHECK(oir_edit(ctx, rgb, SIZE, SIZE, src, pairs, 2, &p, &r, &err) == OIR_OK, "two-pair edit: %s", err.message)) {
         CHECK(!strcmp(r->target_prompt, "a photo of a blue circle and a green star"), "target: %s", r->target_prompt);
         CHECK(!strcmp(r->guided_prompts[0], "a photo of a blue circle and a green square"), "guided 1");
         CHECK(!strcmp(r->guided_prompts[1], "a photo of a red circle and a green star"), "guided 2");
@@ -129,8 +129,8 @@ static void test_edit_cases(oir_context *ctx) {
     oir_params tight = p;
     tight.memory_budget = 1;
     oir_result *r1 = NULL, *r2 = NULL;
-    if (CHECK(oir_edit(ctx, rgb, SIZE, src, pairs, 2, &p, &r1, &err) == OIR_OK, "%s", err.message) &&
-        CHECK(oir_edit(ctx, rgb, SIZE, src, pairs, 2, &tight, &r2, &err) == OIR_OK, "%s", err.message)) {
+    if (CHECK(oir_edit(ctx, rgb, SIZE, SIZE, src, pairs, 2, &p, &r1, &err) == OIR_OK, "%s", err.message) &&
+        CHECK(oir_edit(ctx, rgb, SIZE, SIZE, src, pairs, 2, &tight, &r2, &err) == OIR_OK, "%s", err.message)) {
         CHECK(r2->max_unet_batch == 1 && r2->unet_calls == 2 * 2 * 4 * (p.steps + 1), "tight budget: %ld calls",
               r2->unet_calls);
         th_close("scores under a tight memory budget", r2->total, r1->total, 2 * p.steps, 1e-4f, 1e-3f);
@@ -141,7 +141,7 @@ static void test_edit_cases(oir_context *ctx) {
     oir_result_free(r2);
 
     /* single pair: OIR is the search; the result is the chosen candidate */
-    if (CHECK(oir_edit(ctx, rgb, SIZE, src, pairs, 1, &p, &r, &err) == OIR_OK, "%s", err.message)) {
+    if (CHECK(oir_edit(ctx, rgb, SIZE, SIZE, src, pairs, 1, &p, &r, &err) == OIR_OK, "%s", err.message)) {
         size_t img = SIZE * SIZE * 3;
         CHECK(r->reassembly_step == -1, "single pair: no reassembly");
         CHECK(!memcmp(r->edited, r->candidates + (r->chosen_step[0] - 1) * img, img),
@@ -151,7 +151,7 @@ static void test_edit_cases(oir_context *ctx) {
     /* optimal step at or below R: R is lowered, with a warning */
     oir_params high_r = p;
     high_r.reassembly_step = p.steps; /* every k <= R */
-    if (CHECK(oir_edit(ctx, rgb, SIZE, src, pairs, 2, &high_r, &r, &err) == OIR_OK, "%s", err.message)) {
+    if (CHECK(oir_edit(ctx, rgb, SIZE, SIZE, src, pairs, 2, &high_r, &r, &err) == OIR_OK, "%s", err.message)) {
         int kmin = r->chosen_step[0] < r->chosen_step[1] ? r->chosen_step[0] : r->chosen_step[1];
         CHECK(r->reassembly_step == kmin - 1, "R lowered to kmin-1 = %d, got %d", kmin - 1, r->reassembly_step);
         CHECK(r->n_warnings > 0 && strstr(r->warnings[0], "lowered"), "warning says R was lowered");
@@ -159,7 +159,7 @@ static void test_edit_cases(oir_context *ctx) {
     }
     /* overlapping masks: defined (first pair wins) and reported */
     oir_pair overl[2] = {{"red circle", "blue circle", left, NULL}, {"green square", "green star", left, NULL}};
-    if (CHECK(oir_edit(ctx, rgb, SIZE, src, overl, 2, &p, &r, &err) == OIR_OK, "%s", err.message)) {
+    if (CHECK(oir_edit(ctx, rgb, SIZE, SIZE, src, overl, 2, &p, &r, &err) == OIR_OK, "%s", err.message)) {
         int seen = 0;
         for (int i = 0; i < r->n_warnings; i++) seen |= strstr(r->warnings[i], "overlap") != NULL;
         CHECK(seen, "overlap reported");
@@ -167,29 +167,91 @@ static void test_edit_cases(oir_context *ctx) {
     }
     /* a mask covering the whole image: flat background score, reported */
     oir_pair whole = {"red circle", "blue circle", full, NULL};
-    if (CHECK(oir_search(ctx, rgb, SIZE, src, &whole, &p, &r, &err) == OIR_OK, "%s", err.message)) {
+    if (CHECK(oir_search(ctx, rgb, SIZE, SIZE, src, &whole, &p, &r, &err) == OIR_OK, "%s", err.message)) {
         CHECK(r->background_flat[0] && r->n_warnings >= 1, "whole-image mask: background flat + warning");
         oir_result_free(r);
     }
     /* errors */
     oir_pair empty = {"red circle", "blue circle", none, NULL};
-    CHECK(oir_search(ctx, rgb, SIZE, src, &empty, &p, &r, &err) == OIR_E_ARG && strstr(err.message, "empty"),
+    CHECK(oir_search(ctx, rgb, SIZE, SIZE, src, &empty, &p, &r, &err) == OIR_E_ARG && strstr(err.message, "empty"),
           "empty mask refused: %s", err.message);
     oir_pair absent = {"horse", "zebra", left, NULL};
-    CHECK(oir_search(ctx, rgb, SIZE, src, &absent, &p, &r, &err) == OIR_E_ARG && strstr(err.message, "horse"),
+    CHECK(oir_search(ctx, rgb, SIZE, SIZE, src, &absent, &p, &r, &err) == OIR_E_ARG && strstr(err.message, "horse"),
           "phrase not in the source prompt refused: %s", err.message);
     oir_params given = p;
     given.target_prompt = "a photo of a zebra";
-    CHECK(oir_search(ctx, rgb, SIZE, src, &absent, &given, &r, &err) == OIR_OK, "missing phrase + explicit target ok: %s",
+    CHECK(oir_search(ctx, rgb, SIZE, SIZE, src, &absent, &given, &r, &err) == OIR_OK, "missing phrase + explicit target ok: %s",
           err.message);
     oir_result_free(r);
-    CHECK(oir_search(ctx, rgb, 8, src, &pairs[0], &p, &r, &err) == OIR_E_SHAPE, "wrong image size refused");
+    /* sides must be multiples of 4 here (VAE 2 x UNet 2) */
+    CHECK(oir_search(ctx, rgb, 6, 8, src, &pairs[0], &p, &r, &err) == OIR_E_SHAPE && strstr(err.message, "6x8") &&
+              strstr(err.message, "multiples of 4"),
+          "wrong image size refused: %s", err.message);
+    CHECK(oir_search(ctx, rgb, 0, SIZE, src, &pairs[0], &p, &r, &err) == OIR_E_SHAPE, "zero width refused");
     int count = 0;
     oir_params cancel = p;
     cancel.progress = cancel_after;
     cancel.progress_user = &count;
-    CHECK(oir_edit(ctx, rgb, SIZE, src, pairs, 2, &cancel, &r, &err) == OIR_E_CANCELLED && r == NULL,
+    CHECK(oir_edit(ctx, rgb, SIZE, SIZE, src, pairs, 2, &cancel, &r, &err) == OIR_E_CANCELLED && r == NULL,
           "progress callback cancels: %s", err.message);
+}
+
+/* Non-square images (W x H = 16 x 8, one pair; 8 x 12, two pairs with
+ * reassembly) through the library: the result and the candidates have the
+ * image's size; and the working-size helpers. (The UNet and VAE themselves
+ * are checked on non-square inputs against diffusers in test_unet/test_vae.) */
+static void test_non_square(oir_context *ctx) {
+    enum { W = 16, H = 8 };
+    static unsigned char img[W * H * 3], m[W * H];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int in = x >= 10 && x < 15 && y >= 2 && y < 7, i = y * W + x;
+            img[i * 3 + 0] = in ? 220 : 128, img[i * 3 + 1] = 128, img[i * 3 + 2] = (unsigned char)(100 + 8 * y);
+            m[i] = (unsigned char)in;
+        }
+    oir_error err = {0};
+    oir_params p = oir_default_params();
+    p.steps = 4;
+    oir_pair pair = {"red circle", "blue circle", m, NULL};
+    oir_result *r = NULL;
+    if (CHECK(oir_search(ctx, img, W, H, "a photo of a red circle", &pair, &p, &r, &err) == OIR_OK, "16x8 search: %s",
+              err.message)) {
+        CHECK(r->width == W && r->height == H, "result %dx%d", r->width, r->height);
+        size_t n = (size_t)W * H * 3;
+        CHECK(!memcmp(r->edited, r->candidates + (size_t)(r->chosen_step[0] - 1) * n, n),
+              "16x8: edited is the chosen candidate");
+        int differs = 0;
+        for (int k = 0; k < p.steps; k++) differs |= memcmp(r->candidates + k * n, img, n) != 0;
+        CHECK(differs, "16x8: the candidates are images of the edit, not the input");
+        oir_result_free(r);
+    }
+    /* tall, two pairs with reassembly */
+    enum { W2 = 8, H2 = 12 };
+    static unsigned char tall[W2 * H2 * 3], top[W2 * H2], bottom[W2 * H2];
+    for (int i = 0; i < W2 * H2; i++) {
+        int y = i / W2;
+        tall[i * 3] = y < 6 ? 220 : 128, tall[i * 3 + 1] = y >= 6 ? 200 : 128, tall[i * 3 + 2] = 128;
+        top[i] = y >= 1 && y < 5, bottom[i] = y >= 7 && y < 11;
+    }
+    oir_pair pairs[2] = {{"red circle", "blue circle", top, NULL}, {"green square", "green star", bottom, NULL}};
+    p.reassembly_step = 1, p.reinversion_steps = 1;
+    if (CHECK(oir_edit(ctx, tall, W2, H2, "a photo of a red circle and a green square", pairs, 2, &p, &r, &err) ==
+                  OIR_OK,
+              "8x12 edit: %s", err.message)) {
+        CHECK(r->width == W2 && r->height == H2 && r->reassembly_step >= 0, "8x12 result, reassembled");
+        oir_result_free(r);
+    }
+    /* the working size for a photo */
+    int w = 0, h = 0;
+    CHECK(oir_context_size_multiple(ctx) == 4, "size multiple %d", oir_context_size_multiple(ctx));
+    CHECK(oir_working_size(ctx, 96, 64, 0, &w, &h, &err) == OIR_OK && w == 16 && h == 12,
+          "96x64 photo, native 16: %dx%d (16 x round(10.7 / 4) * 4)", w, h);
+    CHECK(oir_working_size(ctx, 64, 96, 32, &w, &h, &err) == OIR_OK && w == 20 && h == 32,
+          "64x96 photo at 32: %dx%d", w, h);
+    CHECK(oir_working_size(ctx, 300, 10, 16, &w, &h, &err) == OIR_OK && w == 16 && h == 4,
+          "very wide photo: the short side is at least one multiple (%dx%d)", w, h);
+    CHECK(oir_working_size(ctx, 96, 64, 18, &w, &h, &err) == OIR_E_ARG && strstr(err.message, "multiple of 4"),
+          "size 18 refused: %s", err.message);
 }
 
 int main(void) {
@@ -211,6 +273,7 @@ int main(void) {
         sd_model_free(m);
     }
     test_edit_cases(ctx);
+    test_non_square(ctx);
     oir_context_free(ctx);
     p.clip_path = "/nonexistent/clip";
     CHECK(oir_context_load(&ctx, &p, &err) != OIR_OK && ctx == NULL, "missing CLIP folder: %s", err.message);

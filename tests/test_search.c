@@ -30,7 +30,7 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, oir_pair *p
     p.parallel = parallel;
     oir_result *r = NULL;
     oir_error err = {0};
-    if (!CHECK(oir_edit(ctx, rgb, size, SRC, pairs, 2, &p, &r, &err) == OIR_OK, "%s: %s", search, err.message))
+    if (!CHECK(oir_edit(ctx, rgb, size, size, SRC, pairs, 2, &p, &r, &err) == OIR_OK, "%s: %s", search, err.message))
         return 0;
     o->chosen[0] = r->chosen_step[0];
     o->chosen[1] = r->chosen_step[1];
@@ -50,9 +50,9 @@ int main(void) {
     if (!CHECK(oir_context_load(&ctx, &cp, &err) == OIR_OK, "%s", err.message)) return th_summary();
     int size = oir_context_image_size(ctx);
     unsigned char *rgb = NULL, *m0 = NULL, *m1 = NULL;
-    if (!CHECK(oir_image_load("examples/shapes/demo.png", size, &rgb, NULL, NULL, &err) == OIR_OK, "%s", err.message) ||
-        !CHECK(oir_mask_load("examples/shapes/demo_mask0.png", size, &m0, &err) == OIR_OK, "%s", err.message) ||
-        !CHECK(oir_mask_load("examples/shapes/demo_mask1.png", size, &m1, &err) == OIR_OK, "%s", err.message))
+    if (!CHECK(oir_image_load("examples/shapes/demo.png", size, size, &rgb, NULL, NULL, &err) == OIR_OK, "%s", err.message) ||
+        !CHECK(oir_mask_load("examples/shapes/demo_mask0.png", size, size, &m0, NULL, NULL, &err) == OIR_OK, "%s", err.message) ||
+        !CHECK(oir_mask_load("examples/shapes/demo_mask1.png", size, size, &m1, NULL, NULL, &err) == OIR_OK, "%s", err.message))
         goto done;
     oir_pair pairs[2] = {{"red circle", "green square", m0, NULL}, {"blue triangle", "yellow star", m1, NULL}};
 
@@ -126,7 +126,7 @@ int main(void) {
         p.reassembly_step = 1;
         p.reinversion_steps = 1;
         oir_result *rl = NULL;
-        int rc = oir_edit(ctx, rgb, size, longp, pairs, 2, &p, &rl, &err);
+        int rc = oir_edit(ctx, rgb, size, size, longp, pairs, 2, &p, &rl, &err);
         int warned = 0;
         for (int w = 0; rl && w < rl->n_warnings; w++) warned |= strstr(rl->warnings[w], "too long") != NULL;
         CHECK(rc == OIR_OK && warned, "a 180-token prompt runs, cut with a warning (%s)", rc ? err.message : "");
@@ -140,7 +140,7 @@ int main(void) {
         p.search = bad[b];
         oir_result *rb = NULL;
         err.message[0] = 0;
-        int rc = oir_edit(ctx, rgb, size, SRC, pairs, 2, &p, &rb, &err);
+        int rc = oir_edit(ctx, rgb, size, size, SRC, pairs, 2, &p, &rb, &err);
         CHECK(rc == OIR_E_ARG && rb == NULL && strstr(err.message, bad[b]), "--search %s refused: %s", bad[b],
               err.message);
     }

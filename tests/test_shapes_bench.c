@@ -314,7 +314,7 @@ static void test_edit(oir_context *ctx, const clip_model *clip, se_judge *j, con
         p.target_prompt = c->target;
         oir_pair pu = {c->pairs[0].from, k ? c->target : c->pairs[0].to, uni, c->target};
         oir_result *r = NULL;
-        if (!CHECK(oir_search(ctx, rgb, size, c->source, &pu, &p, &r, &err) == OIR_OK, "%s", err.message)) continue;
+        if (!CHECK(oir_search(ctx, rgb, size, size, c->source, &pu, &p, &r, &err) == OIR_OK, "%s", err.message)) continue;
         int chosen = 0;
         CHECK(se_search_mean_of_pairs(clip, c, rgb, r->candidates, T, pm, uni, size, &chosen, &err) == OIR_OK,
               "%s", err.message);

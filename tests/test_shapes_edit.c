@@ -90,7 +90,7 @@ int main(void) {
      * the circle was (measured: mean G - R = +130) and keeps the rest (32.3 dB). */
     oir_pair pair = {"red circle", "green square", m0, NULL};
     oir_result *r = NULL;
-    if (CHECK(oir_search(ctx, rgb, size, SRC, &pair, &p, &r, &err) == OIR_OK, "%s", err.message)) {
+    if (CHECK(oir_search(ctx, rgb, size, size, SRC, &pair, &p, &r, &err) == OIR_OK, "%s", err.message)) {
         double g_minus_r = 0, g_minus_r_before = 0;
         long n = 0;
         for (int i = 0; i < size * size; i++) {
@@ -115,7 +115,7 @@ int main(void) {
     oir_pair pairs[2] = {{"red circle", "green square", m0, NULL}, {"blue triangle", "yellow star", m1, NULL}};
     p.reassembly_step = 5;
     p.reinversion_steps = 5;
-    if (CHECK(oir_edit(ctx, rgb, size, SRC, pairs, 2, &p, &r, &err) == OIR_OK, "%s", err.message)) {
+    if (CHECK(oir_edit(ctx, rgb, size, size, SRC, pairs, 2, &p, &r, &err) == OIR_OK, "%s", err.message)) {
         for (int i = 0; i < size * size; i++) keep[i] = !m0[i] && !m1[i];
         double bg = psnr_where(r->edited, rgb, keep, size);
         printf("  OIR: chosen steps %d, %d; reassembly %d; background %.1f dB\n", r->chosen_step[0],

@@ -490,6 +490,14 @@ int main(void) {
     check_reference("unet-linproj (Linear proj_in/out, heads [2, 4, 8], fp16 file)",
                     "sd/unet-linproj", "diffusion_pytorch_model.safetensors",
                     "sd/ref_unet_linproj.safetensors");
+    /* h != w: latents 6x10 (wide) and, through three levels, 12x8 (tall) against diffusers
+     * (tools/fixtures/make_nonsquare_fixtures.py); convs, group norms, attention over h*w
+     * tokens, down/upsampling must keep rows and columns apart */
+    check_reference("tiny-pipe unet, 6x10 latents (non-square)", "sd/tiny-pipe/unet",
+                    "diffusion_pytorch_model.safetensors", "sd/ref_unet_nonsquare.safetensors");
+    check_reference("unet-linproj, 12x8 latents (non-square)", "sd/unet-linproj",
+                    "diffusion_pytorch_model.safetensors",
+                    "sd/ref_unet_linproj_nonsquare.safetensors");
     check_chunked();
     check_shared_context();
     check_bad_configs();

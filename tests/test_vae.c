@@ -143,12 +143,14 @@ static int run(const vae_model *m, const vae_ref *r, int B, const float *image, 
     return ok;
 }
 
-static void check_reference(void) {
-    printf("tiny-pipe vae\n");
+/* ref_name: sd/ref_vae.safetensors (16x16), or the non-square one (encode 12x20, decode
+ * 10x6 latents; tools/fixtures/make_nonsquare_fixtures.py) */
+static void check_reference(const char *label, const char *ref_name) {
+    printf("%s\n", label);
     loaded l;
     if (!load(&l, "sd/tiny-pipe/vae/diffusion_pytorch_model.safetensors")) return;
     CHECK(l.m->cfg.scaling_factor == 0.18215f, "scaling_factor %g", l.m->cfg.scaling_factor);
-    st_file *ref = th_open_fixture("sd/ref_vae.safetensors");
+    st_file *ref = th_open_fixture(ref_name);
     vae_ref r;
     float *mean = NULL, *dec = NULL, *mean1 = NULL, *dec1 = NULL, *mean2 = NULL, *dec2 = NULL;
     if (!ref || !read_ref(&r, ref)) goto cleanup;
@@ -350,7 +352,9 @@ int main(void) {
     oir_error err = {0};
     CHECK(vae_config_check(&sd1, "sd1", &err) == OIR_OK && vae_downscale(&sd1) == 8,
           "sd1 config: %s", err.message);
-    check_reference();
+    check_reference("tiny-pipe vae", "sd/ref_vae.safetensors");
+    check_reference("tiny-pipe vae, 12x20 image / 10x6 latent (non-square)",
+                    "sd/ref_vae_nonsquare.safetensors");
     check_chunked();
     check_bad_configs();
     check_bad_sizes();

@@ -402,7 +402,7 @@ int main(int argc, char **argv) {
         p.keep_candidates = 1;
         oir_pair pu = {c->pairs[0].from, kind ? c->target : c->pairs[0].to, uni, c->target};
         oir_result *rt = NULL, *ro = NULL;
-        if ((rc = oir_search(ctx, rgb, size, c->source, &pu, &p, &rt, &err))) goto fail;
+        if ((rc = oir_search(ctx, rgb, size, size, c->source, &pu, &p, &rt, &err))) goto fail;
         /* 2. OIR */
         if (kind) {
             oir_pair pairs[SE_MAX_PAIRS];
@@ -413,7 +413,7 @@ int main(int argc, char **argv) {
                 pairs[q].guided_prompt = c->pairs[q].guided;
             }
             p.keep_candidates = 0;
-            if ((rc = oir_edit(ctx, rgb, size, c->source, pairs, c->n_pairs, &p, &ro, &err))) {
+            if ((rc = oir_edit(ctx, rgb, size, size, c->source, pairs, c->n_pairs, &p, &ro, &err))) {
                 oir_result_free(rt);
                 goto fail;
             }

@@ -17,9 +17,9 @@
 static int decode_rgb(sampler *s, const float *z, float *pixels, unsigned char *rgb, oir_error *err) {
     image tmp = {0};
     int rc = sampler_decode(s, z, 1, pixels, err);
-    if (!rc) rc = cli_tensor_to_image(&tmp, pixels, s->image_size, err);
+    if (!rc) rc = cli_tensor_to_image(&tmp, pixels, s->image_w, err); /* square: h == w */
     if (!rc)
-        for (size_t k = 0; k < (size_t)s->image_size * s->image_size * 3; k++)
+        for (size_t k = 0; k < (size_t)s->image_h * s->image_w * 3; k++)
             rgb[k] = (unsigned char)lrintf(tmp.data[k] * 255.0f);
     image_free(&tmp);
     return rc;
@@ -59,7 +59,7 @@ static int judge_objects(se_judge *j, const se_scene *sc, const unsigned char *i
 int se_quality_scene(sampler *s, se_judge *j, const se_scene *sc, const unsigned char *rgb,
                      const unsigned char *masks, const se_quality_params *p, se_quality *q,
                      unsigned char *gen_out, oir_error *err) {
-    int size = s->image_size, T = s->T, rc = OIR_OK, all;
+    int size = s->image_w, T = s->T, rc = OIR_OK, all;
     size_t hw = (size_t)size * size, ctx_n = (size_t)s->ctx_len * s->ctx_dim;
     float *pixels = malloc(sizeof(float) * hw * 3), *z = malloc(sizeof(float) * s->lat_n);
     float *lat0 = malloc(sizeof(float) * s->lat_n), *cond = malloc(sizeof(float) * ctx_n);

@@ -342,8 +342,8 @@ int main(int argc, char **argv) {
                 p.search = names[s];
                 oir_result *r = NULL;
                 double t0 = clock_wall_s();
-                rc = kind ? oir_edit(ctx, rgb, size, c->source, pairs, c->n_pairs, &p, &r, &err)
-                          : oir_search(ctx, rgb, size, c->source, pairs, &p, &r, &err);
+                rc = kind ? oir_edit(ctx, rgb, size, size, c->source, pairs, c->n_pairs, &p, &r, &err)
+                          : oir_search(ctx, rgb, size, size, c->source, pairs, &p, &r, &err);
                 if (rc) {
                     oir_error_prefix(&err, "case %s, --search %s", c->name, names[s]);
                     cJSON_Delete(jc);

@@ -16,12 +16,16 @@
 #include "edit/sheet.h"
 #include "io/edit_config.h"
 #include "io/image.h"
+#include "io/image_fit.h"
 #include "io/outfile.h"
 #include "models/tokenizer.h"
 
 typedef struct {
     const char *image, *prompt, *target, *config, *case_name, *model, *clip, *variant, *out;
     const char *tokenizer_mode, *search;
+    const char *size;       /* --size as given (NULL: the model's native size as the longer side) */
+    int size_side;          /* --size N: the longer side; 0: not given */
+    int size_w, size_h;     /* --size WxH; 0: not given */
     cli_strs pairs, masks, guided;
     int steps, reassembly, reinversion, serial, threads, quiet, budget_mb, save_candidates;
     float guidance;
@@ -37,15 +41,16 @@ static void usage(FILE *to, int search) {
             "       oir %s --config CASES.yaml [--case NAME] [options]\n\n"
             "%s\n\n"
             "inputs:\n"
-            "  --image PATH           photo (PNG/JPEG); center-cropped and resized to the model size\n"
+            "  --image PATH           photo (PNG/JPEG) of any size; the model works on it at the working\n"
+            "                         size (--size) and edited.png is the whole photo with the edit put back\n"
             "  --prompt TEXT          source prompt describing the photo\n"
             "  --pair 'FROM->TO'      editing pair: a phrase of the source prompt and what it becomes%s;\n"
             "                         the separator is the first '->', '=>' or '=', spaces around the\n"
             "                         phrases are trimmed; FROM must occur exactly once in the prompt\n"
             "                         (whole words, any case) unless --guided and --target are given\n"
-            "  --mask PNG|x0,y0,x1,y1 the pair's region: a mask image (non-zero = object, same size\n"
-            "                         as the image) or a box in model-size pixels (x1, y1 exclusive);\n"
-            "                         one --mask per --pair, in the same order\n"
+            "  --mask PNG|x0,y0,x1,y1 the pair's region in the photo's pixels: a mask image (non-zero =\n"
+            "                         object, the photo's size) or a box (x1, y1 exclusive, inside the\n"
+            "                         photo); one --mask per --pair, in the same order\n"
             "  --guided TEXT          guided prompt of a pair (default: source prompt with only that\n"
             "                         pair substituted); one per --pair when given\n"
             "  --target TEXT          target prompt (default: every pair substituted)\n"
@@ -53,6 +58,12 @@ static void usage(FILE *to, int search) {
             "                         does not use are reported (with the reason), unknown keys warned;\n"
             "                         command-line flags win over the YAML's values\n"
             "  --case NAME            run only this case of the YAML file\n"
+            "  --size N | WxH         working size: N = the longer side, the shorter one from the photo's\n"
+            "                         aspect (rounded to the model's multiple: 16 tiny model, 64 SD 1.x);\n"
+            "                         WxH exactly. Default: the model's native size (64, 512) as the\n"
+            "                         longer side. The working image is the largest centred region of\n"
+            "                         the photo with the working aspect (a minimal crop), resized;\n"
+            "                         --size 512x512 is the authors' centre crop\n"
             "method:\n"
             "  --steps N              DDIM steps T (default: the YAML's num_ddim_steps, else 50)\n"
             "  --guidance G           classifier-free guidance (default: the YAML's guidance_scale,\n"
@@ -77,9 +88,11 @@ static void usage(FILE *to, int search) {
             "                         SD 1.x), openai (also unescapes HTML) or hf-no-ftfy\n"
             "  --threads N            CPU threads (default: all cores, or $OIR_THREADS)\n"
             "output:\n"
-            "  --out DIR              output folder (default oir-out): edited.png, input.png,\n"
-            "                         pair<i>_sheet.png (all candidates + metric curves), pair<i>_mask.png,\n"
-            "                         report.json%s. Each run replaces the folder whole (written\n"
+            "  --out DIR              output folder (default oir-out): edited.png (the photo at its own\n"
+            "                         size with the edit composited inside the masks), edited_working.png\n"
+            "                         and input.png (the model's result and input at the working size),\n"
+            "                         pair<i>_sheet.png (all candidates + metric curves), pair<i>_mask.png\n"
+            "                         (working size), report.json%s. Each run replaces the folder whole (written\n"
             "                         beside it, swapped in on success); a folder holding files oir\n"
             "                         did not write is refused, never cleared\n"
             "  --save-candidates      also write every candidate as pair<i>_k<step>.png\n"
@@ -87,7 +100,8 @@ static void usage(FILE *to, int search) {
             cmd, cmd,
             search ? "Generates the candidate edit of ONE editing pair from every inversion step and picks\n"
                      "the best with the search metric (masked CLIP score inside the mask + negative MSE\n"
-                     "outside, min-max normalised). edited.png is the chosen candidate."
+                     "outside, min-max normalised). edited.png is the photo with the chosen candidate\n"
+                     "put back inside the mask."
                    : "Object-aware inversion and reassembly: searches each pair's optimal inversion step,\n"
                      "denoises each object from its own step with its own guided prompt, splices them\n"
                      "into the inverted background at the reassembly step, re-inverts and finishes with\n"
@@ -134,21 +148,46 @@ static int is_box(const char *s) {
     return access(s, F_OK) != 0 && mask_parse_box(s, box, &e) == OIR_OK;
 }
 
-/* Mask for a pair: a file (checked against the original image's size, then
- * cropped/resized like the image) or a box in model-size pixels. */
-static int load_pair_mask(const char *spec, const image *orig, const char *image_path, int size, image *out,
-                          oir_error *err) {
+/* Mask for a pair in the photo's pixels: a file of the photo's size or a
+ * box inside the photo -> photo (photo size) and work (the working size, by
+ * the photo's transform). A mask with pixels but none left at the working
+ * size is an error; pixels outside the region the working image shows are
+ * counted in *outside (they are not edited). */
+static int load_pair_mask(const char *spec, const image *orig, const char *image_path, const image_fit *fit,
+                          image *photo, image *work, long *outside, oir_error *err) {
+    int rc;
     if (is_box(spec)) {
         int box[4];
-        int rc = mask_parse_box(spec, box, err);
-        return rc ? rc : mask_from_box(out, size, size, box, err);
+        if ((rc = mask_parse_box(spec, box, err))) return rc;
+        if (box[2] > box[0] && box[3] > box[1] &&
+            (box[0] < 0 || box[1] < 0 || box[2] > orig->width || box[3] > orig->height))
+            return oir_fail(err, OIR_E_ARG,
+                            "box %s reaches outside the %dx%d photo %s: boxes are in the photo's pixels, "
+                            "0 <= x0 < x1 <= %d, 0 <= y0 < y1 <= %d",
+                            spec, orig->width, orig->height, image_path, orig->width, orig->height);
+        rc = mask_from_box(photo, orig->width, orig->height, box, err);
+    } else {
+        rc = mask_load(photo, spec, err);
+        if (!rc && (photo->width != orig->width || photo->height != orig->height))
+            rc = oir_fail(err, OIR_E_SHAPE,
+                          "mask %s is %dx%d but the photo %s is %dx%d (width x height): masks are in the "
+                          "photo's pixels, at its size",
+                          spec, photo->width, photo->height, image_path, orig->width, orig->height);
     }
-    image raw = {0};
-    int rc = mask_load(&raw, spec, err);
-    if (!rc) rc = mask_check_size(&raw, spec, orig, image_path, err);
-    image_free(&raw);
-    if (!rc) rc = mask_load_square(out, spec, size, err);
-    return rc;
+    if (!rc) rc = image_fit_mask(work, photo, fit, err);
+    if (rc) return rc;
+    size_t n_photo = 0, n_work = 0;
+    for (size_t j = 0; j < (size_t)photo->width * photo->height; j++) n_photo += photo->data[j] > 0.5f;
+    for (size_t j = 0; j < (size_t)work->width * work->height; j++) n_work += work->data[j] > 0.5f;
+    *outside = image_fit_mask_outside(photo, fit);
+    if (n_photo > 0 && n_work == 0)
+        return oir_fail(err, OIR_E_ARG,
+                        "mask %s: none of its %zu pixels is left at the %dx%d working size (%ld lie outside the "
+                        "photo region x %d..%d, y %d..%d the working image shows; the rest is thinner than a "
+                        "working pixel): give a larger mask or a --size closer to the photo's aspect",
+                        spec, n_photo, fit->work_w, fit->work_h, *outside, fit->crop_x,
+                        fit->crop_x + fit->crop_w, fit->crop_y, fit->crop_y + fit->crop_h);
+    return OIR_OK;
 }
 
 /* Path of an output file of this case inside the run's temp folder. */
@@ -159,10 +198,10 @@ static char *out_path(output_dir *od, const char *sub, const char *name, oir_err
     return output_dir_path(od, rel, err);
 }
 
-static int save_rgb8(const unsigned char *rgb, int size, const char *path, oir_error *err) {
+static int save_rgb8(const unsigned char *rgb, int width, int height, const char *path, oir_error *err) {
     image img = {0};
-    int rc = image_alloc(&img, size, size, 3, err);
-    for (size_t i = 0; !rc && i < (size_t)size * size * 3; i++) img.data[i] = rgb[i] / 255.0f;
+    int rc = image_alloc(&img, width, height, 3, err);
+    for (size_t i = 0; !rc && i < (size_t)width * height * 3; i++) img.data[i] = rgb[i] / 255.0f;
     if (!rc) rc = image_save_png(&img, path, err);
     image_free(&img);
     return rc;
@@ -191,30 +230,49 @@ typedef struct {
 
 static int run_case(const char *cmd, int search, oir_context *ctx, const edit_case_spec *c, const edit_opts *o,
                     output_dir *od, const char *sub, progress_bar *bar, oir_error *err) {
-    int size = oir_context_image_size(ctx), rc;
-    image orig = {0}, square = {0}, masks[16] = {{0}};
+    int rc, ww = 0, wh = 0;
+    image orig = {0}, work = {0}, masks[16] = {{0}}, photo_masks[16] = {{0}}, edited = {0}, composite = {0};
     unsigned char *rgb = NULL, *mask8[16] = {0};
     oir_result *r = NULL;
     cJSON *rep = NULL;
     char *json = NULL;
+    char notes[16][300];
+    int n_notes = 0;
+    image_fit fit;
     if ((rc = cli_check_input_file("--image", c->image_path, err))) return rc;
     if ((rc = image_load(&orig, c->image_path, err))) goto done;
-    if ((rc = image_center_crop_resize(&square, &orig, size, err))) goto done;
-    rgb = malloc((size_t)size * size * 3);
+    /* the working size and the photo's transform (io/image_fit.h) */
+    if (o->size_w) ww = o->size_w, wh = o->size_h;
+    else if ((rc = image_fit_size(orig.width, orig.height, o->size_side ? o->size_side : oir_context_image_size(ctx),
+                                  oir_context_size_multiple(ctx), &ww, &wh, err)))
+        goto done;
+    image_fit_plan(&fit, orig.width, orig.height, ww, wh);
+    if ((rc = image_fit_image(&work, &orig, &fit, err))) goto done;
+    size_t hw = (size_t)ww * wh;
+    rgb = malloc(hw * 3);
     if (!rgb) {
         rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
         goto done;
     }
-    for (size_t i = 0; i < (size_t)size * size * 3; i++) rgb[i] = (unsigned char)(square.data[i] * 255.0f + 0.5f);
+    for (size_t i = 0; i < hw * 3; i++) rgb[i] = (unsigned char)(work.data[i] * 255.0f + 0.5f);
     oir_pair pairs[16];
     for (int i = 0; i < c->n; i++) {
-        if ((rc = load_pair_mask(c->mask_spec[i], &orig, c->image_path, size, &masks[i], err))) goto done;
-        mask8[i] = malloc((size_t)size * size);
+        long outside = 0;
+        if ((rc = load_pair_mask(c->mask_spec[i], &orig, c->image_path, &fit, &photo_masks[i], &masks[i], &outside,
+                                 err)))
+            goto done;
+        if (outside)
+            snprintf(notes[n_notes++], sizeof notes[0],
+                     "pair %d: %ld pixels of mask %s lie outside the photo region the working image shows "
+                     "(x %d..%d, y %d..%d): they are not edited",
+                     i + 1, outside, c->mask_spec[i], fit.crop_x, fit.crop_x + fit.crop_w, fit.crop_y,
+                     fit.crop_y + fit.crop_h);
+        mask8[i] = malloc(hw);
         if (!mask8[i]) {
             rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
             goto done;
         }
-        for (size_t j = 0; j < (size_t)size * size; j++) mask8[i][j] = masks[i].data[j] > 0.5f;
+        for (size_t j = 0; j < hw; j++) mask8[i][j] = masks[i].data[j] > 0.5f;
         pairs[i] = (oir_pair){c->from[i], c->to[i], mask8[i], c->guided[i]};
     }
     oir_params p = oir_default_params();
@@ -240,17 +298,25 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     p.target_prompt = c->target;
     p.progress = progress_update;
     p.progress_user = bar;
-    rc = search ? oir_search(ctx, rgb, size, c->source, pairs, &p, &r, err)
-                : oir_edit(ctx, rgb, size, c->source, pairs, c->n, &p, &r, err);
+    rc = search ? oir_search(ctx, rgb, ww, wh, c->source, pairs, &p, &r, err)
+                : oir_edit(ctx, rgb, ww, wh, c->source, pairs, c->n, &p, &r, err);
     if (rc) goto done;
+    /* the edit put back into the photo, at the photo's size */
+    int feather = image_fit_feather(&fit);
+    if ((rc = image_alloc(&edited, ww, wh, 3, err))) goto done;
+    for (size_t i = 0; i < hw * 3; i++) edited.data[i] = r->edited[i] / 255.0f;
+    if ((rc = image_fit_composite(&composite, &orig, &edited, photo_masks, c->n, &fit, feather, err))) goto done;
     /* outputs: into the run's fresh temp folder (the inputs were checked
      * against --out before anything was written) */
     char name[64];
     char *path = out_path(od, sub, "edited.png", err);
-    rc = path ? save_rgb8(r->edited, size, path, err) : err->code;
+    rc = path ? image_save_png(&composite, path, err) : err->code;
+    free(path);
+    path = rc ? NULL : out_path(od, sub, "edited_working.png", err);
+    if (!rc) rc = path ? save_rgb8(r->edited, ww, wh, path, err) : err->code;
     free(path);
     path = rc ? NULL : out_path(od, sub, "input.png", err);
-    if (!rc) rc = path ? save_rgb8(rgb, size, path, err) : err->code;
+    if (!rc) rc = path ? save_rgb8(rgb, ww, wh, path, err) : err->code;
     free(path);
     rep = cJSON_CreateObject();
     cJSON_AddStringToObject(rep, "command", cmd);
@@ -259,7 +325,29 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON_AddStringToObject(rep, "model", oir_context_describe(ctx));
     cJSON_AddStringToObject(rep, "tokenizer_mode", o->tokenizer_mode ? o->tokenizer_mode : "clip");
     cJSON_AddStringToObject(rep, "image", c->image_path);
-    cJSON_AddNumberToObject(rep, "size", size);
+    /* how the photo became the working image and the edit went back */
+    cJSON *geo = cJSON_AddObjectToObject(rep, "geometry");
+    cJSON *g_photo = cJSON_AddObjectToObject(geo, "photo");
+    cJSON_AddNumberToObject(g_photo, "width", orig.width);
+    cJSON_AddNumberToObject(g_photo, "height", orig.height);
+    cJSON *g_work = cJSON_AddObjectToObject(geo, "working");
+    cJSON_AddNumberToObject(g_work, "width", ww);
+    cJSON_AddNumberToObject(g_work, "height", wh);
+    cJSON_AddStringToObject(g_work, "from", o->size ? "flag" : "default");
+    cJSON_AddStringToObject(g_work, "size", o->size ? o->size : "native");
+    cJSON *g_crop = cJSON_AddObjectToObject(geo, "crop");
+    cJSON_AddNumberToObject(g_crop, "x", fit.crop_x);
+    cJSON_AddNumberToObject(g_crop, "y", fit.crop_y);
+    cJSON_AddNumberToObject(g_crop, "width", fit.crop_w);
+    cJSON_AddNumberToObject(g_crop, "height", fit.crop_h);
+    cJSON_AddStringToObject(geo, "transform",
+                            "the photo's crop region (the largest centred one with the working aspect), "
+                            "bicubic-resized to the working size; masks the same way, nearest");
+    cJSON_AddNumberToObject(geo, "feather_px", feather);
+    cJSON_AddStringToObject(geo, "composite",
+                            "edited.png: the photo with edited_working.png bicubic-resized to the crop region, "
+                            "blended inside the union of the pair masks (feather_px inside their edge); "
+                            "every other pixel is the photo's");
     cJSON_AddStringToObject(rep, "source_prompt", r->source_prompt);
     cJSON_AddStringToObject(rep, "target_prompt", r->target_prompt);
     cJSON_AddNumberToObject(rep, "steps", r->steps);
@@ -327,9 +415,9 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         /* contact sheet */
         image cands[1000];
         int ok = 1;
-        size_t img_n = (size_t)size * size * 3;
+        size_t img_n = hw * 3;
         for (int k = 0; k < T && ok; k++) {
-            ok = image_alloc(&cands[k], size, size, 3, err) == OIR_OK;
+            ok = image_alloc(&cands[k], ww, wh, 3, err) == OIR_OK;
             for (size_t j = 0; ok && j < img_n; j++) cands[k].data[j] = r->candidates[((size_t)i * T + k) * img_n + j] / 255.0f;
             if (!ok) T = k;
         }
@@ -358,6 +446,7 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     }
     cJSON *w = cJSON_AddArrayToObject(rep, "warnings");
     for (int i = 0; i < r->n_warnings; i++) cJSON_AddItemToArray(w, cJSON_CreateString(r->warnings[i]));
+    for (int i = 0; i < n_notes; i++) cJSON_AddItemToArray(w, cJSON_CreateString(notes[i]));
     cJSON *t = cJSON_AddObjectToObject(rep, "seconds");
     cJSON_AddNumberToObject(t, "inversion", r->seconds_inversion);
     cJSON_AddNumberToObject(t, "candidates", r->seconds_candidates);
@@ -378,6 +467,11 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         if (!search && c->n > 1)
             printf("  reassembly at step %d, re-inversion %d steps\n", r->reassembly_step, r->reinversion_steps);
         for (int i = 0; i < r->n_warnings; i++) printf("  warning: %s\n", r->warnings[i]);
+        for (int i = 0; i < n_notes; i++) printf("  warning: %s\n", notes[i]);
+        if (orig.width != ww || orig.height != wh)
+            printf("  photo %dx%d, worked on at %dx%d (region x %d..%d, y %d..%d), put back into edited.png\n",
+                   orig.width, orig.height, ww, wh, fit.crop_x, fit.crop_x + fit.crop_w, fit.crop_y,
+                   fit.crop_y + fit.crop_h);
         printf("  %.1f s (candidates %.1f s, %ld UNet calls)\n", r->seconds_total, r->seconds_candidates,
                r->unet_calls);
     }
@@ -386,13 +480,48 @@ done:
     cJSON_Delete(rep);
     oir_result_free(r);
     image_free(&orig);
-    image_free(&square);
+    image_free(&work);
+    image_free(&edited);
+    image_free(&composite);
     for (int i = 0; i < 16; i++) {
         image_free(&masks[i]);
+        image_free(&photo_masks[i]);
         free(mask8[i]);
     }
     free(rgb);
     return rc;
+}
+
+#define MAX_WORKING_SIDE 4096
+
+/* --size N (the longer side) or WxH: syntax and range; the model's multiple
+ * is checked once it is loaded (check_size). */
+static int parse_size(const char *spec, edit_opts *o, oir_error *err) {
+    const char *x = strpbrk(spec, "xX");
+    char a[32], b[32];
+    if (!x) return cli_parse_int("--size", spec, 1, MAX_WORKING_SIDE, &o->size_side, err);
+    size_t la = (size_t)(x - spec), lb = strlen(x + 1);
+    if (la == 0 || lb == 0 || la >= sizeof a || lb >= sizeof b)
+        return oir_fail(err, OIR_E_ARG, "--size '%s': expected N (the longer side) or WxH, e.g. --size 512 or "
+                        "--size 768x512", spec);
+    memcpy(a, spec, la);
+    a[la] = '\0';
+    memcpy(b, x + 1, lb + 1);
+    int rc = cli_parse_int("--size (width)", a, 1, MAX_WORKING_SIDE, &o->size_w, err);
+    return rc ? rc : cli_parse_int("--size (height)", b, 1, MAX_WORKING_SIDE, &o->size_h, err);
+}
+
+static int check_size(const edit_opts *o, const oir_context *ctx, oir_error *err) {
+    int m = oir_context_size_multiple(ctx), v[3] = {o->size_side, o->size_w, o->size_h};
+    for (int i = 0; i < 3; i++) {
+        if (v[i] % m == 0) continue;
+        int near = (v[i] + m / 2) / m * m;
+        return oir_fail(err, OIR_E_ARG,
+                        "--size %s: %d is not a multiple of %d: this model's image sides must be multiples of %d "
+                        "(VAE factor x 2^(UNet blocks - 1)), e.g. %d; its native size is %d",
+                        o->size, v[i], m, m, near < m ? m : near, oir_context_image_size(ctx));
+    }
+    return OIR_OK;
 }
 
 static int run_command(int argc, char **argv, int search) {
@@ -424,11 +553,13 @@ static int run_command(int argc, char **argv, int search) {
         {"--quiet", CLI_FLAG, &o.quiet, 0, 0},        {"--save-candidates", CLI_FLAG, &o.save_candidates, 0, 0},
         {"--tokenizer-mode", CLI_STR, &o.tokenizer_mode, 0, 0},
         {"--search", CLI_STR, &o.search, 0, 0},
+        {"--size", CLI_STR, &o.size, 0, 0},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err))
         return cli_report(cmd, &err);
     if (o.seed_arg && cli_parse_u64("--seed", o.seed_arg, &o.seed, &err)) return cli_report(cmd, &err);
+    if (o.size && parse_size(o.size, &o, &err)) return cli_report(cmd, &err);
     cli_set_threads(o.threads);
     /* the cases to run */
     edit_config cfg = {0};
@@ -588,6 +719,10 @@ static int run_command(int argc, char **argv, int search) {
         rc = cli_report(cmd, &err);
         goto cleanup;
     }
+    if (check_size(&o, ctx, &err)) {
+        rc = cli_report(cmd, &err);
+        goto cleanup;
+    }
     progress_bar bar;
     progress_init(&bar, o.quiet);
     for (int i = 0; i < n_cases && !rc; i++) {
@@ -608,7 +743,7 @@ static int run_command(int argc, char **argv, int search) {
         else {
             printf("wrote %s/ (%s)\n", o.out,
                    n_cases > 1 ? "a folder per case: edited.png, report.json, pair sheets"
-                               : "edited.png, input.png, report.json, pair sheets");
+                               : "edited.png, edited_working.png, input.png, report.json, pair sheets");
             if (note[0]) fprintf(stderr, "oir %s: warning: %s\n", cmd, note);
         }
     }

@@ -31,8 +31,17 @@ int sampler_set_steps(sampler *s, int T, oir_error *err) {
     return rc;
 }
 
+int sampler_size_multiple(const sd_model *m) {
+    return vae_downscale(&m->vae->cfg) * (1 << (m->unet->cfg.n_blocks - 1));
+}
+
 int sampler_init(sampler *s, const sd_model *m, int image_size, int T, size_t memory_budget,
                  oir_error *err) {
+    return sampler_init_hw(s, m, image_size, image_size, T, memory_budget, err);
+}
+
+int sampler_init_hw(sampler *s, const sd_model *m, int height, int width, int T, size_t memory_budget,
+                    oir_error *err) {
     memset(s, 0, sizeof *s);
     threads_init();
     int rc;
@@ -40,15 +49,21 @@ int sampler_init(sampler *s, const sd_model *m, int image_size, int T, size_t me
         return oir_fail(err, OIR_E_ARG, "sampler: the model needs a tokenizer, text encoder, UNet and VAE");
     int f = vae_downscale(&m->vae->cfg);
     int unet_f = 1 << (m->unet->cfg.n_blocks - 1);
-    if (image_size <= 0 || image_size % (f * unet_f) != 0)
-        return oir_fail(err, OIR_E_ARG, "image size %d is not a multiple of %d (VAE factor %d x UNet factor %d)",
-                        image_size, f * unet_f, f, unet_f);
+    if (height <= 0 || width <= 0 || height % (f * unet_f) != 0 || width % (f * unet_f) != 0) {
+        if (height == width)
+            return oir_fail(err, OIR_E_ARG, "image size %d is not a multiple of %d (VAE factor %d x UNet factor %d)",
+                            height, f * unet_f, f, unet_f);
+        return oir_fail(err, OIR_E_ARG, "image size %dx%d is not a multiple of %d (VAE factor %d x UNet factor %d)",
+                        width, height, f * unet_f, f, unet_f);
+    }
     if (T < 1 || T > 1000) return oir_fail(err, OIR_E_ARG, "steps must be in 1..1000, got %d", T);
     s->model = m;
     s->T = T;
-    s->image_size = image_size;
+    s->image_h = height;
+    s->image_w = width;
     s->lat_c = m->vae->cfg.latent_channels;
-    s->lat_h = s->lat_w = image_size / f;
+    s->lat_h = height / f;
+    s->lat_w = width / f;
     s->lat_n = (size_t)s->lat_c * s->lat_h * s->lat_w;
     s->ctx_len = m->text_encoder ? clip_text_get_config(m->text_encoder)->max_position_embeddings : 77;
     s->ctx_dim = m->unet->cfg.cross_attention_dim;
@@ -76,7 +91,7 @@ int sampler_init(sampler *s, const sd_model *m, int image_size, int T, size_t me
                    per_row_stage * s->max_unet_batch > memory_budget)
         s->max_unet_batch--;
     size_t need = unet_arena_bytes(m->unet, s->max_unet_batch, s->lat_h, s->lat_w, s->ctx_len);
-    need = max_sz(need, vae_arena_bytes(m->vae, 1, image_size, image_size));
+    need = max_sz(need, vae_arena_bytes(m->vae, 1, height, width));
     need = max_sz(need, clip_text_arena_bytes(clip_text_get_config(m->text_encoder), 1, s->ctx_len));
     size_t MB = (size_t)s->max_unet_batch;
     s->stage_x = malloc(MB * s->lat_n * sizeof(float));
@@ -128,7 +143,7 @@ int sampler_encode_prompt(sampler *s, const char *prompt, float *ctx, oir_error 
 
 int sampler_encode_image(sampler *s, const float *pixels, float *latent, oir_error *err) {
     size_t mark = arena_mark(&s->arena);
-    int rc = vae_encode_mean(s->model->vae, &s->arena, pixels, 1, s->image_size, s->image_size, latent, err);
+    int rc = vae_encode_mean(s->model->vae, &s->arena, pixels, 1, s->image_h, s->image_w, latent, err);
     arena_reset(&s->arena, mark);
     if (!rc) op_scale(latent, latent, s->scaling_factor, s->lat_n);
     if (!rc) rc = check_finite(latent, s->lat_n, "vae encoder: image latent", err);
@@ -136,7 +151,7 @@ int sampler_encode_image(sampler *s, const float *pixels, float *latent, oir_err
 }
 
 int sampler_decode(sampler *s, const float *latents, int B, float *images, oir_error *err) {
-    size_t img_n = (size_t)3 * s->image_size * s->image_size;
+    size_t img_n = (size_t)3 * s->image_h * s->image_w;
     float *z = malloc(s->lat_n * sizeof(float));
     if (!z) return oir_fail(err, OIR_E_NOMEM, "decode: out of memory");
     int rc = OIR_OK;

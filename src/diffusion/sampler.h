@@ -33,7 +33,7 @@ typedef struct {
     const sd_model *model;
     ddim_scheduler sched;
     int T;                      /* DDIM steps */
-    int image_size;             /* H = W of images */
+    int image_h, image_w;       /* images (3, image_h, image_w) */
     int lat_c, lat_h, lat_w;    /* latent shape */
     size_t lat_n;               /* lat_c * lat_h * lat_w */
     int ctx_len, ctx_dim;       /* 77, cross_attention_dim */
@@ -53,9 +53,15 @@ typedef struct {
 } sampler;
 
 /* memory_budget: bytes for activations (0 = 2 GiB). The budget bounds the
- * UNet batch; at least one row always runs. */
+ * UNet batch; at least one row always runs. Square images of side
+ * image_size; sampler_init_hw for height x width (each a multiple of
+ * sampler_size_multiple). */
 int sampler_init(sampler *s, const sd_model *m, int image_size, int T, size_t memory_budget,
                  oir_error *err);
+int sampler_init_hw(sampler *s, const sd_model *m, int height, int width, int T, size_t memory_budget,
+                    oir_error *err);
+/* Image sides must be multiples of this: the VAE factor x 2^(UNet blocks - 1). */
+int sampler_size_multiple(const sd_model *m);
 void sampler_free(sampler *s);
 /* Switches the sampler to a T-step schedule (levels then refer to it). */
 int sampler_set_steps(sampler *s, int T, oir_error *err);

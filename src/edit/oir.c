@@ -17,6 +17,7 @@
 #include "edit/scorer.h"
 #include "edit/search_metric.h"
 #include "edit/search_plan.h"
+#include "io/image_fit.h"
 #include "models/loader.h"
 #include "oir.h"
 
@@ -26,7 +27,8 @@
 struct oir_context {
     sd_model *sd;
     clip_model *clip;
-    int image_size;
+    int image_size;    /* native side */
+    int size_multiple; /* sides must be multiples of it */
     char describe[2600];
 };
 
@@ -92,6 +94,7 @@ int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *
         oir_context_free(ctx);
         return rc;
     }
+    ctx->size_multiple = sampler_size_multiple(ctx->sd);
     snprintf(ctx->describe, sizeof ctx->describe, "%s (%s) + CLIP %s", mp,
              ctx->sd->source == SD_SOURCE_DIFFUSERS ? "diffusers folder" : "single file", cp);
     *out = ctx;
@@ -106,6 +109,19 @@ void oir_context_free(oir_context *ctx) {
 }
 
 int oir_context_image_size(const oir_context *ctx) { return ctx->image_size; }
+int oir_context_size_multiple(const oir_context *ctx) { return ctx->size_multiple; }
+
+int oir_working_size(const oir_context *ctx, int photo_w, int photo_h, int side, int *width, int *height,
+                     oir_error *err) {
+    if (!ctx || !width || !height) return oir_fail(err, OIR_E_ARG, "oir_working_size: missing argument");
+    if (photo_w < 1 || photo_h < 1)
+        return oir_fail(err, OIR_E_ARG, "oir_working_size: photo size %dx%d", photo_w, photo_h);
+    if (side == 0) side = ctx->image_size;
+    if (side < 0 || side % ctx->size_multiple != 0)
+        return oir_fail(err, OIR_E_ARG, "size %d is not a positive multiple of %d (the model's VAE factor x "
+                        "2^(UNet blocks - 1))", side, ctx->size_multiple);
+    return image_fit_size(photo_w, photo_h, side, ctx->size_multiple, width, height, err);
+}
 const char *oir_context_describe(const oir_context *ctx) { return ctx->describe; }
 
 void oir_result_free(oir_result *r) {
@@ -138,10 +154,9 @@ static void warn(oir_result *r, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* (3, H, W) in [-1, 1] -> (H, W, 3) bytes, truncated as the authors'
- * latent2image does ((x / 2 + 0.5).clamp(0, 1) * 255).astype(uint8). */
-static void tensor_to_rgb8(const float *t, int size, unsigned char *rgb) {
-    size_t hw = (size_t)size * size;
+/* (3, H, W) in [-1, 1] -> (H, W, 3) bytes (hw = H * W), truncated as the
+ * authors' latent2image does ((x / 2 + 0.5).clamp(0, 1) * 255).astype(uint8). */
+static void tensor_to_rgb8(const float *t, size_t hw, unsigned char *rgb) {
     for (size_t i = 0; i < hw; i++)
         for (int c = 0; c < 3; c++) {
             float v = t[c * hw + i] / 2 + 0.5f;
@@ -150,8 +165,8 @@ static void tensor_to_rgb8(const float *t, int size, unsigned char *rgb) {
         }
 }
 
-static void rgb8_to_image(const unsigned char *rgb, int size, image *img) {
-    for (size_t i = 0; i < (size_t)size * size * 3; i++) img->data[i] = rgb[i] / 255.0f;
+static void rgb8_to_image(const unsigned char *rgb, image *img) {
+    for (size_t i = 0; i < (size_t)img->width * img->height * 3; i++) img->data[i] = rgb[i] / 255.0f;
 }
 
 /* Everything one edit holds; freed in one place. */
@@ -162,7 +177,7 @@ typedef struct {
     float *src_ctx, *target_ctx, *pair_ctx[MAX_PAIRS];
     float *levels;     /* (T+1, lat_n) */
     float *cand_lat;   /* (P, T, lat_n) */
-    float *pixels;     /* (3, size, size) */
+    float *pixels;     /* (3, height, width) */
     image original, masks[MAX_PAIRS], cand_img[64];
     float *text_embed; /* (P) the scorer's projection width: 1280 for ViT-bigG */
 } edit_state;
@@ -182,12 +197,16 @@ static void state_free(edit_state *st, int n_pairs) {
     for (int i = 0; i < 64; i++) image_free(&st->cand_img[i]);
 }
 
-static int check_inputs(const oir_context *ctx, const unsigned char *rgb, int size, const char *source,
-                        const oir_pair *pairs, int n_pairs, const oir_params *p, oir_error *err) {
+static int check_inputs(const oir_context *ctx, const unsigned char *rgb, int width, int height,
+                        const char *source, const oir_pair *pairs, int n_pairs, const oir_params *p,
+                        oir_error *err) {
     if (!ctx || !rgb || !source || !pairs) return oir_fail(err, OIR_E_ARG, "missing argument");
-    if (size != ctx->image_size)
-        return oir_fail(err, OIR_E_SHAPE, "image is %dx%d, the model takes %dx%d (crop/resize it first)", size,
-                        size, ctx->image_size, ctx->image_size);
+    int m = ctx->size_multiple;
+    if (width < m || height < m || width % m || height % m || width > IMAGE_MAX_SIDE || height > IMAGE_MAX_SIDE)
+        return oir_fail(err, OIR_E_SHAPE,
+                        "image is %dx%d; the model takes sides that are multiples of %d (native %dx%d; "
+                        "crop/resize it first, e.g. oir_working_size + oir_image_fit)",
+                        width, height, m, ctx->image_size, ctx->image_size);
     if (n_pairs < 1 || n_pairs > MAX_PAIRS)
         return oir_fail(err, OIR_E_ARG, "%d editing pairs (1..%d allowed)", n_pairs, MAX_PAIRS);
     if (p->steps < 1 || p->steps > 1000) return oir_fail(err, OIR_E_ARG, "steps must be 1..1000, got %d", p->steps);
@@ -198,7 +217,7 @@ static int check_inputs(const oir_context *ctx, const unsigned char *rgb, int si
         if (!pairs[i].mask) return oir_fail(err, OIR_E_ARG, "pair %d: no mask", i + 1);
         if (!pairs[i].to || !pairs[i].to[0]) return oir_fail(err, OIR_E_ARG, "pair %d: empty target phrase", i + 1);
         size_t inside = 0;
-        for (size_t j = 0; j < (size_t)size * size; j++) inside += pairs[i].mask[j] != 0;
+        for (size_t j = 0; j < (size_t)width * height; j++) inside += pairs[i].mask[j] != 0;
         if (inside == 0)
             return oir_fail(err, OIR_E_ARG, "pair %d (%s -> %s): the mask is empty; nothing to edit", i + 1,
                             pairs[i].from ? pairs[i].from : "?", pairs[i].to);
@@ -245,11 +264,12 @@ static int make_prompts(oir_result *r, const char *source, const oir_pair *pairs
     return r->target_prompt && r->source_prompt ? OIR_OK : oir_fail(err, OIR_E_NOMEM, "out of memory");
 }
 
-static int alloc_result(oir_result *r, int n, int T, int size, int keep) {
-    size_t nt = (size_t)n * T;
+static int alloc_result(oir_result *r, int n, int T, int width, int height, int keep) {
+    size_t nt = (size_t)n * T, hw = (size_t)width * height;
     r->steps = T;
     r->n_pairs = n;
-    r->size = size;
+    r->width = width;
+    r->height = height;
     r->chosen_step = calloc((size_t)n, sizeof(int));
     r->edit_flat = calloc((size_t)n, sizeof(int));
     r->background_flat = calloc((size_t)n, sizeof(int));
@@ -259,8 +279,8 @@ static int alloc_result(oir_result *r, int n, int T, int size, int keep) {
     r->background_norm = calloc(nt, sizeof(float));
     r->total = calloc(nt, sizeof(float));
     r->evaluated = calloc(nt, 1);
-    r->edited = malloc((size_t)size * size * 3);
-    r->candidates = keep ? calloc(nt * size * size, 3) : NULL;
+    r->edited = malloc(hw * 3);
+    r->candidates = keep ? calloc(nt * hw, 3) : NULL;
     r->reassembly_step = -1;
     int ok = r->chosen_step && r->edit_flat && r->background_flat && r->edit_score && r->background_score &&
              r->edit_norm && r->background_norm && r->total && r->evaluated && r->edited &&
@@ -277,8 +297,8 @@ static int alloc_result(oir_result *r, int n, int T, int size, int keep) {
 static int score_set(edit_state *st, oir_result *r, const oir_pair *pair, int i, const float *lat,
                      int Tl, const unsigned char *which, unsigned char flag, const oir_params *p,
                      oir_error *err) {
-    int T = r->steps, size = r->size, rc, todo = 0, done = 0;
-    size_t img_n = (size_t)3 * size * size;
+    int T = r->steps, rc, todo = 0, done = 0;
+    size_t hw = (size_t)r->width * r->height, img_n = 3 * hw;
     for (int k = 1; k <= Tl; k++) todo += which[k - 1] != 0;
     if ((rc = scorer_text(&st->sc, pair->to, st->text_embed, err))) return rc;
     int ks[64];
@@ -293,8 +313,8 @@ static int score_set(edit_state *st, oir_result *r, const oir_pair *pair, int i,
             r->decodes++;
             unsigned char *rgb = r->edited; /* scratch until the end */
             unsigned char *dst = r->candidates ? r->candidates + ((size_t)i * T + m - 1) * img_n : rgb;
-            tensor_to_rgb8(st->pixels, size, dst);
-            rgb8_to_image(dst, size, &st->cand_img[B]);
+            tensor_to_rgb8(st->pixels, hw, dst);
+            rgb8_to_image(dst, &st->cand_img[B]);
             ks[B++] = m;
         }
         if (!B) break;
@@ -508,7 +528,7 @@ static int reassemble(edit_state *st, oir_result *r, const oir_params *p, oir_er
     if ((rc = sampler_denoise(s, z, R + J, 0, st->target_ctx, st->src_ctx, p->guidance, err))) goto cleanup;
     if ((rc = sampler_decode(s, z, 1, st->pixels, err))) goto cleanup;
     r->decodes++;
-    tensor_to_rgb8(st->pixels, r->size, r->edited);
+    tensor_to_rgb8(st->pixels, (size_t)r->width * r->height, r->edited);
 cleanup:
     free(owner);
     free(z);
@@ -516,11 +536,12 @@ cleanup:
     return rc;
 }
 
-static int run(oir_context *ctx, const unsigned char *rgb, int size, const char *source, const oir_pair *pairs,
-               int n, const oir_params *pin, int reassembly, oir_result **out, oir_error *err) {
+static int run(oir_context *ctx, const unsigned char *rgb, int width, int height, const char *source,
+               const oir_pair *pairs, int n, const oir_params *pin, int reassembly, oir_result **out,
+               oir_error *err) {
     *out = NULL;
     oir_params p = pin ? *pin : oir_default_params();
-    int rc = check_inputs(ctx, rgb, size, source, pairs, n, &p, err);
+    int rc = check_inputs(ctx, rgb, width, height, source, pairs, n, &p, err);
     if (rc) return rc;
     search_strategy strategy;
     if ((rc = search_strategy_parse(&strategy, p.search, p.steps, err))) return rc;
@@ -528,13 +549,14 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
     oir_result *r = calloc(1, sizeof *r);
     edit_state st;
     memset(&st, 0, sizeof st);
-    if (!r || !alloc_result(r, n, p.steps, size, p.keep_candidates)) {
+    size_t hw = (size_t)width * height;
+    if (!r || !alloc_result(r, n, p.steps, width, height, p.keep_candidates)) {
         oir_result_free(r);
         return oir_fail(err, OIR_E_NOMEM, "out of memory for %d pairs x %d candidates", n, p.steps);
     }
     search_strategy_format(&strategy, r->search, sizeof r->search);
     if ((rc = make_prompts(r, source, pairs, n, &p, err))) goto done;
-    if ((rc = sampler_init(&st.s, ctx->sd, size, p.steps, p.memory_budget, err))) goto done;
+    if ((rc = sampler_init_hw(&st.s, ctx->sd, height, width, p.steps, p.memory_budget, err))) goto done;
     st.have_sampler = 1;
     st.s.progress = p.progress;
     st.s.progress_user = p.progress_user;
@@ -545,24 +567,24 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
     st.target_ctx = malloc(ctx_n * sizeof(float));
     st.levels = malloc((size_t)(T + 1) * N * sizeof(float));
     st.cand_lat = malloc((size_t)n * T * N * sizeof(float));
-    st.pixels = malloc((size_t)3 * size * size * sizeof(float));
+    st.pixels = malloc(3 * hw * sizeof(float));
     for (int i = 0; i < n; i++) st.pair_ctx[i] = malloc(ctx_n * sizeof(float));
     int ok = st.src_ctx && st.target_ctx && st.levels && st.cand_lat && st.pixels;
     for (int i = 0; i < n; i++) ok = ok && st.pair_ctx[i];
-    if (!ok || image_alloc(&st.original, size, size, 3, err)) {
+    if (!ok || image_alloc(&st.original, width, height, 3, err)) {
         rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
         goto done;
     }
     for (int b = 0; b < 64 && b < T; b++)
-        if ((rc = image_alloc(&st.cand_img[b], size, size, 3, err))) goto done;
+        if ((rc = image_alloc(&st.cand_img[b], width, height, 3, err))) goto done;
     for (int i = 0; i < n; i++) {
-        if ((rc = image_alloc(&st.masks[i], size, size, 1, err))) goto done;
-        for (size_t j = 0; j < (size_t)size * size; j++) st.masks[i].data[j] = pairs[i].mask[j] ? 1.0f : 0.0f;
+        if ((rc = image_alloc(&st.masks[i], width, height, 1, err))) goto done;
+        for (size_t j = 0; j < hw; j++) st.masks[i].data[j] = pairs[i].mask[j] ? 1.0f : 0.0f;
         size_t inside = 0;
-        for (size_t j = 0; j < (size_t)size * size; j++) inside += pairs[i].mask[j] != 0;
-        if (inside == (size_t)size * size) warn(r, "pair %d: the mask covers the whole image", i + 1);
+        for (size_t j = 0; j < hw; j++) inside += pairs[i].mask[j] != 0;
+        if (inside == hw) warn(r, "pair %d: the mask covers the whole image", i + 1);
     }
-    rgb8_to_image(rgb, size, &st.original);
+    rgb8_to_image(rgb, &st.original);
     /* prompts */
     /* prompts past the text encoder's length are cut, as diffusers does, and reported */
     st.s.truncate_prompts = 1;
@@ -603,13 +625,13 @@ static int run(oir_context *ctx, const unsigned char *rgb, int size, const char 
     } else {
         int k = r->chosen_step[0];
         if (r->candidates && r->evaluated[k - 1] == 1) { /* decoded while scoring */
-            memcpy(r->edited, r->candidates + (size_t)(k - 1) * size * size * 3, (size_t)size * size * 3);
+            memcpy(r->edited, r->candidates + (size_t)(k - 1) * hw * 3, hw * 3);
         } else {
             if ((rc = sampler_decode(&st.s, st.cand_lat + (size_t)(k - 1) * N, 1, st.pixels, err))) goto done;
             r->decodes++;
-            tensor_to_rgb8(st.pixels, size, r->edited);
+            tensor_to_rgb8(st.pixels, hw, r->edited);
             if (r->candidates) /* the sheet shows the choice as rendered */
-                memcpy(r->candidates + (size_t)(k - 1) * size * size * 3, r->edited, (size_t)size * size * 3);
+                memcpy(r->candidates + (size_t)(k - 1) * hw * 3, r->edited, hw * 3);
         }
         r->reinversion_steps = 0;
     }
@@ -626,12 +648,12 @@ done:
     return OIR_OK;
 }
 
-int oir_search(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
+int oir_search(oir_context *ctx, const unsigned char *rgb, int width, int height, const char *source_prompt,
                const oir_pair *pair, const oir_params *p, oir_result **out, oir_error *err) {
-    return run(ctx, rgb, size, source_prompt, pair, 1, p, 0, out, err);
+    return run(ctx, rgb, width, height, source_prompt, pair, 1, p, 0, out, err);
 }
 
-int oir_edit(oir_context *ctx, const unsigned char *rgb, int size, const char *source_prompt,
+int oir_edit(oir_context *ctx, const unsigned char *rgb, int width, int height, const char *source_prompt,
              const oir_pair *pairs, int n_pairs, const oir_params *p, oir_result **out, oir_error *err) {
-    return run(ctx, rgb, size, source_prompt, pairs, n_pairs, p, 1, out, err);
+    return run(ctx, rgb, width, height, source_prompt, pairs, n_pairs, p, 1, out, err);
 }

@@ -79,11 +79,16 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
     memset(out, 0, sizeof *out);
     if (T < 1 || best < 0 || best >= T)
         return oir_fail(err, OIR_E_ARG, "sheet: %d candidates, chosen index %d", T, best);
-    int src = candidates[0].width;
+    /* thumbnails keep the candidates' aspect: the longer side `thumb` */
+    int cw = candidates[0].width, ch = candidates[0].height, src = cw > ch ? cw : ch;
     int thumb = src < 96 ? 96 : (src > 128 ? 128 : src);
+    int tw = cw >= ch ? thumb : (int)((2LL * thumb * cw + ch) / (2LL * ch));
+    int th = ch >= cw ? thumb : (int)((2LL * thumb * ch + cw) / (2LL * cw));
+    if (tw < 1) tw = 1;
+    if (th < 1) th = 1;
     int cols = T < 10 ? T : 10, rows = (T + cols - 1) / cols;
     int pad = 6, label = 16, head = 22;
-    int cell_w = thumb + pad, cell_h = thumb + label;
+    int cell_w = tw + pad, cell_h = th + label;
     int width = pad + cols * cell_w, plot_h = 150;
     if (width < 420) width = 420;
     int height = head + rows * cell_h + plot_h + (evaluated ? 58 : 40);
@@ -94,19 +99,19 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
     for (int k = 0; k < T; k++) {
         image small = {0};
         const image *c = &candidates[k];
-        if (c->width != thumb || c->height != thumb) {
-            if ((rc = image_resize(&small, c, thumb, thumb, err))) goto fail;
+        if (c->width != tw || c->height != th) {
+            if ((rc = image_resize(&small, c, tw, th, err))) goto fail;
             c = &small;
         }
         int x0 = pad + (k % cols) * cell_w, y0 = head + (k / cols) * cell_h;
         int how = evaluated ? evaluated[k] : 1;
-        if (k == best) fill_rect(out, x0 - 3, y0 - 3, thumb + 6, thumb + 6, red);
+        if (k == best) fill_rect(out, x0 - 3, y0 - 3, tw + 6, th + 6, red);
         if (how) {
-            for (int y = 0; y < thumb; y++)
-                for (int x = 0; x < thumb; x++) put(out, x0 + x, y0 + y, c->data + ((size_t)y * thumb + x) * 3);
+            for (int y = 0; y < th; y++)
+                for (int x = 0; x < tw; x++) put(out, x0 + x, y0 + y, c->data + ((size_t)y * tw + x) * 3);
         } else { /* not denoised by this search */
-            fill_rect(out, x0, y0, thumb, thumb, gray);
-            sheet_draw_text(out, x0 + thumb / 2 - 16, y0 + thumb / 2 - 5, 2, white, "SKIP");
+            fill_rect(out, x0, y0, tw, th, gray);
+            sheet_draw_text(out, x0 + tw / 2 - 16, y0 + th / 2 - 5, 2, white, "SKIP");
         }
         if (how == 2) { /* scored on the short schedule */
             fill_rect(out, x0, y0, 14, 14, blue);
@@ -115,7 +120,7 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
         image_free(&small);
         char num[16];
         snprintf(num, sizeof num, "%d", k + 1);
-        sheet_draw_text(out, x0 + thumb / 2 - 4 * (int)strlen(num), y0 + thumb + 4, 2,
+        sheet_draw_text(out, x0 + tw / 2 - 4 * (int)strlen(num), y0 + th + 4, 2,
                         k == best ? red : (how ? black : gray), num);
     }
     /* plot: x = k, y in [0, 2] for the sum and [0, 1] for each score */
