@@ -121,7 +121,7 @@ typedef struct {
 } oir_pair;
 
 /* Progress: stage ("inversion", "candidates", "decode", "scoring",
- * "reassembly"), done, total. Return non-zero to cancel (OIR_E_CANCELLED). */
+ * "reassembly", "render picked" for forced steps, ...), done, total. Return non-zero to cancel (OIR_E_CANCELLED). */
 typedef int (*oir_progress_fn)(void *user, const char *stage, int done, int total);
 
 typedef struct {
@@ -141,15 +141,25 @@ typedef struct {
     const char *search;
     oir_progress_fn progress;
     void *progress_user;
+    /* (n_pairs) or NULL: forced_steps[i] = k in 1..steps takes candidate k
+     * for pair i without searching (only that candidate is denoised, on the
+     * T-step schedule, for the result / contact sheet; nothing is scored);
+     * 0 = search the pair. All pairs forced: no search at all, only the
+     * inversion, the forced candidates and the reassembly. A value outside
+     * 0..steps is OIR_E_ARG. The array is read during the call only. */
+    const int *forced_steps;
 } oir_params;
 
 oir_params oir_default_params(void);
+
+/* oir_result.evaluated of a pair's forced step (oir_params.forced_steps). */
+#define OIR_EVALUATED_FORCED 3
 
 typedef struct {
     int steps, n_pairs, width, height; /* the images: (height, width, 3) */
     char *source_prompt, *target_prompt;
     char **guided_prompts;       /* (n_pairs) */
-    int *chosen_step;            /* (n_pairs) k in 1..steps */
+    int *chosen_step;            /* (n_pairs) k in 1..steps (the forced step when given) */
     /* (n_pairs, steps), candidate k at [p * steps + k - 1]: */
     float *edit_score;           /* masked CLIP cosine with the target phrase */
     float *background_score;     /* minus the MSE outside the mask */
@@ -157,7 +167,9 @@ typedef struct {
     int *edit_flat, *background_flat; /* (n_pairs) 1 when a score was flat */
     /* (n_pairs, steps): 0 = the search skipped candidate k (scores NaN,
      * image black), 1 = scored on the T-step schedule, 2 = scored on the
-     * short schedule at the matching noise level (short strategies) */
+     * short schedule at the matching noise level (short strategies),
+     * OIR_EVALUATED_FORCED = the step given in oir_params.forced_steps
+     * (rendered on the T-step schedule, not scored: scores NaN) */
     unsigned char *evaluated;
     char search[64];             /* the strategy, canonical ("coarse:5") */
     unsigned char *candidates;   /* (n_pairs, steps, height, width, 3) or NULL */

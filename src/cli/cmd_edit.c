@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/cli_pick.h"
 #include "cli/progress.h"
 #include "edit/sheet.h"
 #include "io/edit_config.h"
@@ -27,6 +28,7 @@ typedef struct {
     int size_side;          /* --size N: the longer side; 0: not given */
     int size_w, size_h;     /* --size WxH; 0: not given */
     cli_strs pairs, masks, guided;
+    cli_strs picks; /* --pick PAIR=STEP */
     int steps, reassembly, reinversion, serial, threads, quiet, budget_mb, save_candidates;
     float guidance;
     uint64_t seed;
@@ -75,6 +77,10 @@ static void usage(FILE *to, int search) {
             "                         else exhaustive, the paper's: every candidate k = 1..T);\n"
             "                         coarse:S, short:TS, short-refine:TS:W, adaptive:M do a\n"
             "                         fraction of the UNet work (README \"Faster searches\")\n"
+            "  --pick PAIR=STEP       take candidate STEP for a pair instead of searching its step\n"
+            "                         (repeatable; PAIR: the pair's number, 1 = the first --pair, or\n"
+            "                         its FROM phrase). Only that candidate is denoised; with every\n"
+            "                         pair picked nothing is searched. Replaces the YAML's pick\n"
             "  --serial               denoise each candidate alone (default: parallel, T+1 batched calls)\n"
             "  --budget-mb MB         memory for UNet activations; larger batches are split (default 2048)\n"
             "  --seed S               recorded in report.json (default: the YAML's seed, else 0); DDIM\n"
@@ -226,6 +232,10 @@ typedef struct {
     const char *search;          /* from the YAML; NULL: not given */
     int has_seed;
     uint64_t seed;
+    char *const *yaml_pick;      /* the YAML's pick ("PAIR=STEP"), n_yaml_pick of them */
+    int n_yaml_pick;
+    int forced[16];              /* --pick / pick resolved: the step of pair i, 0 = search */
+    const char *pick_from;       /* "flag", "yaml" or "default" (nothing picked) */
 } edit_case_spec;
 
 static int run_case(const char *cmd, int search, oir_context *ctx, const edit_case_spec *c, const edit_opts *o,
@@ -296,6 +306,9 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     p.parallel = !o->serial;
     p.memory_budget = (unsigned long long)o->budget_mb << 20;
     p.target_prompt = c->target;
+    int n_picked = 0;
+    for (int i = 0; i < c->n; i++) n_picked += c->forced[i] > 0;
+    p.forced_steps = n_picked ? c->forced : NULL;
     p.progress = progress_update;
     p.progress_user = bar;
     rc = search ? oir_search(ctx, rgb, ww, wh, c->source, pairs, &p, &r, err)
@@ -381,6 +394,14 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON *se = cJSON_AddObjectToObject(set, "search");
     cJSON_AddStringToObject(se, "value", r->search);
     cJSON_AddStringToObject(se, "from", src_search);
+    cJSON *pk = cJSON_AddObjectToObject(set, "pick"); /* {"2": 27}: pair number -> step */
+    cJSON *pv = cJSON_AddObjectToObject(pk, "value");
+    for (int i = 0; i < c->n; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", i + 1);
+        if (c->forced[i]) cJSON_AddNumberToObject(pv, key, c->forced[i]);
+    }
+    cJSON_AddStringToObject(pk, "from", c->pick_from ? c->pick_from : "default");
     cJSON *cw = cJSON_AddArrayToObject(rep, "config_warnings");
     for (int i = 0; o->cfg && i < o->cfg->n_warnings; i++)
         cJSON_AddItemToArray(cw, cJSON_CreateString(o->cfg->warnings[i]));
@@ -399,6 +420,8 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         cJSON_AddStringToObject(e, "mask", c->mask_spec[i]);
         cJSON_AddStringToObject(e, "guided_prompt", r->guided_prompts[i]);
         cJSON_AddNumberToObject(e, "chosen_step", r->chosen_step[i]);
+        /* "picked": --pick / pick gave it (nothing searched); "searched" */
+        cJSON_AddStringToObject(e, "step_from", c->forced[i] ? "picked" : "searched");
         cJSON_AddBoolToObject(e, "edit_score_flat", r->edit_flat[i]);
         cJSON_AddBoolToObject(e, "background_score_flat", r->background_flat[i]);
         cJSON_AddItemToObject(e, "edit_score", float_array(r->edit_score + (size_t)i * T, T));
@@ -462,10 +485,15 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     if (!rc) {
         printf("%s: %s\n", c->name ? c->name : cmd, r->target_prompt);
         for (int i = 0; i < c->n; i++)
-            printf("  pair %d  %-20s -> %-20s chosen step %2d of %d\n", i + 1, c->from[i], c->to[i],
-                   r->chosen_step[i], r->steps);
+            printf("  pair %d  %-20s -> %-20s %s step %2d of %d\n", i + 1, c->from[i], c->to[i],
+                   c->forced[i] ? "picked" : "chosen", r->chosen_step[i], r->steps);
         if (!search && c->n > 1)
             printf("  reassembly at step %d, re-inversion %d steps\n", r->reassembly_step, r->reinversion_steps);
+        if (n_picked < c->n) { /* how to take other candidates without searching again */
+            printf("  to take other candidates from the sheets, without searching:");
+            for (int i = 0; i < c->n; i++) printf(" --pick %d=%d", i + 1, r->chosen_step[i]);
+            printf("\n");
+        }
         for (int i = 0; i < r->n_warnings; i++) printf("  warning: %s\n", r->warnings[i]);
         for (int i = 0; i < n_notes; i++) printf("  warning: %s\n", notes[i]);
         if (orig.width != ww || orig.height != wh)
@@ -554,6 +582,7 @@ static int run_command(int argc, char **argv, int search) {
         {"--tokenizer-mode", CLI_STR, &o.tokenizer_mode, 0, 0},
         {"--search", CLI_STR, &o.search, 0, 0},
         {"--size", CLI_STR, &o.size, 0, 0},
+        {"--pick", CLI_STRS, &o.picks, 0, 0},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err))
@@ -607,6 +636,8 @@ static int run_command(int argc, char **argv, int search) {
             s->search = ec->search[0] ? ec->search : NULL;
             s->has_seed = ec->has_seed;
             s->seed = ec->seed;
+            s->yaml_pick = ec->pick;
+            s->n_yaml_pick = ec->n_pick;
             for (int j = 0; j < ec->n_pairs; j++) {
                 s->from[j] = ec->pairs[j].from;
                 s->to[j] = ec->pairs[j].to;
@@ -666,6 +697,28 @@ static int run_command(int argc, char **argv, int search) {
             rc = cli_report(cmd, &err);
             goto cleanup;
         }
+    /* --pick (else the YAML's pick) against each case's pairs and steps */
+    for (int i = 0; i < n_cases; i++) {
+        edit_case_spec *s = &specs[i];
+        int T = o.steps > 0 ? o.steps : s->steps > 0 ? s->steps : oir_default_params().steps;
+        char what[700];
+        const char *const *picks = o.picks.v;
+        int n_picks = o.picks.n;
+        snprintf(what, sizeof what, "--pick");
+        s->pick_from = n_picks ? "flag" : "default";
+        if (!n_picks && s->n_yaml_pick) {
+            picks = (const char *const *)s->yaml_pick;
+            n_picks = s->n_yaml_pick;
+            snprintf(what, sizeof what, "%s: case '%s': pick", o.config, s->name);
+            s->pick_from = "yaml";
+        } else if (n_picks && n_cases > 1) {
+            snprintf(what, sizeof what, "--pick (case '%s')", s->name);
+        }
+        if (cli_pick_resolve(picks, n_picks, what, s->from, s->n, T, s->forced, &err)) {
+            rc = cli_report(cmd, &err);
+            goto cleanup;
+        }
+    }
     oir_context_params cp = oir_context_default_params();
     if (o.model) cp.model_path = o.model;
     else if (getenv("OIR_MODEL") && *getenv("OIR_MODEL")) cp.model_path = getenv("OIR_MODEL");

@@ -145,7 +145,7 @@ int info_model_folder(const char *path, oir_error *err) {
     sd_plan plan;
     int rc = sd_plan_folder(&plan, path, NULL, err);
     if (rc) return rc;
-    printf("%s: %s%s%s\n", path, kind_name(plan.kind), plan.class_name[0] ? " " : "",
+    printf("\ncomponents of %s (%s%s%s):\n", path, kind_name(plan.kind), plan.class_name[0] ? " " : "",
            plan.class_name);
     for (int i = 0; i < plan.n; i++) {
         const sd_component_plan *c = &plan.comp[i];

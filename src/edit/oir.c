@@ -17,11 +17,13 @@
 #include "edit/scorer.h"
 #include "edit/search_metric.h"
 #include "edit/search_plan.h"
+#include "edit/sheet.h"
 #include "io/image_fit.h"
 #include "models/loader.h"
 #include "oir.h"
 
 #define MAX_PAIRS 16
+_Static_assert(SHEET_PICKED == OIR_EVALUATED_FORCED, "the sheet marks forced steps as oir.h says");
 #define PROMPT_CAP 2048
 
 struct oir_context {
@@ -154,6 +156,15 @@ static void warn(oir_result *r, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* Pair i's step is forced (oir_params.forced_steps): it is not searched. */
+static int forced(const oir_params *p, int i) { return p->forced_steps && p->forced_steps[i] > 0; }
+
+/* Clears the want rows (n, T) of the forced pairs. */
+static void unwant_forced(const oir_params *p, int n, int T, unsigned char *want) {
+    for (int i = 0; i < n; i++)
+        if (forced(p, i)) memset(want + (size_t)i * T, 0, (size_t)T);
+}
+
 /* (3, H, W) in [-1, 1] -> (H, W, 3) bytes (hw = H * W), truncated as the
  * authors' latent2image does ((x / 2 + 0.5).clamp(0, 1) * 255).astype(uint8). */
 static void tensor_to_rgb8(const float *t, size_t hw, unsigned char *rgb) {
@@ -213,6 +224,10 @@ static int check_inputs(const oir_context *ctx, const unsigned char *rgb, int wi
     if (!(p->guidance >= 0 && p->guidance <= 100)) return oir_fail(err, OIR_E_ARG, "guidance must be 0..100");
     if (p->reassembly_step < 0 || p->reinversion_steps < 0)
         return oir_fail(err, OIR_E_ARG, "reassembly and re-inversion steps must be >= 0");
+    for (int i = 0; p->forced_steps && i < n_pairs; i++)
+        if (p->forced_steps[i] < 0 || p->forced_steps[i] > p->steps)
+            return oir_fail(err, OIR_E_ARG, "pair %d: forced step %d is outside 1..%d (the steps; 0 = search it)",
+                            i + 1, p->forced_steps[i], p->steps);
     for (int i = 0; i < n_pairs; i++) {
         if (!pairs[i].mask) return oir_fail(err, OIR_E_ARG, "pair %d: no mask", i + 1);
         if (!pairs[i].to || !pairs[i].to[0]) return oir_fail(err, OIR_E_ARG, "pair %d: empty target phrase", i + 1);
@@ -370,6 +385,7 @@ static int score_all(edit_state *st, oir_result *r, const oir_pair *pairs, int n
                      const unsigned char *want, unsigned char flag, unsigned char choose_flag,
                      const oir_params *p, oir_error *err) {
     for (int i = 0; i < n; i++) {
+        if (forced(p, i)) continue;
         int rc = score_set(st, r, &pairs[i], i, lat + (size_t)i * Tl * st->s.lat_n, Tl, want + (size_t)i * Tl,
                            flag, p, err);
         if (rc) return rc;
@@ -393,6 +409,7 @@ static int search_short(edit_state *st, oir_result *r, const oir_pair *pairs, in
         goto cleanup;
     }
     memset(want, 1, (size_t)n * TS);
+    unwant_forced(p, n, TS, want);
     memcpy(levels, st->levels, N * sizeof(float)); /* the clean image latent */
     if ((rc = sampler_set_steps(&st->s, TS, err))) goto cleanup;
     rc = sampler_invert(&st->s, levels, 0, TS, st->src_ctx, levels, err);
@@ -421,24 +438,28 @@ static int search(edit_state *st, oir_result *r, const oir_pair *pairs, int n, c
     switch (strat->kind) {
     case SEARCH_EXHAUSTIVE:
         memset(want, 1, (size_t)n * T);
+        unwant_forced(p, n, T, want);
         if (!(rc = make_candidates(st, p, &job, st->cand_lat, err)))
             rc = score_all(st, r, pairs, n, st->cand_lat, T, want, 1, 0, p, err);
         break;
     case SEARCH_COARSE:
-        for (int i = 0; i < n; i++) search_coarse_set(T, strat->stride, want + (size_t)i * T);
+        for (int i = 0; i < n; i++)
+            if (!forced(p, i)) search_coarse_set(T, strat->stride, want + (size_t)i * T);
         job.stage = "candidates (coarse)";
         if ((rc = make_candidates(st, p, &job, st->cand_lat, err)) ||
             (rc = score_all(st, r, pairs, n, st->cand_lat, T, want, 1, 0, p, err)))
             break;
         for (int i = 0; i < n; i++)
-            search_neighbours(T, r->chosen_step[i], strat->stride - 1, r->evaluated + (size_t)i * T,
-                              want + (size_t)i * T);
+            if (!forced(p, i))
+                search_neighbours(T, r->chosen_step[i], strat->stride - 1, r->evaluated + (size_t)i * T,
+                                  want + (size_t)i * T);
         job.stage = "candidates (refine)";
         if (!(rc = make_candidates(st, p, &job, st->cand_lat, err)))
             rc = score_all(st, r, pairs, n, st->cand_lat, T, want, 1, 0, p, err);
         break;
     case SEARCH_ADAPTIVE:
-        for (int i = 0; i < n; i++) search_geometric_set(T, strat->levels, want + (size_t)i * T);
+        for (int i = 0; i < n; i++)
+            if (!forced(p, i)) search_geometric_set(T, strat->levels, want + (size_t)i * T);
         job.stage = "candidates (geometric)";
         for (;;) {
             if ((rc = make_candidates(st, p, &job, st->cand_lat, err)) ||
@@ -446,7 +467,8 @@ static int search(edit_state *st, oir_result *r, const oir_pair *pairs, int n, c
                 break;
             int more = 0;
             for (int i = 0; i < n; i++)
-                more += search_bisect(T, r->chosen_step[i], r->evaluated + (size_t)i * T, want + (size_t)i * T);
+                if (!forced(p, i))
+                    more += search_bisect(T, r->chosen_step[i], r->evaluated + (size_t)i * T, want + (size_t)i * T);
             if (!more) break;
             job.stage = "candidates (bisection)";
         }
@@ -457,7 +479,7 @@ static int search(edit_state *st, oir_result *r, const oir_pair *pairs, int n, c
         int radius = strat->kind == SEARCH_SHORT ? 0 : strat->window;
         for (int i = 0; i < n; i++) {
             unsigned char none[1000] = {0};
-            search_neighbours(T, r->chosen_step[i], radius, none, want + (size_t)i * T);
+            if (!forced(p, i)) search_neighbours(T, r->chosen_step[i], radius, none, want + (size_t)i * T);
         }
         if (strat->kind == SEARCH_SHORT) { /* only the choice, rendered on the T-step schedule */
             job.stage = "render chosen";
@@ -473,6 +495,44 @@ static int search(edit_state *st, oir_result *r, const oir_pair *pairs, int n, c
     for (int i = 0; i < n && !rc; i++) {
         if (r->background_flat[i]) warn(r, "pair %d: the background score is flat (mask covers the image?)", i + 1);
         if (r->edit_flat[i]) warn(r, "pair %d: the edit score is flat", i + 1);
+    }
+    return rc;
+}
+
+/* The forced pairs (oir_params.forced_steps): their step is taken as given,
+ * nothing is scored. When images are wanted (the contact sheet's
+ * r->candidates, or a single pair's result), only candidate k of each is
+ * denoised, on the T-step schedule, and decoded into r->candidates. */
+static int render_forced(edit_state *st, oir_result *r, int n, const oir_params *p, int render,
+                         oir_error *err) {
+    int T = r->steps, rc = OIR_OK;
+    size_t hw = (size_t)r->width * r->height, img_n = 3 * hw;
+    for (int i = 0; i < n; i++) {
+        if (!forced(p, i)) continue;
+        r->chosen_step[i] = p->forced_steps[i];
+        r->evaluated[(size_t)i * T + p->forced_steps[i] - 1] = OIR_EVALUATED_FORCED;
+        for (int k = 0; k < T; k++) /* no scores: no normalised curves either */
+            r->edit_norm[(size_t)i * T + k] = r->background_norm[(size_t)i * T + k] =
+                r->total[(size_t)i * T + k] = NAN;
+    }
+    if (!render) return OIR_OK;
+    unsigned char *want = calloc((size_t)n * T, 1);
+    if (!want) return oir_fail(err, OIR_E_NOMEM, "forced steps: out of memory");
+    for (int i = 0; i < n; i++)
+        if (forced(p, i)) want[(size_t)i * T + p->forced_steps[i] - 1] = 1;
+    candidate_job job = {st->levels, st->src_ctx, (const float *const *)st->pair_ctx, n, p->guidance, want,
+                         "render picked"};
+    rc = make_candidates(st, p, &job, st->cand_lat, err);
+    free(want);
+    for (int i = 0; i < n && !rc && r->candidates; i++) {
+        if (!forced(p, i)) continue;
+        int k = p->forced_steps[i];
+        double t0 = clock_wall_s();
+        rc = sampler_decode(&st->s, st->cand_lat + ((size_t)i * T + k - 1) * st->s.lat_n, 1, st->pixels, err);
+        r->seconds_decode += clock_wall_s() - t0;
+        if (rc) break;
+        r->decodes++;
+        tensor_to_rgb8(st->pixels, hw, r->candidates + ((size_t)i * T + k - 1) * img_n);
     }
     return rc;
 }
@@ -545,6 +605,8 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
     if (rc) return rc;
     search_strategy strategy;
     if ((rc = search_strategy_parse(&strategy, p.search, p.steps, err))) return rc;
+    int n_forced = 0;
+    for (int i = 0; i < n; i++) n_forced += forced(&p, i);
     double t_start = clock_wall_s(), t0;
     oir_result *r = calloc(1, sizeof *r);
     edit_state st;
@@ -555,6 +617,7 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
         return oir_fail(err, OIR_E_NOMEM, "out of memory for %d pairs x %d candidates", n, p.steps);
     }
     search_strategy_format(&strategy, r->search, sizeof r->search);
+    if (n_forced == n) snprintf(r->search, sizeof r->search, "none");
     if ((rc = make_prompts(r, source, pairs, n, &p, err))) goto done;
     if ((rc = sampler_init_hw(&st.s, ctx->sd, height, width, p.steps, p.memory_budget, err))) goto done;
     st.have_sampler = 1;
@@ -608,13 +671,17 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
     /* 2-4. candidates, decodes, the search metric */
     t0 = clock_wall_s();
     long calls0 = st.s.unet_calls, rows0 = st.s.unet_rows;
-    if ((rc = scorer_init(&st.sc, ctx->clip, &st.original, err))) goto done;
-    st.have_scorer = 1;
-    if (!(st.text_embed = malloc((size_t)st.sc.P * sizeof(float)))) {
-        rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
-        goto done;
+    /* forced pairs: rendered only when an image of them is wanted */
+    if (n_forced && (rc = render_forced(&st, r, n, &p, r->candidates || !(reassembly && n > 1), err))) goto done;
+    if (n_forced < n) {
+        if ((rc = scorer_init(&st.sc, ctx->clip, &st.original, err))) goto done;
+        st.have_scorer = 1;
+        if (!(st.text_embed = malloc((size_t)st.sc.P * sizeof(float)))) {
+            rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
+            goto done;
+        }
+        if ((rc = search(&st, r, pairs, n, &p, &strategy, err))) goto done;
     }
-    if ((rc = search(&st, r, pairs, n, &p, &strategy, err))) goto done;
     r->unet_calls = st.s.unet_calls - calls0;
     r->unet_rows = st.s.unet_rows - rows0;
     r->seconds_candidates = clock_wall_s() - t0 - r->seconds_scoring - r->seconds_decode;
@@ -624,7 +691,8 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
         if ((rc = reassemble(&st, r, &p, err))) goto done;
     } else {
         int k = r->chosen_step[0];
-        if (r->candidates && r->evaluated[k - 1] == 1) { /* decoded while scoring */
+        unsigned char how = r->evaluated[k - 1];
+        if (r->candidates && (how == 1 || how == OIR_EVALUATED_FORCED)) { /* decoded while scoring / forced */
             memcpy(r->edited, r->candidates + (size_t)(k - 1) * hw * 3, hw * 3);
         } else {
             if ((rc = sampler_decode(&st.s, st.cand_lat + (size_t)(k - 1) * N, 1, st.pixels, err))) goto done;

@@ -117,6 +117,10 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
             fill_rect(out, x0, y0, 14, 14, blue);
             sheet_draw_text(out, x0 + 4, y0 + 2, 2, white, "S");
         }
+        if (how == SHEET_PICKED) { /* the step was given, not searched */
+            fill_rect(out, x0, y0, 14, 14, red);
+            sheet_draw_text(out, x0 + 4, y0 + 2, 2, white, "P");
+        }
         image_free(&small);
         char num[16];
         snprintf(num, sizeof num, "%d", k + 1);
@@ -137,7 +141,7 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
         if (!series[s]) continue;
         int prev_x = -1, prev_y = 0;
         for (int k = 0; k < T; k++) {
-            if ((evaluated && !evaluated[k]) || !isfinite(series[s][k])) continue;
+            if ((evaluated && (!evaluated[k] || evaluated[k] == SHEET_PICKED)) || !isfinite(series[s][k])) continue;
             int x = px0 + (int)((k + 0.5) * pw / T);
             int y = py0 + ph - 2 - (int)(series[s][k] / 2 * (ph - 4));
             if (prev_x >= 0) line(out, prev_x, prev_y, x, y, colors[s]);
@@ -149,7 +153,8 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
     for (int y = py0; y < py0 + ph; y += 2) put(out, xb, y, red);
     int ly = py0 + ph + 8;
     char chosen[48];
-    snprintf(chosen, sizeof chosen, "CHOSEN STEP %d", best + 1);
+    int picked = evaluated && evaluated[best] == SHEET_PICKED;
+    snprintf(chosen, sizeof chosen, "%s STEP %d", picked ? "PICKED" : "CHOSEN", best + 1);
     fill_rect(out, px0, ly, 10, 10, blue);
     sheet_draw_text(out, px0 + 14, ly, 2, black, "EDIT");
     fill_rect(out, px0 + 70, ly, 10, 10, green);
@@ -159,10 +164,14 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
     sheet_draw_text(out, px0 + 240, ly, 2, red, chosen);
     if (evaluated) {
         int skipped = 0, short_sched = 0;
-        for (int k = 0; k < T; k++) skipped += !evaluated[k], short_sched += evaluated[k] == 2;
+        for (int k = 0; k < T; k++)
+            skipped += !evaluated[k] || evaluated[k] == SHEET_PICKED, short_sched += evaluated[k] == 2;
         char note[96];
-        snprintf(note, sizeof note, "SCORED %d OF %d%s", T - skipped, T,
-                 short_sched ? ", S = ON THE SHORT SCHEDULE" : "");
+        if (picked)
+            snprintf(note, sizeof note, "PICKED BY THE USER, NOT SEARCHED: %d OF %d SKIPPED", T - 1, T);
+        else
+            snprintf(note, sizeof note, "SCORED %d OF %d%s", T - skipped, T,
+                     short_sched ? ", S = ON THE SHORT SCHEDULE" : "");
         sheet_draw_text(out, px0, ly + 16, 2, black, note);
     }
     return OIR_OK;

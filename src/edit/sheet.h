@@ -6,11 +6,15 @@
 
 #include "io/image.h"
 
+#define SHEET_PICKED 3 /* = OIR_EVALUATED_FORCED (oir.h) */
+
 /* candidates: T RGB images of equal size (candidate k at index k-1).
  * norm_edit, norm_background, total: T values each (total in [0, 2]).
  * best: chosen index (0-based). evaluated (T, may be NULL = all): 0 = the
  * search skipped it (a grey tile, no point on the curves), 1 = scored,
- * 2 = scored on a short schedule (marked "S"). title: a line on top (ASCII). */
+ * 2 = scored on a short schedule (marked "S"), SHEET_PICKED = the step was
+ * given, not searched (marked "P", no point; "PICKED STEP k" when it is
+ * best). title: a line on top (ASCII). */
 int sheet_render(image *out, const image *candidates, int T, const float *norm_edit,
                  const float *norm_background, const float *total, int best,
                  const unsigned char *evaluated, const char *title, oir_error *err);

@@ -147,7 +147,7 @@ static void check_keys(reader *r, yaml_node_t *m, int single) {
                                              "reassembly_step", "reinversion_steps", NULL};
     static const char *const used_single[] = {"image_path", "origin_prompt", "origin_prompt_mask",
                                               "target_prompt_list", "target_changes", NULL};
-    static const char *const used_both[] = {"num_ddim_steps", "guidance_scale", "seed", "search", NULL};
+    static const char *const used_both[] = {"num_ddim_steps", "guidance_scale", "seed", "search", "pick", NULL};
     enum { OUT, BENCH, SINGLE, UNKNOWN, N_REASONS };
     static const char *const why[N_REASONS] = {
         "oir writes its outputs to --out",
@@ -184,7 +184,49 @@ static void check_keys(reader *r, yaml_node_t *m, int single) {
     }
 }
 
-/* num_ddim_steps, guidance_scale, seed, search (optional). */
+/* pick: {PAIR: STEP, ...}, ["PAIR=STEP", ...] or "PAIR=STEP", kept as
+ * "PAIR=STEP" texts (the CLI resolves them against the pairs, as --pick). */
+static int read_pick(reader *r, yaml_node_t *m, edit_case *c) {
+    yaml_node_t *n = map_get(r, m, "pick");
+    if (!n) return OIR_OK;
+    const char *bad = NULL;
+    int count = n->type == YAML_SCALAR_NODE ? 1
+                : n->type == YAML_SEQUENCE_NODE ? seq_len(n)
+                : n->type == YAML_MAPPING_NODE ? (int)(n->data.mapping.pairs.top - n->data.mapping.pairs.start)
+                                               : 0;
+    if (count > EDIT_CONFIG_MAX_PICKS)
+        return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': pick has %d entries (at most %d)", r->path,
+                        r->case_name, count, EDIT_CONFIG_MAX_PICKS);
+    for (int i = 0; i < count && !bad; i++) {
+        const char *key = NULL, *val = NULL;
+        if (n->type == YAML_SCALAR_NODE) {
+            key = scalar(n);
+        } else if (n->type == YAML_SEQUENCE_NODE) {
+            key = scalar(seq_at(r, n, i));
+        } else {
+            yaml_node_pair_t *p = n->data.mapping.pairs.start + i;
+            key = scalar(yaml_document_get_node(r->doc, p->key));
+            val = scalar(yaml_document_get_node(r->doc, p->value));
+            if (!val) key = NULL;
+        }
+        if (!key || !*key) {
+            bad = "an entry is not a string";
+            break;
+        }
+        size_t len = strlen(key) + (val ? strlen(val) + 1 : 0) + 1;
+        if (!(c->pick[c->n_pick] = malloc(len))) return oir_fail(r->err, OIR_E_NOMEM, "out of memory");
+        snprintf(c->pick[c->n_pick++], len, "%s%s%s", key, val ? "=" : "", val ? val : "");
+    }
+    if (!bad && !count) bad = "it is empty";
+    if (bad)
+        return oir_fail(r->err, OIR_E_FORMAT,
+                        "%s: case '%s': pick must be a mapping {PAIR: STEP}, a list of \"PAIR=STEP\" or one "
+                        "\"PAIR=STEP\" (%s)",
+                        r->path, r->case_name, bad);
+    return OIR_OK;
+}
+
+/* num_ddim_steps, guidance_scale, seed, search, pick (optional). */
 static int read_settings(reader *r, yaml_node_t *m, edit_case *c) {
     c->guidance_scale = -1;
     yaml_node_t *sn = map_get(r, m, "search");
@@ -195,8 +237,9 @@ static int read_settings(reader *r, yaml_node_t *m, edit_case *c) {
                             r->path, r->case_name);
         snprintf(c->search, sizeof c->search, "%s", s);
     }
-    int rc = opt_int(r, m, "num_ddim_steps", &c->num_ddim_steps);
+    int rc = read_pick(r, m, c);
     if (rc) return rc;
+    if ((rc = opt_int(r, m, "num_ddim_steps", &c->num_ddim_steps))) return rc;
     if (c->num_ddim_steps == 0 || c->num_ddim_steps > 1000)
         return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': num_ddim_steps %d is outside 1..1000", r->path,
                         r->case_name, c->num_ddim_steps);
@@ -293,13 +336,13 @@ cleanup:
 static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
     int rc, two = 2, n = -1;
     char **affix = NULL, **targets = NULL, *image = NULL, *origin = NULL, *mask = NULL;
+    edit_case settings;
+    memset(&settings, 0, sizeof settings);
     if ((rc = need_string(r, m, "image_path", &image))) goto cleanup;
     if ((rc = need_string(r, m, "origin_prompt", &origin))) goto cleanup;
     if ((rc = need_string(r, m, "origin_prompt_mask", &mask))) goto cleanup;
     if ((rc = string_list(r, m, "target_prompt_list", &two, &affix))) goto cleanup;
     if ((rc = string_list(r, m, "target_changes", &n, &targets))) goto cleanup;
-    edit_case settings;
-    memset(&settings, 0, sizeof settings);
     if ((rc = read_settings(r, m, &settings))) goto cleanup;
     check_keys(r, m, 1);
     size_t lo = strlen(origin), lp = strlen(affix[0]), ls = strlen(affix[1]);
@@ -333,8 +376,15 @@ static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
         c->guidance_scale = settings.guidance_scale;
         c->has_seed = settings.has_seed;
         c->seed = settings.seed;
+        memcpy(c->search, settings.search, sizeof c->search);
+        for (int j = 0; j < settings.n_pick; j++)
+            if (!(c->pick[c->n_pick++] = strdup(settings.pick[j]))) {
+                rc = oir_fail(r->err, OIR_E_NOMEM, "out of memory");
+                goto cleanup;
+            }
     }
 cleanup:
+    for (int j = 0; j < settings.n_pick; j++) free(settings.pick[j]);
     free(image);
     free(origin);
     free(mask);
@@ -359,6 +409,7 @@ void edit_config_free(edit_config *cfg) {
         free(c->image_path);
         free(c->origin_prompt);
         free(c->target_prompt);
+        for (int j = 0; j < c->n_pick; j++) free(c->pick[j]);
     }
     free(cfg->cases);
     for (int i = 0; i < cfg->n_warnings; i++) free(cfg->warnings[i]);

@@ -9,8 +9,11 @@
  *   reassembly_step, reinversion_steps  (optional; -1 when absent)
  *
  * Both schemas also take num_ddim_steps (1..1000), guidance_scale (0..100),
- * seed and search (a search strategy, as --search) (optional; the command
- * line's --steps/--guidance/--seed/--search win).
+ * seed, search (a search strategy, as --search) and pick (steps to take
+ * instead of searching, as --pick: a mapping {PAIR: STEP}, a list of
+ * "PAIR=STEP" or one "PAIR=STEP"; kept as "PAIR=STEP" texts, resolved
+ * against the pairs by the CLI) (optional; the command line's
+ * --steps/--guidance/--seed/--search/--pick win).
  * Keys oir does not use are reported as warnings with the reason:
  * generation_image_path (outputs go to --out); ground_truth_path,
  * heldout_in_target, source_scene, target_scene, object_masks (metadata of
@@ -57,6 +60,7 @@ typedef struct {
 #define EDIT_CONFIG_MAX_DEPTH 32
 #define EDIT_CONFIG_MAX_CASES 1000
 #define EDIT_CONFIG_NAME_MAX 100
+#define EDIT_CONFIG_MAX_PICKS 16
 
 typedef struct {
     char *name;     /* as in the file ("case" or "case/target" for single_object) */
@@ -71,6 +75,8 @@ typedef struct {
     int num_ddim_steps;    /* 1..1000, -1: not given */
     float guidance_scale;  /* 0..100, -1: not given */
     char search[64];       /* search strategy spec ("adaptive:10"), "" not given */
+    char *pick[EDIT_CONFIG_MAX_PICKS]; /* "PAIR=STEP" entries of pick */
+    int n_pick;
     int has_seed;
     unsigned long long seed;
 } edit_case;
