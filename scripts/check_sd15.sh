@@ -18,8 +18,9 @@ py="${OIR_VENV:-$here/.venv-tools}/bin/python"
 [ -x "$py" ] || { echo "check_sd15: no tools venv; run: bash scripts/venv.sh" >&2; exit 1; }
 
 make -j2 build/release/liboir.a >/dev/null
-cc -std=c11 -D_GNU_SOURCE -fopenmp -Iinclude -Isrc -O2 -march=native -Wall -Wextra \
-   tools/check_sd15.c build/release/liboir.a -fopenmp -lopenblas -lcjson -lpng -ljpeg -lyaml -lm \
+blas=/usr/lib/$(cc -print-multiarch)/openblas-pthread # as the Makefile: safe from the pool's threads
+cc -std=c11 -D_GNU_SOURCE -pthread -Iinclude -Isrc -O2 -march=native -Wall -Wextra \
+   tools/check_sd15.c build/release/liboir.a -pthread -L"$blas" -Wl,-rpath,"$blas" -lopenblas -lcjson -lpng -ljpeg -lyaml -lm \
    -o build/release/check_sd15
 
 if [ ! -f "$dir/model_index.json" ] || [ ! -f "$dir/unet/diffusion_pytorch_model.safetensors" ] \

@@ -6,9 +6,6 @@ set -u
 out=${1:-build/release}
 cd "$(dirname "$0")/.."
 total_pass=0; total_fail=0; broken=""
-# Waiting OpenMP threads sleep instead of spinning, so the suite keeps its
-# pace on a machine busy with other work (as the oir command does itself).
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 run_one() { # run_one NAME CMD...
   local name=$1; shift
