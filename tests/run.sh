@@ -9,6 +9,11 @@ total_pass=0; total_fail=0; broken=""
 # Waiting OpenMP threads sleep instead of spinning, so the suite keeps its
 # pace on a machine busy with other work (as the oir command does itself).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# The CLI caches its timing calibration under $XDG_CACHE_HOME/oir: the suite
+# keeps its own, so it never writes into the user's ~/.cache.
+suite_cache=$(mktemp -d)
+trap 'rm -rf "$suite_cache"' EXIT
+export XDG_CACHE_HOME=$suite_cache
 
 run_one() { # run_one NAME CMD...
   local name=$1; shift
