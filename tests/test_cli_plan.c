@@ -131,6 +131,21 @@ static void test_plan_only(void) {
           cr_out);
     CHECK(access(out, F_OK) != 0, "--plan writes no output folder");
     CHECK(strstr(cr_out, "chosen step") == NULL, "--plan does not run");
+    /* several cases: a plan each and their total */
+    FILE *fp = fopen(cr_path("two.yaml"), "w");
+    fprintf(fp,
+            "one:\n  image_path: in.png\n  origin_prompt: \"%s\"\n  target_prompt: \"a photo of a blue circle and a green square\"\n"
+            "  origin_change: ['red circle']\n  prompt_change: ['blue circle']\n  prompt_change_mask: ['m1.png']\n"
+            "two:\n  image_path: in.png\n  origin_prompt: \"%s\"\n  target_prompt: \"a photo of a red circle and a green star\"\n"
+            "  origin_change: ['green square']\n  prompt_change: ['green star']\n  prompt_change_mask: ['m1.png']\n",
+            SRC, SRC);
+    fclose(fp);
+    rc = cr_run("search", "--model", model, "--clip", clip, "--config", cr_path("two.yaml"), "--steps", "5", "--plan",
+                "--out", out, NULL);
+    CHECK(rc == 0 && strstr(cr_out, "one: plan: 1 pair, T=5") && strstr(cr_out, "two: plan: 1 pair, T=5") &&
+              strstr(cr_out, "total: 2 cases -> 70 UNet rows, 10 decodes; about "),
+          "--plan on two cases: a line each and the total: %s", cr_out);
+    CHECK(access(out, F_OK) != 0, "--plan on two cases writes nothing");
     /* a bad strategy is reported as with a run */
     rc = run_search(out, "--plan", "--search=coarse:9");
     cr_expect_error("--plan with a bad --search", rc, "search", "coarse:9");

@@ -25,7 +25,7 @@ void cli_format_duration(char *buf, size_t cap, double s) {
 }
 
 /* 5216 -> "5,216" */
-static void thousands(char *buf, size_t cap, long v) {
+void cli_format_count(char *buf, size_t cap, long v) {
     char raw[32], out[48];
     snprintf(raw, sizeof raw, "%ld", v < 0 ? -v : v);
     size_t n = strlen(raw), j = 0;
@@ -47,9 +47,9 @@ static void per_unit(char *buf, size_t cap, double s) {
 
 void cli_plan_line(char *buf, size_t cap, const oir_plan *pl, const cli_calibration *cal) {
     char rows[32], lo[32], hi[32], work[256], est[1700];
-    thousands(rows, sizeof rows, pl->unet_rows_total);
-    thousands(lo, sizeof lo, pl->unet_rows_min);
-    thousands(hi, sizeof hi, pl->unet_rows_max);
+    cli_format_count(rows, sizeof rows, pl->unet_rows_total);
+    cli_format_count(lo, sizeof lo, pl->unet_rows_min);
+    cli_format_count(hi, sizeof hi, pl->unet_rows_max);
     if (pl->exact)
         snprintf(work, sizeof work, "%s UNet rows, %d decodes, %d encode", rows, pl->decodes, pl->encodes);
     else if (pl->decodes_min == pl->decodes_max)

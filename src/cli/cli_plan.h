@@ -11,8 +11,10 @@
 /* Runs longer than this get a hint with quicker settings. */
 #define CLI_PLAN_HINT_SECONDS 600.0
 
-/* "1 h 52 min", "3 min 20 s", "40 s", "1.5 s", "0.3 s". */
+/* "1 h 52 min", "3 min 20 s", "40 s", "1.5 s", "0.3 s", "under 0.1 s". */
 void cli_format_duration(char *buf, size_t cap, double seconds);
+/* 5216 -> "5,216". */
+void cli_format_count(char *buf, size_t cap, long v);
 /* "plan: 2 pairs, T=50, search exhaustive, 64x64 -> 5,216 UNet rows, 101
  * decodes, 1 encode; about 1 min 6 s on this machine (12.4 ms per UNet row,
  * 11.2 ms per decode, measured 2026-12-07)". */

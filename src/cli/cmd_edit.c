@@ -205,6 +205,14 @@ typedef struct {
     uint64_t seed;
 } edit_case_spec;
 
+/* --plan over several cases: the sum of their plans */
+static struct {
+    int cases, estimated;
+    long rows;
+    int decodes;
+    double seconds;
+} plan_sum;
+
 /* The plan of a case and its estimate (cli/cli_plan.h): for stderr (unless
  * --quiet) into `lines`, which the progress display prints as the run starts
  * work; with --plan to stdout at once. OIR_OK with *have = 0 when the
@@ -230,6 +238,8 @@ static int plan_case(const char *cmd, oir_context *ctx, int size, const edit_cas
     cli_plan_line(line, sizeof line, plan, cal);
     int has_hint = cli_plan_hint(hint, sizeof hint, ctx, size, size, c->n, p, plan, cal);
     if (o->plan_only) {
+        plan_sum.cases++, plan_sum.rows += plan->unet_rows_total, plan_sum.decodes += plan->decodes;
+        if (plan->seconds >= 0) plan_sum.estimated++, plan_sum.seconds += plan->seconds;
         printf("%s%s\n", who, line);
         if (has_hint) printf("%s%s\n", who, hint);
         if (cal->have && cal->note[0]) fprintf(stderr, "oir %s: warning: %s\n", cmd, cal->note);
@@ -675,6 +685,14 @@ static int run_command(int argc, char **argv, int search) {
         }
         if (run_case(cmd, search, ctx, &specs[i], &o, &od, n_cases > 1 ? sub : NULL, &bar, &err))
             rc = cli_report(cmd, &err);
+    }
+    if (!rc && o.plan_only && n_cases > 1) {
+        char d[64] = "", rows[32];
+        cli_format_duration(d, sizeof d, plan_sum.seconds);
+        cli_format_count(rows, sizeof rows, plan_sum.rows);
+        printf("total: %d cases -> %s UNet rows, %d decodes%s%s%s\n", plan_sum.cases, rows,
+               plan_sum.decodes, plan_sum.estimated == plan_sum.cases ? "; about " : "",
+               plan_sum.estimated == plan_sum.cases ? d : "", plan_sum.estimated == plan_sum.cases ? " in all" : "");
     }
     if (!rc && !o.plan_only) {
         char note[1200];
