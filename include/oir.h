@@ -228,8 +228,9 @@ typedef struct {
 int oir_calibrate(oir_context *ctx, int width, int height, const oir_params *p,
                   oir_calibration *out, oir_error *err);
 /* Seconds of one UNet call of `rows` rows: piecewise linear through the
- * measured points, proportional below the first, the last segment's slope
- * beyond the last (a call's fixed cost is paid once). */
+ * measured points, proportional below the first; beyond the last, the last
+ * segment's slope when it spans at least 4x in rows (a call's fixed cost is
+ * paid once), else the last point's cost per row. */
 double oir_calibration_unet_seconds(const oir_calibration *c, int rows);
 
 typedef struct {

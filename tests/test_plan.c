@@ -251,7 +251,9 @@ static void test_interpolation(void) {
     CHECK(fabs(oir_calibration_unet_seconds(&c, 16) - 1.0) < 1e-12, "16 rows: the measured call");
     CHECK(fabs(oir_calibration_unet_seconds(&c, 6) - (0.1 + 0.9 * 5 / 15)) < 1e-12, "6 rows: between the points");
     CHECK(fabs(oir_calibration_unet_seconds(&c, 31) - 1.9) < 1e-12, "31 rows: the last slope beyond the last point");
-    c.unet_seconds[1] = 0.05; /* noise: a batch cheaper than one row */
+    c.unet_rows[1] = 2, c.unet_seconds[1] = 0.19; /* a narrow segment (a large model): per row beyond */
+    CHECK(fabs(oir_calibration_unet_seconds(&c, 6) - 0.57) < 1e-12, "6 rows past 1 and 2: the cost per row of 2");
+    c.unet_rows[1] = 16, c.unet_seconds[1] = 0.05; /* noise: a batch cheaper than one row */
     CHECK(fabs(oir_calibration_unet_seconds(&c, 32) - 0.1) < 1e-12, "a falling last segment: proportional beyond");
     c.n_unet = 1;
     CHECK(fabs(oir_calibration_unet_seconds(&c, 3) - 0.3) < 1e-12, "one point: proportional");

@@ -33,8 +33,11 @@ double oir_calibration_unet_seconds(const oir_calibration *c, int rows) {
     if (rows <= b[0]) return t[0] * rows / b[0];
     for (int i = 1; i < n; i++)
         if (rows <= b[i]) return t[i - 1] + (t[i] - t[i - 1]) * (rows - b[i - 1]) / (double)(b[i] - b[i - 1]);
-    /* beyond: the last segment's cost per row (a call's fixed cost is paid once) */
-    double slope = n > 1 ? (t[n - 1] - t[n - 2]) / (b[n - 1] - b[n - 2]) : 0;
+    /* beyond: the last segment's cost per row (a call's fixed cost is paid
+     * once) when it spans a wide range (1 to 16 rows); a narrow one (1 to 2
+     * rows, a large model) is a difference of two noisy timings: the last
+     * point's cost per row then */
+    double slope = n > 1 && b[n - 1] >= 4 * b[n - 2] ? (t[n - 1] - t[n - 2]) / (b[n - 1] - b[n - 2]) : 0;
     if (!(slope > 0)) slope = t[n - 1] / b[n - 1];
     return t[n - 1] + slope * (rows - b[n - 1]);
 }
