@@ -64,7 +64,7 @@ TESTS := $(TEST_SRC:tests/%.c=$(OUT)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(OUT)/examples/%)
 
-.PHONY: all deps test asan-test demo bench clean venv install fuzz fuzzers
+.PHONY: all deps test asan-test demo bench bench-estimate clean venv install fuzz fuzzers
 # keep intermediate objects (harness.o) between test links
 .SECONDARY:
 all: $(OIR) $(SOLIB) $(TESTS) $(BENCHES) $(EXAMPLES)
@@ -126,6 +126,14 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCHES) BUILD=release
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+# How close the plan line's time estimate comes to the run (the demo edit on
+# the tiny model; scripts/bench_estimate.sh): ESTIMATE_ARGS go to oir edit.
+ESTIMATE_ARGS ?=
+REPS ?= 1
+bench-estimate: deps
+	@$(MAKE) --no-print-directory $(OIR) BUILD=$(BUILD)
+	@REPS=$(REPS) bash scripts/bench_estimate.sh $(OUT) $(ESTIMATE_ARGS)
 
 venv:
 	@bash scripts/venv.sh

@@ -5,21 +5,21 @@
  * Needs only the installed header and library:
  *   cc oir_edit_example.c $(pkg-config --cflags --libs oir) -o oir_edit_example
  * Uses the shipped tiny models (found by oir_models_dir()) and two boxes
- * as masks; works on the photo at the model's size, writes the whole photo
- * with the edit put back, and prints the chosen inversion step of each pair. */
+ * as masks; works on the photo at the model's size, prints its plan and a
+ * line per finished stage, writes the whole photo with the edit put back,
+ * and prints the chosen inversion step of each pair. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "oir.h"
 
-/* One line per finished stage (stages such as "decode" report many times). */
+/* One line per stage as it finishes ("candidates (parallel): 2550/2550").
+ * The library reports done = 0 when a stage starts and counts "decode" and
+ * "scoring" across the whole run, so each of those finishes once. */
 static int on_progress(void *user, const char *stage, int done, int total) {
-    char *last = user;
-    if (done == total && strcmp(last, stage) != 0) {
-        fprintf(stderr, "%s: done\n", stage);
-        snprintf(last, 32, "%s", stage);
-    }
+    (void)user;
+    if (done == total && total > 0) fprintf(stderr, "%s: %d/%d\n", stage, done, total);
     return 0; /* non-zero would cancel */
 }
 
@@ -61,9 +61,11 @@ int main(int argc, char **argv) {
     oir_pair pairs[2] = {{"red circle", "green square", wl, NULL}, {"blue triangle", "yellow star", wr, NULL}};
     oir_params p = oir_default_params();
     if (argc == 4) p.steps = atoi(argv[3]);
-    char last_stage[32] = "";
     p.progress = on_progress;
-    p.progress_user = last_stage;
+    oir_plan plan; /* the work ahead (oir_calibrate would add seconds) */
+    if (oir_plan_run(ctx, w, h, 2, &p, NULL, &plan, &err) == OIR_OK)
+        fprintf(stderr, "plan: %s%ld UNet rows, %d VAE decodes\n", plan.exact ? "" : "about ", plan.unet_rows_total,
+                plan.decodes);
     if (oir_edit(ctx, rgb, w, h, "a red circle on the left and a blue triangle on the right on a gray background",
                  pairs, 2, &p, &r, &err)) {
         fprintf(stderr, "%s\n", err.message);

@@ -200,6 +200,91 @@ int oir_edit(oir_context *ctx, const unsigned char *rgb, int width, int height,
              oir_result **out, oir_error *err);
 void oir_result_free(oir_result *r);
 
+/* ==== Planning a run: its work and how long it will take ==================
+ *
+ *     oir_calibration cal;                      // once per machine and size (cache it)
+ *     oir_calibrate(ctx, w, h, &p, &cal, &err);
+ *     oir_plan plan;
+ *     oir_plan_run(ctx, w, h, n_pairs, &p, &cal, &plan, &err);
+ *     printf("%ld UNet rows, %d decodes, about %.0f s\n", plan.unet_rows_total,
+ *            plan.decodes, plan.seconds);
+ *
+ * The plan replays what oir_edit (n_pairs > 1) or oir_search (1) will run
+ * with these parameters: inversion, the search strategy's candidate rounds
+ * (batched or serial, split by the memory budget), decodes, scoring,
+ * reassembly and re-inversion. Where the work depends on the scores (which
+ * candidates coarse/adaptive/short evaluate, the reassembly after the chosen
+ * steps) the counts are expected values (the mean over where the best step
+ * lies) and [min, max] bound every run; plan.exact says which. */
+
+/* Progress stages, as the progress callback names them (oir_stage_kind maps
+ * a name to its kind). Units: prompts encoded, VAE encodes, inversion steps
+ * (1 UNet row each), candidate sample-steps (2 rows each with guidance),
+ * VAE decodes, candidates scored, denoising steps (2 rows each). The
+ * callback gets done = 0 when a stage starts; "decode" and "scoring" count
+ * across the whole run. */
+enum {
+    OIR_STAGE_PROMPTS = 0,
+    OIR_STAGE_ENCODE,
+    OIR_STAGE_INVERSION,
+    OIR_STAGE_CANDIDATES,
+    OIR_STAGE_DECODE,
+    OIR_STAGE_SCORING,
+    OIR_STAGE_DENOISE,
+    OIR_STAGE_COUNT
+};
+/* "candidates (parallel)" -> OIR_STAGE_CANDIDATES, ...; -1 when unknown. */
+int oir_stage_kind(const char *stage);
+
+/* Measured costs on this machine at one working size and thread count. */
+#define OIR_CALIBRATION_POINTS 4
+typedef struct {
+    int width, height, threads;
+    int n_unet;                                    /* points measured (1..4) */
+    int unet_rows[OIR_CALIBRATION_POINTS];         /* UNet rows in one call, ascending */
+    double unet_seconds[OIR_CALIBRATION_POINTS];   /* seconds of that call */
+    double decode_seconds, encode_seconds;         /* one VAE decode / encode */
+    double text_seconds;       /* one prompt through the model's text encoder */
+    double score_seconds;      /* scoring one candidate (CLIP vision, in batches) */
+    double clip_text_seconds;  /* one phrase through the scorer's text tower */
+} oir_calibration;
+
+/* Times one UNet call at 1 row and at a batch (16 rows, fewer within the
+ * memory budget; 2 when one row takes over 0.25 s), a VAE decode and encode,
+ * a prompt and the scorer, at width x height with the current threads. Takes
+ * about 20 UNet rows' time on a small model, 4 on a large one. */
+int oir_calibrate(oir_context *ctx, int width, int height, const oir_params *p,
+                  oir_calibration *out, oir_error *err);
+/* Seconds of one UNet call of `rows` rows: piecewise linear through the
+ * measured points, proportional below the first; beyond the last, the last
+ * segment's slope when it spans at least 4x in rows (a call's fixed cost is
+ * paid once), else the last point's cost per row. */
+double oir_calibration_unet_seconds(const oir_calibration *c, int rows);
+
+typedef struct {
+    int n_pairs, steps, width, height;
+    char search[64];           /* the strategy, canonical */
+    int exact;                 /* 1: the counts are exact; 0: expected, within [min, max] */
+    long unet_rows_total;      /* every UNet row, as oir_result.unet_rows_total */
+    long unet_rows_min, unet_rows_max;
+    long candidate_rows;       /* the search's rows, as oir_result.unet_rows */
+    long unet_calls;           /* UNet calls (batches split by the memory budget) */
+    int decodes, decodes_min, decodes_max; /* VAE decodes, as oir_result.decodes */
+    int encodes;               /* VAE encodes */
+    int max_unet_batch;        /* rows per UNet call allowed by the memory budget */
+    double stage_units[OIR_STAGE_COUNT];   /* expected progress units of each stage */
+    double stage_seconds[OIR_STAGE_COUNT]; /* their estimated seconds (0 without a calibration) */
+    double seconds;            /* estimated seconds of the call; -1 without a calibration */
+    double seconds_per_unet_row; /* average over the run's UNet calls; -1 without one */
+} oir_plan;
+
+/* The plan of oir_edit/oir_search on a width x height image with n_pairs
+ * pairs and these parameters; cal (may be NULL: counts only) gives the
+ * seconds. Checks the same arguments the run checks (steps, search spec,
+ * pairs, size). */
+int oir_plan_run(const oir_context *ctx, int width, int height, int n_pairs, const oir_params *p,
+                 const oir_calibration *cal, oir_plan *out, oir_error *err);
+
 /* ==== Images in and out ====================================================
  * 8-bit RGB (H, W, 3) row-major; masks (H, W) of 0/1 bytes. Buffers are
  * malloc'd by the library: release them with oir_free. */

@@ -6,6 +6,11 @@ set -u
 out=${1:-build/release}
 cd "$(dirname "$0")/.."
 total_pass=0; total_fail=0; broken=""
+# The CLI caches its timing calibration under $XDG_CACHE_HOME/oir: the suite
+# keeps its own, so it never writes into the user's ~/.cache.
+suite_cache=$(mktemp -d)
+trap 'rm -rf "$suite_cache"' EXIT
+export XDG_CACHE_HOME=$suite_cache
 
 run_one() { # run_one NAME CMD...
   local name=$1; shift

@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/calibrate.h"
 #include "cli/cli_args.h"
 #include "cli/cli_pick.h"
+#include "cli/cli_plan.h"
 #include "cli/progress.h"
 #include "edit/sheet.h"
 #include "io/edit_config.h"
@@ -30,6 +32,7 @@ typedef struct {
     cli_strs pairs, masks, guided;
     cli_strs picks; /* --pick PAIR=STEP */
     int steps, reassembly, reinversion, serial, threads, quiet, budget_mb, save_candidates;
+    int plan_only, no_calibrate, recalibrate; /* --plan, --no-calibrate, --recalibrate */
     float guidance;
     uint64_t seed;
     const char *seed_arg;   /* --seed as given (NULL: not given) */
@@ -102,7 +105,20 @@ static void usage(FILE *to, int search) {
             "                         beside it, swapped in on success); a folder holding files oir\n"
             "                         did not write is refused, never cleared\n"
             "  --save-candidates      also write every candidate as pair<i>_k<step>.png\n"
-            "  --quiet                no progress bars\n",
+            "  --quiet                no plan line, no progress bars\n"
+            "time:\n"
+            "  --plan                 print the plan (UNet rows, decodes, estimated time) and exit\n"
+            "                         without running or writing anything\n"
+            "  --no-calibrate         never time this machine (also OIR_NO_CALIBRATE=1): the estimate\n"
+            "                         uses a cached calibration, else only counts are shown\n"
+            "  --recalibrate          time this machine again (one UNet call at 1 row and at a batch,\n"
+            "                         a VAE decode and encode, a prompt, the scorer), replacing the\n"
+            "                         cached one ($XDG_CACHE_HOME/oir/calibration.json, else\n"
+            "                         ~/.cache/oir/)\n"
+            "Before the run a plan line on stderr gives the work (UNet rows, VAE decodes) and the\n"
+            "estimated time, from a calibration measured once per model, size, threads and CPU;\n"
+            "runs over 10 minutes get a hint naming quicker settings. report.json's \"plan\" holds\n"
+            "the planned numbers next to the measured ones.\n",
             cmd, cmd,
             search ? "Generates the candidate edit of ONE editing pair from every inversion step and picks\n"
                      "the best with the search metric (masked CLIP score inside the mask + negative MSE\n"
@@ -238,6 +254,53 @@ typedef struct {
     const char *pick_from;       /* "flag", "yaml" or "default" (nothing picked) */
 } edit_case_spec;
 
+/* --plan over several cases: the sum of their plans */
+static struct {
+    int cases, estimated;
+    long rows;
+    int decodes;
+    double seconds;
+} plan_sum;
+
+/* The plan of a case and its estimate (cli/cli_plan.h): for stderr (unless
+ * --quiet) into `lines`, which the progress display prints as the run starts
+ * work; with --plan to stdout at once. OIR_OK with *have = 0 when the
+ * parameters do not plan (the run reports why; --plan reports it here). */
+static int plan_case(const char *cmd, oir_context *ctx, int width, int height, const edit_case_spec *c, const oir_params *p,
+                     const edit_opts *o, cli_calibration *cal, oir_plan *plan, int *have, char *lines, size_t cap,
+                     oir_error *err) {
+    lines[0] = '\0';
+    *have = 0;
+    cli_calibration_get(ctx, width, height, p, cli_calibration_mode(o->no_calibrate, o->recalibrate), cal);
+    oir_error e = {0};
+    if (oir_plan_run(ctx, width, height, c->n, p, cal->have ? &cal->cal : NULL, plan, &e) != OIR_OK) {
+        if (o->plan_only) {
+            *err = e;
+            return e.code;
+        }
+        return OIR_OK;
+    }
+    *have = 1;
+    if (o->quiet && !o->plan_only) return OIR_OK;
+    char line[2400], hint[1400], who[300] = "";
+    if (c->name) snprintf(who, sizeof who, "%s: ", c->name);
+    cli_plan_line(line, sizeof line, plan, cal);
+    int has_hint = cli_plan_hint(hint, sizeof hint, ctx, width, height, c->n, p, plan, cal);
+    if (o->plan_only) {
+        plan_sum.cases++, plan_sum.rows += plan->unet_rows_total, plan_sum.decodes += plan->decodes;
+        if (plan->seconds >= 0) plan_sum.estimated++, plan_sum.seconds += plan->seconds;
+        printf("%s%s\n", who, line);
+        if (has_hint) printf("%s%s\n", who, hint);
+        if (cal->have && cal->note[0]) fprintf(stderr, "oir %s: warning: %s\n", cmd, cal->note);
+        fflush(stdout);
+        return OIR_OK;
+    }
+    size_t n = (size_t)snprintf(lines, cap, "oir %s: %s%s\n", cmd, who, line);
+    if (n < cap && cal->have && cal->note[0]) n += (size_t)snprintf(lines + n, cap - n, "oir %s: warning: %s\n", cmd, cal->note);
+    if (n < cap && has_hint) snprintf(lines + n, cap - n, "oir %s: %s%s\n", cmd, who, hint);
+    return OIR_OK;
+}
+
 static int run_case(const char *cmd, int search, oir_context *ctx, const edit_case_spec *c, const edit_opts *o,
                     output_dir *od, const char *sub, progress_bar *bar, oir_error *err) {
     int rc, ww = 0, wh = 0;
@@ -311,9 +374,27 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     p.forced_steps = n_picked ? c->forced : NULL;
     p.progress = progress_update;
     p.progress_user = bar;
+    /* the plan (before the run: --plan stops here) */
+    cli_calibration cal;
+    oir_plan plan;
+    int have_plan = 0;
+    static char plan_lines[4096];
+    if ((rc = plan_case(cmd, ctx, ww, wh, c, &p, o, &cal, &plan, &have_plan, plan_lines, sizeof plan_lines, err)) ||
+        o->plan_only)
+        goto done;
+    progress_start_run(bar, have_plan ? &plan : NULL, plan_lines);
     rc = search ? oir_search(ctx, rgb, ww, wh, c->source, pairs, &p, &r, err)
                 : oir_edit(ctx, rgb, ww, wh, c->source, pairs, c->n, &p, &r, err);
+    progress_end_run(bar);
     if (rc) goto done;
+    if (!o->quiet && have_plan && plan.seconds >= 0) {
+        char took[64], est[64];
+        cli_format_duration(took, sizeof took, r->seconds_total);
+        cli_format_duration(est, sizeof est, plan.seconds);
+        fprintf(stderr, "oir %s: %s%sran %s (estimated %s), %ld UNet rows (planned %ld), %d decodes (planned %d)\n",
+                cmd, c->name ? c->name : "", c->name ? ": " : "", took, est, r->unet_rows_total,
+                plan.unet_rows_total, r->decodes, plan.decodes);
+    }
     /* the edit put back into the photo, at the photo's size */
     int feather = image_fit_feather(&fit);
     if ((rc = image_alloc(&edited, ww, wh, 3, err))) goto done;
@@ -376,6 +457,7 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON_AddNumberToObject(rep, "candidate_unet_rows", (double)r->unet_rows);
     cJSON_AddNumberToObject(rep, "unet_rows_total", (double)r->unet_rows_total);
     cJSON_AddNumberToObject(rep, "vae_decodes", r->decodes);
+    if (have_plan) cli_plan_json(rep, &plan, &cal);
     cJSON_AddNumberToObject(rep, "seed", (double)seed);
     cJSON *set = cJSON_AddObjectToObject(rep, "settings");
     const struct {
@@ -583,6 +665,8 @@ static int run_command(int argc, char **argv, int search) {
         {"--search", CLI_STR, &o.search, 0, 0},
         {"--size", CLI_STR, &o.size, 0, 0},
         {"--pick", CLI_STRS, &o.picks, 0, 0},
+        {"--plan", CLI_FLAG, &o.plan_only, 0, 0},     {"--no-calibrate", CLI_FLAG, &o.no_calibrate, 0, 0},
+        {"--recalibrate", CLI_FLAG, &o.recalibrate, 0, 0},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err))
@@ -764,7 +848,7 @@ static int run_command(int argc, char **argv, int search) {
             rc = cli_report(cmd, &err);
             goto cleanup;
         }
-    if (cli_begin_out_dir(&od, o.out, inputs, n_inputs, &err)) {
+    if (!o.plan_only && cli_begin_out_dir(&od, o.out, inputs, n_inputs, &err)) {
         rc = cli_report(cmd, &err);
         goto cleanup;
     }
@@ -780,7 +864,7 @@ static int run_command(int argc, char **argv, int search) {
     progress_init(&bar, o.quiet);
     for (int i = 0; i < n_cases && !rc; i++) {
         char sub[256];
-        if (n_cases > 1) {
+        if (n_cases > 1 && !o.plan_only) {
             snprintf(sub, sizeof sub, "%s", specs[i].dir_name); /* sanitised by edit_config */
             if (output_dir_mkdir(&od, sub, &err)) {
                 rc = cli_report(cmd, &err);
@@ -790,7 +874,15 @@ static int run_command(int argc, char **argv, int search) {
         if (run_case(cmd, search, ctx, &specs[i], &o, &od, n_cases > 1 ? sub : NULL, &bar, &err))
             rc = cli_report(cmd, &err);
     }
-    if (!rc) {
+    if (!rc && o.plan_only && n_cases > 1) {
+        char d[64] = "", rows[32];
+        cli_format_duration(d, sizeof d, plan_sum.seconds);
+        cli_format_count(rows, sizeof rows, plan_sum.rows);
+        printf("total: %d cases -> %s UNet rows, %d decodes%s%s%s\n", plan_sum.cases, rows,
+               plan_sum.decodes, plan_sum.estimated == plan_sum.cases ? "; about " : "",
+               plan_sum.estimated == plan_sum.cases ? d : "", plan_sum.estimated == plan_sum.cases ? " in all" : "");
+    }
+    if (!rc && !o.plan_only) {
         char note[1200];
         if (output_dir_commit(&od, note, sizeof note, &err)) rc = cli_report(cmd, &err);
         else {

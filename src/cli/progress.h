@@ -1,20 +1,54 @@
 /* Progress bars with ETA on stderr, drawn only when stderr is a terminal
- * (and not --quiet); one-line stage summaries otherwise stay silent. */
+ * (and not --quiet). One line per stage; a stage's clock runs only between
+ * its own ticks (the library reports done = 0 as a stage starts), so
+ * interleaved stages (decodes and scoring between candidate rounds) each
+ * keep their own elapsed time and ETA, and "decode" is one bar for the whole
+ * run. With a plan (progress_start_run) every line also shows the run's
+ * overall progress and ETA: the planned seconds of the units done so far
+ * against the plan's total, scaled by the speed actually seen. */
 #ifndef OIR_CLI_PROGRESS_H
 #define OIR_CLI_PROGRESS_H
 
+#include "oir.h"
+
+#define PROGRESS_MAX_STAGES 24
+
+typedef struct {
+    char name[64];
+    int done, total;
+    double active; /* seconds between this stage's own ticks */
+} progress_stage;
+
 typedef struct {
     int enabled;     /* draw at all (tty and not quiet) */
-    char stage[64];  /* current stage name */
-    double started;  /* seconds, when the stage started */
-    double last_draw;
-    int total;
+    progress_stage stages[PROGRESS_MAX_STAGES];
+    int n_stages;
+    int current;     /* the stage of the last tick, -1 none */
+    double last_tick, last_draw;
+    int line_open;   /* a bar is on screen without its newline */
+    /* the run's plan */
+    int have_plan;
+    double run_started, plan_seconds;
+    double unit_seconds[OIR_STAGE_COUNT]; /* planned seconds per progress unit */
+    double units_done[OIR_STAGE_COUNT];
+    /* lines for stderr at the run's first tick (the plan: printed once the
+     * library has checked the inputs, so a bad input's error stays the only
+     * line), tty or not, unless quiet; dropped when no tick comes */
+    char preamble[4096];
 } progress_bar;
 
 void progress_init(progress_bar *p, int quiet);
-/* Updates (stage, done, total); starts a new bar when the stage changes and
- * finishes the line when done == total. Returns 0 (never cancels). Suitable
- * as the library's progress callback with user = the progress_bar. */
+/* A run begins now: forget earlier stages; plan (may be NULL, or without
+ * seconds) gives the overall ETA; preamble (may be NULL) is printed at the
+ * first tick. */
+void progress_start_run(progress_bar *p, const oir_plan *plan, const char *preamble);
+/* Ends an open line. */
+void progress_end_run(progress_bar *p);
+/* Updates (stage, done, total). Returns 0 (never cancels). Suitable as the
+ * library's progress callback with user = the progress_bar. */
 int progress_update(void *user, const char *stage, int done, int total);
+/* The fraction of the plan done (0..1) and the overall ETA in seconds, as the
+ * bars show them; -1, -1 without a plan. Exposed for tests. */
+void progress_overall(const progress_bar *p, double now, double *fraction, double *eta);
 
 #endif

@@ -141,12 +141,17 @@ int sampler_encode_prompt(sampler *s, const char *prompt, float *ctx, oir_error 
     return rc;
 }
 
+static int tick(sampler *s, const char *stage, int done, int total, oir_error *err);
+
 int sampler_encode_image(sampler *s, const float *pixels, float *latent, oir_error *err) {
+    int rc = tick(s, "encode", 0, 1, err);
+    if (rc) return rc;
     size_t mark = arena_mark(&s->arena);
-    int rc = vae_encode_mean(s->model->vae, &s->arena, pixels, 1, s->image_h, s->image_w, latent, err);
+    rc = vae_encode_mean(s->model->vae, &s->arena, pixels, 1, s->image_h, s->image_w, latent, err);
     arena_reset(&s->arena, mark);
     if (!rc) op_scale(latent, latent, s->scaling_factor, s->lat_n);
     if (!rc) rc = check_finite(latent, s->lat_n, "vae encoder: image latent", err);
+    if (!rc) rc = tick(s, "encode", 1, 1, err);
     return rc;
 }
 
@@ -250,6 +255,7 @@ int sampler_invert(sampler *s, float *z, int from, int n, const float *ctx, floa
     if (!eps) return oir_fail(err, OIR_E_NOMEM, "inversion: out of memory");
     int rc = OIR_OK;
     if (levels_out) memcpy(levels_out, z, s->lat_n * sizeof(float));
+    if (n > 0) rc = tick(s, "inversion", 0, n, err); /* the stage's clock starts here */
     for (int i = 0; i < n && !rc; i++) {
         int64_t t = sampler_invert_timestep(s, from + i);
         rc = sampler_eps(s, z, &t, &ctx, NULL, 1.0f, 1, eps, err);
@@ -267,7 +273,7 @@ int sampler_denoise(sampler *s, float *z, int from, int to, const float *cond,
         return oir_fail(err, OIR_E_ARG, "denoising from level %d to %d (T = %d)", from, to, s->T);
     float *eps = malloc(s->lat_n * sizeof(float));
     if (!eps) return oir_fail(err, OIR_E_NOMEM, "denoise: out of memory");
-    int rc = OIR_OK;
+    int rc = from > to ? tick(s, "denoise", 0, from - to, err) : OIR_OK;
     for (int level = from; level > to && !rc; level--) {
         int64_t t = sampler_denoise_timestep(s, level);
         rc = sampler_eps(s, z, &t, &cond, uncond ? &uncond : NULL, guidance, 1, eps, err);

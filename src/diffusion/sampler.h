@@ -26,7 +26,9 @@
 #include "diffusion/ddim.h"
 #include "models/loader.h"
 
-/* Progress callback: stage name, done, total; non-zero return cancels. */
+/* Progress callback: stage name, done, total; non-zero return cancels. Each
+ * stage reports done = 0 as it starts ("encode", "inversion", "denoise"),
+ * then every step; "decode" counts the images of one sampler_decode call. */
 typedef int (*sampler_progress_fn)(void *user, const char *stage, int done, int total);
 
 typedef struct {

@@ -21,6 +21,8 @@ int candidates_serial(sampler *s, const candidate_job *job, float *out, oir_erro
     const char *stage = job->stage ? job->stage : "candidates";
     for (int p = 0; p < job->n_pairs; p++)
         for (int k = 1; k <= T; k++) total += wanted(job, T, p, k) ? k : 0;
+    int rc0 = total ? progress(s, stage, 0, total, err) : OIR_OK; /* the stage's clock starts */
+    if (rc0) return rc0;
     for (int p = 0; p < job->n_pairs; p++)
         for (int k = 1; k <= T; k++) {
             if (!wanted(job, T, p, k)) continue;
@@ -38,14 +40,14 @@ int candidates_serial(sampler *s, const candidate_job *job, float *out, oir_erro
 }
 
 int candidates_parallel(sampler *s, const candidate_job *job, float *out, oir_error *err) {
-    int T = s->T, n_items = 0;
+    int T = s->T, n_items = 0, total = 0, done = 0;
     size_t n = s->lat_n;
     const char *stage = job->stage ? job->stage : "candidates";
     schedule_item *items = malloc(sizeof *items * (size_t)job->n_pairs * T);
     if (!items) return oir_fail(err, OIR_E_NOMEM, "parallel candidates: out of memory");
     for (int p = 0; p < job->n_pairs; p++)
         for (int k = 1; k <= T; k++)
-            if (wanted(job, T, p, k)) items[n_items++] = (schedule_item){p, k};
+            if (wanted(job, T, p, k)) items[n_items++] = (schedule_item){p, k}, total += k;
     schedule_plan plan;
     int rc = schedule_plan_build(&plan, items, n_items, err);
     free(items);
@@ -63,6 +65,9 @@ int candidates_parallel(sampler *s, const candidate_job *job, float *out, oir_er
         rc = oir_fail(err, OIR_E_NOMEM, "parallel candidates: out of memory for %d rows", rows);
         goto cleanup;
     }
+    /* progress in sample-steps (each call advances every busy row one step),
+     * as the serial path counts, from 0 as the stage starts */
+    if (total) rc = progress(s, stage, 0, total, err);
     for (int c = 0; c < plan.calls && !rc; c++) {
         int B = 0;
         for (int r = 0; r < rows; r++) {
@@ -87,7 +92,8 @@ int candidates_parallel(sampler *s, const candidate_job *job, float *out, oir_er
             if (c - plan.start[i] == it.k - 1) /* its last step: candidate k's z_0 */
                 memcpy(out + ((size_t)it.pair * T + it.k - 1) * n, x + (size_t)b * n, n * sizeof(float));
         }
-        if (!rc) rc = progress(s, stage, c + 1, plan.calls, err);
+        done += B;
+        if (!rc) rc = progress(s, stage, done, total, err);
     }
 cleanup:
     schedule_plan_free(&plan);

@@ -6,7 +6,8 @@
  * candidates_parallel produces the same latents in batched calls, all pairs
  * sharing them, packed as edit/schedule.h plans. Both run only the
  * candidates a job wants (all of them when want is NULL), on the sampler's
- * current schedule (s->T steps). */
+ * current schedule (s->T steps). Progress: (stage, sample-steps done, their
+ * total), done = 0 as the stage starts. */
 #ifndef OIR_EDIT_CANDIDATES_H
 #define OIR_EDIT_CANDIDATES_H
 

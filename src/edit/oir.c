@@ -13,6 +13,8 @@
 #include "core/ops.h"
 #include "core/threads.h"
 #include "edit/candidates.h"
+#include "edit/context.h"
+#include "edit/plan.h"
 #include "edit/prompts.h"
 #include "edit/scorer.h"
 #include "edit/search_metric.h"
@@ -191,7 +193,28 @@ typedef struct {
     float *pixels;     /* (3, height, width) */
     image original, masks[MAX_PAIRS], cand_img[64];
     float *text_embed; /* (P) the scorer's projection width: 1280 for ViT-bigG */
+    int dec_total, scored_done, scored_total; /* run-wide progress of "decode" and "scoring" */
+    int dec_after;  /* decodes that may follow the current set: 1 while more rounds or a final decode may come */
 } edit_state;
+
+static int tick(const oir_params *p, const char *stage, int done, int total, oir_error *err) {
+    if (p->progress && p->progress(p->progress_user, stage, done, total))
+        return oir_fail(err, OIR_E_CANCELLED, "cancelled");
+    return OIR_OK;
+}
+
+/* One VAE decode of lat into st->pixels, counted in the run's one "decode"
+ * stage (st->dec_total: the plan's count, raised when the run needs more). */
+static int decode_counted(edit_state *st, oir_result *r, const oir_params *p, const float *lat, oir_error *err) {
+    sampler_progress_fn own = st->s.progress;
+    st->s.progress = NULL; /* not the sampler's per-call "1/1" */
+    int rc = sampler_decode(&st->s, lat, 1, st->pixels, err);
+    st->s.progress = own;
+    if (rc) return rc;
+    r->decodes++;
+    if (r->decodes > st->dec_total) st->dec_total = r->decodes;
+    return tick(p, "decode", r->decodes, st->dec_total, err);
+}
 
 static void state_free(edit_state *st, int n_pairs) {
     if (st->have_sampler) sampler_free(&st->s);
@@ -319,13 +342,16 @@ static int score_set(edit_state *st, oir_result *r, const oir_pair *pair, int i,
     int ks[64];
     for (int k = 1; k <= Tl;) {
         int B = 0;
+        if (todo - done + st->dec_after > st->dec_total - r->decodes)
+            st->dec_total = r->decodes + todo - done + st->dec_after; /* the plan expected fewer */
+        if (todo > done && (rc = tick(p, "decode", r->decodes, st->dec_total, err))) return rc; /* burst starts */
         for (; k <= Tl && B < 64; k++) {
             if (!which[k - 1]) continue;
             int m = Tl == T ? k : search_map_level(k, Tl, T);
             double t0 = clock_wall_s();
-            if ((rc = sampler_decode(&st->s, lat + (size_t)(k - 1) * st->s.lat_n, 1, st->pixels, err))) return rc;
+            rc = decode_counted(st, r, p, lat + (size_t)(k - 1) * st->s.lat_n, err);
             r->seconds_decode += clock_wall_s() - t0;
-            r->decodes++;
+            if (rc) return rc;
             unsigned char *rgb = r->edited; /* scratch until the end */
             unsigned char *dst = r->candidates ? r->candidates + ((size_t)i * T + m - 1) * img_n : rgb;
             tensor_to_rgb8(st->pixels, hw, dst);
@@ -334,6 +360,9 @@ static int score_set(edit_state *st, oir_result *r, const oir_pair *pair, int i,
         }
         if (!B) break;
         float edit[64], background[64];
+        if (todo - done + st->dec_after > st->scored_total - st->scored_done)
+            st->scored_total = st->scored_done + todo - done + st->dec_after;
+        if ((rc = tick(p, "scoring", st->scored_done, st->scored_total, err))) return rc;
         double t0 = clock_wall_s();
         rc = scorer_score(&st->sc, st->cand_img, B, &st->masks[i], st->text_embed, edit, background, err);
         r->seconds_scoring += clock_wall_s() - t0;
@@ -350,8 +379,8 @@ static int score_set(edit_state *st, oir_result *r, const oir_pair *pair, int i,
             r->evaluated[o] = flag;
         }
         done += B;
-        if (p->progress && p->progress(p->progress_user, "scoring", done, todo))
-            return oir_fail(err, OIR_E_CANCELLED, "cancelled");
+        st->scored_done += B;
+        if ((rc = tick(p, "scoring", st->scored_done, st->scored_total, err))) return rc;
     }
     return OIR_OK;
 }
@@ -528,11 +557,26 @@ static int render_forced(edit_state *st, oir_result *r, int n, const oir_params 
         if (!forced(p, i)) continue;
         int k = p->forced_steps[i];
         double t0 = clock_wall_s();
-        rc = sampler_decode(&st->s, st->cand_lat + ((size_t)i * T + k - 1) * st->s.lat_n, 1, st->pixels, err);
+        rc = decode_counted(st, r, p, st->cand_lat + ((size_t)i * T + k - 1) * st->s.lat_n, err);
         r->seconds_decode += clock_wall_s() - t0;
         if (rc) break;
-        r->decodes++;
         tensor_to_rgb8(st->pixels, hw, r->candidates + ((size_t)i * T + k - 1) * img_n);
+    }
+    return rc;
+}
+
+/* After the search: the decode and scoring totals become what the run did
+ * (plus the final decode, when the result is not a decoded candidate). */
+static int settle_progress(edit_state *st, oir_result *r, const oir_params *p, int reassembly, oir_error *err) {
+    int k = r->chosen_step[0], rc = OIR_OK;
+    int final = reassembly || !(r->candidates && (r->evaluated[k - 1] == 1 || r->evaluated[k - 1] == OIR_EVALUATED_FORCED));
+    if (st->dec_total != r->decodes + final) {
+        st->dec_total = r->decodes + final;
+        rc = tick(p, "decode", r->decodes, st->dec_total, err);
+    }
+    if (!rc && st->scored_total != st->scored_done) {
+        st->scored_total = st->scored_done;
+        rc = tick(p, "scoring", st->scored_done, st->scored_total, err);
     }
     return rc;
 }
@@ -586,8 +630,7 @@ static int reassemble(edit_state *st, oir_result *r, const oir_params *p, oir_er
     }
     if ((rc = sampler_invert(s, z, R, J, st->src_ctx, NULL, err))) goto cleanup;
     if ((rc = sampler_denoise(s, z, R + J, 0, st->target_ctx, st->src_ctx, p->guidance, err))) goto cleanup;
-    if ((rc = sampler_decode(s, z, 1, st->pixels, err))) goto cleanup;
-    r->decodes++;
+    if ((rc = decode_counted(st, r, p, z, err))) goto cleanup;
     tensor_to_rgb8(st->pixels, (size_t)r->width * r->height, r->edited);
 cleanup:
     free(owner);
@@ -624,6 +667,8 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
     st.s.progress = p.progress;
     st.s.progress_user = p.progress_user;
     r->max_unet_batch = st.s.max_unet_batch;
+    if (p.progress) plan_progress_totals(&p, n, st.s.max_unet_batch, &st.dec_total, &st.scored_total);
+    st.dec_after = strategy.kind != SEARCH_EXHAUSTIVE; /* (a total is settled after the search) */
     int T = p.steps;
     size_t N = st.s.lat_n, ctx_n = (size_t)st.s.ctx_len * st.s.ctx_dim;
     st.src_ctx = malloc(ctx_n * sizeof(float));
@@ -655,7 +700,9 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
     float *ctxs[MAX_PAIRS + 2] = {st.src_ctx, st.target_ctx};
     for (int i = 0; i < n; i++) texts[2 + i] = r->guided_prompts[i], ctxs[2 + i] = st.pair_ctx[i];
     for (int i = 0; i < n + 2; i++) {
-        if ((rc = sampler_encode_prompt(&st.s, texts[i], ctxs[i], err))) goto done;
+        if ((rc = tick(&p, "prompts", i, n + 2, err)) || (rc = sampler_encode_prompt(&st.s, texts[i], ctxs[i], err)) ||
+            (i == n + 1 && (rc = tick(&p, "prompts", n + 2, n + 2, err))))
+            goto done;
         if (st.s.prompt_tokens_dropped)
             warn(r, "prompt \"%.40s...\" is %d tokens too long for the text encoder (%d): cut, as diffusers does",
                  texts[i], st.s.prompt_tokens_dropped, st.s.ctx_len);
@@ -682,6 +729,7 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
         }
         if ((rc = search(&st, r, pairs, n, &p, &strategy, err))) goto done;
     }
+    if ((rc = settle_progress(&st, r, &p, reassembly && n > 1, err))) goto done;
     r->unet_calls = st.s.unet_calls - calls0;
     r->unet_rows = st.s.unet_rows - rows0;
     r->seconds_candidates = clock_wall_s() - t0 - r->seconds_scoring - r->seconds_decode;
@@ -695,8 +743,7 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
         if (r->candidates && (how == 1 || how == OIR_EVALUATED_FORCED)) { /* decoded while scoring / forced */
             memcpy(r->edited, r->candidates + (size_t)(k - 1) * hw * 3, hw * 3);
         } else {
-            if ((rc = sampler_decode(&st.s, st.cand_lat + (size_t)(k - 1) * N, 1, st.pixels, err))) goto done;
-            r->decodes++;
+            if ((rc = decode_counted(&st, r, &p, st.cand_lat + (size_t)(k - 1) * N, err))) goto done;
             tensor_to_rgb8(st.pixels, hw, r->edited);
             if (r->candidates) /* the sheet shows the choice as rendered */
                 memcpy(r->candidates + (size_t)(k - 1) * hw * 3, r->edited, hw * 3);
@@ -725,3 +772,6 @@ int oir_edit(oir_context *ctx, const unsigned char *rgb, int width, int height, 
              const oir_pair *pairs, int n_pairs, const oir_params *p, oir_result **out, oir_error *err) {
     return run(ctx, rgb, width, height, source_prompt, pairs, n_pairs, p, 1, out, err);
 }
+
+const sd_model *oir_context_sd_model(const oir_context *ctx) { return ctx->sd; }
+const clip_model *oir_context_clip_model(const oir_context *ctx) { return ctx->clip; }
