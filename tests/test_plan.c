@@ -1,7 +1,8 @@
 /* Planning a run (include/oir.h "Planning a run", src/edit/plan.c): on the
  * shipped tiny model and demo scene, for every search strategy, one and two
  * pairs, batched and serial candidates, a memory budget that splits batches,
- * guidance 1 and without kept candidates:
+ * guidance 1, without kept candidates, and with steps picked (--pick) for
+ * one or every pair:
  *  - replaying the real run's scores through the planner gives exactly the
  *    run's counters (UNet rows, search rows and calls, decodes, choices);
  *  - oir_plan_run's bounds hold the real counts, and exact plans equal them;
@@ -86,6 +87,7 @@ typedef struct {
     const char *search;
     int n_pairs, parallel, keep, small_budget;
     float guidance;
+    int forced[2]; /* oir_params.forced_steps (--pick); 0: searched */
 } case_spec;
 
 static unsigned long long small_budget;
@@ -129,9 +131,11 @@ static void check_progress(const char *name, const ticks *k, const oir_result *r
 
 static void run_case(oir_context *ctx, const unsigned char *rgb, int size, const oir_pair *pairs, const case_spec *c) {
     char name[128];
-    snprintf(name, sizeof name, "%s, %d pair%s, %s%s%s%s", c->search, c->n_pairs, c->n_pairs > 1 ? "s" : "",
+    char picked[48] = "";
+    if (c->forced[0] || c->forced[1]) snprintf(picked, sizeof picked, ", picked %d,%d", c->forced[0], c->forced[1]);
+    snprintf(name, sizeof name, "%s, %d pair%s, %s%s%s%s%s", c->search, c->n_pairs, c->n_pairs > 1 ? "s" : "",
              c->parallel ? "parallel" : "serial", c->keep ? "" : ", no kept candidates",
-             c->small_budget ? ", split batches" : "", c->guidance == 1.0f ? ", guidance 1" : "");
+             c->small_budget ? ", split batches" : "", c->guidance == 1.0f ? ", guidance 1" : "", picked);
     oir_params p = oir_default_params();
     p.steps = T_STEPS;
     p.reassembly_step = 5; /* above some choices (R is lowered), and R + J > T (J is lowered) */
@@ -141,6 +145,8 @@ static void run_case(oir_context *ctx, const unsigned char *rgb, int size, const
     p.keep_candidates = c->keep;
     p.guidance = c->guidance;
     if (c->small_budget) p.memory_budget = small_budget;
+    int forced[2] = {c->forced[0], c->forced[1]};
+    if (forced[0] || forced[1]) p.forced_steps = forced;
     ticks *k = calloc(1, sizeof *k);
     p.progress = record;
     p.progress_user = k;
@@ -317,11 +323,16 @@ int main(void) {
     }
     CHECK(small_budget > 0, "a memory budget with 2-5 rows a call exists (%llu MiB)", small_budget >> 20);
     static const case_spec cases[] = {
-        {"exhaustive", 1, 1, 1, 0, 7.5f},   {"exhaustive", 2, 1, 1, 0, 7.5f},  {"exhaustive", 2, 0, 1, 0, 7.5f},
-        {"exhaustive", 2, 1, 1, 1, 7.5f},   {"exhaustive", 1, 1, 0, 0, 7.5f},  {"coarse:3", 2, 1, 1, 0, 7.5f},
-        {"coarse:3", 1, 0, 1, 0, 7.5f},     {"coarse:3", 2, 1, 1, 0, 1.0f},    {"short:4", 2, 1, 1, 0, 7.5f},
-        {"short:4", 1, 1, 1, 1, 7.5f},      {"short-refine:4:1", 2, 1, 1, 0, 7.5f},
-        {"adaptive:4", 2, 1, 1, 0, 7.5f},   {"adaptive:4", 1, 0, 1, 0, 7.5f},  {"adaptive:4", 2, 1, 1, 1, 7.5f},
+        {"exhaustive", 1, 1, 1, 0, 7.5f, {0, 0}},   {"exhaustive", 2, 1, 1, 0, 7.5f, {0, 0}},  {"exhaustive", 2, 0, 1, 0, 7.5f, {0, 0}},
+        {"exhaustive", 2, 1, 1, 1, 7.5f, {0, 0}},   {"exhaustive", 1, 1, 0, 0, 7.5f, {0, 0}},  {"coarse:3", 2, 1, 1, 0, 7.5f, {0, 0}},
+        {"coarse:3", 1, 0, 1, 0, 7.5f, {0, 0}},     {"coarse:3", 2, 1, 1, 0, 1.0f, {0, 0}},    {"short:4", 2, 1, 1, 0, 7.5f, {0, 0}},
+        {"short:4", 1, 1, 1, 1, 7.5f, {0, 0}},      {"short-refine:4:1", 2, 1, 1, 0, 7.5f, {0, 0}},
+        {"adaptive:4", 2, 1, 1, 0, 7.5f, {0, 0}},   {"adaptive:4", 1, 0, 1, 0, 7.5f, {0, 0}},  {"adaptive:4", 2, 1, 1, 1, 7.5f, {0, 0}},
+        /* --pick: one pair picked, both, without kept candidates, one pair */
+        {"exhaustive", 2, 1, 1, 0, 7.5f, {3, 0}}, {"adaptive:4", 2, 1, 1, 0, 7.5f, {0, 6}},
+        {"short:4", 2, 1, 1, 0, 7.5f, {2, 0}},    {"short-refine:4:1", 2, 0, 1, 0, 7.5f, {0, 5}},
+        {"coarse:3", 2, 1, 1, 0, 7.5f, {4, 7}},   {"coarse:3", 2, 1, 0, 0, 7.5f, {4, 7}},
+        {"exhaustive", 1, 1, 1, 0, 7.5f, {5, 0}}, {"exhaustive", 1, 1, 0, 0, 7.5f, {5, 0}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, rgb, size, pairs, &cases[i]);
     test_calibration(ctx, size);

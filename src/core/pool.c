@@ -137,7 +137,7 @@ static int start_workers(int want) {
 #define ADAPT_WINDOW_US 50000.0
 #define STALL_US 300.0
 #define STALL_SHARE 0.25
-#define SOLO_US 250000.0
+#define SOLO_US 1000000.0
 
 static void adapt(double loop_us, double wait_us, double now) {
     P.window_us += loop_us;

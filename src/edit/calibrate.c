@@ -1,6 +1,7 @@
 /* oir_calibrate and oir_plan_run (include/oir.h "Planning a run"): the
  * measured costs of one UNet call, VAE decode and encode, prompt and scoring
  * on this machine, and the plan of a run (edit/plan.h) with them. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,9 +183,6 @@ int oir_plan_run(const oir_context *ctx, int width, int height, int n_pairs, con
     memset(out, 0, sizeof *out);
     oir_params d = oir_default_params();
     if (!p) p = &d;
-    for (int i = 0; p->forced_steps && i < n_pairs; i++)
-        if (p->forced_steps[i] > 0) /* the replay of oir.c does not model --pick yet */
-            return oir_fail(err, OIR_E_UNSUPPORTED, "plan: picked steps (forced_steps) are not planned yet");
     plan_setup s;
     int rc = plan_setup_init(&s, n_pairs, p, 1, err);
     if (rc) return rc;
@@ -197,6 +195,9 @@ int oir_plan_run(const oir_context *ctx, int width, int height, int n_pairs, con
     if ((rc = plan_expected(&s, cal, out, err))) return rc;
     out->width = width;
     out->height = height;
-    search_strategy_format(&s.strategy, out->search, sizeof out->search);
+    if (s.n_forced == s.n_pairs) /* as the run reports it: no search at all */
+        snprintf(out->search, sizeof out->search, "none");
+    else
+        search_strategy_format(&s.strategy, out->search, sizeof out->search);
     return OIR_OK;
 }

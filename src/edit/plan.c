@@ -61,6 +61,13 @@ int plan_setup_init(plan_setup *s, int n_pairs, const oir_params *pin, int max_u
     s->R = p.reassembly_step;
     s->J = p.reinversion_steps;
     s->max_unet_batch = max_unet_batch > 0 ? max_unet_batch : 1;
+    for (int i = 0; p.forced_steps && i < n_pairs; i++) {
+        if (p.forced_steps[i] < 0 || p.forced_steps[i] > p.steps)
+            return oir_fail(err, OIR_E_ARG, "pair %d: forced step %d is outside 1..%d", i + 1, p.forced_steps[i],
+                            p.steps);
+        s->forced[i] = p.forced_steps[i];
+        s->n_forced += s->forced[i] > 0;
+    }
     return OIR_OK;
 }
 
@@ -182,6 +189,7 @@ static int score_all(sim *m, const unsigned char *want, int Tl, unsigned char fl
     int T = s->T;
     plan_counts *c = m->c;
     for (int i = 0; i < s->n_pairs; i++) {
+        if (s->forced[i]) continue; /* not searched */
         if (m->cal) c->seconds[OIR_STAGE_SCORING] += m->cal->clip_text_seconds; /* scorer_text per set */
         for (int k = 1; k <= Tl; k++) {
             if (!want[(size_t)i * Tl + k - 1]) continue;
@@ -208,6 +216,35 @@ static void decode_one(sim *m) {
     if (m->cal) m->c->seconds[OIR_STAGE_DECODE] += m->cal->decode_seconds;
 }
 
+/* Clears the want rows (n, Tl) of the forced pairs (oir.c unwant_forced). */
+static void unwant_forced(const plan_setup *s, int Tl, unsigned char *want) {
+    for (int i = 0; i < s->n_pairs; i++)
+        if (s->forced[i]) memset(want + (size_t)i * Tl, 0, (size_t)Tl);
+}
+
+/* oir.c render_forced(): the forced pairs' steps are taken as given; their
+ * candidate is rendered (and decoded for the sheet) only when an image of it
+ * is wanted: the sheets (keep_candidates) or a single pair's result. */
+static int render_forced(sim *m, oir_error *err) {
+    const plan_setup *s = m->s;
+    int T = s->T, n = s->n_pairs, rc = OIR_OK;
+    for (int i = 0; i < n; i++)
+        if (s->forced[i]) {
+            m->c->chosen[i] = s->forced[i];
+            m->evaluated[(size_t)i * T + s->forced[i] - 1] = OIR_EVALUATED_FORCED;
+        }
+    if (!(s->keep_candidates || n == 1)) return OIR_OK;
+    unsigned char *want = calloc((size_t)n * T, 1);
+    if (!want) return oir_fail(err, OIR_E_NOMEM, "plan: out of memory");
+    for (int i = 0; i < n; i++)
+        if (s->forced[i]) want[(size_t)i * T + s->forced[i] - 1] = 1;
+    rc = candidates(m, want, T, err);
+    free(want);
+    for (int i = 0; i < n && !rc && s->keep_candidates; i++)
+        if (s->forced[i]) decode_one(m);
+    return rc;
+}
+
 /* oir.c search(): the strategy's rounds. */
 static int search(sim *m, unsigned char *want, oir_error *err) {
     const plan_setup *s = m->s;
@@ -217,22 +254,28 @@ static int search(sim *m, unsigned char *want, oir_error *err) {
     switch (st->kind) {
     case SEARCH_EXHAUSTIVE:
         memset(want, 1, nt);
+        unwant_forced(s, T, want);
         if (!(rc = candidates(m, want, T, err))) rc = score_all(m, want, T, 1, 0, err);
         break;
     case SEARCH_COARSE:
-        for (int i = 0; i < n; i++) search_coarse_set(T, st->stride, want + (size_t)i * T);
+        for (int i = 0; i < n; i++)
+            if (!s->forced[i]) search_coarse_set(T, st->stride, want + (size_t)i * T);
         if ((rc = candidates(m, want, T, err)) || (rc = score_all(m, want, T, 1, 0, err))) break;
         for (int i = 0; i < n; i++)
-            search_neighbours(T, m->c->chosen[i], st->stride - 1, m->evaluated + (size_t)i * T, want + (size_t)i * T);
+            if (!s->forced[i])
+                search_neighbours(T, m->c->chosen[i], st->stride - 1, m->evaluated + (size_t)i * T,
+                                  want + (size_t)i * T);
         if (!(rc = candidates(m, want, T, err))) rc = score_all(m, want, T, 1, 0, err);
         break;
     case SEARCH_ADAPTIVE:
-        for (int i = 0; i < n; i++) search_geometric_set(T, st->levels, want + (size_t)i * T);
+        for (int i = 0; i < n; i++)
+            if (!s->forced[i]) search_geometric_set(T, st->levels, want + (size_t)i * T);
         for (;;) {
             if ((rc = candidates(m, want, T, err)) || (rc = score_all(m, want, T, 1, 0, err))) break;
             int more = 0;
             for (int i = 0; i < n; i++)
-                more += search_bisect(T, m->c->chosen[i], m->evaluated + (size_t)i * T, want + (size_t)i * T);
+                if (!s->forced[i])
+                    more += search_bisect(T, m->c->chosen[i], m->evaluated + (size_t)i * T, want + (size_t)i * T);
             if (!more) break;
         }
         break;
@@ -242,13 +285,15 @@ static int search(sim *m, unsigned char *want, oir_error *err) {
         unsigned char *ws = malloc((size_t)n * TS), none[1000] = {0};
         if (!ws) return oir_fail(err, OIR_E_NOMEM, "plan: out of memory");
         memset(ws, 1, (size_t)n * TS);
+        unwant_forced(s, TS, ws);
         eps_calls(m, 1, 0, TS, OIR_STAGE_INVERSION); /* the short schedule's own inversion */
         m->c->units[OIR_STAGE_INVERSION] += TS;
         if (!(rc = candidates(m, ws, TS, err))) rc = score_all(m, ws, TS, 2, 2, err);
         free(ws);
         if (rc) break;
         int radius = st->kind == SEARCH_SHORT ? 0 : st->window;
-        for (int i = 0; i < n; i++) search_neighbours(T, m->c->chosen[i], radius, none, want + (size_t)i * T);
+        for (int i = 0; i < n; i++)
+            if (!s->forced[i]) search_neighbours(T, m->c->chosen[i], radius, none, want + (size_t)i * T);
         if (st->kind == SEARCH_SHORT) { /* only the choice, rendered on T steps */
             rc = candidates(m, want, T, err);
             break;
@@ -282,7 +327,8 @@ static int simulate(const plan_setup *s, plan_chooser choose, void *user, const 
     out->units[OIR_STAGE_INVERSION] += T;
     /* 2-4. the search */
     long rows0 = out->rows, calls0 = out->calls;
-    rc = search(&m, want, err);
+    rc = s->n_forced ? render_forced(&m, err) : OIR_OK;
+    if (!rc && s->n_forced < n) rc = search(&m, want, err);
     out->rows_candidates = out->rows - rows0;
     out->calls_candidates = out->calls - calls0;
     /* 5. reassembly, or the chosen candidate */
@@ -302,7 +348,9 @@ static int simulate(const plan_setup *s, plan_chooser choose, void *user, const 
         decode_one(&m);
     } else if (!rc) {
         int k = out->chosen[0];
-        if (!(s->keep_candidates && m.evaluated[k - 1] == 1)) decode_one(&m); /* else decoded while scoring */
+        unsigned char how = m.evaluated[k - 1];
+        if (!(s->keep_candidates && (how == 1 || how == OIR_EVALUATED_FORCED)))
+            decode_one(&m); /* else decoded while scoring, or as the picked candidate */
     }
     free(m.evaluated);
     free(want);
@@ -388,15 +436,18 @@ static void search_range(const plan_setup *s, pair_range *pr) {
 
 /* Bounds of the whole run's UNet rows and decodes. */
 static void run_bounds(const plan_setup *s, long *rows_min, long *rows_max, int *dec_min, int *dec_max) {
-    int T = s->T, n = s->n_pairs, mult = s->cfg ? 2 : 1;
+    int T = s->T, n = s->n_pairs, mult = s->cfg ? 2 : 1, ns = n - s->n_forced; /* ns: searched pairs */
     pair_range pr;
     search_range(s, &pr);
-    long fixed = T + (s->strategy.kind == SEARCH_SHORT || s->strategy.kind == SEARCH_SHORT_REFINE
-                          ? s->strategy.short_steps : 0);
-    long rmin = fixed + (long)n * mult * pr.s_min, rmax = fixed + (long)n * mult * pr.s_max;
-    int dmin = n * pr.d_min, dmax = n * pr.d_max;
+    int is_short = s->strategy.kind == SEARCH_SHORT || s->strategy.kind == SEARCH_SHORT_REFINE;
+    long fixed = T + (is_short && ns > 0 ? s->strategy.short_steps : 0), forced_steps = 0;
+    for (int i = 0; i < n; i++) forced_steps += s->forced[i];
+    if (s->keep_candidates || n == 1) fixed += (long)mult * forced_steps; /* render_forced */
+    long rmin = fixed + (long)ns * mult * pr.s_min, rmax = fixed + (long)ns * mult * pr.s_max;
+    int dmin = ns * pr.d_min, dmax = ns * pr.d_max;
+    if (s->keep_candidates) dmin += s->n_forced, dmax += s->n_forced;
     if (n == 1) {
-        int final = s->strategy.kind == SEARCH_SHORT || !s->keep_candidates;
+        int final = s->n_forced ? !s->keep_candidates : s->strategy.kind == SEARCH_SHORT || !s->keep_candidates;
         dmin += final, dmax += final;
     } else { /* reassembly: over every possible smallest choice m, the others in [m, kmax] */
         unsigned char possible[1000] = {0};
@@ -407,6 +458,8 @@ static void run_bounds(const plan_setup *s, long *rows_min, long *rows_max, int 
             for (int ks = 1; ks <= s->strategy.short_steps; ks++)
                 possible[search_map_level(ks, s->strategy.short_steps, T) - 1] = 1;
         }
+        for (int i = 0; i < n; i++)
+            if (s->forced[i]) possible[s->forced[i] - 1] = 1;
         for (int k = 1; k <= T; k++) kmax = possible[k - 1] ? k : kmax;
         long lo = LONG_MAX, hi = 0;
         int R0 = s->R < T ? s->R : T - 1;
@@ -448,6 +501,10 @@ int plan_expected(const plan_setup *s, const oir_calibration *cal, oir_plan *out
     out->encodes = 1;
     out->max_unet_batch = s->max_unet_batch;
     run_bounds(s, &out->unet_rows_min, &out->unet_rows_max, &out->decodes_min, &out->decodes_max);
+    if (s->n_forced == s->n_pairs) { /* every step given: nothing depends on scores */
+        out->unet_rows_min = out->unet_rows_max = out->unet_rows_total;
+        out->decodes_min = out->decodes_max = out->decodes;
+    }
     out->exact = out->unet_rows_min == out->unet_rows_max && out->decodes_min == out->decodes_max;
     double total = 0, unet = 0;
     for (int i = 0; i < OIR_STAGE_COUNT; i++) {

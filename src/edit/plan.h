@@ -25,6 +25,8 @@ typedef struct {
     int R, J;             /* requested reassembly step and re-inversion steps */
     int max_unet_batch;   /* rows per UNet call */
     int counts_only;      /* 1: skip packing calls (no calls, no UNet seconds) */
+    int forced[16];       /* oir_params.forced_steps (0: the pair is searched) */
+    int n_forced;
     search_strategy strategy;
 } plan_setup;
 
