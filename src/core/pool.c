@@ -7,7 +7,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,7 +38,7 @@ static struct {
     void *ctx;
     long n, grain, chunks;
     /* contention (caller only): see adapt() */
-    double window_us, stall_us, solo_until_us;
+    double solo_until_us, delay_window_start_us, delay_at_start_us;
 } P = {.run_lock = PTHREAD_MUTEX_INITIALIZER, .start_lock = PTHREAD_MUTEX_INITIALIZER, .threads = 1};
 
 static _Thread_local int in_chunk; /* a pool_for inside a chunk runs inline */
@@ -129,22 +131,47 @@ static int start_workers(int want) {
 
 /* When other programs hold the cores, a worker is often descheduled in the
  * middle of a chunk and the caller stalls until it runs again (a time slice,
- * milliseconds). Over each ADAPT_WINDOW_US of parallel loops, if such stalls
- * (waits over STALL_US) took more than STALL_SHARE of the time, loops run in
- * the caller alone for SOLO_US, then threads are tried again. On an idle
- * machine waits stay far below STALL_US and nothing changes. The choice
- * never changes a result (chunks are the same either way). */
+ * milliseconds), thousands of times per UNet call. The caller's own run delay
+ * (schedstat: time runnable but not running) says when that is happening:
+ * over each ADAPT_WINDOW_US, if it waited for a core more than DELAY_SHARE
+ * of the time, there are more runnable threads than cores, and loops run in
+ * the caller alone until a window says otherwise (at most SOLO_US). Waits
+ * for work in progress do not count, so big chunks (an SD 1.5 GEMM block) on
+ * an idle machine never trigger it. The choice never changes a result (the
+ * chunks are the same either way). OIR_POOL_NO_SOLO=1 turns it off. */
 #define ADAPT_WINDOW_US 50000.0
-#define STALL_US 300.0
-#define STALL_SHARE 0.25
+#define DELAY_SHARE 0.15
 #define SOLO_US 1000000.0
 
-static void adapt(double loop_us, double wait_us, double now) {
-    P.window_us += loop_us;
-    if (wait_us > STALL_US) P.stall_us += wait_us;
-    if (P.window_us < ADAPT_WINDOW_US) return;
-    if (P.stall_us > STALL_SHARE * P.window_us && !getenv("OIR_POOL_NO_SOLO")) P.solo_until_us = now + SOLO_US;
-    P.window_us = P.stall_us = 0;
+/* Time this thread has spent runnable but not running, in µs (the kernel's
+ * schedstat run delay), or -1 where the kernel does not say. */
+static double run_delay_us(void) {
+    FILE *f = fopen("/proc/thread-self/schedstat", "re");
+    if (!f) return -1;
+    unsigned long long on_cpu = 0, waiting = 0;
+    int ok = fscanf(f, "%llu %llu", &on_cpu, &waiting) == 2;
+    fclose(f);
+    return ok ? waiting / 1000.0 : -1;
+}
+
+static void adapt(double now) {
+    if (P.delay_window_start_us == 0) {
+        P.delay_window_start_us = now;
+        P.delay_at_start_us = run_delay_us();
+        return;
+    }
+    if (now - P.delay_window_start_us < ADAPT_WINDOW_US) return;
+    double d = run_delay_us();
+    if (d >= 0 && P.delay_at_start_us >= 0)
+        P.solo_until_us = (d - P.delay_at_start_us) > DELAY_SHARE * (now - P.delay_window_start_us) ? now + SOLO_US : 0;
+    P.delay_window_start_us = now;
+    P.delay_at_start_us = d;
+}
+
+static int adapt_enabled(void) {
+    static int on = -1;
+    if (on < 0) on = !getenv("OIR_POOL_NO_SOLO");
+    return on;
 }
 
 static void run_inline(long n, long grain, pool_fn fn, void *ctx) {
@@ -164,6 +191,7 @@ void pool_for(long n, long grain, pool_fn fn, void *ctx) {
         return;
     }
     double t0 = now_us();
+    if (adapt_enabled()) adapt(t0);
     int workers = t0 < P.solo_until_us ? 0 : start_workers(threads);
     if (workers == 0) {
         pthread_mutex_unlock(&P.run_lock);
@@ -183,7 +211,7 @@ void pool_for(long n, long grain, pool_fn fn, void *ctx) {
     if (atomic_load(&P.sleepers) > 0) futex(&P.gen, FUTEX_WAKE, INT_MAX);
     run_chunks(g, 0);
     /* Only chunks other threads have started are left: wait for them. */
-    double t1 = now_us(), until = t1 + spin_us();
+    double until = now_us() + spin_us();
     while (atomic_load(&P.done) < chunks) {
         if (now_us() < until) {
             for (int i = 0; i < 16; i++) cpu_relax();
@@ -194,8 +222,6 @@ void pool_for(long n, long grain, pool_fn fn, void *ctx) {
         if (atomic_load(&P.done) < chunks) futex(&P.done_seq, FUTEX_WAIT, s);
         atomic_store(&P.caller_sleeping, 0);
     }
-    double t2 = now_us();
-    adapt(t2 - t0, t2 - t1, t2);
     pthread_mutex_unlock(&P.run_lock);
 }
 
