@@ -187,7 +187,8 @@ void oir_result_free(oir_result *r);
  * reassembly and re-inversion. Where the work depends on the scores (which
  * candidates coarse/adaptive/short evaluate, the reassembly after the chosen
  * steps) the counts are expected values (the mean over where the best step
- * lies) and [min, max] bound every run; plan.exact says which. */
+ * lies, taken as spread log-uniformly over 1..T: as likely in 1..2 as in
+ * 25..50) and [min, max] bound every run; plan.exact says which. */
 
 /* Progress stages, as the progress callback names them (oir_stage_kind maps
  * a name to its kind). Units: prompts encoded, VAE encodes, inversion steps
