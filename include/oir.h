@@ -215,7 +215,8 @@ void oir_result_free(oir_result *r);
  * reassembly and re-inversion. Where the work depends on the scores (which
  * candidates coarse/adaptive/short evaluate, the reassembly after the chosen
  * steps) the counts are expected values (the mean over where the best step
- * lies) and [min, max] bound every run; plan.exact says which. */
+ * lies, taken as spread log-uniformly over 1..T: as likely in 1..2 as in
+ * 25..50) and [min, max] bound every run; plan.exact says which. */
 
 /* Progress stages, as the progress callback names them (oir_stage_kind maps
  * a name to its kind). Units: prompts encoded, VAE encodes, inversion steps
@@ -249,10 +250,11 @@ typedef struct {
     double clip_text_seconds;  /* one phrase through the scorer's text tower */
 } oir_calibration;
 
-/* Times one UNet call at 1 row and at a batch (16 rows, fewer within the
- * memory budget; 2 when one row takes over 0.25 s), a VAE decode and encode,
- * a prompt and the scorer, at width x height with the current threads. Takes
- * about 20 UNet rows' time on a small model, 4 on a large one. */
+/* Times one UNet call at 1 row and at batches (16 and 64 rows, within the
+ * memory budget; 2 rows when one row takes over 0.25 s), a VAE decode and
+ * encode, a prompt and the scorer, at width x height with the current
+ * threads; calls under 0.25 s are timed 3 times (the median). Takes about
+ * 120 UNet rows' time on a small model, 4 on a large one. */
 int oir_calibrate(oir_context *ctx, int width, int height, const oir_params *p,
                   oir_calibration *out, oir_error *err);
 /* Seconds of one UNet call of `rows` rows: piecewise linear through the

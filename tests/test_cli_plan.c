@@ -102,7 +102,7 @@ static void test_plan_line_and_report(void) {
     cJSON *cj = read_json(p), *e = cj ? cJSON_GetArrayItem(cJSON_GetObjectItem(cj, "entries"), 0) : NULL;
     CHECK(e && strstr(str(e, "model"), "tiny-pipe") && num(e, "width") == 16 && num(e, "threads") == 1 &&
               str(e, "cpu")[0] && !strcmp(str(e, "oir_version"), oir_version()) &&
-              cJSON_GetArraySize(cJSON_GetObjectItem(e, "unet_rows")) == 2,
+              cJSON_GetArraySize(cJSON_GetObjectItem(e, "unet_rows")) == 3,
           "the calibration is cached in $XDG_CACHE_HOME/oir/calibration.json");
     cJSON_Delete(cj);
     /* several pairs: the reassembly depends on the choices, the bounds hold */

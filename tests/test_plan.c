@@ -215,14 +215,14 @@ static void test_calibration(oir_context *ctx, int size) {
     oir_error err = {0};
     oir_params p = oir_default_params();
     if (!CHECK(oir_calibrate(ctx, size, size, &p, &cal, &err) == OIR_OK, "calibrate: %s", err.message)) return;
-    printf("  calibration %dx%d, %d threads: UNet %d rows %.4f s, %d rows %.4f s; decode %.4f s, encode %.4f s, "
-           "prompt %.4f s, score %.5f s, clip text %.5f s\n",
+    printf("  calibration %dx%d, %d threads: UNet %d rows %.4f s, %d rows %.4f s, %d rows %.4f s; decode %.4f s, "
+           "encode %.4f s, prompt %.4f s, score %.5f s, clip text %.5f s\n",
            cal.width, cal.height, cal.threads, cal.unet_rows[0], cal.unet_seconds[0], cal.unet_rows[1],
-           cal.unet_seconds[1], cal.decode_seconds, cal.encode_seconds, cal.text_seconds, cal.score_seconds,
-           cal.clip_text_seconds);
+           cal.unet_seconds[1], cal.unet_rows[2], cal.unet_seconds[2], cal.decode_seconds, cal.encode_seconds,
+           cal.text_seconds, cal.score_seconds, cal.clip_text_seconds);
     CHECK(cal.width == size && cal.height == size && cal.threads == oir_get_threads(), "calibration records its setting");
-    CHECK(cal.n_unet == 2 && cal.unet_rows[0] == 1 && cal.unet_rows[1] == 16, "tiny model: 1 and 16 rows timed (%d)",
-          cal.unet_rows[1]);
+    CHECK(cal.n_unet == 3 && cal.unet_rows[0] == 1 && cal.unet_rows[1] == 16 && cal.unet_rows[2] == 64,
+          "tiny model: 1, 16 and 64 rows timed (%d points)", cal.n_unet);
     CHECK(cal.unet_seconds[0] > 0 && cal.unet_seconds[1] > 0 && cal.decode_seconds > 0 && cal.encode_seconds > 0 &&
               cal.text_seconds > 0 && cal.score_seconds > 0 && cal.clip_text_seconds > 0,
           "every measured time is positive");

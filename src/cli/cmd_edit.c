@@ -388,12 +388,13 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     progress_end_run(bar);
     if (rc) goto done;
     if (!o->quiet && have_plan && plan.seconds >= 0) {
-        char took[64], est[64];
+        char took[64], est[64], rows[32], planned[32];
         cli_format_duration(took, sizeof took, r->seconds_total);
         cli_format_duration(est, sizeof est, plan.seconds);
-        fprintf(stderr, "oir %s: %s%sran %s (estimated %s), %ld UNet rows (planned %ld), %d decodes (planned %d)\n",
-                cmd, c->name ? c->name : "", c->name ? ": " : "", took, est, r->unet_rows_total,
-                plan.unet_rows_total, r->decodes, plan.decodes);
+        cli_format_count(rows, sizeof rows, r->unet_rows_total);
+        cli_format_count(planned, sizeof planned, plan.unet_rows_total);
+        fprintf(stderr, "oir %s: %s%sran %s (estimated %s), %s UNet rows (planned %s), %d decodes (planned %d)\n",
+                cmd, c->name ? c->name : "", c->name ? ": " : "", took, est, rows, planned, r->decodes, plan.decodes);
     }
     /* the edit put back into the photo, at the photo's size */
     int feather = image_fit_feather(&fit);

@@ -109,14 +109,14 @@ int progress_update(void *user, const char *stage, int done, int total) {
     if (restart) s->active = 0;
     else if (p->current == i && p->last_tick > 0) s->active += now - p->last_tick;
     if (kind >= 0 && delta > 0) p->units_done[kind] += delta;
-    int finished_before = s->total > 0 && s->done >= s->total && !restart;
+    int repeat = !restart && s->done == done && s->total == total && s->total > 0 && done >= total;
     s->done = done;
     s->total = total;
     int switched = p->current != i;
     p->current = i;
     p->last_tick = now;
     if (!p->enabled) return 0;
-    if (finished_before && done >= total) return 0; /* already drawn complete */
+    if (repeat) return 0; /* already drawn complete */
     if (!switched && !restart && done < total && done > 0 && now - p->last_draw < 0.1) return 0; /* 10 redraws a second */
     p->last_draw = now;
     draw(p, s, kind, now);

@@ -484,7 +484,11 @@ int plan_expected(const plan_setup *s, const oir_calibration *cal, oir_plan *out
     memo mm;
     memset(&mm, 0, sizeof mm);
     for (int j = 0; j < P && !rc; j++) {
-        int peak = P == 1 ? 1 : 1 + (int)lround((double)j * (T - 1) / (P - 1));
+        /* the best step spread log-uniformly over 1..T (as likely in 1..2 as
+         * in 25..50: the adaptive search's own premise): P equal-weight
+         * quantiles */
+        int peak = (int)lround(exp(log((double)T) * (j + 0.5) / P));
+        peak = peak < 1 ? 1 : (peak > T ? T : peak);
         plan_counts c;
         rc = simulate(s, nearest_peak, &peak, cal, &mm, &c, err);
         rows += c.rows, rows_c += c.rows_candidates, calls += c.calls, dec += c.decodes;

@@ -9,8 +9,8 @@
  * Where the run's work depends on the scores, a chooser stands in for the
  * search metric: plan_simulate takes any chooser (a test replays a real
  * run's scores and must get its exact counters); plan_expected averages over
- * where the best step lies (the evaluated step nearest a peak, for peaks
- * spread over 1..T) and bounds every possible run analytically. */
+ * where the best step lies (the evaluated step nearest a peak, the peaks
+ * spread log-uniformly over 1..T) and bounds every possible run analytically. */
 #ifndef OIR_EDIT_PLAN_H
 #define OIR_EDIT_PLAN_H
 
