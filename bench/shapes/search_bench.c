@@ -32,6 +32,7 @@
 
 #include "cli/cli_args.h"
 #include "core/clock.h"
+#include "io/file.h"
 #include "io/image.h"
 #include "io/outfile.h"
 #include "oir.h"
@@ -183,17 +184,10 @@ static cJSON *cache_load(const char *dir, const char *name, const char *settings
     if (!dir) return NULL;
     char path[1200];
     cache_path(path, sizeof path, dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
     char *text = NULL;
     size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-    char chunk[8192];
-    size_t got;
-    while (m && (got = fread(chunk, 1, sizeof chunk, f)) > 0) fwrite(chunk, 1, got, m);
-    fclose(f);
-    if (!m) return NULL;
-    fclose(m);
+    oir_error err = {0};
+    if (file_read_regular(path, (size_t)64 << 20, "a search_bench case record", &text, &len, &err)) return NULL;
     cJSON *root = cJSON_Parse(text);
     free(text);
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "settings");
