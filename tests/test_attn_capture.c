@@ -54,8 +54,7 @@ static int load(loaded *l, const char *dir, const char *file) {
                err.message) ||
         !CHECK(unet_load(&l->m, cpath, l->w, &err) == OIR_OK, "unet_load %s: %s", wpath,
                err.message) ||
-        !CHECK(weights_finish(l->w, &err) == OIR_OK, "weights_finish %s: %s", wpath,
-               err.message)) {
+        !CHECK(weights_finish(l->w, &err) == OIR_OK, "weights_finish %s: %s", wpath, err.message)) {
         unload(l);
         return 0;
     }
@@ -97,7 +96,8 @@ static int fixture_ints(st_file *f, const char *name, int *out, int n) {
     if (!CHECK(t && t->type == DT_I64 && t->ndim == 1 && t->shape[0] >= n,
                "fixture %s: int64 with at least %d values", name, n))
         return 0;
-    for (int i = 0; i < n; i++) out[i] = (int)((const int64_t *)t->data)[i];
+    for (int i = 0; i < n; i++)
+        out[i] = (int)((const int64_t *)t->data)[i];
     return 1;
 }
 
@@ -113,8 +113,9 @@ static void check_reference(const char *label, const char *dir, const char *pref
         return;
     }
     char name[96];
-#define REF(var, suffix, tptr)                                                                      \
-    (snprintf(name, sizeof name, "%s.%s", prefix, suffix), var = th_fixture_f32(ref, name, NULL, tptr))
+#define REF(var, suffix, tptr)                                                                     \
+    (snprintf(name, sizeof name, "%s.%s", prefix, suffix),                                         \
+     var = th_fixture_f32(ref, name, NULL, tptr))
     tensor ts, tc;
     float *sample, *timestep, *ctx, *want_eps;
     int tokens[3];
@@ -175,8 +176,8 @@ static void check_reference(const char *label, const char *dir, const char *pref
                     if (row == ATTN_CAPTURE_ALL_ROWS || row == r) want[i] += want_map[r * hw + i];
             }
             char what[96];
-            snprintf(what, sizeof what, "  %s map, min_grid_divisor %d, row %d (%d layers)",
-                     prefix, d, row, n_layers);
+            snprintf(what, sizeof what, "  %s map, min_grid_divisor %d, row %d (%d layers)", prefix,
+                     d, row, n_layers);
             th_close(what, cap.map, want, hw, MAP_ATOL, MAP_RTOL);
             attn_capture_free(&cap);
         }
@@ -189,8 +190,9 @@ static void check_reference(const char *label, const char *dir, const char *pref
         int other[1] = {tokens[0]};
         snprintf(name, sizeof name, "%s.map.div1", prefix);
         want_map = th_fixture_f32(ref, name, NULL, NULL);
-        if (want_map && CHECK(attn_capture_init(&cap, h, w, L, other, 1, 0, 1, &err) == OIR_OK,
-                              "attn_capture_init: %s", err.message) &&
+        if (want_map &&
+            CHECK(attn_capture_init(&cap, h, w, L, other, 1, 0, 1, &err) == OIR_OK,
+                  "attn_capture_init: %s", err.message) &&
             CHECK(unet_forward_capture(l.m, &a, sample, timestep, ctx, B, h, w, L, eps_on, NULL,
                                        &cap, &err) == OIR_OK,
                   "unet_forward_capture: %s", err.message))
@@ -224,7 +226,8 @@ static void check_chunked(void) {
     float *eps = malloc(B * per * sizeof(float)), *alone = malloc(hw * sizeof(float));
     float t[2] = {601.0f, 201.0f};
     uint32_t s = 12345;
-    for (size_t i = 0; i < B * per; i++) x[i] = ((s = s * 1664525u + 1013904223u) >> 8) * 0x1p-23f - 1;
+    for (size_t i = 0; i < B * per; i++)
+        x[i] = ((s = s * 1664525u + 1013904223u) >> 8) * 0x1p-23f - 1;
     for (size_t i = 0; i < (size_t)B * L * D; i++)
         ctx[i] = ((s = s * 1664525u + 1013904223u) >> 8) * 0x1p-23f - 1;
     arena a = {0};

@@ -79,7 +79,8 @@ int attn_capture_check(const attn_capture *c, int B, int h, int w, int ctx_len, 
 }
 
 int attn_capture_wants(const attn_capture *c, int gh, int gw) {
-    return (long)gh * c->min_grid_divisor <= c->lh;
+    return (long)gh * c->min_grid_divisor <= c->lh &&
+           (c->max_grid_divisor <= 0 || (long)gh * c->max_grid_divisor >= c->lh);
 }
 
 typedef struct {
@@ -121,7 +122,7 @@ static void probs_rows(void *ctx, long i0, long i1, int worker) {
 
 /* map (lh, lw) += bilinear(src (gh, gw)), torch's align_corners=False
  * sampling: source = max(scale * (dst + 0.5) - 0.5, 0), scale = in / out. */
-static void add_upsampled(float *map, int lh, int lw, const float *src, int gh, int gw) {
+void attn_map_bilinear_add(float *map, int lh, int lw, const float *src, int gh, int gw) {
     float sh = (float)gh / (float)lh, sw = (float)gw / (float)lw;
     for (int y = 0; y < lh; y++) {
         float fy = sh * ((float)y + 0.5f) - 0.5f;
@@ -146,6 +147,6 @@ void attn_capture_layer(attn_capture *c, const char *name, int row, const float 
     probs_job j = {c, q, k, c->layer_map, Tk, heads, d, (float)(1.0 / sqrt((double)d))};
     pool_for(T, pool_grain(T, (double)heads * d * Tk), probs_rows, &j);
     if (c->layer_fn) c->layer_fn(c->layer_user, name, row, gh, gw, c->layer_map);
-    add_upsampled(c->map, c->lh, c->lw, c->layer_map, gh, gw);
+    attn_map_bilinear_add(c->map, c->lh, c->lw, c->layer_map, gh, gw);
     c->n_added++;
 }

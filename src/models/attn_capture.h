@@ -22,8 +22,10 @@
  *
  * Layer selection: a layer whose token grid is gh x gw is kept when
  * gh * min_grid_divisor <= lh (its grid side is at most 1/min_grid_divisor
- * of the latent side; 1 = every layer). The UNet's grids are the latent
- * divided by powers of two, so height and width agree on the factor.
+ * of the latent side; 1 = every layer) and, when max_grid_divisor is set
+ * (> 0; 0 after init), gh * max_grid_divisor >= lh (at least
+ * 1/max_grid_divisor of it). The UNet's grids are the latent divided by
+ * powers of two, so height and width agree on the factor.
  *
  * Rows: `row` >= 0 records that batch row of each UNet call;
  * ATTN_CAPTURE_ALL_ROWS records every row (each row's maps are added).
@@ -57,6 +59,7 @@ typedef struct {
     int ctx_len;              /* their context length */
     int row;                  /* batch row, or ATTN_CAPTURE_ALL_ROWS */
     int min_grid_divisor;     /* >= 1 */
+    int max_grid_divisor;     /* 0 (no bound, after init), or >= min_grid_divisor: set after init */
     int n_tokens;
     int tokens[ATTN_CAPTURE_MAX_TOKENS]; /* positions in [0, ctx_len) */
     attn_capture_layer_fn layer_fn;      /* NULL, or set after init */
@@ -76,6 +79,11 @@ int attn_capture_init(attn_capture *c, int lh, int lw, int ctx_len, const int *t
 void attn_capture_free(attn_capture *c);
 /* Clears the map and n_added (the settings stay). */
 void attn_capture_reset(attn_capture *c);
+
+/* dst (dh, dw) += src (sh, sw) resized bilinearly with
+ * F.interpolate(mode="bilinear", align_corners=False)'s sampling (how the
+ * layer maps reach the latent grid; also a map's way to the image). */
+void attn_map_bilinear_add(float *dst, int dh, int dw, const float *src, int sh, int sw);
 
 /* ---- for unet.c --------------------------------------------------------- */
 
