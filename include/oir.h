@@ -130,20 +130,27 @@ typedef struct {
  *     ... mask (h*w bytes 0/1), info.area, info.warning ...
  *     oir_free(mask);
  *
- * Noise contrast (DiffEdit, Couairon et al. 2022; diffusers'
- * StableDiffusionDiffEditPipeline.generate_mask): the image latent is noised
- * to the level mask_encode_strength of a noise_steps-step DDIM grid with
- * num_maps noise draws; the UNet's noise predictions for the source prompt
- * and for the pair's guided prompt (the source with only this pair
- * substituted) differ where the phrase is; |difference| averaged over
- * channels and draws, clamped at thresholding_ratio x its mean and divided
- * by that, is the map in [0, 1]. Cost: 2 x num_maps UNet rows (the empty
- * prompt's branch of classifier-free guidance cancels in the difference).
- * Clean-up, on the latent grid: cells above `threshold`, holes filled (cells
- * not reachable from the border), the 8-connected components whose summed map
- * is at least half the strongest one's kept; then upsampled to the image
- * (nearest: each latent cell becomes its VAE-factor square) and dilated by
- * dilate_px (a square of side 2 dilate_px + 1).
+ * Noise contrast (OIR_MASK_NOISE, the default: the best measured; DiffEdit,
+ * Couairon et al. 2022, as diffusers' StableDiffusionDiffEditPipeline
+ * .generate_mask): the image latent is noised to the level encode_strength
+ * of a noise_steps-step DDIM grid with num_maps noise draws; the UNet's noise
+ * predictions for the source prompt and for the pair's guided prompt (the
+ * source with only this pair substituted) differ where the phrase is;
+ * |difference| averaged over channels and draws, clamped at
+ * thresholding_ratio x its mean and divided by that, is the map in [0, 1].
+ * Cost: 2 x num_maps UNet rows (the empty prompt's branch of classifier-free
+ * guidance cancels in the difference). Cross-attention (OIR_MASK_ATTENTION):
+ * the source prompt's attention to the phrase's tokens in the UNet's
+ * cross-attention layers one level below the latent grid, averaged over
+ * heads, layers, tokens and 4 noise levels, min-max normalised; 4 UNet rows.
+ * Combined (OIR_MASK_COMBINED): the mean of the two maps; both costs.
+ * Clean-up: the map is upsampled to the image (bilinear) and cells above
+ * `threshold` kept; holes filled (pixels not reachable from the border);
+ * the 8-connected components whose summed map is at least half the
+ * strongest one's kept; dilated by dilate_px (a square of side 2 dilate_px +
+ * 1). threshold / dilate_px -1: the method's measured default (noise 0.90 /
+ * 1 px, attention 0.55 / 1 px, combined 0.70 / 1 px; README "Automatic
+ * masks").
  * Fallbacks (info.warning says which, info.message in words): nothing above
  * the threshold -> the threshold is lowered to half the map's largest value
  * (OIR_MASK_WARN_EMPTY); a flat map (the two prompts predict the same noise
@@ -166,16 +173,17 @@ enum {
 
 typedef struct {
     int method;              /* OIR_MASK_* (DEFAULT: the best measured) */
-    float threshold;         /* on the normalised map, 0..1: cells above it are in (see the
-                                defaults; DiffEdit's is 0.5; 1 keeps nothing: the fallback) */
-    int dilate_px;           /* margin around the cleaned mask, image pixels, 0..64 (see the defaults) */
+    float threshold;         /* on the normalised map, 0..1: pixels above it are in; -1 (default):
+                                the method's (DiffEdit's own is 0.5; 1 keeps nothing: the fallback) */
+    int dilate_px;           /* margin around the cleaned mask, image pixels, 0..64; -1 (default):
+                                the method's */
     /* noise contrast: diffusers' generate_mask knobs, with its defaults */
     int num_maps;            /* num_maps_per_mask (10), 1..256 */
     double encode_strength;  /* mask_encode_strength (0.5), (0, 1] */
     float thresholding_ratio;/* mask_thresholding_ratio (3.0), > 0 */
     int noise_steps;         /* num_inference_steps (50): the grid the noise level is taken from */
     float guidance;          /* guidance_scale (7.5): scales the map only (not the mask) */
-    unsigned long long seed; /* the noise draws (0) */
+    unsigned long long seed; /* the noise draws, of both methods (0) */
     const float *noise;      /* NULL: drawn from seed; else (num_maps, latent channels, height / f,
                                 width / f) standard normal draws, f the VAE factor (read during the call) */
 } oir_mask_params;

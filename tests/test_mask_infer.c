@@ -292,9 +292,13 @@ static void test_params(void) {
     oir_mask_params p = oir_mask_default_params();
     oir_error err = {0};
     CHECK(mask_params_check(&p, &err) == OIR_OK, "defaults: %s", err.message);
-    CHECK(p.method == OIR_MASK_DEFAULT && p.threshold == 0.5f && p.num_maps == 10 && p.encode_strength == 0.5 &&
-              p.thresholding_ratio == 3.0f && p.noise_steps == 50 && p.guidance == 7.5f,
-          "defaults are DiffEdit's");
+    CHECK(p.method == OIR_MASK_DEFAULT && p.threshold == -1 && p.dilate_px == -1 && p.num_maps == 10 &&
+              p.encode_strength == 0.5 && p.thresholding_ratio == 3.0f && p.noise_steps == 50 && p.guidance == 7.5f,
+          "defaults: DiffEdit's knobs, the method's threshold and dilation");
+    for (int m = OIR_MASK_NOISE; m <= OIR_MASK_COMBINED; m++)
+        CHECK(mask_method_threshold(m) > 0 && mask_method_threshold(m) < 1 && mask_method_dilate(m) >= 0,
+              "method %d: default threshold %g, dilation %d", m, (double)mask_method_threshold(m), mask_method_dilate(m));
+    CHECK(mask_method_resolve(OIR_MASK_DEFAULT) >= OIR_MASK_NOISE, "the default method is a method");
     CHECK(!strcmp(oir_mask_method_name(OIR_MASK_NOISE), "noise") && oir_mask_method_parse("noise") == OIR_MASK_NOISE &&
               oir_mask_method_parse("attention") == OIR_MASK_ATTENTION && oir_mask_method_parse("Noise") == -1 &&
               oir_mask_method_parse(NULL) == -1,
@@ -309,8 +313,8 @@ static void test_params(void) {
     CHECK(mask_params_check(&q, &err) == OIR_E_ARG, "threshold -0.1: %s", err.message);
     q = p, q.threshold = NAN;
     CHECK(mask_params_check(&q, &err) == OIR_E_ARG, "threshold NaN: %s", err.message);
-    q = p, q.dilate_px = -1;
-    CHECK(mask_params_check(&q, &err) == OIR_E_ARG && strstr(err.message, "dilation"), "dilate -1: %s", err.message);
+    q = p, q.dilate_px = -2;
+    CHECK(mask_params_check(&q, &err) == OIR_E_ARG && strstr(err.message, "dilation"), "dilate -2: %s", err.message);
     q = p, q.dilate_px = MASK_MAX_DILATE + 1;
     CHECK(mask_params_check(&q, &err) == OIR_E_ARG, "dilate too large: %s", err.message);
     q = p, q.num_maps = 0;
@@ -354,7 +358,11 @@ static void test_infer(oir_context *ctx, const unsigned char *rgb) {
         return;
     double j = iou(mask, gt, SIZE * SIZE);
     CHECK(j >= 0.5, "demo pair 1: IoU %.3f with the benchmark's mask (>= 0.5)", j);
-    CHECK(info.inferred && info.method == OIR_MASK_NOISE && info.unet_rows == 20 && info.warning == OIR_MASK_WARN_NONE &&
+    int method = mask_method_resolve(OIR_MASK_DEFAULT);
+    CHECK(info.threshold == mask_method_threshold(method) && info.dilate_px == mask_method_dilate(method),
+          "the method's default threshold %g and dilation %d", (double)info.threshold, info.dilate_px);
+    CHECK(info.inferred && info.method == method && info.unet_rows == mask_rows_per_pair(&p) &&
+              info.warning == OIR_MASK_WARN_NONE &&
               info.area > 0.02f && info.area < 0.3f && info.components >= 1,
           "info: method %d rows %ld warning %d area %g components %d", info.method, info.unet_rows, info.warning,
           (double)info.area, info.components);
@@ -387,7 +395,7 @@ static void test_infer(oir_context *ctx, const unsigned char *rgb) {
     oir_free(m2);
     /* dilation grows the mask by the stated margin */
     oir_mask_params q = p;
-    q.dilate_px = p.dilate_px + 2;
+    q.dilate_px = info.dilate_px + 2;
     unsigned char *wide = NULL;
     if (CHECK(oir_mask_infer(ctx, rgb, SIZE, SIZE, SOURCE, "red circle", "green square", &q, &wide, NULL, &err) == OIR_OK,
               "%s", err.message)) {
@@ -417,10 +425,27 @@ static void test_infer(oir_context *ctx, const unsigned char *rgb) {
     q = p, q.threshold = 2;
     CHECK(oir_mask_infer(ctx, rgb, SIZE, SIZE, SOURCE, "red circle", "cat", &q, &none, NULL, &err) == OIR_E_ARG,
           "threshold 2: %s", err.message);
+    /* the other methods: their rows, their default clean-up, a mask on the object */
+    for (int m = OIR_MASK_ATTENTION; m <= OIR_MASK_COMBINED; m++) {
+        q = p, q.method = m;
+        unsigned char *am = NULL;
+        snprintf(path, sizeof path, "%s/../examples/shapes/demo_mask0.png", oir_models_dir());
+        if (load_mask(path, gt) &&
+            CHECK(oir_mask_infer(ctx, rgb, SIZE, SIZE, SOURCE, "red circle", "green square", &q, &am, &info, &err) ==
+                      OIR_OK,
+                  "%s: %s", oir_mask_method_name(m), err.message)) {
+            CHECK(info.method == m && info.unet_rows == mask_rows_per_pair(&q) &&
+                      info.unet_rows == (m == OIR_MASK_ATTENTION ? 4 : 24) && info.threshold == mask_method_threshold(m),
+                  "%s: %ld rows, threshold %g", oir_mask_method_name(m), info.unet_rows, (double)info.threshold);
+            CHECK(iou(am, gt, SIZE * SIZE) >= 0.3, "%s: IoU %.3f on demo pair 1 (>= 0.3)", oir_mask_method_name(m),
+                  iou(am, gt, SIZE * SIZE));
+        }
+        oir_free(am);
+    }
+    /* the attention method needs the phrase in the source prompt (a guided prompt cannot stand in) */
     q = p, q.method = OIR_MASK_ATTENTION;
-    int rc = oir_mask_infer(ctx, rgb, SIZE, SIZE, SOURCE, "red circle", "cat", &q, &none, NULL, &err);
-    CHECK(rc == OIR_OK || (rc == OIR_E_UNSUPPORTED && strstr(err.message, "not available")), "attention: %s",
-          err.message);
+    CHECK(oir_mask_infer(ctx, rgb, SIZE, SIZE, SOURCE, "green dog", "cat", &q, &none, NULL, &err) == OIR_E_ARG,
+          "attention, phrase not in the prompt: %s", err.message);
     oir_free(none);
     oir_free(mask);
 }
@@ -479,6 +504,17 @@ static void test_in_edit(oir_context *ctx, const unsigned char *rgb) {
         int warned = 0;
         for (int i = 0; i < r->n_warnings; i++) warned |= strstr(r->warnings[i], "overlap") != NULL;
         CHECK(r->mask_overlap_cells > 0 && warned, "edit: overlapping masks reported (%ld cells)", r->mask_overlap_cells);
+        oir_result_free(r);
+        r = NULL;
+    }
+    /* the combined method inside a run: the plan counts both of its calls */
+    oir_params pc = p;
+    pc.mask.method = OIR_MASK_COMBINED;
+    if (CHECK(oir_plan_edit(ctx, SIZE, SIZE, &one, 1, &pc, NULL, &plan, &err) == OIR_OK, "plan: %s", err.message) &&
+        CHECK(oir_search(ctx, rgb, SIZE, SIZE, SOURCE, &one, &pc, &r, &err) == OIR_OK, "search: %s", err.message)) {
+        CHECK(r->mask_unet_rows == 24 && plan.mask_rows == 24 && plan.unet_rows_total == r->unet_rows_total,
+              "combined: planned %ld rows (mask %ld), ran %ld (mask %ld)", plan.unet_rows_total, plan.mask_rows,
+              r->unet_rows_total, r->mask_unet_rows);
         oir_result_free(r);
         r = NULL;
     }

@@ -7,8 +7,9 @@
  * clean-up setting (threshold x dilation) is applied to it, so a grid of
  * settings costs no more UNet rows than one.
  *
- *     mask_bench [--cases DIR] [--n N] [--offset I] [--methods noise,...]
- *                [--thresholds 0.5,...] [--dilate 0,1,2,...] [--seed S] [--threads N]
+ *     mask_bench [--cases DIR] [--n N] [--offset I] [--methods noise,attention,combined-mean,...]
+ *                [--thresholds 0.5,...] [--dilate 0,1,2,...] [--upsample bilinear,nearest]
+ *                [--strength 0.5] [--num-maps 10] [--seed S] [--threads N]
  *
  * Prints a markdown table: per setting, object pairs (single-pair cases,
  * multi-pair cases, all) and background pairs: mean IoU and the share of
@@ -23,6 +24,7 @@
 #include "cli/cli_args.h"
 #include "core/clock.h"
 #include "edit/context.h"
+#include "edit/mask_attention.h"
 #include "edit/mask_infer.h"
 #include "edit/prompts.h"
 #include "io/image.h"
@@ -35,6 +37,9 @@
 enum { G_SINGLE, G_MULTI, G_OBJECTS, G_BACKGROUND, N_GROUPS };
 static const char *group_names[N_GROUPS] = {"object pairs, single-pair cases", "object pairs, multi-pair cases",
                                             "object pairs, all", "background pairs"};
+
+enum { V_NOISE, V_ATTENTION, V_MEAN, V_GEO, V_MIN, N_VARIANTS };
+static const char *variant_names[N_VARIANTS] = {"noise", "attention", "combined-mean", "combined-geo", "combined-min"};
 
 typedef struct {
     se_stat iou[N_GROUPS], area[N_GROUPS];
@@ -61,8 +66,8 @@ static double iou(const unsigned char *a, const unsigned char *b, size_t n) {
 
 int main(int argc, char **argv) {
     const char *cases_dir = "bench/scenes/edit", *methods = "noise", *thresholds = "0.5", *dilates = "0,1,2";
-    const char *upsample = "nearest", *strengths = "0.5";
-    int n = 0, offset = 0, threads = 1;
+    const char *upsample = "bilinear", *strengths = "0.5";
+    int n = 0, offset = 0, threads = 1, num_maps = 10;
     uint64_t seed = 0;
     const char *seed_arg = NULL;
     const cli_opt opts[] = {
@@ -70,7 +75,8 @@ int main(int argc, char **argv) {
         {"--offset", CLI_INT, &offset, 0, 1000},    {"--methods", CLI_STR, &methods, 0, 0},
         {"--thresholds", CLI_STR, &thresholds, 0, 0}, {"--dilate", CLI_STR, &dilates, 0, 0},
         {"--seed", CLI_STR, &seed_arg, 0, 0},       {"--threads", CLI_INT, &threads, 0, 1024},
-        {"--upsample", CLI_STR, &upsample, 0, 0},   {"--strengths", CLI_STR, &strengths, 0, 0},
+        {"--upsample", CLI_STR, &upsample, 0, 0},   {"--strength", CLI_STR, &strengths, 0, 0},
+        {"--num-maps", CLI_INT, &num_maps, 1, 256},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err) ||
@@ -78,13 +84,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mask_bench: %s\n", err.message);
         return 2;
     }
-    double th[MAX_SET], dl[MAX_SET], st[MAX_SET];
+    double th[MAX_SET], dl[MAX_SET];
     int n_th = parse_list(thresholds, th, MAX_SET), n_dl = parse_list(dilates, dl, MAX_SET);
-    int n_st = parse_list(strengths, st, MAX_SET);
-    int meth[4], n_meth = 0, ups[2], n_up = 0;
+    char *end_s = NULL;
+    double strength = strtod(strengths, &end_s);
+    int meth[N_VARIANTS], n_meth = 0, ups[2], n_up = 0;
     char mbuf[256];
     snprintf(mbuf, sizeof mbuf, "%s", methods);
-    for (char *tok = strtok(mbuf, ","); tok && n_meth < 4; tok = strtok(NULL, ",")) meth[n_meth++] = oir_mask_method_parse(tok);
+    for (char *tok = strtok(mbuf, ","); tok && n_meth < N_VARIANTS; tok = strtok(NULL, ",")) {
+        meth[n_meth] = -1;
+        for (int v = 0; v < N_VARIANTS; v++)
+            if (!strcmp(tok, variant_names[v])) meth[n_meth] = v;
+        n_meth++;
+    }
     for (int i = 0; i < n_meth; i++)
         if (meth[i] < 0) n_meth = -1;
     snprintf(mbuf, sizeof mbuf, "%s", upsample);
@@ -92,11 +104,13 @@ int main(int argc, char **argv) {
         ups[n_up++] = !strcmp(tok, "nearest") ? MASK_UPSAMPLE_NEAREST : !strcmp(tok, "bilinear") ? MASK_UPSAMPLE_BILINEAR : -1;
     for (int i = 0; i < n_up; i++)
         if (ups[i] < 0) n_up = -1;
-    if (n_th < 1 || n_dl < 1 || n_st < 1 || n_meth < 1 || n_up < 1) {
-        fprintf(stderr, "mask_bench: --methods, --strengths, --thresholds, --dilate and --upsample take "
-                        "comma-separated lists\n");
+    if (n_th < 1 || n_dl < 1 || n_meth < 1 || n_up < 1 || *end_s || !(strength > 0 && strength <= 1)) {
+        fprintf(stderr, "mask_bench: --methods (noise, attention, combined-mean, combined-geo, combined-min), "
+                        "--thresholds, --dilate and --upsample take comma-separated lists; --strength a number\n");
         return 2;
     }
+    int need_noise = 0, need_att = 0;
+    for (int i = 0; i < n_meth; i++) need_noise |= meth[i] != V_ATTENTION, need_att |= meth[i] != V_NOISE;
     oir_set_threads(threads);
     se_case_set set;
     oir_context *ctx = NULL;
@@ -117,14 +131,20 @@ int main(int argc, char **argv) {
     unsigned char *rgb = malloc(hw * 3), *gt = malloc(hw), *mask = malloc(hw);
     float *pixels = malloc(3 * hw * sizeof(float)), *latent = malloc(s.lat_n * sizeof(float));
     float *src = malloc(ctx_n * sizeof(float)), *tgt = malloc(ctx_n * sizeof(float));
-    float *map = malloc(lhw * sizeof(float)), *norm = malloc(lhw * sizeof(float));
+    float *map = malloc(lhw * sizeof(float)), *nmap = malloc(lhw * sizeof(float)), *amap = malloc(lhw * sizeof(float));
+    float *vmap = malloc(lhw * sizeof(float));
     oir_mask_params mp = oir_mask_default_params();
     mp.seed = seed;
+    mp.encode_strength = strength;
+    mp.num_maps = num_maps;
+    mask_attention_params ap;
+    mask_attention_defaults(&ap);
+    ap.seed = seed;
     float *noise = malloc((size_t)mp.num_maps * s.lat_n * sizeof(float));
     mask_gaussian(noise, (size_t)mp.num_maps * s.lat_n, seed);
-    int n_maps = n_meth * n_st, n_clean = n_th * n_dl * n_up;
-    result *res = calloc((size_t)n_maps * n_clean, sizeof *res);
-    long *rows_per_mask = calloc((size_t)n_maps, sizeof(long));
+    int n_clean = n_th * n_dl * n_up;
+    result *res = calloc((size_t)n_meth * n_clean, sizeof *res);
+    long rows_noise = 0, rows_att = 0;
     image img = {0};
     image_alloc(&img, S, S, 3, &err);
     double t0 = clock_wall_s();
@@ -139,22 +159,36 @@ int main(int argc, char **argv) {
             se_pair *pr = &cs->pairs[pi];
             if (se_load_mask(pr->mask, S, gt, &err) || sampler_encode_prompt(&s, pr->guided, tgt, &err)) goto fail;
             int group = pr->is_background ? G_BACKGROUND : (cs->n_pairs == 1 ? G_SINGLE : G_MULTI);
-            for (int v = 0; v < n_maps; v++) {
-                int m = v / n_st, flat = 0;
-                mp.encode_strength = st[v % n_st];
-                if (meth[m] == OIR_MASK_NOISE) {
-                    if (mask_noise_map(&s, latent, src, tgt, &mp, noise, map, &rows_per_mask[v], &err)) goto fail;
-                    flat = !mask_normalise(map, lhw, mp.thresholding_ratio, norm);
-                } else {
-                    oir_fail(&err, OIR_E_UNSUPPORTED, "method %s is not available in this build",
-                             oir_mask_method_name(meth[m]));
-                    goto fail;
+            int noise_ok = 1, att_ok = 1;
+            if (need_noise) {
+                if (mask_noise_map(&s, latent, src, tgt, &mp, noise, map, &rows_noise, &err)) goto fail;
+                noise_ok = mask_normalise(map, lhw, mp.thresholding_ratio, nmap);
+            }
+            if (need_att) {
+                long r0 = s.unet_rows;
+                if (mask_attention_map_sampler(&s, latent, cs->source, pr->from, &ap, amap, &err)) goto fail;
+                rows_att = s.unet_rows - r0;
+                float hi = 0;
+                for (size_t j = 0; j < lhw; j++) hi = amap[j] > hi ? amap[j] : hi;
+                att_ok = hi > 0;
+            }
+            for (int v = 0; v < n_meth; v++) {
+                int flat;
+                switch (meth[v]) {
+                case V_NOISE: memcpy(vmap, nmap, lhw * sizeof(float)), flat = !noise_ok; break;
+                case V_ATTENTION: memcpy(vmap, amap, lhw * sizeof(float)), flat = !att_ok; break;
+                default:
+                    mask_combine(nmap, amap, lhw,
+                                 meth[v] == V_MEAN ? MASK_COMBINE_MEAN : meth[v] == V_GEO ? MASK_COMBINE_GEOMEAN
+                                                                                       : MASK_COMBINE_MIN,
+                                 vmap);
+                    flat = !noise_ok && !att_ok;
                 }
                 for (int k = 0; k < n_clean; k++) {
                     int a = k / (n_dl * n_up), b = k / n_up % n_dl, u = k % n_up;
                     oir_mask_info info;
                     memset(&info, 0, sizeof info);
-                    if (mask_clean(norm, flat, s.lat_h, s.lat_w, S, S, (float)th[a], (int)dl[b], ups[u], mask, &info,
+                    if (mask_clean(vmap, flat, s.lat_h, s.lat_w, S, S, (float)th[a], (int)dl[b], ups[u], mask, &info,
                                    &err))
                         goto fail;
                     result *r = &res[(size_t)v * n_clean + k];
@@ -173,22 +207,24 @@ int main(int argc, char **argv) {
         }
         if (isatty(2)) fprintf(stderr, "\rmask_bench: case %d/%d, %.0f s", c + 1 - offset, end - offset, clock_wall_s() - t0);
     }
-    fprintf(stderr, "\nmask_bench: %d pairs of %d cases (%s) in %.0f s, %d thread(s)\n", pairs_done, end - offset,
-            cases_dir, clock_wall_s() - t0, threads);
-    printf("| method | strength | upsample | threshold | dilate px | group | pairs | mean IoU | IoU >= %.1f | mean area | "
+    fprintf(stderr, "\nmask_bench: %d pairs of %d cases (%s) in %.0f s, %d thread(s), strength %.2f, %d maps, seed %llu\n",
+            pairs_done, end - offset, cases_dir, clock_wall_s() - t0, threads, strength, num_maps,
+            (unsigned long long)seed);
+    printf("| method | upsample | threshold | dilate px | group | pairs | mean IoU | IoU >= %.1f | mean area | "
            "fallbacks | UNet rows / mask |\n",
            GOAL_IOU);
-    printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for (int v = 0; v < n_maps; v++)
+    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int v = 0; v < n_meth; v++)
         for (int k = 0; k < n_clean; k++) {
             int a = k / (n_dl * n_up), b = k / n_up % n_dl, u = k % n_up;
             result *r = &res[(size_t)v * n_clean + k];
+            long rows = (meth[v] != V_ATTENTION ? rows_noise : 0) + (meth[v] != V_NOISE ? rows_att : 0);
             for (int g = 0; g < N_GROUPS; g++) {
                 if (!r->iou[g].n) continue;
-                printf("| %s | %.2f | %s | %.2f | %d | %s | %ld | %.3f | %.1f%% | %.3f | %ld | %ld |\n",
-                       oir_mask_method_name(meth[v / n_st]), st[v % n_st], ups[u] ? "bilinear" : "nearest", th[a],
-                       (int)dl[b], group_names[g], r->iou[g].n, se_stat_mean(&r->iou[g]),
-                       100.0 * r->hits[g] / r->iou[g].n, se_stat_mean(&r->area[g]), r->fallbacks[g], rows_per_mask[v]);
+                printf("| %s | %s | %.2f | %d | %s | %ld | %.3f | %.1f%% | %.3f | %ld | %ld |\n", variant_names[meth[v]],
+                       ups[u] ? "bilinear" : "nearest", th[a], (int)dl[b], group_names[g], r->iou[g].n,
+                       se_stat_mean(&r->iou[g]), 100.0 * r->hits[g] / r->iou[g].n, se_stat_mean(&r->area[g]),
+                       r->fallbacks[g], rows);
             }
         }
     return 0;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "edit/mask_infer.h"
 
 int cli_mask_is_auto(const char *spec) { return !spec || !strcmp(spec, "auto"); }
 
@@ -68,4 +69,14 @@ void cli_mask_caption(char *buf, size_t cap, const oir_mask_info *info) {
     snprintf(buf, cap, "MASK: AUTO (%s)\nTHRESHOLD %.2f, DILATE %d PX\nAREA %.0f PCT, %ld UNET ROWS%s%s", oir_mask_method_name(info->method),
              (double)info->threshold, info->dilate_px, 100.0 * info->area, info->unet_rows,
              info->warning ? "\nWARNING: " : "", info->warning ? cli_mask_warning_name(info->warning) : "");
+}
+
+const char *cli_mask_defaults_text(void) {
+    static char buf[256];
+    static const int m[3] = {OIR_MASK_NOISE, OIR_MASK_ATTENTION, OIR_MASK_COMBINED};
+    size_t n = 0;
+    for (int i = 0; i < 3 && n < sizeof buf; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s %.2f / %d px", i ? ", " : "", oir_mask_method_name(m[i]),
+                              (double)mask_method_threshold(m[i]), mask_method_dilate(m[i]));
+    return buf;
 }

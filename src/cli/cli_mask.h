@@ -36,6 +36,10 @@ const char *cli_mask_warning_name(int warning);
  * (NOISE)\nT 0.90, AREA 6%, 20 UNET ROWS"). */
 void cli_mask_caption(char *buf, size_t cap, const oir_mask_info *info);
 
+/* "noise: threshold 0.90, dilate 1 px; attention: ...; combined: ..." (the
+ * methods' measured defaults), for help texts. */
+const char *cli_mask_defaults_text(void);
+
 /* "FROM->TO" of --pair (cmd_edit.c). */
 int cli_split_pair(const char *spec, char *from, char *to, size_t cap, oir_error *err);
 

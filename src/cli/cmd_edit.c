@@ -63,8 +63,9 @@ static void usage(FILE *to, int search) {
             "                         one --mask per --pair, in the same order; no --mask at all: every\n"
             "                         pair's mask is inferred (a file named auto: ./auto)\n"
             "  --mask-method M        inferred masks: noise, attention or combined (default: %s)\n"
-            "  --mask-threshold X     inferred masks: threshold on the normalised map, 0..1 (default %.2f)\n"
-            "  --mask-dilate PX       inferred masks: margin in working pixels, 0..64 (default %d)\n"
+            "  --mask-threshold X     inferred masks: threshold on the normalised map, 0..1\n"
+            "  --mask-dilate PX       inferred masks: margin in working pixels, 0..64\n"
+            "                         (defaults, threshold / dilate: %s)\n"
             "  --guided TEXT          guided prompt of a pair (default: source prompt with only that\n"
             "                         pair substituted); one per --pair when given\n"
             "  --target TEXT          target prompt (default: every pair substituted)\n"
@@ -139,8 +140,7 @@ static void usage(FILE *to, int search) {
                      "into the inverted background at the reassembly step, re-inverts and finishes with\n"
                      "the target prompt. With one pair this is `oir search`.",
             search ? " (exactly one)" : " (one or more)",
-            oir_mask_method_name(OIR_MASK_DEFAULT), (double)oir_mask_default_params().threshold,
-            oir_mask_default_params().dilate_px,
+            oir_mask_method_name(OIR_MASK_DEFAULT), cli_mask_defaults_text(),
             search ? "" : ", and the edit");
 }
 

@@ -14,7 +14,6 @@
 #include "models/tokenizer.h"
 
 static void usage(FILE *to) {
-    oir_mask_params d = oir_mask_default_params();
     fprintf(to,
             "usage: oir mask --image IMG --prompt SOURCE --pair 'FROM->TO' --out MASK.png\n"
             "                [--method noise|attention|combined] [--threshold X] [--dilate PX]\n"
@@ -33,10 +32,13 @@ static void usage(FILE *to) {
             "                     replaced by TO); separators '->', '=>' or '='\n"
             "  --out FILE.png     the mask (required); never one of the inputs, and an existing\n"
             "                     file only when oir wrote it\n"
-            "  --method M         noise (noise contrast, DiffEdit's; the default: %s),\n"
-            "                     attention or combined (docs/MASKS.md)\n"
-            "  --threshold X      on the normalised map, 0..1 (default %.2f); 1 forces the fallback\n"
-            "  --dilate PX        margin added around the mask, working pixels, 0..64 (default %d)\n"
+            "  --method M         noise (noise contrast, DiffEdit's), attention (the phrase's\n"
+            "                     cross-attention) or combined (docs/MASKS.md); default: %s\n"
+            "  --threshold X      on the normalised map, 0..1 (default: the method's); 1 forces the\n"
+            "                     fallback\n"
+            "  --dilate PX        margin added around the mask, working pixels, 0..64 (default: the\n"
+            "                     method's)\n"
+            "                     method defaults (threshold / dilate): %s\n"
             "  --seed S           the noise draws (default 0)\n"
             "  --size N | WxH     working size, as oir edit's (default: the model's native size as\n"
             "                     the longer side)\n"
@@ -50,7 +52,7 @@ static void usage(FILE *to) {
             "When the model cannot localise the phrase a warning says so and a fallback is used:\n"
             "nothing above the threshold -> the threshold is lowered to half the map's peak; a\n"
             "flat map -> the whole image; a mask over 90%% of the image is kept, with a warning.\n",
-            oir_mask_method_name(OIR_MASK_DEFAULT), (double)d.threshold, d.dilate_px);
+            oir_mask_method_name(OIR_MASK_DEFAULT), cli_mask_defaults_text());
 }
 
 /* --size N (the longer side) or WxH */

@@ -202,7 +202,7 @@ int oir_plan_edit(const oir_context *ctx, int width, int height, const oir_pair 
     for (int i = 0; pairs && i < n_pairs; i++) s.n_masks += pairs[i].mask == NULL;
     if (s.n_masks) {
         if ((rc = mask_params_check(&p->mask, err))) return oir_error_prefix(err, "oir_params.mask");
-        s.mask_rows = mask_rows_per_pair(&p->mask);
+        mask_rows_split(&p->mask, &s.mask_rows[0], &s.mask_rows[1]);
     }
     sampler smp; /* the batch limit of this size and budget, as the run gets it */
     if ((rc = sampler_init_hw(&smp, oir_context_sd_model(ctx), height, width, p->steps, p->memory_budget, err)))

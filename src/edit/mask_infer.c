@@ -7,20 +7,48 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/noise.h"
+#include "edit/mask_attention.h"
 
 /* ---- parameters -------------------------------------------------------- */
 
 /* The method OIR_MASK_DEFAULT runs (README "Automatic masks": the best IoU measured). */
 static int default_method(void) { return OIR_MASK_NOISE; }
 
-static int available(int method) { return method == OIR_MASK_NOISE; }
+static int available(int method) { return method >= OIR_MASK_NOISE && method <= OIR_MASK_COMBINED; }
+
+/* Each method's measured clean-up (docs/MASKS.md "Clean-up and fallbacks";
+ * bench/shapes/mask_bench on the 326 object pairs of bench/scenes/edit: the
+ * setting with the most pairs at IoU >= 0.6): used when
+ * oir_mask_params.threshold / dilate_px are -1. */
+static const struct {
+    float threshold;
+    int dilate_px, upsample;
+} method_defaults[4] = {
+    [OIR_MASK_NOISE] = {0.9f, 1, MASK_UPSAMPLE_BILINEAR},
+    [OIR_MASK_ATTENTION] = {0.55f, 1, MASK_UPSAMPLE_BILINEAR},
+    [OIR_MASK_COMBINED] = {0.7f, 1, MASK_UPSAMPLE_BILINEAR},
+};
+
+int mask_method_resolve(int method) { return method == OIR_MASK_DEFAULT ? default_method() : method; }
+
+float mask_method_threshold(int method) { return method_defaults[mask_method_resolve(method)].threshold; }
+int mask_method_dilate(int method) { return method_defaults[mask_method_resolve(method)].dilate_px; }
+int mask_method_upsample(int method) { return method_defaults[mask_method_resolve(method)].upsample; }
+
+void mask_combine(const float *a, const float *b, size_t n, int how, float *out) {
+    for (size_t j = 0; j < n; j++) {
+        float x = a[j] < 0 ? 0 : a[j], y = b[j] < 0 ? 0 : b[j];
+        out[j] = how == MASK_COMBINE_MEAN ? 0.5f * (x + y) : how == MASK_COMBINE_GEOMEAN ? sqrtf(x * y) : (x < y ? x : y);
+    }
+}
 
 oir_mask_params oir_mask_default_params(void) {
     oir_mask_params p;
     memset(&p, 0, sizeof p);
     p.method = OIR_MASK_DEFAULT;
-    p.threshold = 0.5f;
-    p.dilate_px = 2;
+    p.threshold = -1; /* the method's measured default */
+    p.dilate_px = -1;
     p.num_maps = 10;
     p.encode_strength = 0.5;
     p.thresholding_ratio = 3.0f;
@@ -52,12 +80,14 @@ int mask_params_check(const oir_mask_params *p, oir_error *err) {
                         p->method);
     int m = p->method == OIR_MASK_DEFAULT ? default_method() : p->method;
     if (!available(m))
-        return oir_fail(err, OIR_E_UNSUPPORTED, "mask method '%s' is not available in this build (available: noise)",
+        return oir_fail(err, OIR_E_UNSUPPORTED, "mask method '%s' is not available in this build",
                         oir_mask_method_name(m));
-    if (!(p->threshold >= 0 && p->threshold <= 1))
-        return oir_fail(err, OIR_E_ARG, "mask threshold %g: expected 0..1 (on the normalised map)", (double)p->threshold);
-    if (p->dilate_px < 0 || p->dilate_px > MASK_MAX_DILATE)
-        return oir_fail(err, OIR_E_ARG, "mask dilation %d px: expected 0..%d", p->dilate_px, MASK_MAX_DILATE);
+    if (!(p->threshold <= 1) || (p->threshold < 0 && p->threshold != -1))
+        return oir_fail(err, OIR_E_ARG, "mask threshold %g: expected 0..1 (on the normalised map), or -1 for the "
+                        "method's default", (double)p->threshold);
+    if (p->dilate_px < -1 || p->dilate_px > MASK_MAX_DILATE)
+        return oir_fail(err, OIR_E_ARG, "mask dilation %d px: expected 0..%d, or -1 for the method's default",
+                        p->dilate_px, MASK_MAX_DILATE);
     if (m == OIR_MASK_NOISE || m == OIR_MASK_COMBINED) {
         if (p->num_maps < 1 || p->num_maps > MASK_MAX_MAPS)
             return oir_fail(err, OIR_E_ARG, "mask num_maps %d: expected 1..%d", p->num_maps, MASK_MAX_MAPS);
@@ -74,9 +104,18 @@ int mask_params_check(const oir_mask_params *p, oir_error *err) {
     return OIR_OK;
 }
 
+void mask_rows_split(const oir_mask_params *p, long *noise_rows, long *attention_rows) {
+    int m = mask_method_resolve(p->method);
+    mask_attention_params ap;
+    mask_attention_defaults(&ap);
+    *noise_rows = m != OIR_MASK_ATTENTION ? 2L * p->num_maps : 0;
+    *attention_rows = m != OIR_MASK_NOISE ? ap.n_timesteps : 0;
+}
+
 long mask_rows_per_pair(const oir_mask_params *p) {
-    int m = p->method == OIR_MASK_DEFAULT ? default_method() : p->method;
-    return m == OIR_MASK_NOISE ? 2L * p->num_maps : 0;
+    long a, b;
+    mask_rows_split(p, &a, &b);
+    return a + b;
 }
 
 /* ---- noise contrast ------------------------------------------------------ */
@@ -98,24 +137,7 @@ int mask_noise_timestep(const ddim_config *cfg, int steps, double strength, int6
     return rc;
 }
 
-static uint64_t splitmix64_at(uint64_t seed, uint64_t i) {
-    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-void mask_gaussian(float *out, size_t n, uint64_t seed) {
-    uint64_t key = splitmix64_at(seed, 0x5eedull);
-    const double two_pi = 6.283185307179586476925286766559;
-    for (size_t k = 0; 2 * k < n; k++) {
-        double u1 = ((splitmix64_at(key, 2 * k) >> 11) + 1) * 0x1.0p-53;
-        double u2 = (splitmix64_at(key, 2 * k + 1) >> 11) * 0x1.0p-53;
-        double r = sqrt(-2.0 * log(u1));
-        out[2 * k] = (float)(r * cos(two_pi * u2));
-        if (2 * k + 1 < n) out[2 * k + 1] = (float)(r * sin(two_pi * u2));
-    }
-}
+void mask_gaussian(float *out, size_t n, uint64_t seed) { noise_gaussian(out, n, seed); }
 
 int mask_noise_map(sampler *s, const float *latent, const float *src_ctx, const float *tgt_ctx,
                    const oir_mask_params *p, const float *noise, float *map, long *rows, oir_error *err) {
@@ -363,34 +385,59 @@ done:
 int mask_infer_pair(sampler *s, oir_context *ctx, const float *latent, const float *src_ctx,
                     const float *tgt_ctx, const char *source_prompt, const char *phrase,
                     const oir_mask_params *p, unsigned char *mask, oir_mask_info *info, oir_error *err) {
-    (void)ctx, (void)source_prompt, (void)phrase; /* the attention method's inputs */
+    (void)ctx;
     memset(info, 0, sizeof *info);
     int rc = mask_params_check(p, err);
     if (rc) return rc;
+    int method = mask_method_resolve(p->method);
     info->inferred = 1;
-    info->method = p->method == OIR_MASK_DEFAULT ? default_method() : p->method;
+    info->method = method;
     size_t hw = (size_t)s->lat_h * s->lat_w;
-    float *map = malloc(hw * sizeof(float)), *norm = malloc(hw * sizeof(float)), *noise = NULL;
-    if (!map || !norm) {
+    float *map = malloc(hw * sizeof(float)), *norm = malloc(hw * sizeof(float)), *att = malloc(hw * sizeof(float));
+    float *noise = NULL;
+    long rows0 = s->unet_rows;
+    int ok = 1;
+    if (!map || !norm || !att) {
         rc = oir_fail(err, OIR_E_NOMEM, "mask: out of memory");
         goto cleanup;
     }
-    const float *draws = p->noise;
-    if (!draws) {
-        if (!(noise = malloc((size_t)p->num_maps * s->lat_n * sizeof(float)))) {
-            rc = oir_fail(err, OIR_E_NOMEM, "mask: out of memory for %d noise maps", p->num_maps);
-            goto cleanup;
+    if (method != OIR_MASK_ATTENTION) { /* the noise contrast */
+        const float *draws = p->noise;
+        if (!draws) {
+            if (!(noise = malloc((size_t)p->num_maps * s->lat_n * sizeof(float)))) {
+                rc = oir_fail(err, OIR_E_NOMEM, "mask: out of memory for %d noise maps", p->num_maps);
+                goto cleanup;
+            }
+            mask_gaussian(noise, (size_t)p->num_maps * s->lat_n, p->seed);
+            draws = noise;
         }
-        mask_gaussian(noise, (size_t)p->num_maps * s->lat_n, p->seed);
-        draws = noise;
+        if ((rc = mask_noise_map(s, latent, src_ctx, tgt_ctx, p, draws, map, NULL, err))) goto cleanup;
+        ok = mask_normalise(map, hw, p->thresholding_ratio, norm);
     }
-    if ((rc = mask_noise_map(s, latent, src_ctx, tgt_ctx, p, draws, map, &info->unet_rows, err))) goto cleanup;
-    int ok = mask_normalise(map, hw, p->thresholding_ratio, norm);
-    rc = mask_clean(norm, !ok, s->lat_h, s->lat_w, s->image_h, s->image_w, p->threshold, p->dilate_px,
-                    MASK_UPSAMPLE, mask, info, err);
+    if (method != OIR_MASK_NOISE) { /* the phrase's cross-attention (mask_attention.h) */
+        mask_attention_params ap;
+        mask_attention_defaults(&ap);
+        ap.seed = p->seed;
+        if ((rc = mask_attention_map_sampler(s, latent, source_prompt, phrase, &ap, att, err))) goto cleanup;
+        float hi = 0;
+        for (size_t j = 0; j < hw; j++) hi = att[j] > hi ? att[j] : hi;
+        if (method == OIR_MASK_ATTENTION) {
+            memcpy(norm, att, hw * sizeof(float));
+            ok = hi > 0;
+        } else {
+            mask_combine(norm, att, hw, MASK_COMBINE, norm);
+            ok = ok || hi > 0;
+        }
+    }
+    info->unet_rows = s->unet_rows - rows0;
+    float threshold = p->threshold >= 0 ? p->threshold : mask_method_threshold(method);
+    int dilate = p->dilate_px >= 0 ? p->dilate_px : mask_method_dilate(method);
+    rc = mask_clean(norm, !ok, s->lat_h, s->lat_w, s->image_h, s->image_w, threshold, dilate,
+                    mask_method_upsample(method), mask, info, err);
 cleanup:
     free(map);
     free(norm);
+    free(att);
     free(noise);
     return rc;
 }

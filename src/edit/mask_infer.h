@@ -23,9 +23,22 @@
 /* How a map on the latent grid reaches the image: NEAREST cleans the
  * thresholded cells and upsamples them (each cell its factor-square);
  * BILINEAR upsamples the map and thresholds and cleans at the image's
- * resolution. MASK_UPSAMPLE is the library's. */
+ * resolution (mask_method_upsample: each method's). */
 enum { MASK_UPSAMPLE_NEAREST, MASK_UPSAMPLE_BILINEAR };
-#define MASK_UPSAMPLE MASK_UPSAMPLE_NEAREST
+
+/* How the combined method joins the noise map (DiffEdit-normalised) and the
+ * attention map (min-max normalised): the mean, the geometric mean or the
+ * minimum of the two. MASK_COMBINE is the library's (the best measured). */
+enum { MASK_COMBINE_MEAN, MASK_COMBINE_GEOMEAN, MASK_COMBINE_MIN };
+#define MASK_COMBINE MASK_COMBINE_MEAN
+void mask_combine(const float *a, const float *b, size_t n, int how, float *out);
+
+/* OIR_MASK_DEFAULT -> the method it runs; each method's measured threshold,
+ * dilation and upsampling (what a negative threshold / dilate_px means). */
+int mask_method_resolve(int method);
+float mask_method_threshold(int method);
+int mask_method_dilate(int method);
+int mask_method_upsample(int method);
 
 /* Checks p's values (the method must be one this build runs); names the
  * field and the allowed range. */
@@ -37,8 +50,8 @@ int mask_params_check(const oir_mask_params *p, oir_error *err);
  * grid). */
 int mask_noise_timestep(const ddim_config *cfg, int steps, double strength, int64_t *t, oir_error *err);
 
-/* n standard normal draws from a seed (splitmix64 + Box-Muller, the same
- * generator as the CLI's --seed noise; not torch's values). */
+/* n standard normal draws from a seed (core/noise.h: splitmix64 +
+ * Box-Muller, the CLI's --seed noise; not torch's values). */
 void mask_gaussian(float *out, size_t n, uint64_t seed);
 
 /* DiffEdit's guidance map of one image latent (s->lat_n floats, scaled):
@@ -97,14 +110,20 @@ int mask_clean(const float *norm, int flat, int lh, int lw, int H, int W, float 
 
 /* One pair's mask, from the image latent (s->lat_n, scaled) and the source
  * and guided prompts' contexts already encoded with s: the map of
- * p->method, then mask_clean into mask (s->image_h, s->image_w). phrase: the
- * pair's phrase of the source prompt (the attention method's tokens).
- * Fills every field of info. */
+ * p->method (noise: mask_noise_map + mask_normalise; attention:
+ * mask_attention_map_sampler with its defaults and p->seed; combined: the
+ * two joined by mask_combine), then mask_clean with the method's threshold,
+ * dilation and upsampling (p's when given) into mask (s->image_h,
+ * s->image_w). phrase: the pair's phrase of the source prompt (the
+ * attention method's tokens). Fills every field of info. */
 int mask_infer_pair(sampler *s, oir_context *ctx, const float *latent, const float *src_ctx,
                     const float *tgt_ctx, const char *source_prompt, const char *phrase,
                     const oir_mask_params *p, unsigned char *mask, oir_mask_info *info, oir_error *err);
 
-/* UNet rows one mask of p's method costs at this latent size (the plan). */
+/* UNet rows one mask of p's method costs (the plan): its noise contrast's
+ * (one call of 2 x num_maps rows) and its attention map's (one call of the
+ * attention defaults' n_timesteps rows), and their sum. */
+void mask_rows_split(const oir_mask_params *p, long *noise_rows, long *attention_rows);
 long mask_rows_per_pair(const oir_mask_params *p);
 
 #endif

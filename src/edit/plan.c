@@ -325,7 +325,7 @@ static int simulate(const plan_setup *s, plan_chooser choose, void *user, const 
     out->units[OIR_STAGE_ENCODE] = 1;
     if (cal) out->seconds[OIR_STAGE_ENCODE] = cal->encode_seconds;
     /* the inferred masks (oir.c infer_masks): one call of mask_rows rows each */
-    eps_calls(&m, (int)s->mask_rows, 0, s->n_masks, OIR_STAGE_MASK);
+    for (int k = 0; k < 2; k++) eps_calls(&m, (int)s->mask_rows[k], 0, s->n_masks, OIR_STAGE_MASK);
     out->units[OIR_STAGE_MASK] = s->n_masks;
     eps_calls(&m, 1, 0, T, OIR_STAGE_INVERSION);
     out->units[OIR_STAGE_INVERSION] += T;
@@ -447,7 +447,7 @@ static void run_bounds(const plan_setup *s, long *rows_min, long *rows_max, int 
     long fixed = T + (is_short && ns > 0 ? s->strategy.short_steps : 0), forced_steps = 0;
     for (int i = 0; i < n; i++) forced_steps += s->forced[i];
     if (s->keep_candidates || n == 1) fixed += (long)mult * forced_steps; /* render_forced */
-    fixed += (long)s->n_masks * s->mask_rows;
+    fixed += (long)s->n_masks * (s->mask_rows[0] + s->mask_rows[1]);
     long rmin = fixed + (long)ns * mult * pr.s_min, rmax = fixed + (long)ns * mult * pr.s_max;
     int dmin = ns * pr.d_min, dmax = ns * pr.d_max;
     if (s->keep_candidates) dmin += s->n_forced, dmax += s->n_forced;
@@ -505,7 +505,7 @@ int plan_expected(const plan_setup *s, const oir_calibration *cal, oir_plan *out
     out->steps = T;
     out->unet_rows_total = lround(rows / P);
     out->candidate_rows = lround(rows_c / P);
-    out->mask_rows = (long)s->n_masks * s->mask_rows;
+    out->mask_rows = (long)s->n_masks * (s->mask_rows[0] + s->mask_rows[1]);
     out->unet_calls = lround(calls / P);
     out->decodes = (int)lround(dec / P);
     out->encodes = 1;
