@@ -9,12 +9,15 @@
  *
  *     mask_bench [--cases DIR] [--n N] [--offset I] [--methods noise,attention,combined-mean,...]
  *                [--thresholds 0.5,...] [--dilate 0,1,2,...] [--upsample bilinear,nearest]
- *                [--strength 0.5] [--num-maps 10] [--seed S] [--threads N]
+ *                [--strength 0.5] [--num-maps 10] [--seed S] [--threads N] [--scenes DIR]
  *
  * Prints a markdown table: per setting, object pairs (single-pair cases,
  * multi-pair cases, all) and background pairs: mean IoU and the share of
  * pairs with IoU >= 0.6 (the issue's goal: >= 80% of object pairs), the
- * mean mask area, fallbacks, and the UNet rows a mask costs. */
+ * mean mask area, fallbacks, and the UNet rows a mask costs. --scenes DIR
+ * (bench/scenes/heldout) judges the held-out scenes' objects instead (each
+ * object "COLOUR SHAPE" -> the next colour and shape, against its own
+ * mask). */
 #include <math.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -34,9 +37,47 @@
 #define MAX_SET 16
 #define GOAL_IOU 0.6
 
-enum { G_SINGLE, G_MULTI, G_OBJECTS, G_BACKGROUND, N_GROUPS };
+enum { G_SINGLE, G_MULTI, G_OBJECTS, G_BACKGROUND, G_HELDOUT, N_GROUPS };
 static const char *group_names[N_GROUPS] = {"object pairs, single-pair cases", "object pairs, multi-pair cases",
-                                            "object pairs, all", "background pairs"};
+                                            "object pairs, all", "background pairs", "held-out scenes' objects"};
+
+/* --scenes: every object of the held-out scenes as a pair "COLOUR SHAPE" ->
+ * the next colour and the next shape of the world's lists, judged against
+ * the object's own mask (there is no new object to unite it with). */
+static int cases_from_scenes(se_case_set *out, const char *dir, oir_error *err) {
+    se_scene_set sc;
+    int rc = se_scene_set_load(&sc, dir, err);
+    if (rc) return rc;
+    memset(out, 0, sizeof *out);
+    out->vocab = sc.vocab;
+    out->size = sc.size;
+    out->cases = calloc((size_t)sc.n, sizeof *out->cases);
+    if (!out->cases) {
+        se_scene_set_free(&sc);
+        return oir_fail(err, OIR_E_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < sc.n; i++) {
+        se_scene *e = &sc.scenes[i];
+        se_case *c = &out->cases[out->n++];
+        snprintf(c->name, sizeof c->name, "heldout/%s", e->name);
+        snprintf(c->image, sizeof c->image, "%s", e->image);
+        snprintf(c->source, sizeof c->source, "%s", e->caption);
+        for (int k = 0; k < e->n_objects && k < SE_MAX_PAIRS; k++) {
+            const se_object *o = &e->objects[k];
+            se_pair *pr = &c->pairs[c->n_pairs];
+            snprintf(pr->from, sizeof pr->from, "%s %s", sc.vocab.colours[o->colour], sc.vocab.shapes[o->shape]);
+            snprintf(pr->to, sizeof pr->to, "%s %s", sc.vocab.colours[(o->colour + 1) % sc.vocab.n_colours],
+                     sc.vocab.shapes[(o->shape + 1) % sc.vocab.n_shapes]);
+            const char *from[1] = {pr->from}, *to[1] = {pr->to};
+            oir_error e2 = {0};
+            if (prompt_substitute(e->caption, 1, from, to, NULL, pr->guided, sizeof pr->guided, &e2)) continue;
+            snprintf(pr->mask, sizeof pr->mask, "%s", o->mask);
+            c->n_pairs++;
+        }
+    }
+    se_scene_set_free(&sc);
+    return OIR_OK;
+}
 
 enum { V_NOISE, V_ATTENTION, V_MEAN, V_GEO, V_MIN, N_VARIANTS };
 static const char *variant_names[N_VARIANTS] = {"noise", "attention", "combined-mean", "combined-geo", "combined-min"};
@@ -66,7 +107,7 @@ static double iou(const unsigned char *a, const unsigned char *b, size_t n) {
 
 int main(int argc, char **argv) {
     const char *cases_dir = "bench/scenes/edit", *methods = "noise", *thresholds = "0.5", *dilates = "0,1,2";
-    const char *upsample = "bilinear", *strengths = "0.5";
+    const char *upsample = "bilinear", *strengths = "0.5", *scenes_dir = NULL;
     int n = 0, offset = 0, threads = 1, num_maps = 10;
     uint64_t seed = 0;
     const char *seed_arg = NULL;
@@ -76,7 +117,7 @@ int main(int argc, char **argv) {
         {"--thresholds", CLI_STR, &thresholds, 0, 0}, {"--dilate", CLI_STR, &dilates, 0, 0},
         {"--seed", CLI_STR, &seed_arg, 0, 0},       {"--threads", CLI_INT, &threads, 0, 1024},
         {"--upsample", CLI_STR, &upsample, 0, 0},   {"--strength", CLI_STR, &strengths, 0, 0},
-        {"--num-maps", CLI_INT, &num_maps, 1, 256},
+        {"--num-maps", CLI_INT, &num_maps, 1, 256}, {"--scenes", CLI_STR, &scenes_dir, 0, 0},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err) ||
@@ -115,7 +156,8 @@ int main(int argc, char **argv) {
     se_case_set set;
     oir_context *ctx = NULL;
     oir_context_params cp = oir_context_default_params();
-    if (se_case_set_load(&set, cases_dir, &err) || oir_context_load(&ctx, &cp, &err)) {
+    if ((scenes_dir ? cases_from_scenes(&set, scenes_dir, &err) : se_case_set_load(&set, cases_dir, &err)) ||
+        oir_context_load(&ctx, &cp, &err)) {
         fprintf(stderr, "mask_bench: %s\n", err.message);
         return 1;
     }
@@ -158,7 +200,9 @@ int main(int argc, char **argv) {
         for (int pi = 0; pi < cs->n_pairs; pi++) {
             se_pair *pr = &cs->pairs[pi];
             if (se_load_mask(pr->mask, S, gt, &err) || sampler_encode_prompt(&s, pr->guided, tgt, &err)) goto fail;
-            int group = pr->is_background ? G_BACKGROUND : (cs->n_pairs == 1 ? G_SINGLE : G_MULTI);
+            int group = scenes_dir ? G_HELDOUT
+                        : pr->is_background ? G_BACKGROUND
+                                            : (cs->n_pairs == 1 ? G_SINGLE : G_MULTI);
             int noise_ok = 1, att_ok = 1;
             if (need_noise) {
                 if (mask_noise_map(&s, latent, src, tgt, &mp, noise, map, &rows_noise, &err)) goto fail;
@@ -193,7 +237,7 @@ int main(int argc, char **argv) {
                         goto fail;
                     result *r = &res[(size_t)v * n_clean + k];
                     double j = iou(mask, gt, hw);
-                    int gs[2] = {group, group == G_BACKGROUND ? -1 : G_OBJECTS};
+                    int gs[2] = {group, group == G_BACKGROUND || group == G_HELDOUT ? -1 : G_OBJECTS};
                     for (int g = 0; g < 2; g++) {
                         if (gs[g] < 0) continue;
                         se_stat_add(&r->iou[gs[g]], j);
@@ -208,7 +252,7 @@ int main(int argc, char **argv) {
         if (isatty(2)) fprintf(stderr, "\rmask_bench: case %d/%d, %.0f s", c + 1 - offset, end - offset, clock_wall_s() - t0);
     }
     fprintf(stderr, "\nmask_bench: %d pairs of %d cases (%s) in %.0f s, %d thread(s), strength %.2f, %d maps, seed %llu\n",
-            pairs_done, end - offset, cases_dir, clock_wall_s() - t0, threads, strength, num_maps,
+            pairs_done, end - offset, scenes_dir ? scenes_dir : cases_dir, clock_wall_s() - t0, threads, strength, num_maps,
             (unsigned long long)seed);
     printf("| method | upsample | threshold | dilate px | group | pairs | mean IoU | IoU >= %.1f | mean area | "
            "fallbacks | UNet rows / mask |\n",
