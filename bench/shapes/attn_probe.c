@@ -8,8 +8,11 @@
  * latent grid, upsampled bilinearly to the image, thresholded at 0.3, 0.4,
  * 0.5 (of the normalised map) and compared with the ground-truth mask of
  * the pair's object (IoU), and with the mask of another object of the same
- * scene (chance level). Per layer (first configuration): each layer's own
- * map, averaged over the timesteps, normalised the same way.
+ * scene (a map that finds objects but not the named one). Per layer (the
+ * every-layer configuration): each layer's own map, averaged over the
+ * timesteps, normalised the same way. By scene (the defaults): the only
+ * object, the first-named object, a later one. --words first|last: the
+ * phrase's first or last word alone (where it occurs once).
  *
  * Prints markdown tables. A measurement tool, not a test. */
 #include <math.h>
@@ -37,6 +40,8 @@ typedef struct {
     char label[64];
     se_stat iou[N_THR], other[N_THR], contrast;
     int hits[N_THR]; /* IoU >= 0.6 */
+    se_stat group_iou[3]; /* at 0.6: one-object scene, first-named object, a later one */
+    int group_hits[3];
     long rows;
 } config;
 
@@ -99,7 +104,9 @@ int main(int argc, char **argv) {
     oir_error err = {0};
     if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         printf(
-            "usage: attn_probe [--model DIR] [--cases DIR] [--n 20] [--stride 10] [--threads 1]\n");
+            "usage: attn_probe [--model DIR] [--cases DIR] [--n 20] [--stride 10] [--threads 1]\n"
+            "                  [--words all|first|last]\n"
+            "The cross-attention mask signal against the objects' masks (docs/MASKS.md).\n");
         return 0;
     }
     int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL, &err);
@@ -107,19 +114,24 @@ int main(int argc, char **argv) {
         fprintf(stderr, "attn_probe: %s\n", err.message);
         return 2;
     }
+    if (strcmp(words, "all") && strcmp(words, "first") && strcmp(words, "last")) {
+        fprintf(stderr, "attn_probe: --words is all, first or last (got '%s')\n", words);
+        return 2;
+    }
     /* the configurations: (timesteps, strength range, min_grid_divisor) */
     static config cfg[MAX_CFG];
     int n_cfg = 0;
+    /* row 0: mask_attention_defaults (4 x 0.1..0.3, the side/2 layers); row 1: every layer
+     * (its per-layer breakdown is printed); then one change at a time */
     struct {
         int nt;
         float lo, hi;
         int div_min, div_max;
     } grid[] = {
-        {4, 0.3f, 0.7f, 1, 0},  {4, 0.3f, 0.7f, 2, 2},  {4, 0.3f, 0.7f, 4, 0},
-        {4, 0.1f, 0.3f, 1, 0},  {4, 0.1f, 0.3f, 2, 2},  {4, 0.3f, 0.5f, 1, 0},
-        {4, 0.3f, 0.5f, 2, 2},  {4, 0.5f, 0.8f, 1, 0},  {4, 0.5f, 0.8f, 2, 2},
-        {4, 0.7f, 0.95f, 1, 0}, {4, 0.7f, 0.95f, 2, 2}, {1, 0.5f, 0.5f, 2, 2},
-        {2, 0.3f, 0.7f, 2, 2},  {8, 0.3f, 0.7f, 2, 2},
+        {4, 0.1f, 0.3f, 2, 2},   {4, 0.1f, 0.3f, 1, 0},  {4, 0.1f, 0.3f, 4, 0},
+        {4, 0.02f, 0.2f, 2, 2},  {4, 0.3f, 0.5f, 2, 2},  {4, 0.3f, 0.7f, 2, 2},
+        {4, 0.5f, 0.8f, 2, 2},   {4, 0.7f, 0.95f, 2, 2}, {4, 0.3f, 0.7f, 1, 0},
+        {1, 0.2f, 0.2f, 2, 2},   {2, 0.1f, 0.3f, 2, 2},  {8, 0.1f, 0.3f, 2, 2},
     };
     for (size_t i = 0; i < sizeof grid / sizeof *grid; i++, n_cfg++) {
         mask_attention_defaults(&cfg[n_cfg].p);
@@ -187,7 +199,7 @@ int main(int argc, char **argv) {
                 config *g = &cfg[k];
                 long rows0 = s.unet_rows;
                 rc = mask_attention_map_layers(&s, lat, c->source, phrase, &g->p,
-                                               k == 0 ? on_layer : NULL, &ls, map, &err);
+                                               k == 1 ? on_layer : NULL, &ls, map, &err);
                 if (rc) goto fail;
                 g->rows += s.unet_rows - rows0;
                 memset(up, 0, hw * sizeof(float));
@@ -198,8 +210,10 @@ int main(int argc, char **argv) {
                 for (size_t i = 0; i < hw; i++)
                     obj[i] ? (in += up[i], nin++) : (out += up[i]);
                 se_stat_add(&g->contrast, in / (nin ? nin : 1) - out / (hw - nin ? hw - nin : 1));
+                int grp = c->n_objects == 1 ? 0 : pr->object == 0 ? 1 : 2;
                 for (int t = 0; t < N_THR; t++) {
                     double v = iou_at(up, hw, THR[t], obj);
+                    if (THR[t] == 0.6f) se_stat_add(&g->group_iou[grp], v), g->group_hits[grp] += v >= 0.6;
                     se_stat_add(&g->iou[t], v);
                     g->hits[t] += v >= 0.6;
                     se_stat_add(&g->other[t], iou_at(up, hw, THR[t], other));
@@ -242,10 +256,20 @@ int main(int argc, char **argv) {
             printf(" %d%% |", 100 * g->hits[t] / n_pairs);
         printf(" %.3f |\n", se_stat_mean(&g->other[2]));
     }
+    static const char *group_name[3] = {"the only object of the scene",
+                                        "the first object the prompt names (of 2-3)",
+                                        "a later object (of 2-3)"};
+    printf("\nBy scene (%s, threshold 0.6):\n\n| the pair's object | pairs | IoU | >= 0.6 |\n"
+           "|---|---|---|---|\n",
+           cfg[0].label);
+    for (int gi = 0; gi < 3; gi++)
+        printf("| %s | %ld | %.3f | %.0f%% |\n", group_name[gi], cfg[0].group_iou[gi].n,
+               se_stat_mean(&cfg[0].group_iou[gi]),
+               cfg[0].group_iou[gi].n ? 100.0 * cfg[0].group_hits[gi] / cfg[0].group_iou[gi].n : 0.0);
     printf("\nObject area: %.1f%% of the image on average\n", 100 * se_stat_mean(&area));
     printf("\nPer layer (%s; each layer's map alone, threshold 0.5):\n\n| layer | grid | IoU | "
            ">= 0.6 |\n|---|---|---|---|\n",
-           cfg[0].label);
+           cfg[1].label);
     for (int l = 0; l < ls.n; l++)
         printf("| %s | %dx%d | %.3f | %d%% |\n", ls.name[l], ls.gw[l], ls.gh[l],
                se_stat_mean(&ls.iou[l]), 100 * ls.hits[l] / n_pairs);
