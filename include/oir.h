@@ -116,9 +116,104 @@ const char *oir_context_describe(const oir_context *ctx);
 typedef struct {
     const char *from;           /* phrase of the source prompt ("dog") */
     const char *to;             /* what it becomes ("cat") */
-    const unsigned char *mask;  /* (height, width), non-zero = the object */
+    const unsigned char *mask;  /* (height, width), non-zero = the object; NULL: inferred
+                                   (oir_params.mask, see "Automatic masks" below) */
     const char *guided_prompt;  /* NULL: source prompt with only this pair substituted */
 } oir_pair;
+
+/* ==== Automatic masks ======================================================
+ *
+ *     oir_mask_params mp = oir_mask_default_params();
+ *     unsigned char *mask;  oir_mask_info info;
+ *     if (oir_mask_infer(ctx, rgb, w, h, "a dog sitting next to a gift", "dog", "cat", &mp,
+ *                        &mask, &info, &err)) ...
+ *     ... mask (h*w bytes 0/1), info.area, info.warning ...
+ *     oir_free(mask);
+ *
+ * Noise contrast (OIR_MASK_NOISE, the default: the best measured; DiffEdit,
+ * Couairon et al. 2022, as diffusers' StableDiffusionDiffEditPipeline
+ * .generate_mask): the image latent is noised to the level encode_strength
+ * of a noise_steps-step DDIM grid with num_maps noise draws; the UNet's noise
+ * predictions for the source prompt and for the pair's guided prompt (the
+ * source with only this pair substituted) differ where the phrase is;
+ * |difference| averaged over channels and draws, clamped at
+ * thresholding_ratio x its mean and divided by that, is the map in [0, 1].
+ * Cost: 2 x num_maps UNet rows (the empty prompt's branch of classifier-free
+ * guidance cancels in the difference). Cross-attention (OIR_MASK_ATTENTION):
+ * the source prompt's attention to the phrase's tokens in the UNet's
+ * cross-attention layers one level below the latent grid, averaged over
+ * heads, layers, tokens and 4 noise levels, min-max normalised; 4 UNet rows.
+ * Combined (OIR_MASK_COMBINED): the mean of the two maps; both costs.
+ * Clean-up: the map is upsampled to the image (bilinear) and cells above
+ * `threshold` kept; holes filled (pixels not reachable from the border);
+ * the 8-connected components whose summed map is at least half the
+ * strongest one's kept; dilated by dilate_px (a square of side 2 dilate_px +
+ * 1). threshold / dilate_px -1: the method's measured default (noise 0.90 /
+ * 1 px, attention 0.55 / 1 px, combined 0.70 / 1 px; README "Automatic
+ * masks").
+ * Fallbacks (info.warning says which, info.message in words): nothing above
+ * the threshold -> the threshold is lowered to half the map's largest value
+ * (OIR_MASK_WARN_EMPTY); a flat map (the two prompts predict the same noise
+ * everywhere) -> the whole image (OIR_MASK_WARN_FLAT); a mask covering at
+ * least 90% of the image is kept, with OIR_MASK_WARN_WHOLE (the edit is not
+ * localised). A phrase missing from the source prompt is OIR_E_ARG, as in
+ * oir_edit. */
+enum {
+    OIR_MASK_DEFAULT = 0,   /* the best measured method (README "Automatic masks") */
+    OIR_MASK_NOISE = 1,     /* noise contrast (DiffEdit) */
+    OIR_MASK_ATTENTION = 2, /* cross-attention of the phrase's tokens */
+    OIR_MASK_COMBINED = 3   /* both maps combined */
+};
+enum {
+    OIR_MASK_WARN_NONE = 0,
+    OIR_MASK_WARN_EMPTY = 1, /* nothing above the threshold: lowered to half the map's peak */
+    OIR_MASK_WARN_FLAT = 2,  /* the map is flat: the whole image */
+    OIR_MASK_WARN_WHOLE = 3  /* the mask covers >= 90% of the image: kept, not localised */
+};
+
+typedef struct {
+    int method;              /* OIR_MASK_* (DEFAULT: the best measured) */
+    float threshold;         /* on the normalised map, 0..1: pixels above it are in; -1 (default):
+                                the method's (DiffEdit's own is 0.5; 1 keeps nothing: the fallback) */
+    int dilate_px;           /* margin around the cleaned mask, image pixels, 0..64; -1 (default):
+                                the method's */
+    /* noise contrast: diffusers' generate_mask knobs, with its defaults */
+    int num_maps;            /* num_maps_per_mask (10), 1..256 */
+    double encode_strength;  /* mask_encode_strength (0.5), (0, 1] */
+    float thresholding_ratio;/* mask_thresholding_ratio (3.0), > 0 */
+    int noise_steps;         /* num_inference_steps (50): the grid the noise level is taken from */
+    float guidance;          /* guidance_scale (7.5): scales the map only (not the mask) */
+    unsigned long long seed; /* the noise draws, of both methods (0) */
+    const float *noise;      /* NULL: drawn from seed; else (num_maps, latent channels, height / f,
+                                width / f) standard normal draws, f the VAE factor (read during the call) */
+} oir_mask_params;
+
+oir_mask_params oir_mask_default_params(void);
+
+typedef struct {
+    int inferred;            /* 1: inferred here; 0: the pair's mask was given (nothing else set) */
+    int method;              /* OIR_MASK_NOISE / _ATTENTION / _COMBINED, as run */
+    float threshold;         /* the threshold used (the lowered one after OIR_MASK_WARN_EMPTY) */
+    int dilate_px;
+    float area;              /* fraction of the image's pixels inside the mask */
+    int components;          /* connected components kept */
+    long unet_rows;          /* UNet rows spent on this mask */
+    int warning;             /* OIR_MASK_WARN_* */
+    char message[256];       /* the warning in words, "" when none */
+} oir_mask_info;
+
+/* The mask of one editing pair (old_phrase -> new_phrase) of an image
+ * (width x height, sides multiples of oir_context_size_multiple): *mask_out
+ * (height, width) bytes 0/1, release with oir_free. p NULL: the defaults.
+ * info may be NULL. */
+int oir_mask_infer(oir_context *ctx, const unsigned char *rgb, int width, int height,
+                   const char *source_prompt, const char *old_phrase, const char *new_phrase,
+                   const oir_mask_params *p, unsigned char **mask_out, oir_mask_info *info,
+                   oir_error *err);
+/* "noise", "attention", "combined" (OIR_MASK_DEFAULT: the default's name). */
+const char *oir_mask_method_name(int method);
+/* The inverse; -1 for anything else. */
+int oir_mask_method_parse(const char *name);
 
 /* Progress: stage ("inversion", "candidates", "decode", "scoring",
  * "reassembly", "render picked" for forced steps, ...), done, total. Return non-zero to cancel (OIR_E_CANCELLED). */
@@ -148,6 +243,10 @@ typedef struct {
      * inversion, the forced candidates and the reassembly. A value outside
      * 0..steps is OIR_E_ARG. The array is read during the call only. */
     const int *forced_steps;
+    /* How the masks of pairs whose mask is NULL are inferred (before the
+     * search, from the run's own image latent and prompt encodings: 2 x
+     * num_maps UNet rows a pair for the noise contrast). */
+    oir_mask_params mask;
 } oir_params;
 
 oir_params oir_default_params(void);
@@ -185,6 +284,13 @@ typedef struct {
     long unet_rows_total;        /* every UNet row of the run (inversions, reassembly) */
     int decodes;                 /* VAE decodes of the run */
     int max_unet_batch;          /* rows per UNet call allowed by the budget */
+    /* The masks: */
+    unsigned char *masks;        /* (n_pairs, height, width) 0/1: each pair's mask as used */
+    oir_mask_info *mask_info;    /* (n_pairs): .inferred = 1 for the inferred ones */
+    long mask_unet_rows;         /* UNet rows of the mask inference (part of unet_rows_total) */
+    long mask_overlap_cells;     /* latent cells in several pairs' masks (reassembly: each goes to
+                                    the pair listed first; 0 for one pair) */
+    double seconds_mask;
 } oir_result;
 
 /* One editing pair: every candidate and the search metric's choice; r->edited
@@ -221,9 +327,9 @@ void oir_result_free(oir_result *r);
 /* Progress stages, as the progress callback names them (oir_stage_kind maps
  * a name to its kind). Units: prompts encoded, VAE encodes, inversion steps
  * (1 UNet row each), candidate sample-steps (2 rows each with guidance),
- * VAE decodes, candidates scored, denoising steps (2 rows each). The
- * callback gets done = 0 when a stage starts; "decode" and "scoring" count
- * across the whole run. */
+ * VAE decodes, candidates scored, denoising steps (2 rows each), masks
+ * inferred ("mask"). The callback gets done = 0 when a stage starts;
+ * "decode" and "scoring" count across the whole run. */
 enum {
     OIR_STAGE_PROMPTS = 0,
     OIR_STAGE_ENCODE,
@@ -232,6 +338,7 @@ enum {
     OIR_STAGE_DECODE,
     OIR_STAGE_SCORING,
     OIR_STAGE_DENOISE,
+    OIR_STAGE_MASK,
     OIR_STAGE_COUNT
 };
 /* "candidates (parallel)" -> OIR_STAGE_CANDIDATES, ...; -1 when unknown. */
@@ -270,6 +377,7 @@ typedef struct {
     long unet_rows_total;      /* every UNet row, as oir_result.unet_rows_total */
     long unet_rows_min, unet_rows_max;
     long candidate_rows;       /* the search's rows, as oir_result.unet_rows */
+    long mask_rows;            /* the mask inference's rows, as oir_result.mask_unet_rows */
     long unet_calls;           /* UNet calls (batches split by the memory budget) */
     int decodes, decodes_min, decodes_max; /* VAE decodes, as oir_result.decodes */
     int encodes;               /* VAE encodes */
@@ -286,6 +394,11 @@ typedef struct {
  * pairs, size). */
 int oir_plan_run(const oir_context *ctx, int width, int height, int n_pairs, const oir_params *p,
                  const oir_calibration *cal, oir_plan *out, oir_error *err);
+/* The same for these pairs: those whose mask is NULL will have it inferred
+ * (p->mask), which the plan counts (oir_plan.mask_rows, stage "mask"). pairs
+ * NULL: every mask given (= oir_plan_run). */
+int oir_plan_edit(const oir_context *ctx, int width, int height, const oir_pair *pairs, int n_pairs,
+                  const oir_params *p, const oir_calibration *cal, oir_plan *out, oir_error *err);
 
 /* ==== Images in and out ====================================================
  * 8-bit RGB (H, W, 3) row-major; masks (H, W) of 0/1 bytes. Buffers are

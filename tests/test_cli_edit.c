@@ -130,8 +130,8 @@ static void test_errors(void) {
                 "--mask", m1, "--out", cr_path("e1"), NULL);
     cr_expect_error("malformed pair", rc, "edit", "FROM->TO");
     rc = cr_run("edit", "--model", model, "--clip", clip, "--image", img, "--prompt", src, "--pair",
-                "red circle->blue circle", "--out", cr_path("e2"), NULL);
-    cr_expect_error("missing mask", rc, "edit", "--mask");
+                "red circle->blue circle", "--pair", "red->green", "--mask", m1, "--out", cr_path("e2"), NULL);
+    cr_expect_error("a mask for one of two pairs", rc, "edit", "--mask");
     rc = cr_run("edit", "--model", model, "--clip", clip, "--image", img, "--prompt", src, "--pair",
                 "red circle->blue circle", "--mask", cr_path("nope.png"), "--out", cr_path("e3"), NULL);
     cr_expect_error("mask file missing", rc, "edit", "nope.png");

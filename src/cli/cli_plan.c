@@ -129,7 +129,7 @@ void cli_plan_json(cJSON *rep, const oir_plan *pl, const cli_calibration *cal) {
         cJSON_AddNumberToObject(o, "seconds_per_unet_row", pl->seconds_per_unet_row);
         cJSON_AddNumberToObject(o, "seconds_per_decode", cal->cal.decode_seconds);
         static const char *names[OIR_STAGE_COUNT] = {"prompts", "encode", "inversion", "candidates",
-                                                     "decode",  "scoring", "denoise"};
+                                                     "decode",  "scoring", "denoise",   "mask"};
         cJSON *st = cJSON_AddObjectToObject(o, "stage_seconds");
         for (int k = 0; k < OIR_STAGE_COUNT; k++) cJSON_AddNumberToObject(st, names[k], pl->stage_seconds[k]);
     } else {

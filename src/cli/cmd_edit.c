@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/calibrate.h"
 #include "cli/cli_args.h"
+#include "cli/cli_mask.h"
 #include "cli/cli_pick.h"
 #include "cli/cli_plan.h"
 #include "cli/progress.h"
@@ -33,6 +34,9 @@ typedef struct {
     cli_strs picks; /* --pick PAIR=STEP */
     int steps, reassembly, reinversion, serial, threads, quiet, budget_mb, save_candidates;
     int plan_only, no_calibrate, recalibrate; /* --plan, --no-calibrate, --recalibrate */
+    const char *mask_method; /* --mask-method (NULL: the default) */
+    float mask_threshold;    /* --mask-threshold (< 0: the default) */
+    int mask_dilate;         /* --mask-dilate (< 0: the default) */
     float guidance;
     uint64_t seed;
     const char *seed_arg;   /* --seed as given (NULL: not given) */
@@ -53,9 +57,15 @@ static void usage(FILE *to, int search) {
             "                         the separator is the first '->', '=>' or '=', spaces around the\n"
             "                         phrases are trimmed; FROM must occur exactly once in the prompt\n"
             "                         (whole words, any case) unless --guided and --target are given\n"
-            "  --mask PNG|x0,y0,x1,y1 the pair's region in the photo's pixels: a mask image (non-zero =\n"
-            "                         object, the photo's size) or a box (x1, y1 exclusive, inside the\n"
-            "                         photo); one --mask per --pair, in the same order\n"
+            "  --mask PNG|x0,y0,x1,y1|auto  the pair's region in the photo's pixels: a mask image\n"
+            "                         (non-zero = object, the photo's size), a box (x1, y1 exclusive,\n"
+            "                         inside the photo), or auto: inferred from the model (as oir mask);\n"
+            "                         one --mask per --pair, in the same order; no --mask at all: every\n"
+            "                         pair's mask is inferred (a file named auto: ./auto)\n"
+            "  --mask-method M        inferred masks: noise, attention or combined (default: %s)\n"
+            "  --mask-threshold X     inferred masks: threshold on the normalised map, 0..1\n"
+            "  --mask-dilate PX       inferred masks: margin in working pixels, 0..64\n"
+            "                         (defaults, threshold / dilate: %s)\n"
             "  --guided TEXT          guided prompt of a pair (default: source prompt with only that\n"
             "                         pair substituted); one per --pair when given\n"
             "  --target TEXT          target prompt (default: every pair substituted)\n"
@@ -86,9 +96,9 @@ static void usage(FILE *to, int search) {
             "                         pair picked nothing is searched. Replaces the YAML's pick\n"
             "  --serial               denoise each candidate alone (default: parallel, T+1 batched calls)\n"
             "  --budget-mb MB         memory for UNet activations; larger batches are split (default 2048)\n"
-            "  --seed S               recorded in report.json (default: the YAML's seed, else 0); DDIM\n"
-            "                         inversion and eta-0 denoising use\n"
-            "                         no randomness, so results do not depend on it\n"
+            "  --seed S               the noise draws of inferred masks, recorded in report.json\n"
+            "                         (default: the YAML's seed, else 0); DDIM inversion and eta-0\n"
+            "                         denoising use no randomness, so given masks do not depend on it\n"
             "models:\n"
             "  --model PATH           SD 1.x diffusers folder or single .safetensors (default: the shipped tiny-shapes)\n"
             "  --clip PATH            Hugging Face CLIP folder for the search metric (default: the shipped tiny-clip)\n"
@@ -101,7 +111,8 @@ static void usage(FILE *to, int search) {
             "                         size with the edit composited inside the masks), edited_working.png\n"
             "                         and input.png (the model's result and input at the working size),\n"
             "                         pair<i>_sheet.png (all candidates + metric curves), pair<i>_mask.png\n"
-            "                         (working size), report.json%s. Each run replaces the folder whole (written\n"
+            "                         (working size; inferred ones are also drawn over the input on the\n"
+            "                         sheet), report.json%s. Each run replaces the folder whole (written\n"
             "                         beside it, swapped in on success); a folder holding files oir\n"
             "                         did not write is refused, never cleared\n"
             "  --save-candidates      also write every candidate as pair<i>_k<step>.png\n"
@@ -129,13 +140,14 @@ static void usage(FILE *to, int search) {
                      "into the inverted background at the reassembly step, re-inverts and finishes with\n"
                      "the target prompt. With one pair this is `oir search`.",
             search ? " (exactly one)" : " (one or more)",
+            oir_mask_method_name(OIR_MASK_DEFAULT), cli_mask_defaults_text(),
             search ? "" : ", and the edit");
 }
 
 /* Splits "FROM->TO": the separator is the first "->", "=>" or "=" in the
  * spec; spaces around each phrase are trimmed; both phrases must be
  * non-empty and TO must hold no second separator. */
-static int split_pair(const char *spec, char *from, char *to, size_t cap, oir_error *err) {
+int cli_split_pair(const char *spec, char *from, char *to, size_t cap, oir_error *err) {
     const char *sep = NULL;
     size_t skip = 0;
     for (const char *q = spec; *q && !sep; q++) {
@@ -266,14 +278,14 @@ static struct {
  * --quiet) into `lines`, which the progress display prints as the run starts
  * work; with --plan to stdout at once. OIR_OK with *have = 0 when the
  * parameters do not plan (the run reports why; --plan reports it here). */
-static int plan_case(const char *cmd, oir_context *ctx, int width, int height, const edit_case_spec *c, const oir_params *p,
-                     const edit_opts *o, cli_calibration *cal, oir_plan *plan, int *have, char *lines, size_t cap,
-                     oir_error *err) {
+static int plan_case(const char *cmd, oir_context *ctx, int width, int height, const edit_case_spec *c,
+                     const oir_pair *pairs, const oir_params *p, const edit_opts *o, cli_calibration *cal,
+                     oir_plan *plan, int *have, char *lines, size_t cap, oir_error *err) {
     lines[0] = '\0';
     *have = 0;
     cli_calibration_get(ctx, width, height, p, cli_calibration_mode(o->no_calibrate, o->recalibrate), cal);
     oir_error e = {0};
-    if (oir_plan_run(ctx, width, height, c->n, p, cal->have ? &cal->cal : NULL, plan, &e) != OIR_OK) {
+    if (oir_plan_edit(ctx, width, height, pairs, c->n, p, cal->have ? &cal->cal : NULL, plan, &e) != OIR_OK) {
         if (o->plan_only) {
             *err = e;
             return e.code;
@@ -331,6 +343,10 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     oir_pair pairs[16];
     for (int i = 0; i < c->n; i++) {
         long outside = 0;
+        if (cli_mask_is_auto(c->mask_spec[i])) { /* inferred by the run (oir_pair.mask NULL) */
+            pairs[i] = (oir_pair){c->from[i], c->to[i], NULL, c->guided[i]};
+            continue;
+        }
         if ((rc = load_pair_mask(c->mask_spec[i], &orig, c->image_path, &fit, &photo_masks[i], &masks[i], &outside,
                                  err)))
             goto done;
@@ -372,6 +388,9 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     int n_picked = 0;
     for (int i = 0; i < c->n; i++) n_picked += c->forced[i] > 0;
     p.forced_steps = n_picked ? c->forced : NULL;
+    if ((rc = cli_mask_params(&p.mask, "--mask-method", o->mask_method, "--mask-threshold", o->mask_threshold,
+                              "--mask-dilate", o->mask_dilate, seed, err)))
+        goto done;
     p.progress = progress_update;
     p.progress_user = bar;
     /* the plan (before the run: --plan stops here) */
@@ -379,7 +398,8 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     oir_plan plan;
     int have_plan = 0;
     static char plan_lines[4096];
-    if ((rc = plan_case(cmd, ctx, ww, wh, c, &p, o, &cal, &plan, &have_plan, plan_lines, sizeof plan_lines, err)) ||
+    if ((rc = plan_case(cmd, ctx, ww, wh, c, pairs, &p, o, &cal, &plan, &have_plan, plan_lines, sizeof plan_lines,
+                        err)) ||
         o->plan_only)
         goto done;
     progress_start_run(bar, have_plan ? &plan : NULL, plan_lines);
@@ -387,6 +407,16 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
                 : oir_edit(ctx, rgb, ww, wh, c->source, pairs, c->n, &p, &r, err);
     progress_end_run(bar);
     if (rc) goto done;
+    /* inferred masks: the working-size ones the run used, and at the photo's size for the composite */
+    for (int i = 0; i < c->n && !rc; i++) {
+        if (!r->mask_info[i].inferred) continue;
+        if ((rc = image_alloc(&masks[i], ww, wh, 1, err))) goto done;
+        for (size_t j = 0; j < hw; j++) masks[i].data[j] = r->masks[(size_t)i * hw + j] ? 1.0f : 0.0f;
+        if ((rc = cli_mask_to_photo(&photo_masks[i], r->masks + (size_t)i * hw, &fit, err))) goto done;
+        if (r->mask_info[i].warning)
+            fprintf(stderr, "oir %s: %s%swarning: pair %d (%s -> %s): inferred mask: %s\n", cmd, c->name ? c->name : "",
+                    c->name ? ": " : "", i + 1, c->from[i], c->to[i], r->mask_info[i].message);
+    }
     if (!o->quiet && have_plan && plan.seconds >= 0) {
         char took[64], est[64], rows[32], planned[32];
         cli_format_duration(took, sizeof took, r->seconds_total);
@@ -458,6 +488,9 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON_AddNumberToObject(rep, "candidate_unet_rows", (double)r->unet_rows);
     cJSON_AddNumberToObject(rep, "unet_rows_total", (double)r->unet_rows_total);
     cJSON_AddNumberToObject(rep, "vae_decodes", r->decodes);
+    cJSON_AddNumberToObject(rep, "mask_unet_rows", (double)r->mask_unet_rows);
+    /* latent cells in several pairs' masks: each goes to the pair listed first */
+    cJSON_AddNumberToObject(rep, "mask_overlap_cells", (double)r->mask_overlap_cells);
     if (have_plan) cli_plan_json(rep, &plan, &cal);
     cJSON_AddNumberToObject(rep, "seed", (double)seed);
     cJSON *set = cJSON_AddObjectToObject(rep, "settings");
@@ -500,7 +533,8 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "from", c->from[i]);
         cJSON_AddStringToObject(e, "to", c->to[i]);
-        cJSON_AddStringToObject(e, "mask", c->mask_spec[i]);
+        cJSON_AddStringToObject(e, "mask", cli_mask_is_auto(c->mask_spec[i]) ? "auto" : c->mask_spec[i]);
+        if (r->mask_info[i].inferred) cJSON_AddItemToObject(e, "mask_inferred", cli_mask_info_json(&r->mask_info[i]));
         cJSON_AddStringToObject(e, "guided_prompt", r->guided_prompts[i]);
         cJSON_AddNumberToObject(e, "chosen_step", r->chosen_step[i]);
         /* "picked": --pick / pick gave it (nothing searched); "searched" */
@@ -534,6 +568,19 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         if (!rc) rc = sheet_render(&sheet, cands, T, r->edit_norm + (size_t)i * r->steps,
                                    r->background_norm + (size_t)i * r->steps, r->total + (size_t)i * r->steps,
                                    r->chosen_step[i] - 1, r->evaluated + (size_t)i * r->steps, title, err);
+        if (!rc && r->mask_info[i].inferred) { /* the inferred mask over the input, on top */
+            image with = {0}, in = {0};
+            char caption[256];
+            cli_mask_caption(caption, sizeof caption, &r->mask_info[i]);
+            rc = image_alloc(&in, ww, wh, 3, err);
+            for (size_t j = 0; !rc && j < hw * 3; j++) in.data[j] = rgb[j] / 255.0f;
+            if (!rc) rc = sheet_add_mask(&with, &sheet, &in, r->masks + (size_t)i * hw, caption, err);
+            image_free(&in);
+            if (!rc) {
+                image_free(&sheet);
+                sheet = with;
+            }
+        }
         path = rc ? NULL : out_path(od, sub, name, err);
         if (!rc) rc = path ? image_save_png(&sheet, path, err) : err->code;
         free(path);
@@ -554,6 +601,7 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     for (int i = 0; i < r->n_warnings; i++) cJSON_AddItemToArray(w, cJSON_CreateString(r->warnings[i]));
     for (int i = 0; i < n_notes; i++) cJSON_AddItemToArray(w, cJSON_CreateString(notes[i]));
     cJSON *t = cJSON_AddObjectToObject(rep, "seconds");
+    cJSON_AddNumberToObject(t, "mask", r->seconds_mask);
     cJSON_AddNumberToObject(t, "inversion", r->seconds_inversion);
     cJSON_AddNumberToObject(t, "candidates", r->seconds_candidates);
     cJSON_AddNumberToObject(t, "decode", r->seconds_decode);
@@ -649,6 +697,8 @@ static int run_command(int argc, char **argv, int search) {
     o.reinversion = -1;
     o.budget_mb = 2048;
     o.out = "oir-out";
+    o.mask_threshold = -1;
+    o.mask_dilate = -1;
     const cli_opt opts[] = {
         {"--image", CLI_STR, &o.image, 0, 0},         {"--prompt", CLI_STR, &o.prompt, 0, 0},
         {"--pair", CLI_STRS, &o.pairs, 0, 0},         {"--mask", CLI_STRS, &o.masks, 0, 0},
@@ -668,6 +718,9 @@ static int run_command(int argc, char **argv, int search) {
         {"--pick", CLI_STRS, &o.picks, 0, 0},
         {"--plan", CLI_FLAG, &o.plan_only, 0, 0},     {"--no-calibrate", CLI_FLAG, &o.no_calibrate, 0, 0},
         {"--recalibrate", CLI_FLAG, &o.recalibrate, 0, 0},
+        {"--mask-method", CLI_STR, &o.mask_method, 0, 0},
+        {"--mask-threshold", CLI_FLOAT, &o.mask_threshold, 0, 1},
+        {"--mask-dilate", CLI_INT, &o.mask_dilate, 0, 64},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err))
@@ -744,8 +797,11 @@ static int run_command(int argc, char **argv, int search) {
             oir_fail(&err, OIR_E_ARG, "%d --pair options (at most 16)", o.pairs.n);
             return cli_report(cmd, &err);
         }
-        if (o.masks.n != o.pairs.n) {
-            oir_fail(&err, OIR_E_ARG, "%d --pair but %d --mask: give one mask per pair, in order", o.pairs.n, o.masks.n);
+        if (o.masks.n && o.masks.n != o.pairs.n) {
+            oir_fail(&err, OIR_E_ARG,
+                     "%d --pair but %d --mask: give one mask per pair, in order (--mask auto infers one; no --mask "
+                     "at all infers every pair's)",
+                     o.pairs.n, o.masks.n);
             return cli_report(cmd, &err);
         }
         if (o.guided.n && o.guided.n != o.pairs.n) {
@@ -765,13 +821,13 @@ static int run_command(int argc, char **argv, int search) {
         s->reassembly = s->reinversion = s->steps = -1;
         s->guidance = -1;
         for (int j = 0; j < o.pairs.n; j++) {
-            if (split_pair(o.pairs.v[j], froms[j], tos[j], sizeof froms[j], &err)) {
+            if (cli_split_pair(o.pairs.v[j], froms[j], tos[j], sizeof froms[j], &err)) {
                 rc = cli_report(cmd, &err);
                 goto cleanup;
             }
             s->from[j] = froms[j];
             s->to[j] = tos[j];
-            s->mask_spec[j] = o.masks.v[j];
+            s->mask_spec[j] = o.masks.n ? o.masks.v[j] : NULL; /* NULL: inferred */
             s->guided[j] = o.guided.n ? o.guided.v[j] : NULL;
         }
     }
@@ -841,7 +897,7 @@ static int run_command(int argc, char **argv, int search) {
     for (int i = 0; i < n_cases; i++) {
         inputs[n_inputs++] = (output_input){specs[i].image_path, o.config ? "image_path" : "--image"};
         for (int j = 0; j < specs[i].n; j++)
-            if (!is_box(specs[i].mask_spec[j]))
+            if (!cli_mask_is_auto(specs[i].mask_spec[j]) && !is_box(specs[i].mask_spec[j]))
                 inputs[n_inputs++] = (output_input){specs[i].mask_spec[j], o.config ? "prompt_change_mask" : "--mask"};
     }
     for (int i = 4; i < n_inputs; i++)

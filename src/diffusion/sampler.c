@@ -186,8 +186,8 @@ static int unet_jobs(sampler *s, int n, const float *const *xs, const int64_t *t
             s->stage_t[b] = (float)ts[start + b];
         }
         size_t mark = arena_mark(&s->arena);
-        int rc = unet_forward(s->model->unet, &s->arena, s->stage_x, s->stage_t, s->stage_ctx, B, s->lat_h,
-                              s->lat_w, s->ctx_len, s->stage_eps, err);
+        int rc = unet_forward_capture(s->model->unet, &s->arena, s->stage_x, s->stage_t, s->stage_ctx, B,
+                                      s->lat_h, s->lat_w, s->ctx_len, s->stage_eps, NULL, s->capture, err);
         arena_reset(&s->arena, mark);
         if (rc) return rc;
         s->unet_calls++;

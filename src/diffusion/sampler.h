@@ -24,6 +24,7 @@
 
 #include "core/arena.h"
 #include "diffusion/ddim.h"
+#include "models/attn_capture.h"
 #include "models/loader.h"
 
 /* Progress callback: stage name, done, total; non-zero return cancels. Each
@@ -52,6 +53,9 @@ typedef struct {
     int truncate_prompts;       /* 1: prompts past ctx_len tokens are cut, as diffusers does
                                    (with a warning); 0 (default): an error */
     int prompt_tokens_dropped;  /* tokens the last sampler_encode_prompt cut (0: none) */
+    attn_capture *capture;      /* NULL (default), or a cross-attention capture every UNet call
+                                   fills (models/attn_capture.h; its row counts within each
+                                   call of up to max_unet_batch rows: use ATTN_CAPTURE_ALL_ROWS) */
 } sampler;
 
 /* memory_budget: bytes for activations (0 = 2 GiB). The budget bounds the

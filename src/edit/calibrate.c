@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "diffusion/sampler.h"
 #include "edit/context.h"
+#include "edit/mask_infer.h"
 #include "edit/plan.h"
 #include "edit/scorer.h"
 
@@ -186,6 +187,11 @@ cleanup:
 
 int oir_plan_run(const oir_context *ctx, int width, int height, int n_pairs, const oir_params *p,
                  const oir_calibration *cal, oir_plan *out, oir_error *err) {
+    return oir_plan_edit(ctx, width, height, NULL, n_pairs, p, cal, out, err);
+}
+
+int oir_plan_edit(const oir_context *ctx, int width, int height, const oir_pair *pairs, int n_pairs,
+                  const oir_params *p, const oir_calibration *cal, oir_plan *out, oir_error *err) {
     if (!ctx || !out) return oir_fail(err, OIR_E_ARG, "oir_plan_run: missing argument");
     memset(out, 0, sizeof *out);
     oir_params d = oir_default_params();
@@ -193,6 +199,11 @@ int oir_plan_run(const oir_context *ctx, int width, int height, int n_pairs, con
     plan_setup s;
     int rc = plan_setup_init(&s, n_pairs, p, 1, err);
     if (rc) return rc;
+    for (int i = 0; pairs && i < n_pairs; i++) s.n_masks += pairs[i].mask == NULL;
+    if (s.n_masks) {
+        if ((rc = mask_params_check(&p->mask, err))) return oir_error_prefix(err, "oir_params.mask");
+        mask_rows_split(&p->mask, &s.mask_rows[0], &s.mask_rows[1]);
+    }
     sampler smp; /* the batch limit of this size and budget, as the run gets it */
     if ((rc = sampler_init_hw(&smp, oir_context_sd_model(ctx), height, width, p->steps, p->memory_budget, err)))
         return rc;

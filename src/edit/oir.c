@@ -14,6 +14,7 @@
 #include "core/threads.h"
 #include "edit/candidates.h"
 #include "edit/context.h"
+#include "edit/mask_infer.h"
 #include "edit/plan.h"
 #include "edit/prompts.h"
 #include "edit/scorer.h"
@@ -59,6 +60,7 @@ oir_params oir_default_params(void) {
     p.reinversion_steps = 10;
     p.parallel = 1;
     p.keep_candidates = 1;
+    p.mask = oir_mask_default_params();
     return p;
 }
 
@@ -146,6 +148,8 @@ void oir_result_free(oir_result *r) {
     free(r->evaluated);
     free(r->candidates);
     free(r->edited);
+    free(r->masks);
+    free(r->mask_info);
     free(r);
 }
 
@@ -251,15 +255,20 @@ static int check_inputs(const oir_context *ctx, const unsigned char *rgb, int wi
         if (p->forced_steps[i] < 0 || p->forced_steps[i] > p->steps)
             return oir_fail(err, OIR_E_ARG, "pair %d: forced step %d is outside 1..%d (the steps; 0 = search it)",
                             i + 1, p->forced_steps[i], p->steps);
+    int infer = 0;
     for (int i = 0; i < n_pairs; i++) {
-        if (!pairs[i].mask) return oir_fail(err, OIR_E_ARG, "pair %d: no mask", i + 1);
         if (!pairs[i].to || !pairs[i].to[0]) return oir_fail(err, OIR_E_ARG, "pair %d: empty target phrase", i + 1);
+        if (!pairs[i].mask) { /* inferred before the search */
+            infer = 1;
+            continue;
+        }
         size_t inside = 0;
         for (size_t j = 0; j < (size_t)width * height; j++) inside += pairs[i].mask[j] != 0;
         if (inside == 0)
             return oir_fail(err, OIR_E_ARG, "pair %d (%s -> %s): the mask is empty; nothing to edit", i + 1,
                             pairs[i].from ? pairs[i].from : "?", pairs[i].to);
     }
+    if (infer && mask_params_check(&p->mask, err)) return oir_error_prefix(err, "oir_params.mask");
     return OIR_OK;
 }
 
@@ -319,10 +328,12 @@ static int alloc_result(oir_result *r, int n, int T, int width, int height, int 
     r->evaluated = calloc(nt, 1);
     r->edited = malloc(hw * 3);
     r->candidates = keep ? calloc(nt * hw, 3) : NULL;
+    r->masks = malloc((size_t)n * hw);
+    r->mask_info = calloc((size_t)n, sizeof *r->mask_info);
     r->reassembly_step = -1;
     int ok = r->chosen_step && r->edit_flat && r->background_flat && r->edit_score && r->background_score &&
              r->edit_norm && r->background_norm && r->total && r->evaluated && r->edited &&
-             (!keep || r->candidates);
+             (!keep || r->candidates) && r->masks && r->mask_info;
     for (size_t j = 0; ok && j < nt; j++) r->edit_score[j] = r->background_score[j] = NAN;
     return ok;
 }
@@ -618,6 +629,7 @@ static int reassemble(edit_state *st, oir_result *r, const oir_params *p, oir_er
             }
         image_free(&lm);
     }
+    r->mask_overlap_cells = overlap;
     if (overlap) warn(r, "masks overlap on %ld latent cells: each goes to the pair listed first", overlap);
     memcpy(z, st->levels + (size_t)R * N, N * sizeof(float)); /* background: inversion level R */
     for (int i = 0; i < n; i++) {
@@ -636,6 +648,33 @@ cleanup:
     free(owner);
     free(z);
     free(piece);
+    return rc;
+}
+
+/* The masks of the pairs given without one (pairs[i].mask NULL), from the
+ * image latent (st->levels[0]) and the source and guided prompts' contexts
+ * already encoded: into r->masks, r->mask_info and st->masks. */
+static int infer_masks(oir_context *ctx, edit_state *st, oir_result *r, const oir_pair *pairs, int n,
+                       const oir_params *p, int n_infer, oir_error *err) {
+    double t0 = clock_wall_s();
+    size_t hw = (size_t)r->width * r->height;
+    int done = 0, rc = tick(p, "mask", 0, n_infer, err);
+    for (int i = 0; i < n && !rc; i++) {
+        if (pairs[i].mask) continue;
+        unsigned char *m = r->masks + (size_t)i * hw;
+        oir_mask_info *info = &r->mask_info[i];
+        if ((rc = mask_infer_pair(&st->s, ctx, st->levels, st->src_ctx, st->pair_ctx[i], r->source_prompt,
+                                  pairs[i].from ? pairs[i].from : "", &p->mask, m, info, err))) {
+            oir_error_prefix(err, "pair %d (%s -> %s): inferring its mask", i + 1, pairs[i].from ? pairs[i].from : "?",
+                             pairs[i].to);
+            break;
+        }
+        r->mask_unet_rows += info->unet_rows;
+        for (size_t j = 0; j < hw; j++) st->masks[i].data[j] = m[j] ? 1.0f : 0.0f;
+        if (info->warning) warn(r, "pair %d: inferred mask: %s", i + 1, info->message);
+        rc = tick(p, "mask", ++done, n_infer, err);
+    }
+    r->seconds_mask = clock_wall_s() - t0;
     return rc;
 }
 
@@ -685,8 +724,14 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
     }
     for (int b = 0; b < 64 && b < T; b++)
         if ((rc = image_alloc(&st.cand_img[b], width, height, 3, err))) goto done;
+    int n_infer = 0;
     for (int i = 0; i < n; i++) {
         if ((rc = image_alloc(&st.masks[i], width, height, 1, err))) goto done;
+        if (!pairs[i].mask) { /* inferred below, once the image is encoded */
+            n_infer++;
+            continue;
+        }
+        for (size_t j = 0; j < hw; j++) r->masks[(size_t)i * hw + j] = pairs[i].mask[j] != 0;
         for (size_t j = 0; j < hw; j++) st.masks[i].data[j] = pairs[i].mask[j] ? 1.0f : 0.0f;
         size_t inside = 0;
         for (size_t j = 0; j < hw; j++) inside += pairs[i].mask[j] != 0;
@@ -711,10 +756,11 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
     t0 = clock_wall_s();
     image_to_tensor(&st.original, st.pixels);
     if ((rc = sampler_encode_image(&st.s, st.pixels, st.levels, err))) goto done;
+    if (n_infer && (rc = infer_masks(ctx, &st, r, pairs, n, &p, n_infer, err))) goto done;
     float *z = st.cand_lat; /* scratch: overwritten by the candidates below */
     memcpy(z, st.levels, N * sizeof(float));
     if ((rc = sampler_invert(&st.s, z, 0, T, st.src_ctx, st.levels, err))) goto done;
-    r->seconds_inversion = clock_wall_s() - t0;
+    r->seconds_inversion = clock_wall_s() - t0 - r->seconds_mask;
     /* 2-4. candidates, decodes, the search metric */
     t0 = clock_wall_s();
     long calls0 = st.s.unet_calls, rows0 = st.s.unet_rows;

@@ -18,7 +18,8 @@ int oir_stage_kind(const char *stage) {
     } names[] = {{"prompts", OIR_STAGE_PROMPTS},       {"encode", OIR_STAGE_ENCODE},
                  {"inversion", OIR_STAGE_INVERSION},   {"candidates", OIR_STAGE_CANDIDATES},
                  {"render", OIR_STAGE_CANDIDATES},     {"decode", OIR_STAGE_DECODE},
-                 {"scoring", OIR_STAGE_SCORING},       {"denoise", OIR_STAGE_DENOISE}};
+                 {"scoring", OIR_STAGE_SCORING},       {"denoise", OIR_STAGE_DENOISE},
+                 {"mask", OIR_STAGE_MASK}};
     if (!stage) return -1;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strncmp(stage, names[i].prefix, strlen(names[i].prefix)) == 0) return names[i].kind;
@@ -323,6 +324,9 @@ static int simulate(const plan_setup *s, plan_chooser choose, void *user, const 
     out->encodes = 1;
     out->units[OIR_STAGE_ENCODE] = 1;
     if (cal) out->seconds[OIR_STAGE_ENCODE] = cal->encode_seconds;
+    /* the inferred masks (oir.c infer_masks): one call of mask_rows rows each */
+    for (int k = 0; k < 2; k++) eps_calls(&m, (int)s->mask_rows[k], 0, s->n_masks, OIR_STAGE_MASK);
+    out->units[OIR_STAGE_MASK] = s->n_masks;
     eps_calls(&m, 1, 0, T, OIR_STAGE_INVERSION);
     out->units[OIR_STAGE_INVERSION] += T;
     /* 2-4. the search */
@@ -443,6 +447,7 @@ static void run_bounds(const plan_setup *s, long *rows_min, long *rows_max, int 
     long fixed = T + (is_short && ns > 0 ? s->strategy.short_steps : 0), forced_steps = 0;
     for (int i = 0; i < n; i++) forced_steps += s->forced[i];
     if (s->keep_candidates || n == 1) fixed += (long)mult * forced_steps; /* render_forced */
+    fixed += (long)s->n_masks * (s->mask_rows[0] + s->mask_rows[1]);
     long rmin = fixed + (long)ns * mult * pr.s_min, rmax = fixed + (long)ns * mult * pr.s_max;
     int dmin = ns * pr.d_min, dmax = ns * pr.d_max;
     if (s->keep_candidates) dmin += s->n_forced, dmax += s->n_forced;
@@ -500,6 +505,7 @@ int plan_expected(const plan_setup *s, const oir_calibration *cal, oir_plan *out
     out->steps = T;
     out->unet_rows_total = lround(rows / P);
     out->candidate_rows = lround(rows_c / P);
+    out->mask_rows = (long)s->n_masks * (s->mask_rows[0] + s->mask_rows[1]);
     out->unet_calls = lround(calls / P);
     out->decodes = (int)lround(dec / P);
     out->encodes = 1;

@@ -27,6 +27,9 @@ typedef struct {
     int counts_only;      /* 1: skip packing calls (no calls, no UNet seconds) */
     int forced[16];       /* oir_params.forced_steps (0: the pair is searched) */
     int n_forced;
+    int n_masks;          /* pairs whose mask is inferred before the search */
+    long mask_rows[2];    /* UNet rows of one inferred mask: its two calls (noise contrast,
+                             attention; 0: not run), each split by the budget */
     search_strategy strategy;
 } plan_setup;
 

@@ -19,6 +19,13 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
                  const float *norm_background, const float *total, int best,
                  const unsigned char *evaluated, const char *title, oir_error *err);
 
+/* out = a band with `input` (RGB, the candidates' size) and `mask` (its
+ * size, bytes, non-zero = inside) drawn over it — tinted red inside, the
+ * edge solid red — and a caption beside it (lines split at '\n', the first
+ * in red), above `sheet`. For masks the run inferred (sheet_mask.c). */
+int sheet_add_mask(image *out, const image *sheet, const image *input, const unsigned char *mask,
+                   const char *caption, oir_error *err);
+
 /* Draws ASCII text with a 3x5 pixel font scaled by `scale` (lower case is
  * drawn as upper case; unknown characters as blanks). */
 void sheet_draw_text(image *img, int x, int y, int scale, const float rgb[3], const char *text);

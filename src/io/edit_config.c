@@ -108,6 +108,22 @@ static char *resolve_path(reader *r, const char *p) {
     return strdup(p);
 }
 
+/* A mask entry that asks for inference: "auto", or empty / null. */
+static int mask_is_auto(const char *m) {
+    return !m || !*m || !strcmp(m, "auto") || !strcmp(m, "~") || !strcmp(m, "null");
+}
+
+/* A mask path resolved as resolve_path does, or NULL for an inferred mask
+ * (strdup'ing "" first so an allocation failure is not taken for "auto" by
+ * the caller: *ok is 0 then). */
+static char *mask_path(reader *r, const char *m, int *ok) {
+    *ok = 1;
+    if (mask_is_auto(m)) return NULL;
+    char *p = resolve_path(r, m);
+    *ok = p != NULL;
+    return p;
+}
+
 static char *concat3(const char *a, const char *b, const char *c) {
     size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
     char *s = malloc(n);
@@ -283,7 +299,9 @@ static int read_multi(reader *r, yaml_node_t *m, edit_config *cfg) {
         goto cleanup;
     if ((rc = string_list(r, m, "origin_change", &n, &from))) goto cleanup;
     if ((rc = string_list(r, m, "prompt_change", &n, &to))) goto cleanup;
-    if ((rc = string_list(r, m, "prompt_change_mask", &n, &masks))) goto cleanup;
+    /* no prompt_change_mask: every mask inferred (an entry "auto" infers one) */
+    if (map_get(r, m, "prompt_change_mask") && (rc = string_list(r, m, "prompt_change_mask", &n, &masks)))
+        goto cleanup;
     if (n < 1) {
         rc = oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': no editing pairs", r->path, r->case_name);
         goto cleanup;
@@ -305,7 +323,12 @@ static int read_multi(reader *r, yaml_node_t *m, edit_config *cfg) {
         edit_config_pair *p = &c->pairs[i];
         p->from = strdup(from[i]);
         p->to = strdup(to[i]);
-        p->mask_path = resolve_path(r, masks[i]);
+        int ok;
+        p->mask_path = mask_path(r, masks ? masks[i] : NULL, &ok);
+        if (!ok) {
+            rc = oir_fail(r->err, OIR_E_NOMEM, "out of memory");
+            goto cleanup;
+        }
         if (guided) {
             yaml_node_t *g = seq_at(r, guided, i);
             const char *pre = seq_len(g) == 2 ? scalar(seq_at(r, g, 0)) : NULL;
@@ -340,7 +363,8 @@ static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
     memset(&settings, 0, sizeof settings);
     if ((rc = need_string(r, m, "image_path", &image))) goto cleanup;
     if ((rc = need_string(r, m, "origin_prompt", &origin))) goto cleanup;
-    if ((rc = need_string(r, m, "origin_prompt_mask", &mask))) goto cleanup;
+    /* no origin_prompt_mask (or "auto"): the mask is inferred */
+    if (map_get(r, m, "origin_prompt_mask") && (rc = need_string(r, m, "origin_prompt_mask", &mask))) goto cleanup;
     if ((rc = string_list(r, m, "target_prompt_list", &two, &affix))) goto cleanup;
     if ((rc = string_list(r, m, "target_changes", &n, &targets))) goto cleanup;
     if ((rc = read_settings(r, m, &settings))) goto cleanup;
@@ -369,7 +393,12 @@ static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
         c->n_pairs = 1;
         c->pairs[0].from = strndup(origin + lp, lo - lp - ls);
         c->pairs[0].to = strdup(targets[i]);
-        c->pairs[0].mask_path = resolve_path(r, mask);
+        int ok;
+        c->pairs[0].mask_path = mask_path(r, mask, &ok);
+        if (!ok) {
+            rc = oir_fail(r->err, OIR_E_NOMEM, "out of memory");
+            goto cleanup;
+        }
         c->pairs[0].guided_prompt = strdup(c->target_prompt);
         c->reassembly_step = c->reinversion_steps = -1;
         c->num_ddim_steps = settings.num_ddim_steps;

@@ -27,6 +27,10 @@
  *   -> one case per target change, each with one pair whose phrase is the part
  *      of origin_prompt between prefix and suffix.
  *
+ * Masks may be left to oir (inferred from the model, `oir edit --mask
+ * auto`): a case without prompt_change_mask (origin_prompt_mask), or an
+ * entry "auto" (or empty / null), gives mask_path NULL.
+ *
  * A file whose top level is itself one case (has image_path) is read as one
  * case named after the file; guided_prompt entries may also be whole prompts.
  *
@@ -48,7 +52,7 @@
 typedef struct {
     char *from;          /* origin_change[i] */
     char *to;            /* prompt_change[i] */
-    char *mask_path;     /* prompt_change_mask[i] */
+    char *mask_path;     /* prompt_change_mask[i]; NULL: inferred (see below) */
     char *guided_prompt; /* prefix + to + suffix, or NULL when not given */
 } edit_config_pair;
 

@@ -7,11 +7,13 @@
 #include "models/unet.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ops.h"
+#include "models/attn_capture.h"
 #include "models/model_config.h"
 
 /* Token rows per attention / feed-forward chunk: bounds the q/k/v and GEGLU
@@ -472,14 +474,25 @@ static void context_kv(float *k, float *v, const float *ctx, const sd_linear *to
     }
 }
 
+/* Where a cross-attention layer reports to an attention capture: the
+ * capture, the layer's diffusers name and its token grid (gh, gw). NULL
+ * everywhere else (self-attention, unselected layers, no capture). */
+typedef struct {
+    attn_capture *cap;
+    char name[48];
+    int gh, gw;
+} xattn_site;
+
 /* Attention (diffusers AttnProcessor), added onto the residual stream:
  *   h (B, T, C) += to_out(softmax(q k^T / sqrt(d)) v),
  *   q = to_q(n), k = to_k(src), v = to_v(src).
  * n (B, T, C) holds the normed hidden states and is overwritten; src
- * (B, Tk, C_kv) is n itself for self-attention or the text context. */
+ * (B, Tk, C_kv) is n itself for self-attention or the text context.
+ * site (or NULL): the capture that records this layer's probabilities. */
 static int attention_add(const sd_linear *to_q, const sd_linear *to_k, const sd_linear *to_v,
                          const sd_linear *to_out, int heads, arena *a, float *h, float *n,
-                         const float *src, int B, int T, int Tk, oir_error *err) {
+                         const float *src, int B, int T, int Tk, const xattn_site *site,
+                         oir_error *err) {
     int C = to_q->out, Ckv = to_k->in, d = C / heads, G = attn_group(B, T);
     size_t mark = arena_mark(a);
     float *q = arena_floats(a, (size_t)G * T * C);  /* (G, T, C) */
@@ -503,6 +516,10 @@ static int attention_add(const sd_linear *to_q, const sd_linear *to_k, const sd_
         }
         /* q, k, v are computed: nb is free to take the attention output */
         op_attention(nb, q, k, v, g, T, Tk, heads, d, scale, NULL, 0, scratch);
+        for (int r = 0; site && r < g; r++) /* q and k are still intact */
+            if (site->cap->row == ATTN_CAPTURE_ALL_ROWS || site->cap->row == b0 + r)
+                attn_capture_layer(site->cap, site->name, b0 + r, q + (size_t)r * T * C,
+                                   k + (size_t)r * Tk * C, site->gh, site->gw, Tk, heads, d);
         sd_linear_add(h + (size_t)b0 * T * C, nb, to_out, g * T);
     }
     arena_reset(a, mark);
@@ -545,9 +562,10 @@ static size_t transformer_arena_bytes(const unet_transformer *t, int B, int T, i
 
 /* Transformer2DModel (continuous input, one BasicTransformerBlock), in place:
  * x (B, C, H, W) <- proj_out(block(proj_in(norm(x)))) + x, T = H*W tokens,
- * ctx (B, L, ctx_dim). */
+ * ctx (B, L, ctx_dim). site: attn2's capture, or NULL. */
 static int transformer_forward(const unet_transformer *t, arena *a, float *x, const float *ctx,
-                               int B, int T, int L, int groups, oir_error *err) {
+                               int B, int T, int L, int groups, const xattn_site *site,
+                               oir_error *err) {
     int C = t->c, rc;
     size_t mark = arena_mark(a);
     float *h = arena_floats(a, (size_t)B * T * C); /* (B, T, C) residual stream */
@@ -564,12 +582,12 @@ static int transformer_forward(const unet_transformer *t, arena *a, float *x, co
     /* BasicTransformerBlock: 1. self-attention */
     op_layer_norm(n, h, t->norm1.w, t->norm1.b, B * T, C, TRANSFORMER_LN_EPS);
     if ((rc = attention_add(&t->attn1_q, &t->attn1_k, &t->attn1_v, &t->attn1_out, t->heads, a, h, n,
-                            n, B, T, T, err)))
+                            n, B, T, T, NULL, err)))
         goto cleanup;
     /* 2. cross-attention on the text context */
     op_layer_norm(n, h, t->norm2.w, t->norm2.b, B * T, C, TRANSFORMER_LN_EPS);
     if ((rc = attention_add(&t->attn2_q, &t->attn2_k, &t->attn2_v, &t->attn2_out, t->heads, a, h, n,
-                            ctx, B, T, L, err)))
+                            ctx, B, T, L, site, err)))
         goto cleanup;
     /* 3. feed-forward */
     op_layer_norm(n, h, t->norm3.w, t->norm3.b, B * T, C, TRANSFORMER_LN_EPS);
@@ -691,6 +709,29 @@ int unet_forward(const unet_model *m, arena *a, const float *sample, const float
 int unet_forward_tap(const unet_model *m, arena *a, const float *sample, const float *timesteps,
                      const float *context, int B, int h, int w, int ctx_len, float *noise_pred_out,
                      const unet_tap *tap, oir_error *err) {
+    return unet_forward_capture(m, a, sample, timesteps, context, B, h, w, ctx_len, noise_pred_out,
+                                tap, NULL, err);
+}
+
+/* The capture site of cross-attention layer <name> (printf-formatted) on an
+ * hh x ww token grid: s, or NULL when cap is NULL or does not select it. */
+static const xattn_site *site_at(xattn_site *s, attn_capture *cap, int hh, int ww,
+                                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static const xattn_site *site_at(xattn_site *s, attn_capture *cap, int hh, int ww,
+                                 const char *fmt, ...) {
+    if (!cap || !attn_capture_wants(cap, hh, ww)) return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->name, sizeof s->name, fmt, ap);
+    va_end(ap);
+    s->cap = cap, s->gh = hh, s->gw = ww;
+    return s;
+}
+
+int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
+                         const float *timesteps, const float *context, int B, int h, int w,
+                         int ctx_len, float *noise_pred_out, const unet_tap *tap,
+                         attn_capture *capture, oir_error *err) {
     if (!m || !a || !sample || !timesteps || !context || !noise_pred_out)
         return oir_fail(err, OIR_E_ARG, "unet_forward: NULL argument");
     const unet_config *c = &m->cfg;
@@ -705,6 +746,9 @@ int unet_forward_tap(const unet_model *m, arena *a, const float *sample, const f
         return oir_fail(err, OIR_E_SHAPE,
                         "unet_forward: latent %dx%d is not a multiple of %d (2^%d downsamplings)",
                         h, w, f, n - 1);
+    int rc0 = capture ? attn_capture_check(capture, B, h, w, ctx_len, err) : OIR_OK;
+    if (rc0) return oir_error_prefix(err, "unet_forward");
+    xattn_site site;
     size_t mark = arena_mark(a);
     int rc = OIR_OK;
 #define ALLOC(ptr, count)                                                                          \
@@ -760,7 +804,10 @@ int unet_forward_tap(const unet_model *m, arena *a, const float *sample, const f
                                   err));
             if (d->has_attn)
                 TRY(transformer_forward(&d->attentions[j], a, skip[s], context, B, hh * ww, ctx_len,
-                                        G, err));
+                                        G,
+                                        site_at(&site, capture, hh, ww,
+                                                "down_blocks.%d.attentions.%d", i, j),
+                                        err));
             cur = skip[s++];
         }
         if (d->has_downsample) {
@@ -779,7 +826,8 @@ int unet_forward_tap(const unet_model *m, arena *a, const float *sample, const f
         float msf = c->mid_block_scale_factor;
         TRY(sd_resnet_forward(&m->mid_resnets[0], a, pbuf[0], cur, emb_act, B, hh, ww, G, eps, msf,
                               err));
-        TRY(transformer_forward(&m->mid_attn, a, pbuf[0], context, B, hh * ww, ctx_len, G, err));
+        TRY(transformer_forward(&m->mid_attn, a, pbuf[0], context, B, hh * ww, ctx_len, G,
+                                site_at(&site, capture, hh, ww, "mid_block.attentions.0"), err));
         TRY(sd_resnet_forward(&m->mid_resnets[1], a, pbuf[1], pbuf[0], emb_act, B, hh, ww, G, eps,
                               msf, err));
         cur = pbuf[1];
@@ -804,6 +852,8 @@ int unet_forward_tap(const unet_model *m, arena *a, const float *sample, const f
             cur = pbuf[p], p ^= 1, cur_c = u->c_out;
             if (u->has_attn)
                 TRY(transformer_forward(&u->attentions[j], a, cur, context, B, hh * ww, ctx_len, G,
+                                        site_at(&site, capture, hh, ww,
+                                                "up_blocks.%d.attentions.%d", i, j),
                                         err));
         }
         if (u->has_upsample) {

@@ -50,6 +50,7 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "models/attn_capture.h"
 #include "models/sd_blocks.h"
 #include "models/weights.h"
 
@@ -162,5 +163,13 @@ int unet_forward(const unet_model *m, arena *a, const float *sample, const float
 int unet_forward_tap(const unet_model *m, arena *a, const float *sample, const float *timesteps,
                      const float *context, int B, int h, int w, int ctx_len, float *noise_pred_out,
                      const unet_tap *tap, oir_error *err);
+/* Same, with an optional cross-attention capture (models/attn_capture.h;
+ * NULL: none) that every selected attn2 layer fills. The noise prediction
+ * is bit-identical with and without it. OIR_E_ARG when the capture was made
+ * for another latent size or context length, or its row is >= B. */
+int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
+                         const float *timesteps, const float *context, int B, int h, int w,
+                         int ctx_len, float *noise_pred_out, const unet_tap *tap,
+                         attn_capture *capture, oir_error *err);
 
 #endif
