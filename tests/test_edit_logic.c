@@ -121,7 +121,16 @@ static void test_search_plan(void) {
     search_strategy s;
     oir_error err = {0};
     char buf[64];
-    CHECK(search_strategy_parse(&s, NULL, 50, &err) == OIR_OK && s.kind == SEARCH_EXHAUSTIVE, "default");
+    CHECK(search_strategy_parse(&s, NULL, 50, &err) == OIR_OK && s.kind == SEARCH_ADAPTIVE && s.levels == 10,
+          "default: adaptive:10");
+    CHECK(search_strategy_parse(&s, "exhaustive", 50, &err) == OIR_OK && s.kind == SEARCH_EXHAUSTIVE, "exhaustive");
+    /* 10 geometric levels over T = 10 are every step: the same candidates as exhaustive, one round */
+    CHECK(search_strategy_parse(&s, NULL, 10, &err) == OIR_OK && s.kind == SEARCH_EXHAUSTIVE,
+          "default at T = 10 is exhaustive");
+    CHECK(search_strategy_parse(&s, "adaptive:10", 11, &err) == OIR_OK && s.kind == SEARCH_ADAPTIVE,
+          "adaptive:10 at T = 11 skips a step: adaptive");
+    CHECK(search_strategy_parse(&s, "adaptive:4", 4, &err) == OIR_OK && s.kind == SEARCH_EXHAUSTIVE,
+          "adaptive:4 at T = 4 is exhaustive");
     CHECK(search_strategy_parse(&s, "coarse", 50, &err) == OIR_OK && s.kind == SEARCH_COARSE && s.stride == 5,
           "coarse default stride 5");
     search_strategy_format(&s, buf, sizeof buf);

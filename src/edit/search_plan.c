@@ -79,6 +79,13 @@ int search_strategy_parse(search_strategy *out, const char *spec, int T, oir_err
         out->levels = n > 0 ? vals[0] : 10;
         if (out->levels < 2)
             return oir_fail(err, OIR_E_ARG, "--search %s: at least 2 levels", spec);
+        if (T >= 1 && T <= 1000) {
+            unsigned char set[1000];
+            search_geometric_set(T, out->levels, set);
+            int all = 1;
+            for (int k = 0; k < T; k++) all &= set[k];
+            if (all) *out = (search_strategy){.kind = SEARCH_EXHAUSTIVE};
+        }
         break;
     }
     return OIR_OK;

@@ -46,12 +46,15 @@ typedef struct {
     int levels;      /* adaptive: M */
 } search_strategy;
 
-/* The strategy every run uses unless told otherwise. */
-#define SEARCH_DEFAULT_SPEC "exhaustive"
+/* The strategy every run uses unless told otherwise: 4x+ fewer UNet rows
+ * than exhaustive at T = 50 with 95%+ agreement (README "Faster searches"). */
+#define SEARCH_DEFAULT_SPEC "adaptive"
 
 /* Parses spec (NULL or "" = the default) for T steps. OIR_E_ARG naming the
  * spec: unknown name, a parameter that is not a positive integer, stride > T,
- * TS >= T, too many parameters. */
+ * TS >= T, too many parameters. An adaptive spec whose geometric levels
+ * already cover every step (small T) parses as exhaustive: the same
+ * candidates, in one round. */
 int search_strategy_parse(search_strategy *out, const char *spec, int T, oir_error *err);
 /* Canonical spec with every parameter ("coarse:5"). */
 void search_strategy_format(const search_strategy *s, char *buf, size_t n);
