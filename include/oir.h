@@ -228,11 +228,17 @@ typedef struct {
     unsigned long long memory_budget; /* bytes for activations, 0 = 2 GiB */
     const char *target_prompt; /* NULL: source prompt with every pair substituted */
     int keep_candidates;       /* 1: fill oir_result.candidates (default) */
-    /* How each pair's step is searched (NULL: "exhaustive", the paper's):
-     * "coarse:S" (steps S, 2S, .. and T, then the neighbours of the best),
-     * "short:TS" (search on a TS-step schedule, render the choice on T),
-     * "short-refine:TS:W" (short:TS, then the T-step candidates within W of
-     * its choice). See README "Faster searches". */
+    /* How each pair's step is searched (NULL: "adaptive", i.e. adaptive:10:2:
+     * 10 geometric levels, then bisection rounds around the 2 best local
+     * peaks of the evaluated metric curve; at small T where those levels
+     * cover every step it is the exhaustive search).
+     * "exhaustive" is the paper's (every k = 1..T); "coarse:S" (steps S,
+     * 2S, .. and T, then the neighbours of the best), "short:TS" (search on
+     * a TS-step schedule, render the choice on T), "short-refine:TS:W"
+     * (short:TS, then the T-step candidates within W of its choice),
+     * "adaptive:M:K" (M levels, K peaks refined; adaptive:M is
+     * adaptive:M:2, adaptive:M:1 refines around the best alone). See README
+     * "Faster searches". */
     const char *search;
     oir_progress_fn progress;
     void *progress_user;

@@ -240,11 +240,17 @@ static void test_hint(void) {
     cJSON_free(text);
     cJSON_Delete(cj);
     int rc = cr_run("search", "--model", model, "--clip", clip, "--image", img, "--prompt", SRC, "--pair",
-                    "red circle->blue circle", "--mask", m1, "--steps", "30", "--threads", "1", "--plan", NULL);
+                    "red circle->blue circle", "--mask", m1, "--steps", "30", "--threads", "1", "--search",
+                    "exhaustive", "--plan", NULL);
     CHECK(rc == 0 && strstr(cr_out, " h ") && strstr(cr_out, "calibrated "), "a long estimate from the cache: %s", cr_out);
-    CHECK(strstr(cr_out, "hint: this run takes about") && strstr(cr_out, "--search adaptive:10 (about ") &&
+    CHECK(strstr(cr_out, "hint: this run takes about") && strstr(cr_out, "--search adaptive (about ") &&
               strstr(cr_out, "--steps 20"),
           "the hint names quicker settings with their estimates: %s", cr_out);
+    rc = cr_run("search", "--model", model, "--clip", clip, "--image", img, "--prompt", SRC, "--pair",
+                "red circle->blue circle", "--mask", m1, "--steps", "30", "--threads", "1", "--plan", NULL);
+    CHECK(rc == 0 && strstr(cr_out, "search adaptive:10") && strstr(cr_out, "--steps 20 (about ") &&
+              !strstr(cr_out, "--search adaptive ("),
+          "the default (adaptive) run's hint offers fewer steps, not the search it already uses: %s", cr_out);
 }
 
 /* On a terminal: the bars. */

@@ -121,7 +121,27 @@ static void test_search_plan(void) {
     search_strategy s;
     oir_error err = {0};
     char buf[64];
-    CHECK(search_strategy_parse(&s, NULL, 50, &err) == OIR_OK && s.kind == SEARCH_EXHAUSTIVE, "default");
+    CHECK(search_strategy_parse(&s, NULL, 50, &err) == OIR_OK && s.kind == SEARCH_ADAPTIVE && s.levels == 10 &&
+              s.peaks == 2,
+          "default: adaptive:10:2");
+    search_strategy_format(&s, buf, sizeof buf);
+    CHECK(strcmp(buf, "adaptive:10:2") == 0, "canonical default (%s)", buf);
+    CHECK(search_strategy_parse(&s, "adaptive:12", 50, &err) == OIR_OK && s.levels == 12 && s.peaks == 2,
+          "adaptive:12 refines 2 peaks");
+    CHECK(search_strategy_parse(&s, "adaptive:8:1", 50, &err) == OIR_OK && s.levels == 8 && s.peaks == 1,
+          "adaptive:8:1: the best alone");
+    search_strategy_format(&s, buf, sizeof buf);
+    CHECK(strcmp(buf, "adaptive:8:1") == 0, "canonical adaptive:8:1 (%s)", buf);
+    CHECK(search_strategy_parse(&s, "adaptive:10:3", 10, &err) == OIR_OK && s.kind == SEARCH_EXHAUSTIVE,
+          "adaptive:10:3 at T = 10 (levels cover every step) is exhaustive");
+    CHECK(search_strategy_parse(&s, "exhaustive", 50, &err) == OIR_OK && s.kind == SEARCH_EXHAUSTIVE, "exhaustive");
+    /* 10 geometric levels over T = 10 are every step: the same candidates as exhaustive, one round */
+    CHECK(search_strategy_parse(&s, NULL, 10, &err) == OIR_OK && s.kind == SEARCH_EXHAUSTIVE,
+          "default at T = 10 is exhaustive");
+    CHECK(search_strategy_parse(&s, "adaptive:10", 11, &err) == OIR_OK && s.kind == SEARCH_ADAPTIVE,
+          "adaptive:10 at T = 11 skips a step: adaptive");
+    CHECK(search_strategy_parse(&s, "adaptive:4", 4, &err) == OIR_OK && s.kind == SEARCH_EXHAUSTIVE,
+          "adaptive:4 at T = 4 is exhaustive");
     CHECK(search_strategy_parse(&s, "coarse", 50, &err) == OIR_OK && s.kind == SEARCH_COARSE && s.stride == 5,
           "coarse default stride 5");
     search_strategy_format(&s, buf, sizeof buf);
@@ -133,7 +153,8 @@ static void test_search_plan(void) {
     CHECK(strcmp(buf, "short-refine:8:2") == 0, "canonical short-refine (%s)", buf);
     static const char *bad[] = {"coarse:0", "coarse:51", "short:50", "short:60", "nope", "coarse:5:5",
                                 "short:x", "short:", "exhaustive:3", "coarse:-2", "short-refine:10:50",
-                                "coarse:5x"};
+                                "coarse:5x", "adaptive:10:0", "adaptive:10:2:1", "adaptive:0:2",
+                                "adaptive:10:x", "adaptive:10:"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err.message[0] = 0;
         int rc = search_strategy_parse(&s, bad[i], 50, &err);
@@ -169,6 +190,97 @@ static void test_search_plan(void) {
     int distinct = 1;
     for (int ks = 2; ks <= 19; ks++) distinct &= search_map_level(ks, 19, 20) > search_map_level(ks - 1, 19, 20);
     CHECK(distinct, "TS = 19 of T = 20: distinct levels");
+}
+
+/* search_peaks on fixed curves: T levels, evaluated where ev[k-1]. */
+static int peaks_of(int T, const float *total, const unsigned char *ev, int K, int *peaks) {
+    for (int j = 0; j < 16; j++) peaks[j] = -1;
+    return search_peaks(T, total, ev, K, peaks);
+}
+
+static void test_search_peaks(void) {
+    int pk[16];
+    /* two peaks (3 and 7) among every level; 3 is higher */
+    float c1[9] = {0.1f, 0.2f, 0.9f, 0.3f, 0.2f, 0.4f, 0.6f, 0.5f, 0.0f};
+    unsigned char all[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
+    int n = peaks_of(9, c1, all, 2, pk);
+    CHECK(n == 2 && pk[0] == 3 && pk[1] == 7, "two peaks, best first: 3 then 7 (%d: %d %d)", n, pk[0], pk[1]);
+    n = peaks_of(9, c1, all, 1, pk);
+    CHECK(n == 1 && pk[0] == 3 && pk[1] == -1, "K = 1: the best alone, nothing more written (%d: %d)", n, pk[0]);
+    n = peaks_of(9, c1, all, 5, pk);
+    CHECK(n == 2 && pk[2] == -1, "K larger than the number of peaks: every peak (%d)", n);
+    /* only the evaluated levels count: unevaluated totals (NaN, or any value) are skipped */
+    float c2[9] = {0.1f, 5.0f, 0.9f, NAN, 0.2f, 7.0f, 0.6f, NAN, 0.0f};
+    unsigned char ev2[9] = {1, 0, 1, 0, 1, 0, 1, 0, 1};
+    n = peaks_of(9, c2, ev2, 3, pk);
+    CHECK(n == 2 && pk[0] == 3 && pk[1] == 7, "neighbours are the nearest evaluated levels (%d: %d %d)", n, pk[0],
+          pk[1]);
+    /* the ends compare with their one neighbour: peaks at k = 1 and k = T */
+    float c3[6] = {0.8f, 0.5f, 0.1f, 0.2f, 0.4f, 0.9f};
+    unsigned char ev3[6] = {1, 1, 1, 1, 1, 1};
+    n = peaks_of(6, c3, ev3, 2, pk);
+    CHECK(n == 2 && pk[0] == 6 && pk[1] == 1, "peaks at both ends: T then 1 (%d: %d %d)", n, pk[0], pk[1]);
+    /* a monotone curve: one peak, at its top end */
+    float c4[5] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f};
+    n = peaks_of(5, c4, all, 3, pk);
+    CHECK(n == 1 && pk[0] == 5, "rising curve: one peak at T (%d: %d)", n, pk[0]);
+    float c4d[5] = {0.5f, 0.4f, 0.3f, 0.2f, 0.1f};
+    n = peaks_of(5, c4d, all, 3, pk);
+    CHECK(n == 1 && pk[0] == 1, "falling curve: one peak at k = 1 (%d: %d)", n, pk[0]);
+    /* ties between peaks: the smaller step first (the metric's choice) */
+    float c5[7] = {0.2f, 0.7f, 0.1f, 0.7f, 0.3f, 0.7f, 0.0f};
+    n = peaks_of(7, c5, all, 2, pk);
+    CHECK(n == 2 && pk[0] == 2 && pk[1] == 4, "equal peaks: 2 then 4 (%d: %d %d)", n, pk[0], pk[1]);
+    n = peaks_of(7, c5, all, 3, pk);
+    CHECK(n == 3 && pk[2] == 6, "then 6 (%d)", pk[2]);
+    /* a plateau: every level of it is a peak (>= both neighbours); the
+     * lower plateau's levels rank after the higher one's */
+    float c6[8] = {0.1f, 0.6f, 0.6f, 0.6f, 0.2f, 0.4f, 0.4f, 0.3f};
+    n = peaks_of(8, c6, all, 8, pk);
+    CHECK(n == 5 && pk[0] == 2 && pk[1] == 3 && pk[2] == 4 && pk[3] == 6 && pk[4] == 7,
+          "plateaus: 2 3 4, then 6 7 (%d: %d %d %d %d %d)", n, pk[0], pk[1], pk[2], pk[3], pk[4]);
+    /* a flat curve (both scores flat normalise to 0): every level, from k = 1 */
+    float c7[4] = {0, 0, 0, 0};
+    n = peaks_of(4, c7, all, 2, pk);
+    CHECK(n == 2 && pk[0] == 1 && pk[1] == 2, "flat: 1 and 2 (%d: %d %d)", n, pk[0], pk[1]);
+    /* a single evaluated level is a peak; none evaluated: none; K = 0: none */
+    unsigned char one[5] = {0, 0, 1, 0, 0}, none[5] = {0};
+    n = peaks_of(5, c4, one, 2, pk);
+    CHECK(n == 1 && pk[0] == 3, "one evaluated level: it (%d: %d)", n, pk[0]);
+    CHECK(peaks_of(5, c4, none, 2, pk) == 0 && peaks_of(5, c4, all, 0, pk) == 0, "nothing evaluated or K = 0: none");
+    /* peaks[0] is the search metric's choice on every curve above */
+    const float *curves[] = {c1, c3, c4, c4d, c5, c6, c7};
+    const int lens[] = {9, 6, 5, 5, 7, 8, 4};
+    for (int i = 0; i < 7; i++) {
+        float zero[9] = {0};
+        search_choice c = search_metric_choose(curves[i], zero, lens[i], NULL, NULL, NULL);
+        peaks_of(lens[i], curves[i], all, 1, pk);
+        CHECK(pk[0] == c.best + 1, "curve %d: the best peak %d is the metric's choice %d", i, pk[0], c.best + 1);
+    }
+
+    /* bisection around several peaks: the union of each one's midpoints */
+    unsigned char g[50], want[50], one_want[50];
+    search_geometric_set(50, 10, g); /* 1 2 3 4 6 9 14 21 32 50 */
+    int two[2] = {21, 9};
+    int nb = search_bisect_peaks(50, two, 2, g, want);
+    int count = 0;
+    for (int k = 0; k < 50; k++) count += want[k];
+    CHECK(nb == 4 && count == 4 && want[17 - 1] && want[27 - 1] && want[7 - 1] && want[12 - 1],
+          "peaks 21 and 9: 17, 27 (around 21) and 7, 12 (around 9) (%d)", nb);
+    search_bisect(50, 21, g, one_want);
+    nb = search_bisect_peaks(50, two, 1, g, want);
+    CHECK(nb == 2 && memcmp(want, one_want, 50) == 0, "one peak: search_bisect's midpoints");
+    /* adjacent peaks share a midpoint: counted once */
+    unsigned char ev8[8] = {1, 0, 0, 0, 1, 0, 0, 1};
+    int adjp[2] = {1, 5};
+    nb = search_bisect_peaks(8, adjp, 2, ev8, want);
+    count = 0;
+    for (int k = 0; k < 8; k++) count += want[k];
+    CHECK(nb == 2 && count == 2 && want[3 - 1] && want[7 - 1],
+          "peaks 1 and 5 of {1, 5, 8}: 3 (from both, once) and 7 (%d)", nb);
+    unsigned char full[5] = {1, 1, 1, 1, 1};
+    int ends[2] = {1, 5};
+    CHECK(search_bisect_peaks(5, ends, 2, full, want) == 0, "converged: no peak has an unevaluated midpoint");
 }
 
 static void test_metric_among(void) {
@@ -249,6 +361,7 @@ int main(void) {
     for (int T = 1; T <= 52; T++) test_schedule(T);
     test_schedule_subsets();
     test_search_plan();
+    test_search_peaks();
     test_metric_among();
     test_prompts();
     return th_summary();

@@ -83,6 +83,17 @@ static int replay_choose(void *user, int pair, int T, const unsigned char *evalu
     return c.best + 1;
 }
 
+/* adaptive:M:K's peaks: as the engine finds them, on the run's scores
+ * normalised over what the plan has evaluated so far */
+static int replay_peaks(void *user, int pair, int T, const unsigned char *evaluated, int K, int *peaks) {
+    replay *rp = user;
+    size_t o = (size_t)pair * T;
+    float total[1000];
+    search_metric_choose_among(rp->r->edit_score + o, rp->r->background_score + o, T, evaluated, NULL, NULL, NULL,
+                               total);
+    return search_peaks(T, total, evaluated, K, peaks);
+}
+
 typedef struct {
     const char *search;
     int n_pairs, parallel, keep, small_budget;
@@ -166,7 +177,7 @@ static void run_case(oir_context *ctx, const unsigned char *rgb, int size, const
     if (CHECK(plan_setup_init(&s, c->n_pairs, &p, r->max_unet_batch, &err) == OIR_OK, "%s: setup: %s", name,
               err.message) &&
         (rp.window = s.strategy.kind == SEARCH_SHORT_REFINE ? s.strategy.window : 0, 1) &&
-        CHECK(plan_simulate(&s, replay_choose, &rp, NULL, &pc, &err) == OIR_OK, "%s: simulate: %s", name,
+        CHECK(plan_simulate(&s, replay_choose, replay_peaks, &rp, NULL, &pc, &err) == OIR_OK, "%s: simulate: %s", name,
               err.message)) {
         scored = (int)pc.units[OIR_STAGE_SCORING];
         CHECK(!rp.unknown, "%s: the replay evaluates exactly the candidates the run scored", name);
@@ -328,6 +339,7 @@ int main(void) {
         {"coarse:3", 1, 0, 1, 0, 7.5f, {0, 0}},     {"coarse:3", 2, 1, 1, 0, 1.0f, {0, 0}},    {"short:4", 2, 1, 1, 0, 7.5f, {0, 0}},
         {"short:4", 1, 1, 1, 1, 7.5f, {0, 0}},      {"short-refine:4:1", 2, 1, 1, 0, 7.5f, {0, 0}},
         {"adaptive:4", 2, 1, 1, 0, 7.5f, {0, 0}},   {"adaptive:4", 1, 0, 1, 0, 7.5f, {0, 0}},  {"adaptive:4", 2, 1, 1, 1, 7.5f, {0, 0}},
+        {"adaptive:3:1", 2, 1, 1, 0, 7.5f, {0, 0}}, {"adaptive:3:2", 2, 1, 1, 0, 7.5f, {0, 0}}, {"adaptive:3:3", 1, 0, 1, 0, 7.5f, {0, 0}},
         /* --pick: one pair picked, both, without kept candidates, one pair */
         {"exhaustive", 2, 1, 1, 0, 7.5f, {3, 0}}, {"adaptive:4", 2, 1, 1, 0, 7.5f, {0, 6}},
         {"short:4", 2, 1, 1, 0, 7.5f, {2, 0}},    {"short-refine:4:1", 2, 0, 1, 0, 7.5f, {0, 5}},

@@ -1,7 +1,9 @@
 /* Search strategies (src/edit/search_plan.h) on the shipped tiny model and
  * demo scene: each gives the exhaustive search's choice on the scene's two
  * pairs, for a fraction of the UNet rows (counted by the engine), marks what
- * it evaluated, and runs the same on the serial path; bad specs are refused. */
+ * it evaluated, and runs the same on the serial path; on a pair whose metric
+ * has two local peaks adaptive:6:2 finds the step adaptive:6:1 misses; bad
+ * specs are refused. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +72,7 @@ int main(void) {
     static const struct {
         const char *spec;
         double max_fraction;
-    } strategies[] = {{"coarse:3", 0.75}, {"adaptive:6", 0.75}};
+    } strategies[] = {{"coarse:3", 0.75}, {"adaptive:6:1", 0.75}, {"adaptive:6:2", 0.75}};
     for (size_t s = 0; s < sizeof strategies / sizeof strategies[0]; s++) {
         outcome o;
         oir_result *r = NULL;
@@ -112,10 +114,39 @@ int main(void) {
     }
     /* the serial path makes the same choices with the same work */
     outcome ser, par;
-    if (run(ctx, rgb, size, pairs, "adaptive:6", 0, &ser, NULL) &&
-        run(ctx, rgb, size, pairs, "adaptive:6", 1, &par, NULL))
+    if (run(ctx, rgb, size, pairs, "adaptive:6:2", 0, &ser, NULL) &&
+        run(ctx, rgb, size, pairs, "adaptive:6:2", 1, &par, NULL))
         CHECK(ser.chosen[0] == par.chosen[0] && ser.chosen[1] == par.chosen[1] && ser.rows == par.rows,
-              "adaptive:6 serial == parallel (steps and rows)");
+              "adaptive:6:2 serial == parallel (steps and rows)");
+    /* a curve with two local peaks: at T = 30 the second pair's metric over
+     * adaptive:6's levels (1 2 4 8 15 30 and the midpoints) has two;
+     * refining around the best alone (K = 1) settles on the lower one,
+     * refining the two best (K = 2) reaches exhaustive's step */
+    {
+        int chosen[3] = {0, 0, 0};
+        long rows[3] = {0, 0, 0};
+        static const char *specs[3] = {"exhaustive", "adaptive:6:1", "adaptive:6:2"};
+        for (int s = 0; s < 3; s++) {
+            oir_params p = oir_default_params();
+            p.steps = 30;
+            p.search = specs[s];
+            p.keep_candidates = 0;
+            oir_result *rs = NULL;
+            if (!CHECK(oir_search(ctx, rgb, size, size, SRC, pairs + 1, &p, &rs, &err) == OIR_OK, "T = 30 %s: %s",
+                       specs[s], err.message))
+                break;
+            chosen[s] = rs->chosen_step[0];
+            rows[s] = rs->unet_rows;
+            printf("  T = 30, pair 2 alone, %-13s step %d, search rows %ld\n", specs[s], chosen[s], rows[s]);
+            oir_result_free(rs);
+        }
+        CHECK(chosen[1] != chosen[0], "T = 30: adaptive:6:1 misses exhaustive's step %d (chose %d)", chosen[0],
+              chosen[1]);
+        CHECK(chosen[2] == chosen[0], "T = 30: adaptive:6:2 finds exhaustive's step %d (chose %d)", chosen[0],
+              chosen[2]);
+        CHECK(rows[1] < rows[2] && rows[2] < rows[0] / 2, "T = 30: rows K = 1 %ld < K = 2 %ld < exhaustive %ld / 2",
+              rows[1], rows[2], rows[0]);
+    }
     /* a source prompt past 77 tokens is cut with a warning, as diffusers does */
     {
         char longp[1200];
@@ -133,7 +164,8 @@ int main(void) {
         oir_result_free(rl);
     }
     /* bad strategies: clear errors */
-    static const char *bad[] = {"coarse:0", "short:12", "short:30", "fast", "coarse:13", "adaptive:1"};
+    static const char *bad[] = {"coarse:0", "short:12", "short:30", "fast", "coarse:13", "adaptive:1",
+                                "adaptive:6:0", "adaptive:6:2:2"};
     for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
         oir_params p = oir_default_params();
         p.steps = T_STEPS;

@@ -32,6 +32,7 @@
 
 #include "cli/cli_args.h"
 #include "core/clock.h"
+#include "edit/search_plan.h"
 #include "io/file.h"
 #include "io/image.h"
 #include "io/outfile.h"
@@ -76,7 +77,31 @@ static void usage(FILE *to) {
             "                     bench/results/search)\n"
             "  --cache DIR        keep each finished case in DIR/CASE.json and reuse it on the\n"
             "                     next run with the same model, T, R, J and guidance: a long\n"
-            "                     run resumes where it stopped, a new strategy runs alone\n");
+            "                     run resumes where it stopped, a new strategy runs alone;\n"
+            "                     adaptive specs are named with their K (adaptive:10 is kept and\n"
+            "                     shown as adaptive:10:2; a record cached as adaptive:M before K\n"
+            "                     existed is adaptive:M:1)\n");
+}
+
+/* The name a strategy's results are kept under (cache, tables): the spec as
+ * given, but an adaptive spec always with its K ("adaptive:10" has meant
+ * adaptive:10:2 since K exists; a cached record named "adaptive:M" was made
+ * before, with K = 1: see legacy_name). */
+static void strategy_name(char *name, size_t n, const char *spec, int T) {
+    search_strategy st;
+    if (!search_strategy_parse(&st, spec, T, NULL) && st.kind == SEARCH_ADAPTIVE)
+        search_strategy_format(&st, name, n);
+    else
+        snprintf(name, n, "%s", spec);
+}
+
+/* The name of a record of `name` cached before adaptive had K: "adaptive:M"
+ * for "adaptive:M:1"; 0 when there is none. */
+static int legacy_name(char *legacy, size_t n, const char *name) {
+    int M, K, used = 0;
+    if (sscanf(name, "adaptive:%d:%d%n", &M, &K, &used) != 2 || name[used] || K != 1) return 0;
+    snprintf(legacy, n, "adaptive:%d", M);
+    return 1;
 }
 
 static double pct(long a, long b) { return b ? 100.0 * a / b : NAN; }
@@ -246,7 +271,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "search_bench: at most %d strategies\n", MAX_STRATEGIES - 1);
                 return 2;
             }
-            snprintf(names[n_strat++], sizeof names[0], "%s", tok);
+            strategy_name(names[n_strat++], sizeof names[0], tok, o.T);
         }
     }
 
@@ -318,6 +343,10 @@ int main(int argc, char **argv) {
         int fresh = 0, ex_bits = 0, ex_steps[SE_MAX_PAIRS] = {0};
         for (int s = 0; s < n_strat; s++) {
             cJSON *jx = cJSON_GetObjectItemCaseSensitive(js, names[s]);
+            char legacy[64];
+            if (!jx && legacy_name(legacy, sizeof legacy, names[s]) &&
+                (jx = cJSON_DetachItemFromObjectCaseSensitive(js, legacy)))
+                cJSON_AddItemToObject(js, names[s], jx); /* kept under its name from now on */
             const cJSON *jsteps = cJSON_GetObjectItemCaseSensitive(jx, "steps");
             const cJSON *jtotal = cJSON_GetObjectItemCaseSensitive(jx, "total");
             if (jx && (cJSON_GetArraySize(jsteps) != c->n_pairs ||

@@ -80,8 +80,10 @@ int cli_plan_hint(char *buf, size_t cap, const oir_context *ctx, int width, int 
     const struct {
         const char *flags, *search;
         int steps;
-    } alts[] = {{"--search adaptive:10", "adaptive:10", 0}, {"--steps 20", NULL, 20},
-                {"--steps 20 --search adaptive:10", "adaptive:10", 20}, {"--steps 10 --search adaptive:10", "adaptive:10", 10}};
+    } alts[] = {{"--search adaptive", "adaptive", 0},
+                {"--steps 20", NULL, 20},
+                {"--steps 20 --search adaptive", "adaptive", 20},
+                {"--steps 10", NULL, 10}};
     char d[64], list[768] = "";
     size_t used = 0;
     int n = 0, quick_enough = 0;

@@ -505,10 +505,15 @@ static int search(edit_state *st, oir_result *r, const oir_pair *pairs, int n, c
             if ((rc = make_candidates(st, p, &job, st->cand_lat, err)) ||
                 (rc = score_all(st, r, pairs, n, st->cand_lat, T, want, 1, 0, p, err)))
                 break;
-            int more = 0;
-            for (int i = 0; i < n; i++)
-                if (!forced(p, i))
-                    more += search_bisect(T, r->chosen_step[i], r->evaluated + (size_t)i * T, want + (size_t)i * T);
+            /* around the K best local peaks of each pair's curve (r->total:
+             * normalised over its evaluated candidates by score_all) */
+            int more = 0, peaks[1000];
+            for (int i = 0; i < n; i++) {
+                if (forced(p, i)) continue;
+                size_t o = (size_t)i * T;
+                int np = search_peaks(T, r->total + o, r->evaluated + o, strat->peaks, peaks);
+                more += search_bisect_peaks(T, peaks, np, r->evaluated + o, want + o);
+            }
             if (!more) break;
             job.stage = "candidates (bisection)";
         }

@@ -10,7 +10,9 @@
  * search metric: plan_simulate takes any chooser (a test replays a real
  * run's scores and must get its exact counters); plan_expected averages over
  * where the best step lies (the evaluated step nearest a peak, the peaks
- * spread log-uniformly over 1..T) and bounds every possible run analytically. */
+ * spread log-uniformly over 1..T; for adaptive:M:K a second, lower mode of
+ * the curve log-midway between the peak and the farther end of 1..T) and
+ * bounds every possible run analytically. */
 #ifndef OIR_EDIT_PLAN_H
 #define OIR_EDIT_PLAN_H
 
@@ -50,12 +52,20 @@ typedef struct {
 typedef int (*plan_chooser)(void *user, int pair, int T, const unsigned char *evaluated,
                             unsigned char choose_flag);
 
+/* adaptive:M:K's rounds: after the choice of a round, the K best local peaks
+ * of `pair`'s evaluated curve (as edit/search_plan.h search_peaks finds them
+ * on the normalised totals), best first, into peaks (room for min(K, T)).
+ * Returns how many (1..K), or 0 to stop with an error (OIR_E_INTERNAL). */
+typedef int (*plan_peak_finder)(void *user, int pair, int T, const unsigned char *evaluated, int K,
+                                int *peaks);
+
 /* From the public parameters (checked as oir_edit checks them). */
 int plan_setup_init(plan_setup *s, int n_pairs, const oir_params *p, int max_unet_batch, oir_error *err);
 
-/* One run with the given chooser; cal may be NULL. */
-int plan_simulate(const plan_setup *s, plan_chooser choose, void *user, const oir_calibration *cal,
-                  plan_counts *out, oir_error *err);
+/* One run with the given chooser and peak finder (both get user; peaks is
+ * only called by the adaptive strategy); cal may be NULL. */
+int plan_simulate(const plan_setup *s, plan_chooser choose, plan_peak_finder peaks, void *user,
+                  const oir_calibration *cal, plan_counts *out, oir_error *err);
 
 /* Expected counts and seconds (mean over peaks) and bounds; fills the public
  * plan's counts, units and seconds (width, height, search are the caller's). */
