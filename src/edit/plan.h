@@ -27,6 +27,8 @@ typedef struct {
     int counts_only;      /* 1: skip packing calls (no calls, no UNet seconds) */
     int forced[16];       /* oir_params.forced_steps (0: the pair is searched) */
     int n_forced;
+    int low_pick;         /* oir_params.low_pick (OIR_LOW_PICK_*) */
+    int guard;            /* oir_params.guard: one more CLIP pass per searched pair */
     search_strategy strategy;
 } plan_setup;
 
