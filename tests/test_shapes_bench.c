@@ -236,7 +236,9 @@ static void test_quality(const sd_model *m, se_judge *j, const se_scene_set *hs)
     se_quality q;
     memset(&q, 0, sizeof q);
     CHECK(sampler_encode_prompt(&s, "", uncond, &err) == OIR_OK, "%s", err.message);
-    se_quality_params p = {SE_Q_CLIP | SE_Q_VAE | SE_Q_GEN | SE_Q_INV, 7.5f, uncond, 0};
+    se_px_judge px;
+    if (!CHECK(se_px_init(&px, &hs->vocab, size, &err) == OIR_OK, "%s", err.message)) return;
+    se_quality_params p = {SE_Q_CLIP | SE_Q_VAE | SE_Q_GEN | SE_Q_INV, 7.5f, uncond, 0, &px};
     int objects = 0;
     for (int i = 0; i < 2; i++) {
         const se_scene *sc = &hs->scenes[i];
@@ -250,6 +252,9 @@ static void test_quality(const sd_model *m, se_judge *j, const se_scene_set *hs)
           q.clip_objects, q.gen_objects);
     CHECK(q.clip_both <= q.clip_colour && q.clip_both <= q.clip_shape && q.gen_all_right <= q.gen_images,
           "both-right never exceeds colour-right or shape-right");
+    CHECK(q.gen_px_all_right <= q.gen_images && q.gen_px_objects_right <= q.gen_objects,
+          "(c) by the pixel judge: %ld of %ld images, %ld of %ld objects", q.gen_px_all_right, q.gen_images,
+          q.gen_px_objects_right, q.gen_objects);
     CHECK(q.vae_psnr.n == 2 && q.inv_psnr.n == 2 && isfinite(se_stat_mean(&q.vae_psnr)) &&
               se_stat_mean(&q.vae_psnr) > 0 && isfinite(se_stat_mean(&q.inv_psnr)),
           "PSNRs %.2f, %.2f dB", se_stat_mean(&q.vae_psnr), se_stat_mean(&q.inv_psnr));
@@ -262,6 +267,7 @@ static void test_quality(const sd_model *m, se_judge *j, const se_scene_set *hs)
               memcmp(gen, gen2, sizeof gen) == 0 && q2.clip_objects == 0 && q2.vae_psnr.n == 0,
           "generation repeats; only the asked bars are measured");
     free(uncond);
+    se_px_free(&px);
     sampler_free(&s);
 }
 

@@ -125,6 +125,18 @@ int se_quality_scene(sampler *s, se_judge *j, const se_scene *sc, const unsigned
         if (rc) goto done;
         q->gen_images++;
         q->gen_all_right += all;
+        if (p->px) { /* the pixel judge: each object at its position, on the scene's background */
+            int px_all = 1;
+            for (int o = 0; o < sc->n_objects; o++) {
+                const se_object *ob = &sc->objects[o];
+                se_px_object r;
+                se_px_read_object(p->px, rec, ob->position, ob->shape, sc->background, &r);
+                int ok = r.colour == ob->colour && r.shape == ob->shape;
+                q->gen_px_objects_right += ok;
+                px_all &= ok;
+            }
+            q->gen_px_all_right += px_all;
+        }
         if (gen_out) memcpy(gen_out, rec, hw * 3);
         q->seconds[2] += clock_wall_s() - t3;
     }

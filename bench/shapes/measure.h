@@ -24,6 +24,7 @@ typedef struct {
     se_stat vae_psnr, inv_psnr, inv_vs_vae_psnr;
     /* (c) generation */
     long gen_images, gen_all_right, gen_objects, gen_objects_right;
+    long gen_px_all_right, gen_px_objects_right; /* (c) by the pixel judge (se_quality_params.px) */
     double seconds[4];
 } se_quality;
 
@@ -32,6 +33,7 @@ typedef struct {
     float guidance;      /* (c) */
     const float *uncond; /* (c) negative context: the empty prompt */
     uint64_t seed;       /* (c) noise seed of this scene */
+    const se_px_judge *px; /* (c) also the pixel judge (NULL: not) */
 } se_quality_params;
 
 /* One scene: rgb (size, size, 3) and masks (n_objects, size, size) at the
