@@ -216,8 +216,9 @@ typedef struct {
     float guard_margin;
     float *source_edit_score;    /* (n_pairs) the unedited source image's masked CLIP cosine
                                     with the pair's target phrase (NaN: guard off, or forced) */
-    unsigned char *eligible;     /* (n_pairs, steps) 1: an evaluated candidate that passes the
-                                    guard (with the guard off: every evaluated one) */
+    unsigned char *eligible;     /* (n_pairs, steps) 1: a scored candidate the choice could take
+                                    (passes the guard; with the guard off every scored one; 0 for
+                                    forced pairs, which are not searched) */
     int *guard_fallback;         /* (n_pairs) 1: no candidate passed: the plain arg-max */
 } oir_result;
 

@@ -746,7 +746,7 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
     }
     search_strategy_format(&strategy, r->search, sizeof r->search);
     r->low_pick = p.low_pick;
-    r->guard = p.guard;
+    r->guard = p.guard != 0;
     r->guard_margin = p.guard ? p.guard_margin : 0.0f;
     if (n_forced == n) snprintf(r->search, sizeof r->search, "none");
     if ((rc = make_prompts(r, source, pairs, n, &p, err))) goto done;
