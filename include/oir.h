@@ -161,7 +161,10 @@ typedef struct {
      * with the target phrase beats the unedited source image's own masked
      * score by more than guard_margin (finite, >= 0; else OIR_E_ARG); when
      * no candidate is eligible the plain arg-max is taken, with a warning.
-     * Costs one CLIP image pass per searched pair, no UNet. */
+     * The source is scored as the model renders it (its latent decoded, as
+     * every candidate is: the VAE alone moves the score of an unedited
+     * image). Costs one VAE decode a run and one CLIP pass per searched
+     * pair, no UNet. */
     int guard;
     float guard_margin;
 } oir_params;
@@ -214,8 +217,9 @@ typedef struct {
     /* the no-edit guard (oir_params.guard) */
     int guard;                   /* 1: the search metric ran with the guard */
     float guard_margin;
-    float *source_edit_score;    /* (n_pairs) the unedited source image's masked CLIP cosine
-                                    with the pair's target phrase (NaN: guard off, or forced) */
+    float *source_edit_score;    /* (n_pairs) the unedited source's masked CLIP cosine with the
+                                    pair's target phrase, the source latent decoded (NaN: guard
+                                    off, or forced) */
     unsigned char *eligible;     /* (n_pairs, steps) 1: a scored candidate the choice could take
                                     (passes the guard; with the guard off every scored one; 0 for
                                     forced pairs, which are not searched) */

@@ -75,7 +75,7 @@ typedef struct {
 } step_dist;
 
 typedef struct {
-    const char *model, *clip_dir, *cases_dir, *out, *patch, *read, *low_pick, *guard;
+    const char *model, *clip_dir, *cases_dir, *out, *patch, *read, *low_pick, *guard, *only;
     int n, T, R, J, threads, quiet, sheets, offset;
     float guidance;
 } options;
@@ -138,6 +138,8 @@ static void usage(FILE *to) {
             "                 library's, oir_default_params)\n"
             "  --guard MARGIN   the search metric's no-edit guard on every oir_search/oir_edit\n"
             "                 call (search-u and OIR; default off)\n"
+            "  --only KIND    run only the single-pair or only the multi-pair cases (single,\n"
+            "                 multi; default both)\n"
             "  --threads N    CPU threads (default $OIR_THREADS, else all cores)\n");
 }
 
@@ -459,7 +461,7 @@ int main(int argc, char **argv) {
             return 0;
         }
     options o = {"models/tiny-shapes", "models/tiny-clip", "bench/scenes/edit", "bench/results/edit_quality",
-                 "any", "words", NULL, NULL, 0, 20, -1, -1, 0, 0, 0, 0, 7.5f};
+                 "any", "words", NULL, NULL, NULL, 0, 20, -1, -1, 0, 0, 0, 0, 7.5f};
     const cli_opt opts[] = {
         {"--model", CLI_STR, &o.model, 0, 0},
         {"--clip", CLI_STR, &o.clip_dir, 0, 0},
@@ -478,6 +480,7 @@ int main(int argc, char **argv) {
         {"--read", CLI_STR, &o.read, 0, 0},
         {"--low-pick", CLI_STR, &o.low_pick, 0, 0},
         {"--guard", CLI_STR, &o.guard, 0, 0},
+        {"--only", CLI_STR, &o.only, 0, 0},
     };
     oir_error err = {0};
     int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL, &err);
@@ -509,6 +512,11 @@ int main(int argc, char **argv) {
             return 2;
         }
         guard = 1, guard_margin = (float)g;
+    }
+    int only_kind = -1; /* -1: both; 0: single-pair cases; 1: multi-pair cases */
+    if (o.only && (only_kind = !strcmp(o.only, "single") ? 0 : !strcmp(o.only, "multi") ? 1 : -2) == -2) {
+        fprintf(stderr, "edit_bench: --only is single or multi (got '%s')\n", o.only);
+        return 2;
     }
     cli_set_threads(o.threads);
 
@@ -572,7 +580,7 @@ int main(int argc, char **argv) {
     for (int ci = 0; ci < set.n; ci++) {
         const se_case *c = &set.cases[ci];
         int kind = c->n_pairs > 1;
-        if (seen[kind]++ < o.offset || done_kind[kind] >= want) continue;
+        if (seen[kind]++ < o.offset || done_kind[kind] >= want || (only_kind >= 0 && kind != only_kind)) continue;
         done_kind[kind]++;
         double t0 = clock_wall_s();
         if ((rc = se_edit_case_load(c, size, rgb, gt, pmasks, uni, omasks, &err))) goto fail;

@@ -208,6 +208,7 @@ typedef struct {
     float *cand_lat;   /* (P, T, lat_n) */
     float *pixels;     /* (3, height, width) */
     image original, masks[MAX_PAIRS], cand_img[64];
+    image recon;       /* the no-edit guard's reference: the source latent decoded, as a candidate is */
     float *text_embed; /* (P) the scorer's projection width: 1280 for ViT-bigG */
     int dec_total, scored_done, scored_total; /* run-wide progress of "decode" and "scoring" */
     int dec_after;  /* decodes that may follow the current set: 1 while more rounds or a final decode may come */
@@ -243,6 +244,7 @@ static void state_free(edit_state *st, int n_pairs) {
     free(st->pixels);
     free(st->text_embed);
     image_free(&st->original);
+    image_free(&st->recon);
     for (int i = 0; i < n_pairs && i < MAX_PAIRS; i++) image_free(&st->masks[i]);
     for (int i = 0; i < 64; i++) image_free(&st->cand_img[i]);
 }
@@ -368,7 +370,7 @@ static int score_set(edit_state *st, oir_result *r, const oir_pair *pair, int i,
     if (p->guard && isnan(r->source_edit_score[i])) { /* the no-edit guard's reference: one CLIP pass */
         float e = NAN, b = NAN;
         double t0 = clock_wall_s();
-        rc = scorer_score(&st->sc, &st->original, 1, &st->masks[i], st->text_embed, &e, &b, err);
+        rc = scorer_score(&st->sc, &st->recon, 1, &st->masks[i], st->text_embed, &e, &b, err);
         r->seconds_scoring += clock_wall_s() - t0;
         if (rc) return rc;
         if (!isfinite(e))
@@ -814,6 +816,15 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
         if (!(st.text_embed = malloc((size_t)st.sc.P * sizeof(float)))) {
             rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
             goto done;
+        }
+        if (p.guard) { /* the unedited source as the model renders it: level 0 decoded, 8 bits, as a candidate */
+            double t1 = clock_wall_s();
+            if ((rc = image_alloc(&st.recon, width, height, 3, err)) ||
+                (rc = decode_counted(&st, r, &p, st.levels, err)))
+                goto done;
+            r->seconds_decode += clock_wall_s() - t1;
+            tensor_to_rgb8(st.pixels, hw, r->edited); /* (scratch until the end) */
+            rgb8_to_image(r->edited, &st.recon);
         }
         if ((rc = search(&st, r, pairs, n, &p, &strategy, err))) goto done;
     }

@@ -335,10 +335,11 @@ static int simulate(const plan_setup *s, plan_chooser choose, void *user, const 
     /* 2-4. the search */
     long rows0 = out->rows, calls0 = out->calls;
     rc = s->n_forced ? render_forced(&m, err) : OIR_OK;
+    if (!rc && s->n_forced < n && s->guard) decode_one(&m); /* the no-edit guard's reference */
     if (!rc && s->n_forced < n) rc = search(&m, want, err);
     out->rows_candidates = out->rows - rows0;
     out->calls_candidates = out->calls - calls0;
-    if (cal && s->guard) /* the no-edit guard: the source image scored once per searched pair */
+    if (cal && s->guard) /* the no-edit guard: its reference scored once per searched pair */
         out->seconds[OIR_STAGE_SCORING] += (n - s->n_forced) * cal->score_seconds;
     /* 5. reassembly, or the chosen candidate */
     if (!rc && n > 1) {
@@ -465,6 +466,7 @@ static void run_bounds(const plan_setup *s, long *rows_min, long *rows_max, int 
     if (s->keep_candidates || n == 1) fixed += (long)mult * forced_steps; /* render_forced */
     long rmin = fixed + (long)ns * mult * pr.s_min, rmax = fixed + (long)ns * mult * pr.s_max;
     int dmin = ns * pr.d_min, dmax = ns * pr.d_max;
+    if (s->guard && ns > 0) dmin += 1, dmax += 1; /* the no-edit guard's reference image */
     if (s->keep_candidates) dmin += s->n_forced, dmax += s->n_forced;
     if (n == 1) {
         int final = s->n_forced ? !s->keep_candidates : s->strategy.kind == SEARCH_SHORT || !s->keep_candidates;

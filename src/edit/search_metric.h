@@ -45,7 +45,8 @@ search_choice search_metric_choose_among(const float *edit_scores, const float *
 /* The no-edit guard (oir_params.guard): as search_metric_choose_among, but
  * a candidate is eligible only when its raw edit score beats the unedited
  * source image's own (source_score: the masked CLIP cosine of the source
- * image with the same phrase and mask) by more than margin:
+ * image, decoded as the candidates are, with the same phrase and mask) by
+ * more than margin:
  * edit_scores[i] > source_score + margin. The normalisation is unchanged
  * (over every evaluated candidate); the choice is the arg-max of the total
  * among the choosable AND eligible candidates; when none is eligible, the
