@@ -200,7 +200,7 @@ install: deps
 # BENCH_QUALITY_ARGS="--n 10" for a quick subset).
 SHAPES_PROGS := $(OUT)/bench/shapes/quality $(OUT)/bench/shapes/edit_bench $(OUT)/bench/shapes/search_bench \
   $(OUT)/bench/shapes/attn_probe $(OUT)/bench/shapes/mask_bench $(OUT)/bench/shapes/mask_edit_bench
-SHAPES_OBJ := $(OUT)/bench/shapes/shapes_eval.o $(OUT)/bench/shapes/measure.o $(OUT)/src/cli/cli_args.o $(OUT)/src/cli/cli_sd.o $(OUT)/src/cli/progress.o
+SHAPES_OBJ := $(OUT)/bench/shapes/shapes_eval.o $(OUT)/bench/shapes/shapes_pixel.o $(OUT)/bench/shapes/measure.o $(OUT)/src/cli/cli_args.o $(OUT)/src/cli/cli_sd.o $(OUT)/src/cli/progress.o
 QUALITY_ARGS ?=
 BENCH_QUALITY_ARGS ?=
 

@@ -253,7 +253,32 @@ typedef struct {
      * search, from the run's own image latent and prompt encodings: 2 x
      * num_maps UNet rows a pair for the noise contrast). */
     oir_mask_params mask;
+    /* A pair whose step k is at or below the reassembly step R (README "What
+     * OIR does where the authors' code fails"): OIR_LOW_PICK_LOWER lowers R
+     * to min(k) - 1 for the image (the authors' code); OIR_LOW_PICK_REINVERT
+     * keeps R: the pair's chosen candidate (fully denoised, as on its
+     * contact sheet) is DDIM-inverted back up to level R with its guided
+     * prompt and spliced there. Pairs with k > R are reassembled as the
+     * paper does in both modes. See oir_default_params for the default. */
+    int low_pick;
+    /* The no-edit guard of the search metric (0: off, the paper's metric,
+     * the default): a candidate is eligible only when its masked CLIP score
+     * with the target phrase beats the unedited source image's own masked
+     * score by more than guard_margin (finite, >= 0; else OIR_E_ARG); when
+     * no candidate is eligible the plain arg-max is taken, with a warning.
+     * The source is scored as the model renders it (its latent decoded, as
+     * every candidate is: the VAE alone moves the score of an unedited
+     * image). Costs one VAE decode a run and one CLIP pass per searched
+     * pair, no UNet. */
+    int guard;
+    float guard_margin;
 } oir_params;
+
+enum { OIR_LOW_PICK_LOWER = 0, OIR_LOW_PICK_REINVERT = 1 };
+/* "lower" / "reinvert" -> OIR_LOW_PICK_*; -1 for anything else. */
+int oir_low_pick_parse(const char *name);
+/* OIR_LOW_PICK_* -> "lower" / "reinvert" ("?" when unknown). */
+const char *oir_low_pick_name(int mode);
 
 oir_params oir_default_params(void);
 
@@ -297,6 +322,20 @@ typedef struct {
     long mask_overlap_cells;     /* latent cells in several pairs' masks (reassembly: each goes to
                                     the pair listed first; 0 for one pair) */
     double seconds_mask;
+    /* the reassembly of pairs at or below R (oir_params.low_pick) */
+    int low_pick;                /* the mode used */
+    unsigned char *reinverted;   /* (n_pairs) 1: the pair's candidate was re-inverted up to R */
+    long low_pick_unet_rows;     /* UNet rows of those re-inversions (in unet_rows_total) */
+    /* the no-edit guard (oir_params.guard) */
+    int guard;                   /* 1: the search metric ran with the guard */
+    float guard_margin;
+    float *source_edit_score;    /* (n_pairs) the unedited source's masked CLIP cosine with the
+                                    pair's target phrase, the source latent decoded (NaN: guard
+                                    off, or forced) */
+    unsigned char *eligible;     /* (n_pairs, steps) 1: a scored candidate the choice could take
+                                    (passes the guard; with the guard off every scored one; 0 for
+                                    forced pairs, which are not searched) */
+    int *guard_fallback;         /* (n_pairs) 1: no candidate passed: the plain arg-max */
 } oir_result;
 
 /* One editing pair: every candidate and the search metric's choice; r->edited

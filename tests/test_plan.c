@@ -78,8 +78,11 @@ static int replay_choose(void *user, int pair, int T, const unsigned char *evalu
         }
         return 0;
     }
-    search_choice c = search_metric_choose_among(rp->r->edit_score + o, rp->r->background_score + o, T, evaluated,
-                                                 choosable, NULL, NULL, NULL);
+    search_choice c = rp->r->guard ? search_metric_choose_guarded(rp->r->edit_score + o, rp->r->background_score + o, T,
+                                                                  evaluated, choosable, rp->r->source_edit_score[pair],
+                                                                  rp->r->guard_margin, NULL, NULL, NULL, NULL)
+                                   : search_metric_choose_among(rp->r->edit_score + o, rp->r->background_score + o, T,
+                                                                evaluated, choosable, NULL, NULL, NULL);
     return c.best + 1;
 }
 
@@ -100,6 +103,12 @@ typedef struct {
     float guidance;
     int forced[2]; /* oir_params.forced_steps (--pick); 0: searched */
 } case_spec;
+
+/* oir_params.low_pick and the no-edit guard of a case (guard > 0: on, with that margin) */
+typedef struct {
+    int low_pick;
+    float guard;
+} case_extra;
 
 static unsigned long long small_budget;
 
@@ -140,13 +149,15 @@ static void check_progress(const char *name, const ticks *k, const oir_result *r
           "%s: scoring in one bar ending at %d/%d (%d scored)", name, sc_last_done, sc_last_total, scored);
 }
 
-static void run_case(oir_context *ctx, const unsigned char *rgb, int size, const oir_pair *pairs, const case_spec *c) {
+static void run_case(oir_context *ctx, const unsigned char *rgb, int size, const oir_pair *pairs, const case_spec *c,
+                     case_extra x) {
     char name[128];
     char picked[48] = "";
     if (c->forced[0] || c->forced[1]) snprintf(picked, sizeof picked, ", picked %d,%d", c->forced[0], c->forced[1]);
-    snprintf(name, sizeof name, "%s, %d pair%s, %s%s%s%s%s", c->search, c->n_pairs, c->n_pairs > 1 ? "s" : "",
+    snprintf(name, sizeof name, "%s, %d pair%s, %s%s%s%s%s%s%s", c->search, c->n_pairs, c->n_pairs > 1 ? "s" : "",
              c->parallel ? "parallel" : "serial", c->keep ? "" : ", no kept candidates",
-             c->small_budget ? ", split batches" : "", c->guidance == 1.0f ? ", guidance 1" : "", picked);
+             c->small_budget ? ", split batches" : "", c->guidance == 1.0f ? ", guidance 1" : "", picked,
+             x.low_pick == OIR_LOW_PICK_REINVERT ? ", reinvert" : "", x.guard > 0 ? ", guard" : "");
     oir_params p = oir_default_params();
     p.steps = T_STEPS;
     p.reassembly_step = 5; /* above some choices (R is lowered), and R + J > T (J is lowered) */
@@ -155,6 +166,9 @@ static void run_case(oir_context *ctx, const unsigned char *rgb, int size, const
     p.parallel = c->parallel;
     p.keep_candidates = c->keep;
     p.guidance = c->guidance;
+    p.low_pick = x.low_pick;
+    p.guard = x.guard > 0;
+    p.guard_margin = x.guard;
     if (c->small_budget) p.memory_budget = small_budget;
     int forced[2] = {c->forced[0], c->forced[1]};
     if (forced[0] || forced[1]) p.forced_steps = forced;
@@ -346,7 +360,26 @@ int main(void) {
         {"coarse:3", 2, 1, 1, 0, 7.5f, {4, 7}},   {"coarse:3", 2, 1, 0, 0, 7.5f, {4, 7}},
         {"exhaustive", 1, 1, 1, 0, 7.5f, {5, 0}}, {"exhaustive", 1, 1, 0, 0, 7.5f, {5, 0}},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, rgb, size, pairs, &cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        run_case(ctx, rgb, size, pairs, &cases[i], (case_extra){OIR_LOW_PICK_LOWER, 0});
+    static const struct {
+        case_spec c;
+        case_extra x;
+    } extra[] = {
+        /* low_pick reinvert (R = 5 is above most choices): searched, picked with and without kept
+         * candidates (a picked candidate not rendered is denoised by the reassembly) */
+        {{"exhaustive", 2, 1, 1, 0, 7.5f, {0, 0}}, {OIR_LOW_PICK_REINVERT, 0}},
+        {{"adaptive:4", 2, 0, 1, 0, 7.5f, {0, 0}}, {OIR_LOW_PICK_REINVERT, 0}},
+        {{"short:4", 2, 1, 1, 0, 7.5f, {0, 0}}, {OIR_LOW_PICK_REINVERT, 0}},
+        {{"coarse:3", 2, 1, 0, 0, 7.5f, {2, 0}}, {OIR_LOW_PICK_REINVERT, 0}},
+        {{"exhaustive", 2, 1, 0, 0, 7.5f, {2, 7}}, {OIR_LOW_PICK_REINVERT, 0}},
+        {{"exhaustive", 2, 1, 1, 1, 7.5f, {4, 3}}, {OIR_LOW_PICK_REINVERT, 0}},
+        /* the no-edit guard: the replay chooses with it too */
+        {{"exhaustive", 2, 1, 1, 0, 7.5f, {0, 0}}, {OIR_LOW_PICK_LOWER, 0.05f}},
+        {{"adaptive:4", 1, 1, 1, 0, 7.5f, {0, 0}}, {OIR_LOW_PICK_LOWER, 0.05f}},
+        {{"short-refine:4:1", 2, 1, 1, 0, 7.5f, {0, 0}}, {OIR_LOW_PICK_REINVERT, 0.05f}},
+    };
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) run_case(ctx, rgb, size, pairs, &extra[i].c, extra[i].x);
     test_calibration(ctx, size);
 done:
     oir_free(rgb);

@@ -236,7 +236,9 @@ static void test_quality(const sd_model *m, se_judge *j, const se_scene_set *hs)
     se_quality q;
     memset(&q, 0, sizeof q);
     CHECK(sampler_encode_prompt(&s, "", uncond, &err) == OIR_OK, "%s", err.message);
-    se_quality_params p = {SE_Q_CLIP | SE_Q_VAE | SE_Q_GEN | SE_Q_INV, 7.5f, uncond, 0};
+    se_px_judge px;
+    if (!CHECK(se_px_init(&px, &hs->vocab, size, &err) == OIR_OK, "%s", err.message)) return;
+    se_quality_params p = {SE_Q_CLIP | SE_Q_VAE | SE_Q_GEN | SE_Q_INV, 7.5f, uncond, 0, &px};
     int objects = 0;
     for (int i = 0; i < 2; i++) {
         const se_scene *sc = &hs->scenes[i];
@@ -250,6 +252,9 @@ static void test_quality(const sd_model *m, se_judge *j, const se_scene_set *hs)
           q.clip_objects, q.gen_objects);
     CHECK(q.clip_both <= q.clip_colour && q.clip_both <= q.clip_shape && q.gen_all_right <= q.gen_images,
           "both-right never exceeds colour-right or shape-right");
+    CHECK(q.gen_px_all_right <= q.gen_images && q.gen_px_objects_right <= q.gen_objects,
+          "(c) by the pixel judge: %ld of %ld images, %ld of %ld objects", q.gen_px_all_right, q.gen_images,
+          q.gen_px_objects_right, q.gen_objects);
     CHECK(q.vae_psnr.n == 2 && q.inv_psnr.n == 2 && isfinite(se_stat_mean(&q.vae_psnr)) &&
               se_stat_mean(&q.vae_psnr) > 0 && isfinite(se_stat_mean(&q.inv_psnr)),
           "PSNRs %.2f, %.2f dB", se_stat_mean(&q.vae_psnr), se_stat_mean(&q.inv_psnr));
@@ -262,6 +267,7 @@ static void test_quality(const sd_model *m, se_judge *j, const se_scene_set *hs)
               memcmp(gen, gen2, sizeof gen) == 0 && q2.clip_objects == 0 && q2.vae_psnr.n == 0,
           "generation repeats; only the asked bars are measured");
     free(uncond);
+    se_px_free(&px);
     sampler_free(&s);
 }
 
@@ -327,12 +333,124 @@ static void test_edit(oir_context *ctx, const clip_model *clip, se_judge *j, con
     free(buf);
 }
 
+/* The sign test: exact two-sided binomial p values. */
+static void test_sign_test(void) {
+    CHECK(se_sign_test_p(0, 0) == 1.0, "no untied case: p = 1");
+    CHECK(fabs(se_sign_test_p(5, 0) - 2.0 / 32) < 1e-12 && fabs(se_sign_test_p(0, 5) - 2.0 / 32) < 1e-12,
+          "5 wins, 0 losses: p = 2/32 (%g)", se_sign_test_p(5, 0));
+    CHECK(fabs(se_sign_test_p(10, 0) - 2.0 / 1024) < 1e-12, "10-0: 2/1024");
+    /* 6-4 of 10: 2 (1 + 10 + 45 + 120 + 210) / 1024 */
+    CHECK(fabs(se_sign_test_p(6, 4) - 772.0 / 1024) < 1e-12, "6-4: %g", se_sign_test_p(6, 4));
+    CHECK(se_sign_test_p(3, 3) == 1.0, "3-3: capped at 1");
+    /* 60-40 of 100: p = 0.0569 (scipy.stats.binomtest(60, 100).pvalue = 0.056887933640980) */
+    CHECK(fabs(se_sign_test_p(60, 40) - 0.056887933640980) < 1e-9, "60-40: %.12f", se_sign_test_p(60, 40));
+    CHECK(se_sign_test_p(120, 80) < 0.05 && se_sign_test_p(30, 20) > 0.05, "more cases, same ratio: smaller p");
+}
+
+/* The pixel judge against the renderer's own ground truth: its outlines are
+ * the committed object masks; every ground-truth edit reads right, and the
+ * unedited source reads wrong for every pair that changes a colour or a
+ * shape. */
+static void test_pixel_judge(const se_case_set *es) {
+    oir_error err = {0};
+    se_px_judge px;
+    const int size = 64;
+    if (!CHECK(se_px_init(&px, &es->vocab, size, &err) == OIR_OK, "%s", err.message)) return;
+    CHECK(se_position("left") == SE_POS_LEFT && se_position("right") == SE_POS_RIGHT && se_position("middle") < 0,
+          "position names");
+    size_t hw = (size_t)size * size;
+    unsigned char *buf = malloc(hw * (3 * 2 + 1 + SE_MAX_PAIRS + SE_MAX_OBJECTS));
+    unsigned char *rgb = buf, *gt = rgb + hw * 3, *uni = gt + hw * 3, *pm = uni + hw, *om = pm + hw * SE_MAX_PAIRS;
+    long objects = 0, good_outline = 0, gt_pairs = 0, gt_right = 0, gt_kept_n = 0, gt_kept = 0, src_changed = 0,
+         src_wrong = 0, src_kept = 0, src_kept_n = 0, shape_only = 0, shape_only_wrong = 0, gt_alone = 0;
+    double iou_sum = 0, iou_min = 1;
+    for (int i = 0; i < es->n; i++) {
+        const se_case *c = &es->cases[i];
+        if (!CHECK(se_edit_case_load(c, size, rgb, gt, pm, uni, om, &err) == OIR_OK, "%s", err.message)) break;
+        /* the outline of each source object against its committed exact mask */
+        for (int o = 0; o < c->n_objects; o++) {
+            const unsigned char *t = se_px_template(&px, c->objects[o].position, c->objects[o].shape);
+            long in = 0, un = 0;
+            for (size_t k = 0; k < hw; k++) in += t[k] && om[o * hw + k], un += t[k] || om[o * hw + k];
+            double iou = un ? (double)in / un : 0;
+            iou_sum += iou, objects++;
+            iou_min = iou < iou_min ? iou : iou_min;
+            good_outline += iou >= 0.9;
+        }
+        se_edit_eval ev;
+        memset(&ev, 0, sizeof ev);
+        if (!CHECK(se_edit_evaluate_pixels(&px, c, gt, pm, &ev, &err) == OIR_OK, "%s", err.message)) break;
+        gt_pairs += c->n_pairs;
+        gt_right += ev.px_obj_right + ev.px_bg_right;
+        for (int o = 0; o < c->n_objects; o++) gt_kept_n += !c->objects[o].edited;
+        gt_kept += ev.px_kept_right;
+        CHECK(ev.px_judged, "judged");
+        for (int o = 0; o < c->n_objects; o++) { /* every object of the source, on its own background */
+            se_px_object r;
+            se_px_read_object(&px, rgb, c->objects[o].position, c->objects[o].shape, c->source_background, &r);
+            src_kept += r.colour == c->objects[o].colour && r.shape == c->objects[o].shape;
+            src_kept_n++;
+        }
+        for (int p = 0; p < c->n_pairs; p++) {
+            src_changed++;
+            int right = se_pair_right_pixels(&px, c, p, rgb, pm);
+            src_wrong += !right;
+            const se_pair *pr = &c->pairs[p];
+            if (!pr->is_background && c->objects[pr->object].colour == pr->colour) { /* the shape alone changes */
+                shape_only++;
+                shape_only_wrong += !right;
+            }
+            gt_alone += se_pair_right_pixels(&px, c, p, gt, pm);
+        }
+    }
+    printf("  pixel judge: outlines vs committed masks IoU mean %.3f min %.3f (%ld objects); ground truth right "
+           "%ld/%ld pairs, kept %ld/%ld; source wrong %ld/%ld pairs (shape-only %ld/%ld), unedited objects of the "
+           "source read as themselves %ld/%ld\n",
+           objects ? iou_sum / objects : 0, iou_min, objects, gt_right, gt_pairs, gt_kept, gt_kept_n, src_wrong,
+           src_changed, shape_only_wrong, shape_only, src_kept, src_kept_n);
+    CHECK(objects >= 400 && good_outline == objects, "every outline matches its object's mask (IoU >= 0.9: %ld/%ld)",
+          good_outline, objects);
+    CHECK(gt_pairs >= 300 && gt_right * 100 >= gt_pairs * 99, "ground truth right on >= 99%% of pairs (%ld/%ld)",
+          gt_right, gt_pairs);
+    CHECK(gt_alone == gt_right, "pair by pair (se_pair_right_pixels) as in the case's verdicts (%ld/%ld)", gt_alone,
+          gt_right);
+    CHECK(gt_kept == gt_kept_n, "ground truth keeps every unedited object (%ld/%ld)", gt_kept, gt_kept_n);
+    CHECK(src_wrong * 100 >= src_changed * 98, "the unedited source wrong on >= 98%% of pairs (%ld/%ld)", src_wrong,
+          src_changed);
+    CHECK(shape_only > 20 && shape_only_wrong * 100 >= shape_only * 95,
+          "shape-only pairs: the source's shape tells them apart (%ld/%ld)", shape_only_wrong, shape_only);
+    CHECK(src_kept == src_kept_n, "every source object reads as itself (%ld/%ld)", src_kept, src_kept_n);
+    /* a grey image reads as nothing; a bad vocabulary word is refused */
+    memset(rgb, 128, hw * 3);
+    se_px_object ob;
+    se_px_read_object(&px, rgb, SE_POS_CENTER, 0, se_vocab_background(&es->vocab, "gray"), &ob);
+    CHECK(ob.colour == -1 && ob.shape == -1, "a plain gray image: no object (colour %d, shape %d)", ob.colour, ob.shape);
+    se_vocab v = es->vocab;
+    snprintf(v.colours[0], sizeof v.colours[0], "teal");
+    se_px_judge bad;
+    CHECK(se_px_init(&bad, &v, size, &err) == OIR_E_FORMAT && strstr(err.message, "teal"), "unknown colour: %s",
+          err.message);
+    se_px_free(&bad);
+    /* at the test fixture's 16 px the outlines still exist and nothing crashes */
+    se_px_judge small;
+    if (CHECK(se_px_init(&small, &es->vocab, 16, &err) == OIR_OK, "%s", err.message)) {
+        long area = 0;
+        for (int k = 0; k < 256; k++) area += se_px_template(&small, SE_POS_CENTER, 1)[k];
+        CHECK(area >= 9 && area <= 25, "a 16 px square at 16 px: %ld pixels", area);
+        se_px_free(&small);
+    }
+    free(buf);
+    se_px_free(&px);
+}
+
 int main(void) {
     test_metrics();
+    test_sign_test();
     se_scene_set hs = {0};
     se_case_set es = {0};
     test_manifests(&hs, &es);
     if (hs.n < 2 || es.n < 2) return th_summary();
+    test_pixel_judge(&es);
     oir_error err = {0};
     char mp[512], cp[512];
     snprintf(mp, sizeof mp, "%s", th_fixture_path("sd/tiny-pipe"));

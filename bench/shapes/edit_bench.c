@@ -37,6 +37,16 @@
  *   CLIP score      cosine of the whole image with the target prompt;
  *   chosen steps    histogram, mean and std; for OIR also the spread of the
  *                   steps within a multi-pair case.
+ * A second judge needs no network: the pixel judge (shapes_eval.h,
+ * se_edit_evaluate_pixels) reads each object's colour (median inside the new
+ * shape's outline, against the palette) and shape (IoU of the coloured
+ * region against every outline at that position), each background pair's
+ * background, and the unedited objects; its columns sit beside the CLIP
+ * judge's. Per judge, OIR is compared case by case with the best fixed step
+ * (the fixed k with the most pairs right over the subset) and with the
+ * search, by the exact sign test over the cases where they differ; and each
+ * multi-pair case's pairs are judged in their own chosen candidate (before
+ * reassembly) and in OIR's result (after).
  * Writes OUT.md (the tables) and OUT.json (summary + every case). */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -65,10 +75,30 @@ typedef struct {
 } step_dist;
 
 typedef struct {
-    const char *model, *clip_dir, *cases_dir, *out, *patch, *read;
+    const char *model, *clip_dir, *cases_dir, *out, *patch, *read, *low_pick, *guard, *only;
     int n, T, R, J, threads, quiet, sheets, offset;
     float guidance;
 } options;
+
+enum { J_CLIP, J_PIXEL, N_JUDGES };
+static const char *judge_name[N_JUDGES] = {"CLIP judge", "pixel judge"};
+
+/* Pairs of a case a judge finds right. */
+static int right_of(const se_edit_eval *e, int judge) {
+    return judge == J_CLIP ? e->obj_right + e->bg_right : e->px_obj_right + e->px_bg_right;
+}
+
+/* Per case: the pairs each method gets right with each judge (sign tests). */
+typedef struct {
+    int sub; /* SUB_SINGLE or SUB_MULTI */
+    int right[N_METHODS][N_JUDGES];
+} case_rights;
+
+/* OIR's pairs judged in their own chosen candidate (before reassembly) and
+ * in the result (after), multi-pair cases. */
+typedef struct {
+    long pairs, before[N_JUDGES], after[N_JUDGES], gained[N_JUDGES], lost[N_JUDGES];
+} reassembly_sum;
 
 
 static void usage(FILE *to) {
@@ -104,6 +134,12 @@ static void usage(FILE *to) {
             "  --read HOW     how the judge reads an object: words (default: colour words on the\n"
             "                 image, shape words on its greyscale) or phrase (arg-max over every\n"
             "                 'COLOUR SHAPE' phrase)\n"
+            "  --low-pick MODE  OIR with a pair at or below R: lower or reinvert (default: the\n"
+            "                 library's, oir_default_params)\n"
+            "  --guard MARGIN   the search metric's no-edit guard on every oir_search/oir_edit\n"
+            "                 call (search-u and OIR; default off)\n"
+            "  --only KIND    run only the single-pair or only the multi-pair cases (single,\n"
+            "                 multi; default both)\n"
             "  --threads N    CPU threads (default $OIR_THREADS, else all cores)\n");
 }
 
@@ -234,6 +270,113 @@ static void print_tables(FILE *f, se_edit_sum sums[N_SUB][N_METHODS], step_dist 
                 multi_varied, multi_cases, se_stat_mean(within), lowered_R);
 }
 
+/* Total pairs right of method m with a judge over a subset's cases. */
+static long subset_right(const case_rights *cr, int n, int sub, int m, int judge) {
+    long r = 0;
+    for (int i = 0; i < n; i++)
+        if (sub == SUB_ALL || cr[i].sub == sub) r += cr[i].right[m][judge];
+    return r;
+}
+
+typedef struct {
+    int other;                 /* the method OIR is compared with */
+    long wins, losses, ties;   /* cases where OIR got more / fewer / as many pairs right */
+    long oir_right, other_right, pairs, cases;
+    double p;                  /* exact sign test, two-sided */
+} comparison;
+
+/* OIR against method `other` (or, other < 0, the best fixed step of the subset). */
+static comparison compare(const case_rights *cr, int n, int sub, int judge, int other, long pairs) {
+    comparison c;
+    memset(&c, 0, sizeof c);
+    if (other < 0) { /* the fixed k with the most pairs right (ties: the smallest k) */
+        long best = -1;
+        for (int m = 0; m < N_FIXED; m++) {
+            long r = subset_right(cr, n, sub, m, judge);
+            if (r > best) best = r, other = m;
+        }
+    }
+    c.other = other;
+    c.pairs = pairs;
+    for (int i = 0; i < n; i++) {
+        if (sub != SUB_ALL && cr[i].sub != sub) continue;
+        int a = cr[i].right[M_OIR][judge], b = cr[i].right[other][judge];
+        c.cases++;
+        c.oir_right += a, c.other_right += b;
+        c.wins += a > b, c.losses += a < b, c.ties += a == b;
+    }
+    c.p = se_sign_test_p(c.wins, c.losses);
+    return c;
+}
+
+static cJSON *json_comparison(const comparison *c, int T) {
+    cJSON *o = cJSON_CreateObject();
+    char name[64];
+    cJSON_AddStringToObject(o, "against", method_name(c->other, T, name, sizeof name));
+    cJSON_AddNumberToObject(o, "cases", (double)c->cases);
+    cJSON_AddNumberToObject(o, "pairs", (double)c->pairs);
+    cJSON_AddNumberToObject(o, "oir_pairs_right", (double)c->oir_right);
+    cJSON_AddNumberToObject(o, "other_pairs_right", (double)c->other_right);
+    cJSON_AddNumberToObject(o, "oir_wins", (double)c->wins);
+    cJSON_AddNumberToObject(o, "oir_losses", (double)c->losses);
+    cJSON_AddNumberToObject(o, "ties", (double)c->ties);
+    cJSON_AddNumberToObject(o, "sign_test_p", c->p);
+    return o;
+}
+
+/* The second judge's table, the paired comparisons of OIR with the best fixed
+ * step and the search under both judges, and OIR's pairs before and after
+ * the reassembly. */
+static void print_second_judge(FILE *f, se_edit_sum sums[N_SUB][N_METHODS], const case_rights *cr, int n,
+                               const reassembly_sum *ra, int T) {
+    static const char *sub_name[N_SUB] = {"single-pair cases", "multi-pair cases (2-3 pairs)", "all cases"};
+    char name[64], a[64], b[64], d[64], e[64], g[64];
+    for (int sub = 0; sub < N_SUB; sub++) {
+        if (!sums[sub][M_OIR].px_cases) continue;
+        fprintf(f, "\n### pixel judge, %s (%ld)\n\n", sub_name[sub], sums[sub][M_OIR].px_cases);
+        fprintf(f, "| method | object pairs right | colour / shape right | background pairs right | cases all right | "
+                   "unedited kept | CLIP judge: pairs right |\n|---|---|---|---|---|---|---|\n");
+        for (int m = 0; m < N_METHODS; m++) {
+            const se_edit_sum *x = &sums[sub][m];
+            if (sub == SUB_SINGLE && m == M_SEARCH_UNION) continue;
+            fmt_pct(a, sizeof a, x->px_obj_right, x->px_obj_pairs);
+            snprintf(b, sizeof b, "%.0f%% / %.0f%%", pct(x->px_colour_right, x->px_obj_pairs),
+                     pct(x->px_shape_right, x->px_obj_pairs));
+            fmt_pct(d, sizeof d, x->px_bg_right, x->px_bg_pairs);
+            fmt_pct(e, sizeof e, x->px_all_right, x->px_cases);
+            fmt_pct(g, sizeof g, x->px_kept_right, x->px_kept_n);
+            char c2[64];
+            fmt_pct(c2, sizeof c2, x->obj_right + x->bg_right, x->obj_pairs + x->bg_pairs);
+            fprintf(f, "| %s | %s | %s | %s | %s | %s | %s |\n", method_name(m, T, name, sizeof name), a, b, d, e, g, c2);
+        }
+    }
+    fprintf(f, "\n### OIR against the best fixed step and the search, case by case (exact sign test)\n\n"
+               "| cases | judge | OIR pairs right | compared with | its pairs right | difference | OIR better / worse / "
+               "tied (cases) | sign test p |\n|---|---|---|---|---|---|---|---|\n");
+    for (int sub = 0; sub < N_SUB; sub++) {
+        long pairs = sums[sub][M_OIR].obj_pairs + sums[sub][M_OIR].bg_pairs;
+        if (!sums[sub][M_OIR].cases) continue;
+        for (int judge = 0; judge < N_JUDGES; judge++)
+            for (int k = 0; k < 2; k++) {
+                comparison c = compare(cr, n, sub, judge, k ? M_SEARCH : -1, pairs);
+                fprintf(f, "| %s | %s | %.1f%% | %s%s | %.1f%% | %+.1f pts | %ld / %ld / %ld | %.3g |\n", sub_name[sub],
+                        judge_name[judge], pct(c.oir_right, pairs), method_name(c.other, T, name, sizeof name),
+                        k ? "" : " (best fixed)", pct(c.other_right, pairs), pct(c.oir_right - c.other_right, pairs),
+                        c.wins, c.losses, c.ties, c.p);
+            }
+    }
+    if (ra->pairs) {
+        fprintf(f, "\n### OIR's pairs before and after the reassembly (multi-pair cases, %ld pairs)\n\n"
+                   "| judge | right in the pair's own chosen candidate | right after reassembly | gained | lost |\n"
+                   "|---|---|---|---|---|\n", ra->pairs);
+        for (int judge = 0; judge < N_JUDGES; judge++) {
+            fmt_pct(a, sizeof a, ra->before[judge], ra->pairs);
+            fmt_pct(b, sizeof b, ra->after[judge], ra->pairs);
+            fprintf(f, "| %s | %s | %s | %ld | %ld |\n", judge_name[judge], a, b, ra->gained[judge], ra->lost[judge]);
+        }
+    }
+}
+
 static cJSON *json_eval(const se_edit_eval *e) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "object_pairs", e->obj_pairs);
@@ -250,6 +393,15 @@ static cJSON *json_eval(const se_edit_eval *e) {
     se_json_num(o, "gt_psnr", e->gt_psnr);
     se_json_num(o, "edit_region_psnr", e->edit_psnr);
     se_json_num(o, "clip_score", e->clip_score);
+    if (e->px_judged) {
+        cJSON *px = cJSON_AddObjectToObject(o, "pixel_judge");
+        cJSON_AddNumberToObject(px, "object_right", e->px_obj_right);
+        cJSON_AddNumberToObject(px, "colour_right", e->px_colour_right);
+        cJSON_AddNumberToObject(px, "shape_right", e->px_shape_right);
+        cJSON_AddNumberToObject(px, "background_right", e->px_bg_right);
+        cJSON_AddBoolToObject(px, "all_right", e->px_all_right);
+        cJSON_AddNumberToObject(px, "kept", e->px_kept_right);
+    }
     return o;
 }
 
@@ -268,6 +420,14 @@ static cJSON *json_sum(const se_edit_sum *x) {
     se_json_num(o, "gt_psnr", se_stat_mean(&x->gt_psnr));
     se_json_num(o, "edit_region_psnr", se_stat_mean(&x->edit_psnr));
     se_json_num(o, "clip_score", se_stat_mean(&x->clip));
+    cJSON *px = cJSON_AddObjectToObject(o, "pixel_judge");
+    cJSON_AddNumberToObject(px, "cases", (double)x->px_cases);
+    se_json_num(px, "object_pair_acc", x->px_obj_pairs ? (double)x->px_obj_right / x->px_obj_pairs : NAN);
+    se_json_num(px, "colour_acc", x->px_obj_pairs ? (double)x->px_colour_right / x->px_obj_pairs : NAN);
+    se_json_num(px, "shape_acc", x->px_obj_pairs ? (double)x->px_shape_right / x->px_obj_pairs : NAN);
+    se_json_num(px, "background_pair_acc", x->px_bg_pairs ? (double)x->px_bg_right / x->px_bg_pairs : NAN);
+    se_json_num(px, "case_all_right", x->px_cases ? (double)x->px_all_right / x->px_cases : NAN);
+    se_json_num(px, "unedited_kept", x->px_kept_n ? (double)x->px_kept_right / x->px_kept_n : NAN);
     return o;
 }
 
@@ -301,7 +461,7 @@ int main(int argc, char **argv) {
             return 0;
         }
     options o = {"models/tiny-shapes", "models/tiny-clip", "bench/scenes/edit", "bench/results/edit_quality",
-                 "any", "words", 0, 20, -1, -1, 0, 0, 0, 0, 7.5f};
+                 "any", "words", NULL, NULL, NULL, 0, 20, -1, -1, 0, 0, 0, 0, 7.5f};
     const cli_opt opts[] = {
         {"--model", CLI_STR, &o.model, 0, 0},
         {"--clip", CLI_STR, &o.clip_dir, 0, 0},
@@ -318,6 +478,9 @@ int main(int argc, char **argv) {
         {"--quiet", CLI_FLAG, &o.quiet, 0, 0},
         {"--patch", CLI_STR, &o.patch, 0, 0},
         {"--read", CLI_STR, &o.read, 0, 0},
+        {"--low-pick", CLI_STR, &o.low_pick, 0, 0},
+        {"--guard", CLI_STR, &o.guard, 0, 0},
+        {"--only", CLI_STR, &o.only, 0, 0},
     };
     oir_error err = {0};
     int rc = cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, NULL, &err);
@@ -335,12 +498,37 @@ int main(int argc, char **argv) {
     }
     if (o.R < 0) o.R = (o.T + 2) / 5;
     if (o.J < 0) o.J = (o.T + 2) / 5;
+    int low_pick = oir_default_params().low_pick, guard = 0;
+    float guard_margin = 0;
+    if (o.low_pick && (low_pick = oir_low_pick_parse(o.low_pick)) < 0) {
+        fprintf(stderr, "edit_bench: --low-pick is lower or reinvert (got '%s')\n", o.low_pick);
+        return 2;
+    }
+    if (o.guard && strcmp(o.guard, "off")) {
+        char *end = NULL;
+        double g = strtod(o.guard, &end);
+        if (!*o.guard || *end || !isfinite(g) || g < 0) {
+            fprintf(stderr, "edit_bench: --guard is off or a margin >= 0 (got '%s')\n", o.guard);
+            return 2;
+        }
+        guard = 1, guard_margin = (float)g;
+    }
+    int only_kind = -1; /* -1: both; 0: single-pair cases; 1: multi-pair cases */
+    if (o.only && (only_kind = !strcmp(o.only, "single") ? 0 : !strcmp(o.only, "multi") ? 1 : -2) == -2) {
+        fprintf(stderr, "edit_bench: --only is single or multi (got '%s')\n", o.only);
+        return 2;
+    }
     cli_set_threads(o.threads);
 
     se_case_set set = {0};
     oir_context *ctx = NULL;
     clip_model *clip = NULL;
     se_judge judge = {0};
+    se_px_judge px = {0};
+    case_rights *rights = NULL;
+    reassembly_sum ra;
+    memset(&ra, 0, sizeof ra);
+    long reinverted_pairs = 0;
     int have_judge = 0, exit_code = 0;
     unsigned char *buf = NULL;
     cJSON *jcases = cJSON_CreateArray();
@@ -362,6 +550,11 @@ int main(int argc, char **argv) {
     judge.patch_mode = se_patch_mode(o.patch);
     judge.read_words = se_read_words(o.read); /* the judge only; the search metric is the library's */
     int size = oir_context_image_size(ctx), T = o.T;
+    if ((rc = se_px_init(&px, &set.vocab, size, &err))) goto fail;
+    if (!(rights = calloc((size_t)set.n, sizeof *rights))) {
+        rc = oir_fail(&err, OIR_E_NOMEM, "out of memory");
+        goto fail;
+    }
     size_t hw = (size_t)size * size;
     /* buffers: rgb, gt, union, pair masks, object masks, OIR image, target text */
     size_t need = hw * 3 * 3 + hw * (1 + SE_MAX_PAIRS + SE_MAX_OBJECTS) + sizeof(float) * 4096;
@@ -387,7 +580,7 @@ int main(int argc, char **argv) {
     for (int ci = 0; ci < set.n; ci++) {
         const se_case *c = &set.cases[ci];
         int kind = c->n_pairs > 1;
-        if (seen[kind]++ < o.offset || done_kind[kind] >= want) continue;
+        if (seen[kind]++ < o.offset || done_kind[kind] >= want || (only_kind >= 0 && kind != only_kind)) continue;
         done_kind[kind]++;
         double t0 = clock_wall_s();
         if ((rc = se_edit_case_load(c, size, rgb, gt, pmasks, uni, omasks, &err))) goto fail;
@@ -400,6 +593,9 @@ int main(int argc, char **argv) {
         p.reinversion_steps = o.J;
         p.target_prompt = c->target;
         p.keep_candidates = 1;
+        p.low_pick = low_pick;
+        p.guard = guard;
+        p.guard_margin = guard_margin;
         oir_pair pu = {c->pairs[0].from, kind ? c->target : c->pairs[0].to, uni, c->target};
         oir_result *rt = NULL, *ro = NULL;
         if ((rc = oir_search(ctx, rgb, size, size, c->source, &pu, &p, &rt, &err))) goto fail;
@@ -412,7 +608,7 @@ int main(int argc, char **argv) {
                 pairs[q].mask = pmasks + q * hw;
                 pairs[q].guided_prompt = c->pairs[q].guided;
             }
-            p.keep_candidates = 0;
+            p.keep_candidates = 1; /* each pair's own candidate, judged before the reassembly */
             if ((rc = oir_edit(ctx, rgb, size, size, c->source, pairs, c->n_pairs, &p, &ro, &err))) {
                 oir_result_free(rt);
                 goto fail;
@@ -449,8 +645,38 @@ int main(int argc, char **argv) {
         img_of[M_OIR] = oir_img;
         img_of[M_ORACLE] = rt->candidates + (size_t)(k_oracle - 1) * hw * 3;
         img_of[M_GT] = gt;
-        for (int m = 0; !rc && m < N_METHODS; m++)
+        for (int m = 0; !rc && m < N_METHODS; m++) {
             rc = se_edit_evaluate(&judge, c, img_of[m], rgb, gt, pmasks, omasks, uni, size, target_text, &ev[m], &err);
+            if (!rc) rc = se_edit_evaluate_pixels(&px, c, img_of[m], pmasks, &ev[m], &err);
+        }
+        /* OIR's pairs in their own chosen candidate, before the reassembly (both judges) */
+        int before_bits[N_JUDGES] = {0, 0}, after_bits[N_JUDGES] = {0, 0};
+        for (int q = 0; !rc && kind && q < c->n_pairs; q++) {
+            const unsigned char *cand = ro->candidates + ((size_t)q * T + ro->chosen_step[q] - 1) * hw * 3;
+            int bits = 0;
+            rc = pairs_right(&judge, c, cand, pmasks, size, &bits, &err);
+            before_bits[J_CLIP] |= (bits >> q & 1) << q;
+            before_bits[J_PIXEL] |= se_pair_right_pixels(&px, c, q, cand, pmasks) << q;
+        }
+        if (!rc && kind) {
+            int bits = 0;
+            rc = pairs_right(&judge, c, oir_img, pmasks, size, &bits, &err);
+            after_bits[J_CLIP] = bits;
+            for (int q = 0; q < c->n_pairs; q++) after_bits[J_PIXEL] |= se_pair_right_pixels(&px, c, q, oir_img, pmasks) << q;
+            ra.pairs += c->n_pairs;
+            for (int jd = 0; jd < N_JUDGES; jd++)
+                for (int q = 0; q < c->n_pairs; q++) {
+                    int b0 = before_bits[jd] >> q & 1, b1 = after_bits[jd] >> q & 1;
+                    ra.before[jd] += b0, ra.after[jd] += b1, ra.gained[jd] += !b0 && b1, ra.lost[jd] += b0 && !b1;
+                }
+            for (int q = 0; q < c->n_pairs; q++) reinverted_pairs += ro->reinverted[q];
+        }
+        if (!rc) {
+            case_rights *cr = &rights[n_run];
+            cr->sub = kind ? SUB_MULTI : SUB_SINGLE;
+            for (int m = 0; m < N_METHODS; m++)
+                for (int jd = 0; jd < N_JUDGES; jd++) cr->right[m][jd] = right_of(&ev[m], jd);
+        }
         if (!rc && o.sheets > 0 && done_kind[kind] <= o.sheets) {
             char path[1200], dir[1024], flat[64];
             snprintf(dir, sizeof dir, "%s_sheets", o.out);
@@ -505,6 +731,19 @@ int main(int argc, char **argv) {
         cJSON_AddItemToObject(jc, "first_right_step", json_ints(first, c->n_pairs));
         cJSON_AddItemToObject(jc, "oir_steps", json_ints(oir->chosen_step, oir->n_pairs));
         cJSON_AddNumberToObject(jc, "oir_reassembly_step", oir->reassembly_step);
+        if (kind) {
+            int rv[SE_MAX_PAIRS];
+            for (int q = 0; q < c->n_pairs; q++) rv[q] = ro->reinverted[q];
+            cJSON_AddItemToObject(jc, "oir_reinverted", json_ints(rv, c->n_pairs));
+            cJSON *jb = cJSON_AddObjectToObject(jc, "oir_pairs_right_before_reassembly");
+            cJSON *jaft = cJSON_AddObjectToObject(jc, "oir_pairs_right_after_reassembly");
+            for (int jd = 0; jd < N_JUDGES; jd++) {
+                int bb[SE_MAX_PAIRS], aa[SE_MAX_PAIRS];
+                for (int q = 0; q < c->n_pairs; q++) bb[q] = before_bits[jd] >> q & 1, aa[q] = after_bits[jd] >> q & 1;
+                cJSON_AddItemToObject(jb, jd == J_CLIP ? "clip" : "pixel", json_ints(bb, c->n_pairs));
+                cJSON_AddItemToObject(jaft, jd == J_CLIP ? "clip" : "pixel", json_ints(aa, c->n_pairs));
+            }
+        }
         cJSON *jw = cJSON_CreateArray();
         for (int w = 0; w < oir->n_warnings; w++) cJSON_AddItemToArray(jw, cJSON_CreateString(oir->warnings[w]));
         cJSON_AddItemToObject(jc, "oir_warnings", jw);
@@ -519,9 +758,10 @@ int main(int argc, char **argv) {
         if (!o.quiet) {
             fprintf(stderr, "[%3d] %-10s %d pair(s) %5.1f s  OIR steps", n_run, c->name, c->n_pairs, secs);
             for (int q = 0; q < oir->n_pairs; q++) fprintf(stderr, " %d", oir->chosen_step[q]);
-            fprintf(stderr, ", search %d; pairs right: OIR %d/%d, k=%d %d/%d\n", k_search,
-                    ev[M_OIR].obj_right + ev[M_OIR].bg_right, c->n_pairs, T, ev[N_FIXED - 1].obj_right + ev[N_FIXED - 1].bg_right,
-                    c->n_pairs);
+            fprintf(stderr, ", search %d; pairs right: OIR %d/%d (pixel %d), k=%d %d/%d (pixel %d)\n", k_search,
+                    ev[M_OIR].obj_right + ev[M_OIR].bg_right, c->n_pairs, right_of(&ev[M_OIR], J_PIXEL), T,
+                    ev[N_FIXED - 1].obj_right + ev[N_FIXED - 1].bg_right, c->n_pairs,
+                    right_of(&ev[N_FIXED - 1], J_PIXEL));
         }
         oir_result_free(rt);
         oir_result_free(ro);
@@ -538,12 +778,16 @@ int main(int argc, char **argv) {
             fprintf(outs[w],
                     "## Edit quality: fixed inversion steps vs the search metric vs OIR\n\n"
                     "%d cases (%d single-pair, %d multi-pair) from %s; model %s, judge/scorer %s; DDIM T = %d, "
-                    "CFG %g (negative = source prompt), OIR R = %d, J = %d; judge masks: %s, reads %s; %d thread(s), %.0f s "
-                    "(%.1f s per case).\n",
+                    "CFG %g (negative = source prompt), OIR R = %d, J = %d, low_pick %s, guard %s; judge masks: %s, "
+                    "reads %s; %d thread(s), %.0f s (%.1f s per case).\n",
                     n_run, done_kind[0], done_kind[1], o.cases_dir, o.model, o.clip_dir, T, o.guidance, o.R, o.J,
-                    o.patch, o.read,
+                    oir_low_pick_name(low_pick), o.guard ? o.guard : "off", o.patch, o.read,
                     oir_get_threads(), total, n_run ? total / n_run : 0.0);
             print_tables(outs[w], sums, dist, first_right, never_right, &within, multi_varied, multi_cases, lowered_R, T);
+            if (reinverted_pairs)
+                fprintf(outs[w], "\nlow_pick reinvert: %ld pairs' candidates re-inverted up to R (R kept).\n",
+                        reinverted_pairs);
+            print_second_judge(outs[w], sums, rights, n_run, &ra, T);
             if (search_mismatch)
                 fprintf(outs[w], "\nNote: on %ld single-pair cases the recomputed search differed from OIR's.\n",
                         search_mismatch);
@@ -560,6 +804,9 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "guidance", o.guidance);
         cJSON_AddNumberToObject(root, "reassembly_step", o.R);
         cJSON_AddNumberToObject(root, "reinversion_steps", o.J);
+        cJSON_AddStringToObject(root, "low_pick", oir_low_pick_name(low_pick));
+        if (guard) cJSON_AddNumberToObject(root, "guard", guard_margin);
+        else cJSON_AddStringToObject(root, "guard", "off");
         cJSON_AddNumberToObject(root, "threads", oir_get_threads());
         cJSON_AddNumberToObject(root, "seconds", total);
         cJSON_AddNumberToObject(root, "search_mismatch_single", (double)search_mismatch);
@@ -590,6 +837,30 @@ int main(int argc, char **argv) {
         se_json_num(root, "oir_within_case_step_std", se_stat_mean(&within));
         cJSON_AddNumberToObject(root, "oir_multi_cases_steps_differ", (double)multi_varied);
         cJSON_AddNumberToObject(root, "oir_reassembly_lowered", (double)lowered_R);
+        cJSON_AddNumberToObject(root, "oir_pairs_reinverted", (double)reinverted_pairs);
+        cJSON *jcmp = cJSON_CreateObject();
+        for (int sub = 0; sub < N_SUB; sub++) {
+            if (!sums[sub][M_OIR].cases) continue;
+            long pairs = sums[sub][M_OIR].obj_pairs + sums[sub][M_OIR].bg_pairs;
+            cJSON *js2 = cJSON_AddObjectToObject(jcmp, sub_key[sub]);
+            for (int jg = 0; jg < N_JUDGES; jg++) {
+                cJSON *jj = cJSON_AddObjectToObject(js2, jg == J_CLIP ? "clip" : "pixel");
+                comparison c1 = compare(rights, n_run, sub, jg, -1, pairs), c2 = compare(rights, n_run, sub, jg, M_SEARCH, pairs);
+                cJSON_AddItemToObject(jj, "oir_vs_best_fixed", json_comparison(&c1, T));
+                cJSON_AddItemToObject(jj, "oir_vs_search", json_comparison(&c2, T));
+            }
+        }
+        cJSON_AddItemToObject(root, "oir_paired_comparisons", jcmp);
+        cJSON *jra = cJSON_CreateObject();
+        cJSON_AddNumberToObject(jra, "pairs", (double)ra.pairs);
+        for (int jg = 0; jg < N_JUDGES; jg++) {
+            cJSON *x = cJSON_AddObjectToObject(jra, jg == J_CLIP ? "clip" : "pixel");
+            cJSON_AddNumberToObject(x, "right_before", (double)ra.before[jg]);
+            cJSON_AddNumberToObject(x, "right_after", (double)ra.after[jg]);
+            cJSON_AddNumberToObject(x, "gained", (double)ra.gained[jg]);
+            cJSON_AddNumberToObject(x, "lost", (double)ra.lost[jg]);
+        }
+        cJSON_AddItemToObject(root, "oir_reassembly_pairs", jra);
         cJSON_AddItemToObject(root, "cases", jcases);
         jcases = NULL;
         char *txt = cJSON_Print(root);
@@ -616,6 +887,8 @@ fail:
 cleanup:
     cJSON_Delete(jcases);
     free(buf);
+    free(rights);
+    se_px_free(&px);
     if (have_judge) se_judge_free(&judge);
     clip_model_free(clip);
     oir_context_free(ctx);

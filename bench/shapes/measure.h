@@ -24,6 +24,7 @@ typedef struct {
     se_stat vae_psnr, inv_psnr, inv_vs_vae_psnr;
     /* (c) generation */
     long gen_images, gen_all_right, gen_objects, gen_objects_right;
+    long gen_px_all_right, gen_px_objects_right; /* (c) by the pixel judge (se_quality_params.px) */
     double seconds[4];
 } se_quality;
 
@@ -32,6 +33,7 @@ typedef struct {
     float guidance;      /* (c) */
     const float *uncond; /* (c) negative context: the empty prompt */
     uint64_t seed;       /* (c) noise seed of this scene */
+    const se_px_judge *px; /* (c) also the pixel judge (NULL: not) */
 } se_quality_params;
 
 /* One scene: rgb (size, size, 3) and masks (n_objects, size, size) at the
@@ -50,12 +52,18 @@ typedef struct {
     double bg_mse, bg_psnr, gt_psnr;
     double edit_psnr; /* inside the union of the pair masks, against the ground truth */
     float clip_score;
+    /* the pixel judge (se_edit_evaluate_pixels): px_judged = 1 when the
+     * fields below hold its verdicts (pairs as obj_pairs / bg_pairs) */
+    int px_judged, px_obj_right, px_colour_right, px_shape_right, px_bg_right, px_all_right, px_kept_right;
 } se_edit_eval;
 
 typedef struct {
     long cases, obj_pairs, obj_right, colour_right, shape_right, heldout_pairs, heldout_right;
     long bg_pairs, bg_right, all_right, kept_n, kept_right;
     se_stat bg_mse, bg_psnr, gt_psnr, edit_psnr, clip;
+    /* the pixel judge, over the px_cases cases it judged */
+    long px_cases, px_obj_pairs, px_obj_right, px_colour_right, px_shape_right, px_bg_pairs, px_bg_right,
+        px_all_right, px_kept_n, px_kept_right;
 } se_edit_sum;
 
 /* o[k] = v, or null when v is not finite (JSON has no NaN). */
@@ -77,6 +85,19 @@ int se_edit_evaluate(se_judge *j, const se_case *c, const unsigned char *E, cons
                      const unsigned char *obj_masks, const unsigned char *uni, int size,
                      const float *target_text, se_edit_eval *out, oir_error *err);
 void se_edit_sum_add(se_edit_sum *s, const se_edit_eval *e);
+
+/* The pixel judge's verdicts on E (shapes_eval.h): object pair p is right
+ * when the object at its position reads as the pair's colour (median inside
+ * the new shape's outline) and shape (IoU); a background pair when the region
+ * of its mask reads as the new background; an unedited object is kept when it
+ * still reads as its own colour and shape. Objects are read on the target
+ * background. Fills out's px_* fields (px_judged = 1); OIR_E_FORMAT when the
+ * case's manifest gives no object positions. */
+int se_edit_evaluate_pixels(const se_px_judge *px, const se_case *c, const unsigned char *E,
+                            const unsigned char *pair_masks, se_edit_eval *out, oir_error *err);
+/* Pair p alone (as se_edit_evaluate_pixels judges it): 1 right, 0 wrong. */
+int se_pair_right_pixels(const se_px_judge *px, const se_case *c, int p, const unsigned char *E,
+                         const unsigned char *pair_masks);
 
 /* The search metric applied to T candidates of the whole target prompt, one
  * step for all pairs: edit score(k) = mean over pairs of the library

@@ -96,6 +96,7 @@ static void write_json(FILE *f, const se_quality *q, const char *model, const ch
             " \"a_attr_heldout_combo_acc\": %.4f,\n"
             " \"b_vae_psnr_db\": %.3f,\n"
             " \"c_gen_images\": %ld,\n \"c_gen_all_objects_right\": %.4f,\n \"c_gen_object_right\": %.4f,\n"
+            " \"c_gen_all_objects_right_pixel_judge\": %.4f,\n \"c_gen_object_right_pixel_judge\": %.4f,\n"
             " \"d_inversion_psnr_db\": %.3f,\n \"d_inversion_vs_vae_psnr_db\": %.3f,\n"
             " \"seconds\": {\"a\": %.1f, \"b\": %.1f, \"c\": %.1f, \"d\": %.1f},\n"
             " \"note\": \"-1 = not measured\"\n}\n",
@@ -109,6 +110,8 @@ static void write_json(FILE *f, const se_quality *q, const char *model, const ch
             JNUM(q->clip_heldout ? (double)q->attr_heldout_both / q->clip_heldout : NAN),
             JNUM(se_stat_mean(&q->vae_psnr)), q->gen_images, JNUM(c),
             JNUM(q->gen_objects ? (double)q->gen_objects_right / q->gen_objects : NAN),
+            JNUM(q->gen_images ? (double)q->gen_px_all_right / q->gen_images : NAN),
+            JNUM(q->gen_objects ? (double)q->gen_px_objects_right / q->gen_objects : NAN),
             JNUM(se_stat_mean(&q->inv_psnr)), JNUM(se_stat_mean(&q->inv_vs_vae_psnr)), q->seconds[0],
             q->seconds[1], q->seconds[2], q->seconds[3]);
 #undef JNUM
@@ -164,6 +167,13 @@ static void print_table(FILE *f, const se_quality *q, int n, int T, float g) {
                 "| (c) generation, held-out captions (DDIM %d, CFG %g): every object right | %.1f%% of %ld "
                 "(per object %.1f%%) | >= 80%% | %s |\n",
                 T, g, c, q->gen_images, 100.0 * q->gen_objects_right / q->gen_objects, verdict(c, 80));
+    if (q->gen_images) {
+        double c2 = 100.0 * q->gen_px_all_right / q->gen_images;
+        fprintf(f,
+                "| (c') the same, pixel judge (colour and outline against the renderer's ground truth) | %.1f%% of "
+                "%ld (per object %.1f%%) | >= 80%% | %s |\n",
+                c2, q->gen_images, 100.0 * q->gen_px_objects_right / q->gen_objects, verdict(c2, 80));
+    }
     if (q->inv_psnr.n)
         fprintf(f,
                 "| (d) DDIM inversion %d + reconstruction, source caption, PSNR | %.2f dB (std %.2f; vs the VAE "
@@ -214,6 +224,7 @@ int main(int argc, char **argv) {
     sd_model *m = NULL;
     clip_model *clip = NULL;
     se_judge judge = {0};
+    se_px_judge px = {0};
     sampler s = {0};
     int have_judge = 0, have_sampler = 0, exit_code = 0, size = 0;
     unsigned char *rgb = NULL, *masks = NULL, *sheet = NULL;
@@ -233,6 +244,7 @@ int main(int argc, char **argv) {
     have_judge = 1;
     judge.patch_mode = se_patch_mode(patch);
     judge.read_words = se_read_words(read);
+    if ((rc = se_px_init(&px, &set.vocab, size, &err))) goto fail;
     if ((rc = sampler_init(&s, m, size, T, 0, &err))) goto fail;
     have_sampler = 1;
     size_t hw = (size_t)size * size;
@@ -250,7 +262,7 @@ int main(int argc, char **argv) {
     if (do_c && (rc = sampler_encode_prompt(&s, "", uncond, &err))) goto fail;
     se_quality_params qp = {(do_a ? SE_Q_CLIP : 0) | (do_b ? SE_Q_VAE : 0) | (do_c ? SE_Q_GEN : 0) |
                                 (do_d ? SE_Q_INV : 0),
-                            guidance, uncond, 0};
+                            guidance, uncond, 0, &px};
     progress_bar bar;
     progress_init(&bar, quiet);
     for (int i = 0; i < n; i++) {
@@ -286,6 +298,7 @@ cleanup:
     free(uncond);
     if (have_sampler) sampler_free(&s);
     if (have_judge) se_judge_free(&judge);
+    se_px_free(&px);
     clip_model_free(clip);
     sd_model_free(m);
     se_scene_set_free(&set);

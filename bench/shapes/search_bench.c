@@ -20,7 +20,10 @@
  *               against exhaustive: pairs right only with exhaustive / only
  *               with the strategy (the engine is deterministic, so the noise
  *               in a comparison is which cases happen to flip; the standard
- *               error of the accuracy difference is printed beside it)
+ *               error of the accuracy difference is printed beside it);
+ *               also the pixel judge's pairs right and gained / lost
+ *               (se_edit_evaluate_pixels; a case cached before it existed
+ *               counts only in the CLIP judge's columns)
  * Writes OUT.md (the table) and OUT.json (summary + every case). */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -48,6 +51,7 @@ typedef struct {
     long rows, rows_total, decodes;
     double seconds;
     long only_here, only_exhaustive; /* object/background pairs right in one run only */
+    long px_only_here, px_only_exhaustive; /* the same with the pixel judge */
     se_edit_sum q;
 } strat_sum;
 
@@ -108,6 +112,7 @@ static double pct(long a, long b) { return b ? 100.0 * a / b : NAN; }
 
 /* Pairs of a case the judge finds right. */
 static int pairs_right(const se_edit_eval *e) { return e->obj_right + e->bg_right; }
+static int pairs_right_px(const se_edit_eval *e) { return e->px_obj_right + e->px_bg_right; }
 
 static void print_table(FILE *f, strat_sum sums[N_SUB][MAX_STRATEGIES], char names[][64], int n_strat) {
     static const char *sub_name[N_SUB] = {"single-pair cases", "multi-pair cases (2-3 pairs, OIR)", "all cases"};
@@ -117,20 +122,26 @@ static void print_table(FILE *f, strat_sum sums[N_SUB][MAX_STRATEGIES], char nam
         fprintf(f, "\n### %s (%ld cases, %ld pairs)\n\n", sub_name[sub], ex->cases, ex->pairs);
         fprintf(f, "| strategy | search UNet rows | vs exhaustive | all UNet rows | decodes | same step | "
                    "agrees (same or within 0.01) | pairs right | pairs gained / lost (s.e.) | "
-                   "background PSNR dB | GT PSNR dB | edit-region PSNR dB | seconds |\n"
-                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                   "background PSNR dB | GT PSNR dB | edit-region PSNR dB | seconds | pixel judge: pairs right | "
+                   "pixel judge: gained / lost |\n"
+                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (int s = 0; s < n_strat; s++) {
             const strat_sum *x = &sums[sub][s];
             long right = x->q.obj_right + x->q.bg_right, judged = x->q.obj_pairs + x->q.bg_pairs;
             /* s.e. of the paired accuracy difference: sqrt(flips) / n */
             double se = judged ? 100.0 * sqrt((double)(x->only_here + x->only_exhaustive)) / judged : NAN;
+            long px_right = x->q.px_obj_right + x->q.px_bg_right, px_judged = x->q.px_obj_pairs + x->q.px_bg_pairs;
+            char px[96] = "-", px_cases[48] = "";
+            if (x->q.px_cases < x->q.cases) snprintf(px_cases, sizeof px_cases, ", %ld cases", x->q.px_cases);
+            if (px_judged) snprintf(px, sizeof px, "%.1f%% (%ld/%ld%s)", pct(px_right, px_judged), px_right, px_judged, px_cases);
             fprintf(f,
                     "| %s | %ld | %.3f (%.1fx fewer) | %ld | %ld | %.1f%% | %.1f%% | %.1f%% (%ld/%ld) | +%ld / -%ld "
-                    "(%.1f pts) | %.2f | %.2f | %.2f | %.0f |\n",
+                    "(%.1f pts) | %.2f | %.2f | %.2f | %.0f | %s | +%ld / -%ld |\n",
                     names[s], x->rows, (double)x->rows / ex->rows, (double)ex->rows / x->rows, x->rows_total,
                     x->decodes, pct(x->agree_same, x->pairs), pct(x->agree_within, x->pairs), pct(right, judged),
                     right, judged, x->only_here, x->only_exhaustive, se, se_stat_mean(&x->q.bg_psnr),
-                    se_stat_mean(&x->q.gt_psnr), se_stat_mean(&x->q.edit_psnr), x->seconds);
+                    se_stat_mean(&x->q.gt_psnr), se_stat_mean(&x->q.edit_psnr), x->seconds, px, x->px_only_here,
+                    x->px_only_exhaustive);
         }
     }
 }
@@ -153,6 +164,12 @@ static cJSON *json_sum(const strat_sum *x, const strat_sum *ex) {
     se_json_num(o, "gt_psnr", se_stat_mean(&x->q.gt_psnr));
     se_json_num(o, "edit_region_psnr", se_stat_mean(&x->q.edit_psnr));
     cJSON_AddNumberToObject(o, "seconds", x->seconds);
+    long px_right = x->q.px_obj_right + x->q.px_bg_right, px_judged = x->q.px_obj_pairs + x->q.px_bg_pairs;
+    cJSON *px = cJSON_AddObjectToObject(o, "pixel_judge");
+    cJSON_AddNumberToObject(px, "cases", (double)x->q.px_cases);
+    se_json_num(px, "pairs_right", px_judged ? (double)px_right / px_judged : NAN);
+    cJSON_AddNumberToObject(px, "right_only_here", (double)x->px_only_here);
+    cJSON_AddNumberToObject(px, "right_only_exhaustive", (double)x->px_only_exhaustive);
     return o;
 }
 
@@ -180,12 +197,19 @@ static int json_get_int(const cJSON *o, const char *k) { return (int)json_get_do
     X(obj_pairs) X(obj_right) X(colour_right) X(shape_right) X(heldout_pairs) X(heldout_right) X(bg_pairs)     \
         X(bg_right) X(all_right) X(kept_n) X(kept_right) X(has_bg_region)
 #define EVAL_DOUBLE_FIELDS(X) X(bg_mse) X(bg_psnr) X(gt_psnr) X(edit_psnr) X(clip_score)
+#define EVAL_PX_FIELDS(X) \
+    X(px_obj_right) X(px_colour_right) X(px_shape_right) X(px_bg_right) X(px_all_right) X(px_kept_right)
 
 static cJSON *eval_to_json(const se_edit_eval *e) {
     cJSON *o = cJSON_CreateObject();
 #define PUT_INT(f) cJSON_AddNumberToObject(o, #f, e->f);
 #define PUT_DOUBLE(f) json_double(o, #f, e->f);
     EVAL_INT_FIELDS(PUT_INT) EVAL_DOUBLE_FIELDS(PUT_DOUBLE)
+    if (e->px_judged) {
+        cJSON *px = cJSON_AddObjectToObject(o, "pixel_judge");
+#define PUT_PX(f) cJSON_AddNumberToObject(px, #f, e->f);
+        EVAL_PX_FIELDS(PUT_PX)
+    }
     return o;
 }
 
@@ -194,6 +218,12 @@ static void eval_from_json(const cJSON *o, se_edit_eval *e) {
 #define GET_INT(f) e->f = json_get_int(o, #f);
 #define GET_DOUBLE(f) e->f = json_get_double(o, #f);
     EVAL_INT_FIELDS(GET_INT) EVAL_DOUBLE_FIELDS(GET_DOUBLE)
+    const cJSON *px = cJSON_GetObjectItemCaseSensitive(o, "pixel_judge"); /* absent in records made before it */
+    if (cJSON_IsObject(px)) {
+#define GET_PX(f) e->f = json_get_int(px, #f);
+        EVAL_PX_FIELDS(GET_PX)
+        e->px_judged = 1;
+    }
 }
 
 /* DIR/NAME.json with the case name's '/' as '_' (single/000 -> single_000). */
@@ -279,6 +309,7 @@ int main(int argc, char **argv) {
     oir_context *ctx = NULL;
     clip_model *clip = NULL;
     se_judge judge = {0};
+    se_px_judge px = {0};
     int have_judge = 0, exit_code = 0, rc;
     unsigned char *buf = NULL;
     cJSON *jcases = cJSON_CreateArray();
@@ -302,6 +333,7 @@ int main(int argc, char **argv) {
     have_judge = 1;
     int size = oir_context_image_size(ctx), T = o.T;
     size_t hw = (size_t)size * size;
+    if ((rc = se_px_init(&px, &set.vocab, size, &err))) goto fail;
     buf = malloc(hw * 3 * 2 + hw * (1 + SE_MAX_PAIRS + SE_MAX_OBJECTS) + sizeof(float) * 4096);
     if (!buf) {
         rc = oir_fail(&err, OIR_E_NOMEM, "out of memory");
@@ -340,7 +372,7 @@ int main(int argc, char **argv) {
                 js = cJSON_CreateObject();
             }
         }
-        int fresh = 0, ex_bits = 0, ex_steps[SE_MAX_PAIRS] = {0};
+        int fresh = 0, ex_bits = 0, ex_px = -1, ex_steps[SE_MAX_PAIRS] = {0};
         for (int s = 0; s < n_strat; s++) {
             cJSON *jx = cJSON_GetObjectItemCaseSensitive(js, names[s]);
             char legacy[64];
@@ -377,6 +409,7 @@ int main(int argc, char **argv) {
                 se_edit_eval ev;
                 rc = se_edit_evaluate(&judge, c, r->edited, rgb, gt, pmasks, omasks, uni, size, target_text, &ev,
                                       &err);
+                if (!rc) rc = se_edit_evaluate_pixels(&px, c, r->edited, pmasks, &ev, &err);
                 if (rc) {
                     oir_result_free(r);
                     cJSON_Delete(jc);
@@ -417,7 +450,8 @@ int main(int argc, char **argv) {
                 same += k == kx;
                 within += k == kx || best - here <= 0.01;
             }
-            if (s == 0) ex_bits = bits;
+            if (s == 0) ex_bits = bits, ex_px = ev.px_judged ? pairs_right_px(&ev) : -1;
+            int px_bits = ev.px_judged ? pairs_right_px(&ev) : -1;
             int subs[2] = {kind ? SUB_MULTI : SUB_SINGLE, SUB_ALL};
             for (int si = 0; si < 2; si++) {
                 strat_sum *x = &sums[subs[si]][s];
@@ -432,6 +466,10 @@ int main(int argc, char **argv) {
                 /* pairs right here but not with exhaustive, and the reverse */
                 x->only_here += bits > ex_bits ? bits - ex_bits : 0;
                 x->only_exhaustive += ex_bits > bits ? ex_bits - bits : 0;
+                if (px_bits >= 0 && ex_px >= 0) {
+                    x->px_only_here += px_bits > ex_px ? px_bits - ex_px : 0;
+                    x->px_only_exhaustive += ex_px > px_bits ? ex_px - px_bits : 0;
+                }
                 se_edit_sum_add(&x->q, &ev);
             }
             cJSON_DeleteItemFromObjectCaseSensitive(jx, "agree_same");
@@ -522,6 +560,7 @@ fail:
 cleanup:
     cJSON_Delete(jcases);
     free(buf);
+    se_px_free(&px);
     if (have_judge) se_judge_free(&judge);
     clip_model_free(clip);
     oir_context_free(ctx);

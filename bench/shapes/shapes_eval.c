@@ -132,6 +132,15 @@ static int word_index(int *out, int idx, const char *w, const char *kind, const 
     return OIR_OK;
 }
 
+/* The manifest's "position" of an object: SE_POS_*, -1 when absent; an
+ * unknown word is an error. */
+static int read_position(int *out, const cJSON *o, const char *where, oir_error *err) {
+    const char *p = jstr(o, "position");
+    *out = p ? se_position(p) : -1;
+    if (p && *out < 0) return oir_fail(err, OIR_E_FORMAT, "%s: unknown position '%s'", where, p);
+    return OIR_OK;
+}
+
 /* ---- held-out scenes ------------------------------------------------------ */
 
 void se_scene_set_free(se_scene_set *s) {
@@ -179,7 +188,7 @@ int se_scene_set_load(se_scene_set *out, const char *dir, oir_error *err) {
             const char *c = jstr(o, "colour"), *sh = jstr(o, "shape");
             if ((rc = word_index(&ob->colour, se_vocab_colour(&out->vocab, c), c, "colour", where, err)) ||
                 (rc = word_index(&ob->shape, se_vocab_shape(&out->vocab, sh), sh, "shape", where, err)) ||
-                (rc = jpath(ob->mask, dir, o, "mask", where, err)))
+                (rc = jpath(ob->mask, dir, o, "mask", where, err)) || (rc = read_position(&ob->position, o, where, err)))
                 goto done;
             ob->heldout = se_vocab_is_heldout(&out->vocab, ob->colour, ob->shape);
         }
@@ -225,7 +234,7 @@ static int read_case(se_case *c, const cJSON *cj, const char *dir, const se_voca
             (rc = word_index(&ob->shape, se_vocab_shape(v, w[1]), w[1], "shape", where, err)) ||
             (rc = word_index(&ob->target_colour, se_vocab_colour(v, w[2]), w[2], "colour", where, err)) ||
             (rc = word_index(&ob->target_shape, se_vocab_shape(v, w[3]), w[3], "shape", where, err)) ||
-            (rc = jpath(ob->mask, dir, o, "mask", where, err)))
+            (rc = jpath(ob->mask, dir, o, "mask", where, err)) || (rc = read_position(&ob->position, o, where, err)))
             return rc;
         ob->edited = jbool(o, "edited");
     }
@@ -593,6 +602,16 @@ double se_stat_std(const se_stat *s) {
     if (!s->n) return NAN;
     double m = s->sum / (double)s->n, v = s->sum2 / (double)s->n - m * m;
     return v > 0 ? sqrt(v) : 0.0;
+}
+
+double se_sign_test_p(long wins, long losses) {
+    long n = wins + losses, m = wins < losses ? wins : losses;
+    if (n <= 0) return 1.0;
+    double sum = 0;
+    for (long i = 0; i <= m; i++) /* C(n, i) / 2^n, in logs: n may be in the hundreds */
+        sum += exp(lgamma((double)n + 1) - lgamma((double)i + 1) - lgamma((double)(n - i) + 1) - (double)n * log(2.0));
+    double p = 2 * sum;
+    return p < 1 ? p : 1.0;
 }
 
 int se_bin(int v, int T, int nbins) {

@@ -54,6 +54,7 @@ int se_vocab_is_heldout(const se_vocab *v, int colour, int shape);
 
 typedef struct {
     int colour, shape, heldout;
+    int position;       /* SE_POS_* (se_position), -1 when the manifest has none */
     char mask[SE_PATH]; /* full path */
 } se_object;
 
@@ -92,6 +93,7 @@ typedef struct {
 
 typedef struct {
     int colour, shape, target_colour, target_shape, edited;
+    int position;       /* SE_POS_* (se_position), -1 when the manifest has none */
     char mask[SE_PATH]; /* exact object mask in the source scene */
 } se_case_object;
 
@@ -221,5 +223,62 @@ double se_stat_std(const se_stat *s);  /* population std; NAN when empty */
 
 /* Bin of value v in [1, T] among nbins equal bins over 1..T. */
 int se_bin(int v, int T, int nbins);
+
+/* The sign test of a paired comparison over cases: `wins` cases where A beat
+ * B, `losses` where B beat A (ties dropped). The exact two-sided binomial p
+ * value, min(1, 2 P(X <= min(wins, losses))) with X ~ Bin(wins + losses,
+ * 1/2); 1 when there is no untied case. */
+double se_sign_test_p(long wins, long losses);
+
+/* ---- the pixel judge: the renderer's ground truth, no network ------------
+ * (bench/shapes/shapes_pixel.c) Colours, backgrounds, positions and shape
+ * outlines are the renderer's own (tools/shapes/shapes.py: COLOURS,
+ * BACKGROUNDS, POSITIONS, OBJ_RADIUS, _polygon), copied into C; a shape's
+ * template is its outline rendered at a position as shapes.py renders it
+ * (4x4 supersampling, coverage >= 0.5), at any image side (scaled from 64).
+ *
+ *   colour   the per-channel median of the image inside the template of the
+ *            shape that should be there (the ground truth's new object mask),
+ *            nearest (RGB distance) among the world's colours and the
+ *            background's colour at that row: a colour, or -1 (background);
+ *   shape    the pixels within the object's slot (10 px around its centre at
+ *            64 px: slots are 19 px apart) closer to the read colour than to
+ *            the background, against every shape's template there: the
+ *            arg-max IoU when it is >= SE_PX_MIN_IOU, else -1;
+ *   background  the background whose gradient is nearest on average over a
+ *            region (mean squared RGB distance to each row's colour). */
+enum { SE_POS_LEFT, SE_POS_TOP, SE_POS_CENTER, SE_POS_BOTTOM, SE_POS_RIGHT, SE_N_POSITIONS };
+#define SE_PX_MIN_IOU 0.5
+
+/* "left" | "top" | "center" | "bottom" | "right" -> SE_POS_*; -1 else. */
+int se_position(const char *name);
+
+typedef struct {
+    int size, n_colours, n_shapes, n_backgrounds;
+    float colour_rgb[SE_MAX_WORDS][3];         /* vocab order */
+    float bg_top[SE_MAX_WORDS][3], bg_bottom[SE_MAX_WORDS][3];
+    unsigned char *templates;                  /* (SE_N_POSITIONS, n_shapes, size, size) 0/1 */
+} se_px_judge;
+
+/* The renderer's numbers for the vocabulary's words (an unknown word is an
+ * OIR_E_FORMAT error naming it), templates at size x size. */
+int se_px_init(se_px_judge *j, const se_vocab *v, int size, oir_error *err);
+void se_px_free(se_px_judge *j);
+/* (size, size) 0/1: shape s at position pos. */
+const unsigned char *se_px_template(const se_px_judge *j, int pos, int shape);
+
+typedef struct {
+    int colour;      /* vocab colour, or -1: the region reads as background */
+    int shape;       /* vocab shape, or -1: nothing shaped like any of them */
+    double iou;      /* the best template's IoU with the coloured region */
+    float median[3]; /* the region's median colour, 0..255 */
+} se_px_object;
+
+/* Reads the object at position pos of E (size, size, 3) on background bg:
+ * colour inside the template of region_shape there, shape as above. */
+void se_px_read_object(const se_px_judge *j, const unsigned char *E, int pos, int region_shape, int bg,
+                       se_px_object *out);
+/* The background of E over region (size, size; non-zero = counted). */
+int se_px_read_background(const se_px_judge *j, const unsigned char *E, const unsigned char *region);
 
 #endif

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 typedef struct {
     const char *image, *prompt, *target, *config, *case_name, *model, *clip, *variant, *out;
     const char *tokenizer_mode, *search;
+    const char *low_pick, *guard; /* --low-pick MODE, --guard MARGIN|off (NULL: not given) */
     const char *size;       /* --size as given (NULL: the model's native size as the longer side) */
     int size_side;          /* --size N: the longer side; 0: not given */
     int size_w, size_h;     /* --size WxH; 0: not given */
@@ -83,9 +85,20 @@ static void usage(FILE *to, int search) {
             "  --steps N              DDIM steps T (default: the YAML's num_ddim_steps, else 50)\n"
             "  --guidance G           classifier-free guidance (default: the YAML's guidance_scale,\n"
             "                         else 7.5)\n"
-            "  --reassembly-step R    reassembly level (default 10; lowered when a pair's optimal\n"
-            "                         step is <= R, with a warning)\n"
+            "  --reassembly-step R    reassembly level (default 10; see --low-pick for a pair whose\n"
+            "                         step is <= R)\n"
             "  --reinversion-steps J  re-inversion steps after reassembly (default 10)\n"
+            "  --low-pick MODE        a pair whose step k is <= R: lower (default; R is lowered to\n"
+            "                         min(k) - 1 for the image, as the authors' code, with a warning)\n"
+            "                         or reinvert (R is kept: the pair's chosen candidate is\n"
+            "                         DDIM-inverted back up to R with its guided prompt, R more UNet\n"
+            "                         rows a pair). Also the YAML's low_pick\n"
+            "  --guard MARGIN|off     no-edit guard of the search metric (default off: the paper's\n"
+            "                         metric): only candidates whose masked CLIP score with the target\n"
+            "                         phrase beats the unedited image's own by more than MARGIN (>= 0,\n"
+            "                         e.g. 0.01) can be chosen; if none does, the plain choice, with a\n"
+            "                         warning. One more CLIP pass a pair; sheets mark the others X.\n"
+            "                         Also the YAML's guard\n"
             "  --search NAME[:P]      how each pair's step is searched (default: the YAML's search,\n"
             "                         else adaptive = adaptive:10:2, 4-6x fewer UNet rows at T = 50);\n"
             "                         exhaustive is the paper's (every candidate k = 1..T);\n"
@@ -260,13 +273,52 @@ typedef struct {
     int steps;                   /* from the YAML; -1: not given */
     float guidance;              /* from the YAML; < 0: not given */
     const char *search;          /* from the YAML; NULL: not given */
+    const char *yaml_low_pick, *yaml_guard; /* from the YAML; NULL: not given */
     int has_seed;
     uint64_t seed;
     char *const *yaml_pick;      /* the YAML's pick ("PAIR=STEP"), n_yaml_pick of them */
     int n_yaml_pick;
     int forced[16];              /* --pick / pick resolved: the step of pair i, 0 = search */
     const char *pick_from;       /* "flag", "yaml" or "default" (nothing picked) */
+    int low_pick, guard;         /* resolved (flag, else YAML, else default) */
+    float guard_margin;
+    const char *low_pick_from, *guard_from; /* "flag", "yaml" or "default" */
 } edit_case_spec;
+
+/* A float as it was written (0.01, not 0.009999999776). */
+static double short_float(float v) {
+    char b[32];
+    snprintf(b, sizeof b, "%.6g", (double)v);
+    return strtod(b, NULL);
+}
+
+/* --low-pick / low_pick: "lower" or "reinvert". */
+static int parse_low_pick(const char *what, const char *v, int *mode, oir_error *err) {
+    int m = oir_low_pick_parse(v);
+    if (m < 0)
+        return oir_fail(err, OIR_E_ARG, "%s '%s': expected lower (R is lowered below the smallest step) or reinvert "
+                        "(the candidate is re-inverted up to R)", what, v);
+    *mode = m;
+    return OIR_OK;
+}
+
+/* --guard / guard: "off", or a margin >= 0 (finite). */
+static int parse_guard(const char *what, const char *v, int *on, float *margin, oir_error *err) {
+    if (!strcmp(v, "off")) {
+        *on = 0, *margin = 0;
+        return OIR_OK;
+    }
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (!*v || *end || errno == ERANGE || !isfinite(d) || d < 0)
+        return oir_fail(err, OIR_E_ARG,
+                        "%s '%s': expected off or a margin >= 0 (how much a candidate's masked CLIP score must "
+                        "beat the unedited image's own, e.g. 0.01)",
+                        what, v);
+    *on = 1, *margin = (float)d;
+    return OIR_OK;
+}
 
 /* --plan over several cases: the sum of their plans */
 static struct {
@@ -384,6 +436,9 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     else if (c->reinversion >= 0) p.reinversion_steps = c->reinversion, src_reinversion = "yaml";
     if (o->search) p.search = o->search, src_search = "flag";
     else if (c->search) p.search = c->search, src_search = "yaml";
+    p.low_pick = c->low_pick;
+    p.guard = c->guard;
+    p.guard_margin = c->guard_margin;
     p.parallel = !o->serial;
     p.memory_budget = (unsigned long long)o->budget_mb << 20;
     p.target_prompt = c->target;
@@ -483,6 +538,10 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON_AddNumberToObject(rep, "reassembly_step_requested", search ? -1 : p.reassembly_step);
     cJSON_AddNumberToObject(rep, "reassembly_step", r->reassembly_step);
     cJSON_AddNumberToObject(rep, "reinversion_steps", r->reinversion_steps);
+    cJSON_AddStringToObject(rep, "low_pick", oir_low_pick_name(r->low_pick));
+    cJSON_AddNumberToObject(rep, "low_pick_unet_rows", (double)r->low_pick_unet_rows);
+    if (r->guard) cJSON_AddNumberToObject(rep, "guard", short_float(r->guard_margin));
+    else cJSON_AddStringToObject(rep, "guard", "off");
     cJSON_AddNumberToObject(rep, "memory_budget_mb", o->budget_mb);
     cJSON_AddNumberToObject(rep, "max_unet_batch", r->max_unet_batch);
     cJSON_AddStringToObject(rep, "search", r->search);
@@ -512,6 +571,13 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
     cJSON *se = cJSON_AddObjectToObject(set, "search");
     cJSON_AddStringToObject(se, "value", r->search);
     cJSON_AddStringToObject(se, "from", src_search);
+    se = cJSON_AddObjectToObject(set, "low_pick");
+    cJSON_AddStringToObject(se, "value", oir_low_pick_name(p.low_pick));
+    cJSON_AddStringToObject(se, "from", c->low_pick_from ? c->low_pick_from : "default");
+    se = cJSON_AddObjectToObject(set, "guard");
+    if (p.guard) cJSON_AddNumberToObject(se, "value", short_float(p.guard_margin));
+    else cJSON_AddStringToObject(se, "value", "off");
+    cJSON_AddStringToObject(se, "from", c->guard_from ? c->guard_from : "default");
     cJSON *pk = cJSON_AddObjectToObject(set, "pick"); /* {"2": 27}: pair number -> step */
     cJSON *pv = cJSON_AddObjectToObject(pk, "value");
     for (int i = 0; i < c->n; i++) {
@@ -543,6 +609,14 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         cJSON_AddStringToObject(e, "step_from", c->forced[i] ? "picked" : "searched");
         cJSON_AddBoolToObject(e, "edit_score_flat", r->edit_flat[i]);
         cJSON_AddBoolToObject(e, "background_score_flat", r->background_flat[i]);
+        /* low_pick reinvert: the candidate was re-inverted up to R for the reassembly */
+        cJSON_AddBoolToObject(e, "reinverted", r->reinverted[i]);
+        if (r->guard) { /* the no-edit guard: the source's own score, who could be chosen */
+            cJSON_AddNumberToObject(e, "source_edit_score", r->source_edit_score[i]);
+            cJSON *el = cJSON_AddArrayToObject(e, "eligible");
+            for (int k = 0; k < T; k++) cJSON_AddItemToArray(el, cJSON_CreateNumber(r->eligible[(size_t)i * T + k]));
+            cJSON_AddBoolToObject(e, "guard_fallback", r->guard_fallback[i]);
+        }
         cJSON_AddItemToObject(e, "edit_score", float_array(r->edit_score + (size_t)i * T, T));
         cJSON_AddItemToObject(e, "background_score", float_array(r->background_score + (size_t)i * T, T));
         cJSON_AddItemToObject(e, "edit_score_normalised", float_array(r->edit_norm + (size_t)i * T, T));
@@ -567,9 +641,11 @@ static int run_case(const char *cmd, int search, oir_context *ctx, const edit_ca
         char title[256];
         snprintf(title, sizeof title, "pair %d: %s -> %s", i + 1, c->from[i], c->to[i]);
         if (!ok) rc = err->code;
-        if (!rc) rc = sheet_render(&sheet, cands, T, r->edit_norm + (size_t)i * r->steps,
-                                   r->background_norm + (size_t)i * r->steps, r->total + (size_t)i * r->steps,
-                                   r->chosen_step[i] - 1, r->evaluated + (size_t)i * r->steps, title, err);
+        if (!rc)
+            rc = sheet_render_guarded(&sheet, cands, T, r->edit_norm + (size_t)i * r->steps,
+                                      r->background_norm + (size_t)i * r->steps, r->total + (size_t)i * r->steps,
+                                      r->chosen_step[i] - 1, r->evaluated + (size_t)i * r->steps,
+                                      r->guard ? r->eligible + (size_t)i * r->steps : NULL, title, err);
         if (!rc && r->mask_info[i].inferred) { /* the inferred mask over the input, on top */
             image with = {0}, in = {0};
             char caption[256];
@@ -716,6 +792,7 @@ static int run_command(int argc, char **argv, int search) {
         {"--quiet", CLI_FLAG, &o.quiet, 0, 0},        {"--save-candidates", CLI_FLAG, &o.save_candidates, 0, 0},
         {"--tokenizer-mode", CLI_STR, &o.tokenizer_mode, 0, 0},
         {"--search", CLI_STR, &o.search, 0, 0},
+        {"--low-pick", CLI_STR, &o.low_pick, 0, 0},   {"--guard", CLI_STR, &o.guard, 0, 0},
         {"--size", CLI_STR, &o.size, 0, 0},
         {"--pick", CLI_STRS, &o.picks, 0, 0},
         {"--plan", CLI_FLAG, &o.plan_only, 0, 0},     {"--no-calibrate", CLI_FLAG, &o.no_calibrate, 0, 0},
@@ -729,6 +806,10 @@ static int run_command(int argc, char **argv, int search) {
         return cli_report(cmd, &err);
     if (o.seed_arg && cli_parse_u64("--seed", o.seed_arg, &o.seed, &err)) return cli_report(cmd, &err);
     if (o.size && parse_size(o.size, &o, &err)) return cli_report(cmd, &err);
+    int flag_low_pick = OIR_LOW_PICK_LOWER, flag_guard = 0;
+    float flag_margin = 0;
+    if (o.low_pick && parse_low_pick("--low-pick", o.low_pick, &flag_low_pick, &err)) return cli_report(cmd, &err);
+    if (o.guard && parse_guard("--guard", o.guard, &flag_guard, &flag_margin, &err)) return cli_report(cmd, &err);
     cli_set_threads(o.threads);
     /* the cases to run */
     edit_config cfg = {0};
@@ -774,6 +855,8 @@ static int run_command(int argc, char **argv, int search) {
             s->steps = ec->num_ddim_steps;
             s->guidance = ec->guidance_scale;
             s->search = ec->search[0] ? ec->search : NULL;
+            s->yaml_low_pick = ec->low_pick[0] ? ec->low_pick : NULL;
+            s->yaml_guard = ec->guard[0] ? ec->guard : NULL;
             s->has_seed = ec->has_seed;
             s->seed = ec->seed;
             s->yaml_pick = ec->pick;
@@ -860,6 +943,31 @@ static int run_command(int argc, char **argv, int search) {
         if (cli_pick_resolve(picks, n_picks, what, s->from, s->n, T, s->forced, &err)) {
             rc = cli_report(cmd, &err);
             goto cleanup;
+        }
+        /* --low-pick / --guard, else the YAML's low_pick / guard, else the defaults */
+        oir_params dp = oir_default_params();
+        s->low_pick = dp.low_pick, s->guard = dp.guard, s->guard_margin = dp.guard_margin;
+        s->low_pick_from = s->guard_from = "default";
+        char yw[700];
+        if (o.low_pick) {
+            s->low_pick = flag_low_pick, s->low_pick_from = "flag";
+        } else if (s->yaml_low_pick) {
+            snprintf(yw, sizeof yw, "%s: case '%s': low_pick", o.config, s->name);
+            if (parse_low_pick(yw, s->yaml_low_pick, &s->low_pick, &err)) {
+                rc = cli_report(cmd, &err);
+                goto cleanup;
+            }
+            s->low_pick_from = "yaml";
+        }
+        if (o.guard) {
+            s->guard = flag_guard, s->guard_margin = flag_margin, s->guard_from = "flag";
+        } else if (s->yaml_guard) {
+            snprintf(yw, sizeof yw, "%s: case '%s': guard", o.config, s->name);
+            if (parse_guard(yw, s->yaml_guard, &s->guard, &s->guard_margin, &err)) {
+                rc = cli_report(cmd, &err);
+                goto cleanup;
+            }
+            s->guard_from = "yaml";
         }
     }
     oir_context_params cp = oir_context_default_params();

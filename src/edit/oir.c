@@ -61,7 +61,19 @@ oir_params oir_default_params(void) {
     p.parallel = 1;
     p.keep_candidates = 1;
     p.mask = oir_mask_default_params();
+    p.low_pick = OIR_LOW_PICK_LOWER;
     return p;
+}
+
+int oir_low_pick_parse(const char *name) {
+    if (!name) return -1;
+    if (!strcmp(name, "lower")) return OIR_LOW_PICK_LOWER;
+    if (!strcmp(name, "reinvert")) return OIR_LOW_PICK_REINVERT;
+    return -1;
+}
+
+const char *oir_low_pick_name(int mode) {
+    return mode == OIR_LOW_PICK_LOWER ? "lower" : mode == OIR_LOW_PICK_REINVERT ? "reinvert" : "?";
 }
 
 
@@ -146,6 +158,10 @@ void oir_result_free(oir_result *r) {
     free(r->edit_flat);
     free(r->background_flat);
     free(r->evaluated);
+    free(r->reinverted);
+    free(r->source_edit_score);
+    free(r->eligible);
+    free(r->guard_fallback);
     free(r->candidates);
     free(r->edited);
     free(r->masks);
@@ -196,6 +212,7 @@ typedef struct {
     float *cand_lat;   /* (P, T, lat_n) */
     float *pixels;     /* (3, height, width) */
     image original, masks[MAX_PAIRS], cand_img[64];
+    image recon;       /* the no-edit guard's reference: the source latent decoded, as a candidate is */
     float *text_embed; /* (P) the scorer's projection width: 1280 for ViT-bigG */
     int dec_total, scored_done, scored_total; /* run-wide progress of "decode" and "scoring" */
     int dec_after;  /* decodes that may follow the current set: 1 while more rounds or a final decode may come */
@@ -231,6 +248,7 @@ static void state_free(edit_state *st, int n_pairs) {
     free(st->pixels);
     free(st->text_embed);
     image_free(&st->original);
+    image_free(&st->recon);
     for (int i = 0; i < n_pairs && i < MAX_PAIRS; i++) image_free(&st->masks[i]);
     for (int i = 0; i < 64; i++) image_free(&st->cand_img[i]);
 }
@@ -256,6 +274,11 @@ static int check_inputs(const oir_context *ctx, const unsigned char *rgb, int wi
             return oir_fail(err, OIR_E_ARG, "pair %d: forced step %d is outside 1..%d (the steps; 0 = search it)",
                             i + 1, p->forced_steps[i], p->steps);
     int infer = 0;
+    if (p->low_pick != OIR_LOW_PICK_LOWER && p->low_pick != OIR_LOW_PICK_REINVERT)
+        return oir_fail(err, OIR_E_ARG, "low_pick %d: expected OIR_LOW_PICK_LOWER or OIR_LOW_PICK_REINVERT",
+                        p->low_pick);
+    int grc = p->guard ? search_guard_check(p->guard_margin, err) : OIR_OK;
+    if (grc) return grc;
     for (int i = 0; i < n_pairs; i++) {
         if (!pairs[i].to || !pairs[i].to[0]) return oir_fail(err, OIR_E_ARG, "pair %d: empty target phrase", i + 1);
         if (!pairs[i].mask) { /* inferred before the search */
@@ -330,11 +353,17 @@ static int alloc_result(oir_result *r, int n, int T, int width, int height, int 
     r->candidates = keep ? calloc(nt * hw, 3) : NULL;
     r->masks = malloc((size_t)n * hw);
     r->mask_info = calloc((size_t)n, sizeof *r->mask_info);
+    r->reinverted = calloc((size_t)n, 1);
+    r->source_edit_score = calloc((size_t)n, sizeof(float));
+    r->eligible = calloc(nt, 1);
+    r->guard_fallback = calloc((size_t)n, sizeof(int));
     r->reassembly_step = -1;
     int ok = r->chosen_step && r->edit_flat && r->background_flat && r->edit_score && r->background_score &&
              r->edit_norm && r->background_norm && r->total && r->evaluated && r->edited &&
-             (!keep || r->candidates) && r->masks && r->mask_info;
+             (!keep || r->candidates) && r->masks && r->mask_info && r->reinverted && r->source_edit_score &&
+             r->eligible && r->guard_fallback;
     for (size_t j = 0; ok && j < nt; j++) r->edit_score[j] = r->background_score[j] = NAN;
+    for (int i = 0; ok && i < n; i++) r->source_edit_score[i] = NAN;
     return ok;
 }
 
@@ -350,6 +379,16 @@ static int score_set(edit_state *st, oir_result *r, const oir_pair *pair, int i,
     size_t hw = (size_t)r->width * r->height, img_n = 3 * hw;
     for (int k = 1; k <= Tl; k++) todo += which[k - 1] != 0;
     if ((rc = scorer_text(&st->sc, pair->to, st->text_embed, err))) return rc;
+    if (p->guard && isnan(r->source_edit_score[i])) { /* the no-edit guard's reference: one CLIP pass */
+        float e = NAN, b = NAN;
+        double t0 = clock_wall_s();
+        rc = scorer_score(&st->sc, &st->recon, 1, &st->masks[i], st->text_embed, &e, &b, err);
+        r->seconds_scoring += clock_wall_s() - t0;
+        if (rc) return rc;
+        if (!isfinite(e))
+            return oir_fail(err, OIR_E_NUMERIC, "scorer: pair %d: the source image's CLIP score is non-finite", i + 1);
+        r->source_edit_score[i] = e;
+    }
     int ks[64];
     for (int k = 1; k <= Tl;) {
         int B = 0;
@@ -398,16 +437,24 @@ static int score_set(edit_state *st, oir_result *r, const oir_pair *pair, int i,
 
 /* The metric over pair i's scored candidates (every evaluated one counts in
  * the normalisation); the choice is among those flagged `choose_flag` (0:
- * any evaluated one). */
-static int choose(oir_result *r, int i, unsigned char choose_flag) {
+ * any evaluated one) and, with the no-edit guard, eligible. */
+static int choose(oir_result *r, int i, unsigned char choose_flag, const oir_params *p) {
     int T = r->steps;
     size_t o = (size_t)i * T;
     unsigned char choosable[1000];
     for (int k = 0; k < T; k++)
         choosable[k] = choose_flag ? r->evaluated[o + k] == choose_flag : r->evaluated[o + k] != 0;
-    search_choice c = search_metric_choose_among(r->edit_score + o, r->background_score + o, T,
-                                                 r->evaluated + o, choosable, r->edit_norm + o,
-                                                 r->background_norm + o, r->total + o);
+    search_choice c;
+    if (p->guard) {
+        c = search_metric_choose_guarded(r->edit_score + o, r->background_score + o, T, r->evaluated + o,
+                                         choosable, r->source_edit_score[i], p->guard_margin, r->eligible + o,
+                                         r->edit_norm + o, r->background_norm + o, r->total + o);
+    } else {
+        c = search_metric_choose_among(r->edit_score + o, r->background_score + o, T, r->evaluated + o,
+                                       choosable, r->edit_norm + o, r->background_norm + o, r->total + o);
+        for (int k = 0; k < T; k++) r->eligible[o + k] = r->evaluated[o + k] != 0;
+    }
+    r->guard_fallback[i] = c.guard_fallback;
     r->chosen_step[i] = c.best + 1;
     r->edit_flat[i] = c.edit_flat;
     r->background_flat[i] = c.background_flat;
@@ -429,7 +476,7 @@ static int score_all(edit_state *st, oir_result *r, const oir_pair *pairs, int n
         int rc = score_set(st, r, &pairs[i], i, lat + (size_t)i * Tl * st->s.lat_n, Tl, want + (size_t)i * Tl,
                            flag, p, err);
         if (rc) return rc;
-        if (choose(r, i, choose_flag) < 0)
+        if (choose(r, i, choose_flag, p) < 0)
             return oir_fail(err, OIR_E_NOMEM, "pair %d: out of memory choosing a step", i + 1);
     }
     return OIR_OK;
@@ -540,6 +587,11 @@ static int search(edit_state *st, oir_result *r, const oir_pair *pairs, int n, c
     for (int i = 0; i < n && !rc; i++) {
         if (r->background_flat[i]) warn(r, "pair %d: the background score is flat (mask covers the image?)", i + 1);
         if (r->edit_flat[i]) warn(r, "pair %d: the edit score is flat", i + 1);
+        if (r->guard_fallback[i])
+            warn(r,
+                 "pair %d: no-edit guard: no candidate's masked CLIP score beats the source image's (%.4f) by "
+                 "%.4f: the plain arg-max (step %d) is taken",
+                 i + 1, (double)r->source_edit_score[i], (double)p->guard_margin, r->chosen_step[i]);
     }
     return rc;
 }
@@ -597,6 +649,28 @@ static int settle_progress(edit_state *st, oir_result *r, const oir_params *p, i
     return rc;
 }
 
+/* Pair i's chosen candidate at level R < its step k (low_pick reinvert):
+ * the fully denoised candidate — the search's own latent when it has one
+ * (every searched pair; a forced pair when it was rendered for the sheets),
+ * else denoised here from inversion level k with the pair's guided prompt —
+ * DDIM-inverted back up R levels with the guided prompt into piece. */
+static int lift_to_R(edit_state *st, oir_result *r, const oir_params *p, int i, int R, float *piece, oir_error *err) {
+    sampler *s = &st->s;
+    int T = r->steps, k = r->chosen_step[i], rc;
+    size_t N = s->lat_n;
+    long rows0 = s->unet_rows;
+    if (!forced(p, i) || r->candidates) { /* denoised by the search / render_forced */
+        memcpy(piece, st->cand_lat + ((size_t)i * T + k - 1) * N, N * sizeof(float));
+    } else {
+        memcpy(piece, st->levels + (size_t)k * N, N * sizeof(float));
+        if ((rc = sampler_denoise(s, piece, k, 0, st->pair_ctx[i], st->src_ctx, p->guidance, err))) return rc;
+    }
+    if ((rc = sampler_invert(s, piece, 0, R, st->pair_ctx[i], NULL, err))) return rc;
+    r->reinverted[i] = 1;
+    r->low_pick_unet_rows += s->unet_rows - rows0;
+    return OIR_OK;
+}
+
 /* DESIGN.md §2.5 steps 2-5, from the chosen steps. */
 static int reassemble(edit_state *st, oir_result *r, const oir_params *p, oir_error *err) {
     sampler *s = &st->s;
@@ -605,7 +679,16 @@ static int reassemble(edit_state *st, oir_result *r, const oir_params *p, oir_er
     int R = p->reassembly_step < T ? p->reassembly_step : T - 1, J = p->reinversion_steps;
     int kmin = T;
     for (int i = 0; i < n; i++) kmin = r->chosen_step[i] < kmin ? r->chosen_step[i] : kmin;
-    if (kmin <= R) { /* a pair chose a step at or below R: reassemble lower */
+    if (kmin <= R && p->low_pick == OIR_LOW_PICK_REINVERT) { /* keep R: lift those candidates to it */
+        char which[160] = "";
+        size_t len = 0;
+        for (int i = 0; i < n && len < sizeof which; i++)
+            if (r->chosen_step[i] <= R)
+                len += (size_t)snprintf(which + len, sizeof which - len, "%s%d (step %d)", len ? ", " : "", i + 1,
+                                        r->chosen_step[i]);
+        warn(r, "reassembly step %d kept (low_pick reinvert): the candidates of pair %s are re-inverted up to it",
+             R, which);
+    } else if (kmin <= R) { /* a pair chose a step at or below R: reassemble lower */
         warn(r, "reassembly step lowered from %d to %d: a pair's optimal step is %d", R, kmin - 1, kmin);
         R = kmin - 1;
     }
@@ -638,9 +721,14 @@ static int reassemble(edit_state *st, oir_result *r, const oir_params *p, oir_er
     if (overlap) warn(r, "masks overlap on %ld latent cells: each goes to the pair listed first", overlap);
     memcpy(z, st->levels + (size_t)R * N, N * sizeof(float)); /* background: inversion level R */
     for (int i = 0; i < n; i++) {
-        memcpy(piece, st->levels + (size_t)r->chosen_step[i] * N, N * sizeof(float));
-        if ((rc = sampler_denoise(s, piece, r->chosen_step[i], R, st->pair_ctx[i], st->src_ctx, p->guidance, err)))
-            goto cleanup;
+        if (r->chosen_step[i] <= R) { /* only with low_pick reinvert */
+            if ((rc = lift_to_R(st, r, p, i, R, piece, err))) goto cleanup;
+        } else {
+            memcpy(piece, st->levels + (size_t)r->chosen_step[i] * N, N * sizeof(float));
+            if ((rc = sampler_denoise(s, piece, r->chosen_step[i], R, st->pair_ctx[i], st->src_ctx, p->guidance,
+                                      err)))
+                goto cleanup;
+        }
         for (int c = 0; c < s->lat_c; c++)
             for (size_t j = 0; j < hw; j++)
                 if (owner[j] == i + 1) z[c * hw + j] = piece[c * hw + j];
@@ -704,6 +792,9 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
         return oir_fail(err, OIR_E_NOMEM, "out of memory for %d pairs x %d candidates", n, p.steps);
     }
     search_strategy_format(&strategy, r->search, sizeof r->search);
+    r->low_pick = p.low_pick;
+    r->guard = p.guard != 0;
+    r->guard_margin = p.guard ? p.guard_margin : 0.0f;
     if (n_forced == n) snprintf(r->search, sizeof r->search, "none");
     if ((rc = make_prompts(r, source, pairs, n, &p, err))) goto done;
     if ((rc = sampler_init_hw(&st.s, ctx->sd, height, width, p.steps, p.memory_budget, err))) goto done;
@@ -777,6 +868,15 @@ static int run(oir_context *ctx, const unsigned char *rgb, int width, int height
         if (!(st.text_embed = malloc((size_t)st.sc.P * sizeof(float)))) {
             rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
             goto done;
+        }
+        if (p.guard) { /* the unedited source as the model renders it: level 0 decoded, 8 bits, as a candidate */
+            double t1 = clock_wall_s();
+            if ((rc = image_alloc(&st.recon, width, height, 3, err)) ||
+                (rc = decode_counted(&st, r, &p, st.levels, err)))
+                goto done;
+            r->seconds_decode += clock_wall_s() - t1;
+            tensor_to_rgb8(st.pixels, hw, r->edited); /* (scratch until the end) */
+            rgb8_to_image(r->edited, &st.recon);
         }
         if ((rc = search(&st, r, pairs, n, &p, &strategy, err))) goto done;
     }

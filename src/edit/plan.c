@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "edit/schedule.h"
+#include "edit/search_metric.h"
 
 #define PLAN_MAX_PAIRS 16
 #define PLAN_MAX_PEAKS 64
@@ -69,6 +70,12 @@ int plan_setup_init(plan_setup *s, int n_pairs, const oir_params *pin, int max_u
         s->forced[i] = p.forced_steps[i];
         s->n_forced += s->forced[i] > 0;
     }
+    if (p.low_pick != OIR_LOW_PICK_LOWER && p.low_pick != OIR_LOW_PICK_REINVERT)
+        return oir_fail(err, OIR_E_ARG, "low_pick %d: expected OIR_LOW_PICK_LOWER or OIR_LOW_PICK_REINVERT",
+                        p.low_pick);
+    if (p.guard && (rc = search_guard_check(p.guard_margin, err))) return rc;
+    s->low_pick = p.low_pick;
+    s->guard = p.guard != 0;
     return OIR_OK;
 }
 
@@ -339,18 +346,32 @@ static int simulate(const plan_setup *s, plan_chooser choose, plan_peak_finder p
     /* 2-4. the search */
     long rows0 = out->rows, calls0 = out->calls;
     rc = s->n_forced ? render_forced(&m, err) : OIR_OK;
+    if (!rc && s->n_forced < n && s->guard) decode_one(&m); /* the no-edit guard's reference */
     if (!rc && s->n_forced < n) rc = search(&m, want, err);
     out->rows_candidates = out->rows - rows0;
     out->calls_candidates = out->calls - calls0;
+    if (cal && s->guard) /* the no-edit guard: its reference scored once per searched pair */
+        out->seconds[OIR_STAGE_SCORING] += (n - s->n_forced) * cal->score_seconds;
     /* 5. reassembly, or the chosen candidate */
     if (!rc && n > 1) {
         int R = s->R < T ? s->R : T - 1, J = s->J, kmin = T;
         for (int i = 0; i < n; i++) kmin = out->chosen[i] < kmin ? out->chosen[i] : kmin;
-        if (kmin <= R) R = kmin - 1;
+        if (kmin <= R && s->low_pick != OIR_LOW_PICK_REINVERT) R = kmin - 1;
         if (R + J > T) J = T - R;
         for (int i = 0; i < n; i++) {
-            eps_calls(&m, 1, 1, out->chosen[i] - R, OIR_STAGE_DENOISE);
-            out->units[OIR_STAGE_DENOISE] += out->chosen[i] - R;
+            int k = out->chosen[i];
+            if (k > R) {
+                eps_calls(&m, 1, 1, k - R, OIR_STAGE_DENOISE);
+                out->units[OIR_STAGE_DENOISE] += k - R;
+                continue;
+            }
+            /* oir.c lift_to_R: the candidate (denoised here when the run did not render it), inverted up to R */
+            if (s->forced[i] && !s->keep_candidates) {
+                eps_calls(&m, 1, 1, k, OIR_STAGE_DENOISE);
+                out->units[OIR_STAGE_DENOISE] += k;
+            }
+            eps_calls(&m, 1, 0, R, OIR_STAGE_INVERSION);
+            out->units[OIR_STAGE_INVERSION] += R;
         }
         eps_calls(&m, 1, 0, J, OIR_STAGE_INVERSION);
         out->units[OIR_STAGE_INVERSION] += J;
@@ -481,6 +502,7 @@ static void run_bounds(const plan_setup *s, long *rows_min, long *rows_max, int 
     fixed += (long)s->n_masks * (s->mask_rows[0] + s->mask_rows[1]);
     long rmin = fixed + (long)ns * mult * pr.s_min, rmax = fixed + (long)ns * mult * pr.s_max;
     int dmin = ns * pr.d_min, dmax = ns * pr.d_max;
+    if (s->guard && ns > 0) dmin += 1, dmax += 1; /* the no-edit guard's reference image */
     if (s->keep_candidates) dmin += s->n_forced, dmax += s->n_forced;
     if (n == 1) {
         int final = s->n_forced ? !s->keep_candidates : s->strategy.kind == SEARCH_SHORT || !s->keep_candidates;
@@ -499,7 +521,23 @@ static void run_bounds(const plan_setup *s, long *rows_min, long *rows_max, int 
         for (int k = 1; k <= T; k++) kmax = possible[k - 1] ? k : kmax;
         long lo = LONG_MAX, hi = 0;
         int R0 = s->R < T ? s->R : T - 1;
-        for (int m = 1; m <= T; m++) {
+        if (s->low_pick == OIR_LOW_PICK_REINVERT) { /* R stays: each pair's cost bounded on its own */
+            int R = R0, J = s->J;
+            if (R + J > T) J = T - R;
+            lo = hi = J + (long)mult * (R + J);
+            for (int i = 0; i < n; i++) {
+                long cmin = LONG_MAX, cmax = 0;
+                for (int k = 1; k <= T; k++) {
+                    if (s->forced[i] ? k != s->forced[i] : !possible[k - 1]) continue;
+                    long c = k > R ? (long)mult * (k - R)
+                                   : R + (s->forced[i] && !s->keep_candidates ? (long)mult * k : 0);
+                    cmin = c < cmin ? c : cmin;
+                    cmax = c > cmax ? c : cmax;
+                }
+                lo += cmin, hi += cmax;
+            }
+        }
+        for (int m = 1; m <= T && s->low_pick != OIR_LOW_PICK_REINVERT; m++) {
             if (!possible[m - 1]) continue;
             int R = m <= R0 ? m - 1 : R0, J = s->J;
             if (R + J > T) J = T - R;

@@ -32,6 +32,8 @@ typedef struct {
     int n_masks;          /* pairs whose mask is inferred before the search */
     long mask_rows[2];    /* UNet rows of one inferred mask: its two calls (noise contrast,
                              attention; 0: not run), each split by the budget */
+    int low_pick;         /* oir_params.low_pick (OIR_LOW_PICK_*) */
+    int guard;            /* oir_params.guard: one more CLIP pass per searched pair */
     search_strategy strategy;
 } plan_setup;
 

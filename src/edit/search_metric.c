@@ -29,7 +29,7 @@ search_choice search_metric_choose_among(const float *edit_scores, const float *
                                          const unsigned char *evaluated,
                                          const unsigned char *choosable, float *norm_edit,
                                          float *norm_background, float *total) {
-    search_choice c = {-1, 0, 0};
+    search_choice c = {-1, 0, 0, 0};
     if (n <= 0) return c;
     if (!choosable) choosable = evaluated;
     float *e = malloc(sizeof(float) * 3 * (size_t)n);
@@ -49,6 +49,44 @@ search_choice search_metric_choose_among(const float *edit_scores, const float *
     }
     free(e);
     return c;
+}
+
+search_choice search_metric_choose_guarded(const float *edit_scores, const float *neg_mse, int n,
+                                           const unsigned char *evaluated,
+                                           const unsigned char *choosable, float source_score,
+                                           float margin, unsigned char *eligible_out,
+                                           float *norm_edit, float *norm_background, float *total) {
+    search_choice c = {-1, 0, 0, 0};
+    if (n <= 0) return c;
+    if (!choosable) choosable = evaluated;
+    unsigned char *ok = malloc((size_t)n);
+    if (!ok) return c;
+    int any = 0;
+    for (int i = 0; i < n; i++) {
+        int ev = !evaluated || evaluated[i];
+        ok[i] = ev && edit_scores[i] > source_score + margin; /* NaN compares false */
+        if (eligible_out) eligible_out[i] = ok[i];
+        if (choosable && !choosable[i]) ok[i] = 0;
+        any |= ok[i];
+    }
+    if (any) {
+        c = search_metric_choose_among(edit_scores, neg_mse, n, evaluated, ok, norm_edit, norm_background, total);
+    } else {
+        c = search_metric_choose_among(edit_scores, neg_mse, n, evaluated, choosable, norm_edit, norm_background,
+                                       total);
+        c.guard_fallback = c.best >= 0;
+    }
+    free(ok);
+    return c;
+}
+
+int search_guard_check(float margin, oir_error *err) {
+    if (!isfinite(margin) || margin < 0)
+        return oir_fail(err, OIR_E_ARG,
+                        "guard margin %g: expected a finite number >= 0 (how much a candidate's masked CLIP "
+                        "score must beat the unedited source image's)",
+                        (double)margin);
+    return OIR_OK;
 }
 
 search_choice search_metric_choose(const float *edit_scores, const float *neg_mse, int n,

@@ -73,6 +73,14 @@ static void line(image *img, int x0, int y0, int x1, int y1, const float rgb[3])
 int sheet_render(image *out, const image *candidates, int T, const float *norm_edit,
                  const float *norm_background, const float *total, int best,
                  const unsigned char *evaluated, const char *title, oir_error *err) {
+    return sheet_render_guarded(out, candidates, T, norm_edit, norm_background, total, best, evaluated, NULL, title,
+                                err);
+}
+
+int sheet_render_guarded(image *out, const image *candidates, int T, const float *norm_edit,
+                         const float *norm_background, const float *total, int best,
+                         const unsigned char *evaluated, const unsigned char *eligible, const char *title,
+                         oir_error *err) {
     static const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0}, red[3] = {0.85f, 0.1f, 0.1f},
                        blue[3] = {0.15f, 0.35f, 0.85f}, green[3] = {0.1f, 0.6f, 0.2f},
                        gray[3] = {0.8f, 0.8f, 0.8f};
@@ -91,7 +99,7 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
     int cell_w = tw + pad, cell_h = th + label;
     int width = pad + cols * cell_w, plot_h = 150;
     if (width < 420) width = 420;
-    int height = head + rows * cell_h + plot_h + (evaluated ? 58 : 40);
+    int height = head + rows * cell_h + plot_h + (evaluated ? 58 : 40) + (eligible ? 18 : 0);
     int rc = image_alloc(out, width, height, 3, err);
     if (rc) return rc;
     fill_rect(out, 0, 0, width, height, white);
@@ -120,6 +128,10 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
         if (how == SHEET_PICKED) { /* the step was given, not searched */
             fill_rect(out, x0, y0, 14, 14, red);
             sheet_draw_text(out, x0 + 4, y0 + 2, 2, white, "P");
+        }
+        if (eligible && how && how != SHEET_PICKED && !eligible[k]) { /* the no-edit guard ruled it out */
+            fill_rect(out, x0 + tw - 14, y0, 14, 14, black);
+            sheet_draw_text(out, x0 + tw - 10, y0 + 2, 2, white, "X");
         }
         image_free(&small);
         char num[16];
@@ -173,6 +185,17 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
             snprintf(note, sizeof note, "SCORED %d OF %d%s", T - skipped, T,
                      short_sched ? ", S = ON THE SHORT SCHEDULE" : "");
         sheet_draw_text(out, px0, ly + 16, 2, black, note);
+    }
+    if (eligible) {
+        int out_n = 0;
+        for (int k = 0; k < T; k++) {
+            int how = evaluated ? evaluated[k] : 1;
+            out_n += how && how != SHEET_PICKED && !eligible[k];
+        }
+        char note[96];
+        snprintf(note, sizeof note, "X = NO-EDIT GUARD: %d NOT ELIGIBLE%s", out_n,
+                 !picked && !eligible[best] ? ", NONE WAS: PLAIN CHOICE" : "");
+        sheet_draw_text(out, px0, ly + (evaluated ? 34 : 16), 2, black, note);
     }
     return OIR_OK;
 fail:

@@ -25,6 +25,14 @@ int sheet_render(image *out, const image *candidates, int T, const float *norm_e
  * in red), above `sheet`. For masks the run inferred (sheet_mask.c). */
 int sheet_add_mask(image *out, const image *sheet, const image *input, const unsigned char *mask,
                    const char *caption, oir_error *err);
+/* sheet_render with the no-edit guard's verdicts: eligible (T, may be NULL =
+ * no marks): a scored candidate with eligible[k] == 0 could not be chosen
+ * (its masked CLIP score did not beat the source image's by the margin) and
+ * is marked "X"; a note under the plot counts them. */
+int sheet_render_guarded(image *out, const image *candidates, int T, const float *norm_edit,
+                         const float *norm_background, const float *total, int best,
+                         const unsigned char *evaluated, const unsigned char *eligible, const char *title,
+                         oir_error *err);
 
 /* Draws ASCII text with a 3x5 pixel font scaled by `scale` (lower case is
  * drawn as upper case; unknown characters as blanks). */

@@ -160,10 +160,11 @@ static void warn(reader *r, const char *keys, const char *reason) {
 static void check_keys(reader *r, yaml_node_t *m, int single) {
     static const char *const used_multi[] = {"image_path", "origin_prompt", "target_prompt", "guided_prompt",
                                              "origin_change", "prompt_change", "prompt_change_mask",
-                                             "reassembly_step", "reinversion_steps", NULL};
+                                             "reassembly_step", "reinversion_steps", "low_pick", NULL};
     static const char *const used_single[] = {"image_path", "origin_prompt", "origin_prompt_mask",
                                               "target_prompt_list", "target_changes", NULL};
-    static const char *const used_both[] = {"num_ddim_steps", "guidance_scale", "seed", "search", "pick", NULL};
+    static const char *const used_both[] = {"num_ddim_steps", "guidance_scale", "seed", "search", "pick",
+                                            "guard", NULL};
     enum { OUT, BENCH, SINGLE, UNKNOWN, N_REASONS };
     static const char *const why[N_REASONS] = {
         "oir writes its outputs to --out",
@@ -176,7 +177,8 @@ static void check_keys(reader *r, yaml_node_t *m, int single) {
         int reason;
     } ignored[] = {{"generation_image_path", OUT}, {"ground_truth_path", BENCH}, {"heldout_in_target", BENCH},
                    {"source_scene", BENCH},         {"target_scene", BENCH},      {"object_masks", BENCH},
-                   {"reassembly_step", SINGLE},     {"reinversion_steps", SINGLE}};
+                   {"reassembly_step", SINGLE},     {"reinversion_steps", SINGLE},
+                   {"low_pick", SINGLE}};
     char keys[N_REASONS][512];
     int count[N_REASONS] = {0};
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
@@ -242,9 +244,24 @@ static int read_pick(reader *r, yaml_node_t *m, edit_case *c) {
     return OIR_OK;
 }
 
-/* num_ddim_steps, guidance_scale, seed, search, pick (optional). */
+/* A short string setting (checked by the CLI, which names the valid values). */
+static int opt_word(reader *r, yaml_node_t *m, const char *key, char *dst, size_t cap, const char *example) {
+    yaml_node_t *n = map_get(r, m, key);
+    if (!n) return OIR_OK;
+    const char *s = scalar(n);
+    if (!s || !*s || strlen(s) >= cap)
+        return oir_fail(r->err, OIR_E_FORMAT, "%s: case '%s': %s must be a word such as %s", r->path, r->case_name,
+                        key, example);
+    snprintf(dst, cap, "%s", s);
+    return OIR_OK;
+}
+
+/* num_ddim_steps, guidance_scale, seed, search, pick, guard, low_pick (optional). */
 static int read_settings(reader *r, yaml_node_t *m, edit_case *c) {
     c->guidance_scale = -1;
+    int wrc = opt_word(r, m, "low_pick", c->low_pick, sizeof c->low_pick, "reinvert");
+    if (!wrc) wrc = opt_word(r, m, "guard", c->guard, sizeof c->guard, "0.01 or off");
+    if (wrc) return wrc;
     yaml_node_t *sn = map_get(r, m, "search");
     if (sn) { /* checked when the run starts (the library names a bad spec) */
         const char *s = scalar(sn);
@@ -406,6 +423,7 @@ static int read_single(reader *r, yaml_node_t *m, edit_config *cfg) {
         c->has_seed = settings.has_seed;
         c->seed = settings.seed;
         memcpy(c->search, settings.search, sizeof c->search);
+        memcpy(c->guard, settings.guard, sizeof c->guard); /* (low_pick: no reassembly with one pair) */
         for (int j = 0; j < settings.n_pick; j++)
             if (!(c->pick[c->n_pick++] = strdup(settings.pick[j]))) {
                 rc = oir_fail(r->err, OIR_E_NOMEM, "out of memory");

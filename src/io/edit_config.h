@@ -7,9 +7,11 @@
  *   guided_prompt: [[prefix, suffix], ...]   guided prompt i = prefix + prompt_change[i] + suffix
  *   origin_change: [...], prompt_change: [...], prompt_change_mask: [paths],
  *   reassembly_step, reinversion_steps  (optional; -1 when absent)
+ *   low_pick  (optional, as --low-pick: lower | reinvert)
  *
  * Both schemas also take num_ddim_steps (1..1000), guidance_scale (0..100),
- * seed, search (a search strategy, as --search) and pick (steps to take
+ * seed, search (a search strategy, as --search), guard (the no-edit guard,
+ * as --guard: "off" or a margin) and pick (steps to take
  * instead of searching, as --pick: a mapping {PAIR: STEP}, a list of
  * "PAIR=STEP" or one "PAIR=STEP"; kept as "PAIR=STEP" texts, resolved
  * against the pairs by the CLI) (optional; the command line's
@@ -18,7 +20,7 @@
  * generation_image_path (outputs go to --out); ground_truth_path,
  * heldout_in_target, source_scene, target_scene, object_masks (metadata of
  * the shapes benchmark); reassembly_step / reinversion_steps in a
- * single_object case (one pair: no reassembly). Any other key is warned as
+ * single_object case (one pair: no reassembly), and low_pick there. Any other key is warned as
  * unknown (a misspelling?). Neither stops the run.
  *
  * single_object (configs/single_object_edit.yaml):
@@ -79,6 +81,8 @@ typedef struct {
     int num_ddim_steps;    /* 1..1000, -1: not given */
     float guidance_scale;  /* 0..100, -1: not given */
     char search[64];       /* search strategy spec ("adaptive:10"), "" not given */
+    char low_pick[16];     /* low_pick ("lower", "reinvert"; checked by the CLI), "" not given */
+    char guard[32];        /* guard ("off" or a margin; checked by the CLI), "" not given */
     char *pick[EDIT_CONFIG_MAX_PICKS]; /* "PAIR=STEP" entries of pick */
     int n_pick;
     int has_seed;
