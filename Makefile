@@ -16,7 +16,9 @@ WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
 # kernels fall back to plain C; slower). Built in build/<BUILD>-portable.
 PORTABLE ?= 0
 ifeq ($(BUILD),asan)
-  OPT := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  # -march=native: the suite checks the SIMD kernels the release build runs
+  # (and in a third of the time of the plain-C fallbacks under ASan).
+  OPT := -O2 -march=native -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
   LDOPT := -fsanitize=address,undefined
 else ifeq ($(BUILD),fuzz)
   # libFuzzer build (scripts/fuzz.sh): clang, coverage + ASan + UBSan on the

@@ -17,9 +17,11 @@ run_one() { # run_one NAME CMD...
   echo "== $name"
   local log rc line p f
   log=$(mktemp)
+  local t0=$SECONDS
   timeout 900 "$@" >"$log" 2>&1
   rc=$?
   cat "$log"
+  echo "-- $name took $((SECONDS - t0)) s"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
   rm -f "$log"
   f=0
