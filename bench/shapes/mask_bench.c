@@ -108,7 +108,7 @@ static double iou(const unsigned char *a, const unsigned char *b, size_t n) {
 int main(int argc, char **argv) {
     const char *cases_dir = "bench/scenes/edit", *methods = "noise", *thresholds = "0.5", *dilates = "0,1,2";
     const char *upsample = "bilinear", *strengths = "0.5", *scenes_dir = NULL;
-    int n = 0, offset = 0, threads = 1, num_maps = 10;
+    int n = 0, offset = 0, threads = 1, num_maps = 10, compete = 0;
     uint64_t seed = 0;
     const char *seed_arg = NULL;
     const cli_opt opts[] = {
@@ -118,6 +118,7 @@ int main(int argc, char **argv) {
         {"--seed", CLI_STR, &seed_arg, 0, 0},       {"--threads", CLI_INT, &threads, 0, 1024},
         {"--upsample", CLI_STR, &upsample, 0, 0},   {"--strength", CLI_STR, &strengths, 0, 0},
         {"--num-maps", CLI_INT, &num_maps, 1, 256}, {"--scenes", CLI_STR, &scenes_dir, 0, 0},
+        {"--compete", CLI_FLAG, &compete, 0, 0},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err) ||
@@ -174,7 +175,7 @@ int main(int argc, char **argv) {
     float *pixels = malloc(3 * hw * sizeof(float)), *latent = malloc(s.lat_n * sizeof(float));
     float *src = malloc(ctx_n * sizeof(float)), *tgt = malloc(ctx_n * sizeof(float));
     float *map = malloc(lhw * sizeof(float)), *nmap = malloc(lhw * sizeof(float)), *amap = malloc(lhw * sizeof(float));
-    float *vmap = malloc(lhw * sizeof(float));
+    float *vmap = malloc(lhw * sizeof(float)), *rel = malloc(SE_MAX_PAIRS * lhw * sizeof(float));
     oir_mask_params mp = oir_mask_default_params();
     mp.seed = seed;
     mp.encode_strength = strength;
@@ -197,6 +198,20 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < hw * 3; i++) img.data[i] = rgb[i] / 255.0f;
         image_to_tensor(&img, pixels);
         if (sampler_encode_image(&s, pixels, latent, &err) || sampler_encode_prompt(&s, cs->source, src, &err)) goto fail;
+        /* --compete: every object pair's noise map over its own DiffEdit
+         * clamp level, unclamped; a cell where another object pair's is
+         * higher leaves this pair's map */
+        if (compete && need_noise)
+            for (int pi = 0; pi < cs->n_pairs && pi < SE_MAX_PAIRS; pi++) {
+                if (sampler_encode_prompt(&s, cs->pairs[pi].guided, tgt, &err) ||
+                    mask_noise_map(&s, latent, src, tgt, &mp, noise, map, &rows_noise, &err))
+                    goto fail;
+                double mean = 0;
+                for (size_t j = 0; j < lhw; j++) mean += map[j];
+                mean = mean / lhw * mp.thresholding_ratio;
+                for (size_t j = 0; j < lhw; j++)
+                    rel[pi * lhw + j] = cs->pairs[pi].is_background || !(mean > 0) ? 0 : (float)(map[j] / mean);
+            }
         for (int pi = 0; pi < cs->n_pairs; pi++) {
             se_pair *pr = &cs->pairs[pi];
             if (se_load_mask(pr->mask, S, gt, &err) || sampler_encode_prompt(&s, pr->guided, tgt, &err)) goto fail;
@@ -207,6 +222,10 @@ int main(int argc, char **argv) {
             if (need_noise) {
                 if (mask_noise_map(&s, latent, src, tgt, &mp, noise, map, &rows_noise, &err)) goto fail;
                 noise_ok = mask_normalise(map, lhw, mp.thresholding_ratio, nmap);
+                if (compete && !pr->is_background)
+                    for (int k = 0; k < cs->n_pairs && k < SE_MAX_PAIRS; k++)
+                        for (size_t j = 0; k != pi && j < lhw; j++)
+                            if (rel[k * lhw + j] > rel[pi * lhw + j]) nmap[j] = 0;
             }
             if (need_att) {
                 long r0 = s.unet_rows;
