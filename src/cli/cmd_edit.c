@@ -218,10 +218,7 @@ static int run_command(int argc, char **argv, int search) {
         return cli_report(cmd, &err);
     if (o.seed_arg && cli_parse_u64("--seed", o.seed_arg, &o.seed, &err)) return cli_report(cmd, &err);
     if (o.size && edit_parse_size(o.size, &o, &err)) return cli_report(cmd, &err);
-    int flag_low_pick = OIR_LOW_PICK_LOWER, flag_guard = 0;
-    float flag_margin = 0;
-    if (o.low_pick && edit_parse_low_pick("--low-pick", o.low_pick, &flag_low_pick, &err)) return cli_report(cmd, &err);
-    if (o.guard && edit_parse_guard("--guard", o.guard, &flag_guard, &flag_margin, &err)) return cli_report(cmd, &err);
+    if (edit_parse_flags(&o, &err)) return cli_report(cmd, &err);
     cli_set_threads(o.threads);
     /* the cases to run */
     edit_config cfg = {0};
@@ -255,30 +252,7 @@ static int run_command(int argc, char **argv, int search) {
                 rc = cli_report(cmd, &err);
                 goto cleanup;
             }
-            edit_case_spec *s = &specs[n_cases++];
-            s->name = ec->name;
-            s->dir_name = ec->dir_name;
-            s->image_path = ec->image_path;
-            s->source = ec->origin_prompt;
-            s->target = o.target ? o.target : ec->target_prompt;
-            s->n = ec->n_pairs;
-            s->reassembly = ec->reassembly_step;
-            s->reinversion = ec->reinversion_steps;
-            s->steps = ec->num_ddim_steps;
-            s->guidance = ec->guidance_scale;
-            s->search = ec->search[0] ? ec->search : NULL;
-            s->yaml_low_pick = ec->low_pick[0] ? ec->low_pick : NULL;
-            s->yaml_guard = ec->guard[0] ? ec->guard : NULL;
-            s->has_seed = ec->has_seed;
-            s->seed = ec->seed;
-            s->yaml_pick = ec->pick;
-            s->n_yaml_pick = ec->n_pick;
-            for (int j = 0; j < ec->n_pairs; j++) {
-                s->from[j] = ec->pairs[j].from;
-                s->to[j] = ec->pairs[j].to;
-                s->mask_spec[j] = ec->pairs[j].mask_path;
-                s->guided[j] = ec->pairs[j].guided_prompt;
-            }
+            edit_spec_from_case(&specs[n_cases++], ec, o.target);
         }
         if (n_cases == 0) {
             oir_fail(&err, OIR_E_ARG, "%s: no case named '%s'", o.config, o.case_name ? o.case_name : "");
@@ -337,74 +311,18 @@ static int run_command(int argc, char **argv, int search) {
         }
     /* --pick (else the YAML's pick) against each case's pairs and steps */
     for (int i = 0; i < n_cases; i++) {
-        edit_case_spec *s = &specs[i];
-        int T = o.steps > 0 ? o.steps : s->steps > 0 ? s->steps : oir_default_params().steps;
-        char what[700];
-        const char *const *picks = o.picks.v;
-        int n_picks = o.picks.n;
-        snprintf(what, sizeof what, "--pick");
-        s->pick_from = n_picks ? "flag" : "default";
-        if (!n_picks && s->n_yaml_pick) {
-            picks = (const char *const *)s->yaml_pick;
-            n_picks = s->n_yaml_pick;
-            snprintf(what, sizeof what, "%s: case '%s': pick", o.config, s->name);
-            s->pick_from = "yaml";
-        } else if (n_picks && n_cases > 1) {
-            snprintf(what, sizeof what, "--pick (case '%s')", s->name);
-        }
-        if (cli_pick_resolve(picks, n_picks, what, s->from, s->n, T, s->forced, &err)) {
+        char where[700] = "";
+        if (o.config) snprintf(where, sizeof where, "%s: case '%s'", o.config, specs[i].name);
+        if (edit_spec_resolve(&specs[i], &o, where, n_cases > 1, &err)) {
             rc = cli_report(cmd, &err);
             goto cleanup;
         }
-        /* --low-pick / --guard, else the YAML's low_pick / guard, else the defaults */
-        oir_params dp = oir_default_params();
-        s->low_pick = dp.low_pick, s->guard = dp.guard, s->guard_margin = dp.guard_margin;
-        s->low_pick_from = s->guard_from = "default";
-        char yw[700];
-        if (o.low_pick) {
-            s->low_pick = flag_low_pick, s->low_pick_from = "flag";
-        } else if (s->yaml_low_pick) {
-            snprintf(yw, sizeof yw, "%s: case '%s': low_pick", o.config, s->name);
-            if (edit_parse_low_pick(yw, s->yaml_low_pick, &s->low_pick, &err)) {
-                rc = cli_report(cmd, &err);
-                goto cleanup;
-            }
-            s->low_pick_from = "yaml";
-        }
-        if (o.guard) {
-            s->guard = flag_guard, s->guard_margin = flag_margin, s->guard_from = "flag";
-        } else if (s->yaml_guard) {
-            snprintf(yw, sizeof yw, "%s: case '%s': guard", o.config, s->name);
-            if (edit_parse_guard(yw, s->yaml_guard, &s->guard, &s->guard_margin, &err)) {
-                rc = cli_report(cmd, &err);
-                goto cleanup;
-            }
-            s->guard_from = "yaml";
-        }
     }
-    oir_context_params cp = oir_context_default_params();
-    if (o.model) cp.model_path = o.model;
-    else if (getenv("OIR_MODEL") && *getenv("OIR_MODEL")) cp.model_path = getenv("OIR_MODEL");
-    if (o.clip) cp.clip_path = o.clip;
-    else if (getenv("OIR_CLIP") && *getenv("OIR_CLIP")) cp.clip_path = getenv("OIR_CLIP");
-    else if (strcmp(cp.model_path, oir_context_default_params().model_path) != 0) {
-        /* a user's model scored by the shapes-world toy CLIP: never silently */
-        oir_fail(&err, OIR_E_ARG,
-                 "--model %s is given without --clip: the search metric would score with the shipped "
-                 "toy CLIP (%s), which knows only the shapes world; give --clip PATH (a Hugging Face "
-                 "CLIP folder, e.g. clip-vit-base-patch16 as the authors use) or set OIR_CLIP",
-                 cp.model_path, cp.clip_path);
+    oir_context_params cp;
+    if (edit_context_params(&cp, &o, &err)) {
         rc = cli_report(cmd, &err);
         goto cleanup;
     }
-    cp.variant = o.variant;
-    tokenizer_mode tm = TOKENIZER_CLIP;
-    if (o.tokenizer_mode && tokenizer_mode_parse(o.tokenizer_mode, &tm, &err)) {
-        oir_error_prefix(&err, "--tokenizer-mode");
-        rc = cli_report(cmd, &err);
-        goto cleanup;
-    }
-    cp.tokenizer_mode = (int)tm;
     /* every input this run reads, checked against --out before anything is written */
     int n_inputs = 0;
     if (!(inputs = calloc((size_t)n_cases * 17 + 4, sizeof *inputs))) {

@@ -228,18 +228,19 @@ int edit_run_case(const char *cmd, int search, oir_context *ctx, const edit_case
     const char *src_steps = "default", *src_guidance = "default", *src_reassembly = "default",
                *src_reinversion = "default", *src_seed = "default", *src_search = "default";
     uint64_t seed = o->seed;
+    const char *own = c->case_from ? c->case_from : "yaml"; /* the case's own values */
     if (o->steps > 0) p.steps = o->steps, src_steps = "flag";
-    else if (c->steps > 0) p.steps = c->steps, src_steps = "yaml";
+    else if (c->steps > 0) p.steps = c->steps, src_steps = own;
     if (o->guidance >= 0) p.guidance = o->guidance, src_guidance = "flag";
-    else if (c->guidance >= 0) p.guidance = c->guidance, src_guidance = "yaml";
+    else if (c->guidance >= 0) p.guidance = c->guidance, src_guidance = own;
     if (o->seed_arg) src_seed = "flag";
-    else if (c->has_seed) seed = c->seed, src_seed = "yaml";
+    else if (c->has_seed) seed = c->seed, src_seed = own;
     if (o->reassembly >= 0) p.reassembly_step = o->reassembly, src_reassembly = "flag";
-    else if (c->reassembly >= 0) p.reassembly_step = c->reassembly, src_reassembly = "yaml";
+    else if (c->reassembly >= 0) p.reassembly_step = c->reassembly, src_reassembly = own;
     if (o->reinversion >= 0) p.reinversion_steps = o->reinversion, src_reinversion = "flag";
-    else if (c->reinversion >= 0) p.reinversion_steps = c->reinversion, src_reinversion = "yaml";
+    else if (c->reinversion >= 0) p.reinversion_steps = c->reinversion, src_reinversion = own;
     if (o->search) p.search = o->search, src_search = "flag";
-    else if (c->search) p.search = c->search, src_search = "yaml";
+    else if (c->search) p.search = c->search, src_search = own;
     p.low_pick = c->low_pick;
     p.guard = c->guard;
     p.guard_margin = c->guard_margin;
@@ -495,7 +496,7 @@ int edit_run_case(const char *cmd, int search, oir_context *ctx, const edit_case
     if (!rc && !json) rc = oir_fail(err, OIR_E_NOMEM, "report.json: out of memory");
     if (!rc) rc = path ? outfile_write(path, json, strlen(json), err) : err->code;
     free(path);
-    if (!rc) {
+    if (!rc && !o->no_summary) {
         printf("%s: %s\n", c->name ? c->name : cmd, r->target_prompt);
         for (int i = 0; i < c->n; i++)
             printf("  pair %d  %-20s -> %-20s %s step %2d of %d\n", i + 1, c->from[i], c->to[i],
@@ -562,5 +563,102 @@ int edit_check_size(const edit_opts *o, const oir_context *ctx, oir_error *err) 
                         "(VAE factor x 2^(UNet blocks - 1)), e.g. %d; its native size is %d",
                         o->size, v[i], m, m, near < m ? m : near, oir_context_image_size(ctx));
     }
+    return OIR_OK;
+}
+
+int edit_parse_flags(edit_opts *o, oir_error *err) {
+    int rc;
+    o->flag_low_pick = OIR_LOW_PICK_LOWER, o->flag_guard = 0, o->flag_margin = 0;
+    if (o->low_pick && (rc = edit_parse_low_pick("--low-pick", o->low_pick, &o->flag_low_pick, err))) return rc;
+    if (o->guard && (rc = edit_parse_guard("--guard", o->guard, &o->flag_guard, &o->flag_margin, err))) return rc;
+    return OIR_OK;
+}
+
+void edit_spec_from_case(edit_case_spec *s, const edit_case *ec, const char *target) {
+    s->name = ec->name;
+    s->dir_name = ec->dir_name;
+    s->image_path = ec->image_path;
+    s->source = ec->origin_prompt;
+    s->target = target ? target : ec->target_prompt;
+    s->n = ec->n_pairs;
+    s->reassembly = ec->reassembly_step;
+    s->reinversion = ec->reinversion_steps;
+    s->steps = ec->num_ddim_steps;
+    s->guidance = ec->guidance_scale;
+    s->search = ec->search[0] ? ec->search : NULL;
+    s->yaml_low_pick = ec->low_pick[0] ? ec->low_pick : NULL;
+    s->yaml_guard = ec->guard[0] ? ec->guard : NULL;
+    s->has_seed = ec->has_seed;
+    s->seed = ec->seed;
+    s->yaml_pick = ec->pick;
+    s->n_yaml_pick = ec->n_pick;
+    for (int j = 0; j < ec->n_pairs && j < 16; j++) {
+        s->from[j] = ec->pairs[j].from;
+        s->to[j] = ec->pairs[j].to;
+        s->mask_spec[j] = ec->pairs[j].mask_path;
+        s->guided[j] = ec->pairs[j].guided_prompt;
+    }
+}
+
+int edit_spec_resolve(edit_case_spec *s, const edit_opts *o, const char *where, int several, oir_error *err) {
+    const char *from = s->case_from ? s->case_from : "yaml";
+    int T = o->steps > 0 ? o->steps : s->steps > 0 ? s->steps : oir_default_params().steps;
+    char what[700];
+    const char *const *picks = o->picks.v;
+    int n_picks = o->picks.n, rc;
+    snprintf(what, sizeof what, "--pick");
+    s->pick_from = n_picks ? "flag" : "default";
+    if (!n_picks && s->n_yaml_pick) {
+        picks = (const char *const *)s->yaml_pick;
+        n_picks = s->n_yaml_pick;
+        snprintf(what, sizeof what, "%s: pick", where);
+        s->pick_from = from;
+    } else if (n_picks && several) {
+        snprintf(what, sizeof what, "--pick (case '%s')", s->name);
+    }
+    if ((rc = cli_pick_resolve(picks, n_picks, what, s->from, s->n, T, s->forced, err))) return rc;
+    /* --low-pick / --guard, else the YAML's low_pick / guard, else the defaults */
+    oir_params dp = oir_default_params();
+    s->low_pick = dp.low_pick, s->guard = dp.guard, s->guard_margin = dp.guard_margin;
+    s->low_pick_from = s->guard_from = "default";
+    char yw[760];
+    if (o->low_pick) {
+        s->low_pick = o->flag_low_pick, s->low_pick_from = "flag";
+    } else if (s->yaml_low_pick) {
+        snprintf(yw, sizeof yw, "%s: low_pick", where);
+        if ((rc = edit_parse_low_pick(yw, s->yaml_low_pick, &s->low_pick, err))) return rc;
+        s->low_pick_from = from;
+    }
+    if (o->guard) {
+        s->guard = o->flag_guard, s->guard_margin = o->flag_margin, s->guard_from = "flag";
+    } else if (s->yaml_guard) {
+        snprintf(yw, sizeof yw, "%s: guard", where);
+        if ((rc = edit_parse_guard(yw, s->yaml_guard, &s->guard, &s->guard_margin, err))) return rc;
+        s->guard_from = from;
+    }
+    return OIR_OK;
+}
+
+int edit_context_params(oir_context_params *cp, const edit_opts *o, oir_error *err) {
+    *cp = oir_context_default_params();
+    if (o->model) cp->model_path = o->model;
+    else if (getenv("OIR_MODEL") && *getenv("OIR_MODEL")) cp->model_path = getenv("OIR_MODEL");
+    if (o->clip) cp->clip_path = o->clip;
+    else if (getenv("OIR_CLIP") && *getenv("OIR_CLIP")) cp->clip_path = getenv("OIR_CLIP");
+    else if (strcmp(cp->model_path, oir_context_default_params().model_path) != 0) {
+        /* a user's model scored by the shapes-world toy CLIP: never silently */
+        return oir_fail(err, OIR_E_ARG,
+                        "--model %s is given without --clip: the search metric would score with the shipped "
+                        "toy CLIP (%s), which knows only the shapes world; give --clip PATH (a Hugging Face "
+                        "CLIP folder, e.g. clip-vit-base-patch16 as the authors use) or set OIR_CLIP",
+                        cp->model_path, cp->clip_path);
+    }
+    cp->variant = o->variant;
+    tokenizer_mode tm = TOKENIZER_CLIP;
+    if (o->tokenizer_mode && tokenizer_mode_parse(o->tokenizer_mode, &tm, err)) {
+        oir_error_prefix(err, "--tokenizer-mode");
+        return err->code;
+    }
+    cp->tokenizer_mode = (int)tm;
     return OIR_OK;
 }

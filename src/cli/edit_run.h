@@ -34,6 +34,10 @@ typedef struct edit_opts {
     uint64_t seed;
     const char *seed_arg;   /* --seed as given (NULL: not given) */
     const edit_config *cfg; /* the YAML, for its warnings */
+    /* --low-pick / --guard parsed (edit_parse_flags) */
+    int flag_low_pick, flag_guard;
+    float flag_margin;
+    int no_summary; /* no per-case summary on stdout (oir batch) */
 } edit_opts;
 
 typedef struct {
@@ -57,6 +61,7 @@ typedef struct {
     int low_pick, guard;         /* resolved (flag, else YAML, else default) */
     float guard_margin;
     const char *low_pick_from, *guard_from; /* "flag", "yaml" or "default" */
+    const char *case_from;       /* how report.json names the case's own values: NULL "yaml", "manifest" */
 } edit_case_spec;
 
 /* --plan over several cases: the sum of their plans */
@@ -78,6 +83,20 @@ int edit_parse_guard(const char *what, const char *v, int *on, float *margin, oi
  * once it is loaded (edit_check_size). */
 int edit_parse_size(const char *spec, edit_opts *o, oir_error *err);
 int edit_check_size(const edit_opts *o, const oir_context *ctx, oir_error *err);
+
+/* --low-pick and --guard of o into o->flag_*. */
+int edit_parse_flags(edit_opts *o, oir_error *err);
+/* Case s from a YAML or manifest case (pointers into ec, which must outlive
+ * s); target: --target, which replaces the case's target prompt, or NULL. */
+void edit_spec_from_case(edit_case_spec *s, const edit_case *ec, const char *target);
+/* Resolves the case's pick, low_pick and guard: the flags of o, else the
+ * case's own values, else the defaults. where names the case in messages
+ * about its own values ("FILE: case 'NAME'"); several: the run has more
+ * than one case (a --pick message names the case). */
+int edit_spec_resolve(edit_case_spec *s, const edit_opts *o, const char *where, int several, oir_error *err);
+/* The context parameters of o: --model / $OIR_MODEL, --clip / $OIR_CLIP
+ * (required with a model of one's own), --variant, --tokenizer-mode. */
+int edit_context_params(oir_context_params *cp, const edit_opts *o, oir_error *err);
 
 /* Runs case c (search: oir search, one pair) and writes its files into od
  * (sub: its subfolder, made by the caller, or NULL), its summary to stdout;
