@@ -4,7 +4,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -13,9 +12,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "io/file.h"
 #include "io/image.h"
+#include "io/json.h"
 
 static const char *const reserved_ids[] = {"logs", "summary.csv", "summary.json", "summary.md"};
 
@@ -381,25 +381,23 @@ static int parse_line(manifest *m, int *cap, const char *name, const char *base,
     snprintf(mc->id, sizeof mc->id, "line%04d", lineno);
     if (!(mc->where = strdup(where))) return oir_fail(err, OIR_E_NOMEM, "out of memory");
     line_reader r = {.where = where, .base = base};
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    cJSON *root = NULL;
+    oir_error je = {0};
     edit_case *c = calloc(1, sizeof *c);
     const cJSON *idf = NULL;
     int failed = 0;
-    if (!c) {
-        cJSON_Delete(root);
-        return oir_fail(err, OIR_E_NOMEM, "out of memory");
-    }
-    if (!root) {
-        size_t col = end && end >= text && end <= text + len ? (size_t)(end - text) + 1 : 0;
-        failed = bad(&r, "not valid JSON (at column %zu); each line is one case, a JSON object", col);
+    if (!c) return oir_fail(err, OIR_E_NOMEM, "out of memory");
+    /* io/json.h: also refuses repeated keys, numbers out of range, deep nesting */
+    if (json_parse(&root, text, len, where, &je) != OIR_OK) {
+        const char *why = je.message;
+        if (!strncmp(why, where, strlen(where)) && why[strlen(where)] == ':') why += strlen(where) + 1;
+        while (*why == ' ') why++;
+        failed = bad(&r, "%s; each line is one case, a JSON object", why);
+    } else if (!cJSON_IsObject(root)) {
+        failed = bad(&r, "expected a JSON object {\"image\": ..., \"prompt\": ..., \"pairs\": [...]}");
     } else {
-        while (end && end < text + len && isspace((unsigned char)*end)) end++;
-        if (end && end < text + len) failed = bad(&r, "text after the JSON object (at column %zu); one case a line",
-                                                  (size_t)(end - text) + 1);
-        else if (!cJSON_IsObject(root)) failed = bad(&r, "expected a JSON object {\"image\": ..., \"prompt\": ..., \"pairs\": [...]}");
-        else failed = read_case(&r, root, c, &idf);
-        if (cJSON_IsObject(root)) idf = cJSON_GetObjectItemCaseSensitive(root, "id"); /* also when the line fails */
+        failed = read_case(&r, root, c, &idf);
+        idf = cJSON_GetObjectItemCaseSensitive(root, "id"); /* also when the line fails */
     }
     /* the id: the line's own when valid (also for a failing line) */
     char id[MANIFEST_ID_MAX + 1], why[300];
@@ -469,46 +467,6 @@ int manifest_parse(manifest *m, const char *text, size_t len, const char *name, 
 }
 
 /* ------------------------------------------------------------------ files */
-
-static int read_file(const char *path, char **text, size_t *len, oir_error *err) {
-    *text = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return oir_fail(err, OIR_E_IO, "%s: cannot open (%s)", path, strerror(errno));
-    struct stat sb;
-    int rc = OIR_OK;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        rc = oir_fail(err, OIR_E_IO, "%s: not a regular file or folder; expected a JSON-lines file or a folder of YAML files",
-                      path);
-    } else if (sb.st_size > MANIFEST_MAX_BYTES) {
-        rc = oir_fail(err, OIR_E_FORMAT, "%s: %lld bytes, larger than the %d MiB limit for a manifest; split it", path,
-                      (long long)sb.st_size, MANIFEST_MAX_BYTES >> 20);
-    } else if (!(*text = malloc((size_t)MANIFEST_MAX_BYTES + 2))) {
-        rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
-    } else {
-        for (;;) { /* to the end, at most one byte past the limit (the file may grow) */
-            ssize_t r = read(fd, *text + *len, (size_t)MANIFEST_MAX_BYTES + 1 - *len);
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0) {
-                rc = oir_fail(err, OIR_E_IO, "%s: cannot read (%s)", path, strerror(errno));
-                break;
-            }
-            if (r == 0) break;
-            *len += (size_t)r;
-            if (*len > MANIFEST_MAX_BYTES) {
-                rc = oir_fail(err, OIR_E_FORMAT, "%s: larger than the %d MiB limit for a manifest", path,
-                              MANIFEST_MAX_BYTES >> 20);
-                break;
-            }
-        }
-    }
-    close(fd);
-    if (rc) {
-        free(*text);
-        *text = NULL;
-    }
-    return rc;
-}
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -636,7 +594,8 @@ int manifest_load(manifest *m, const char *path, oir_error *err) {
     }
     char *text = NULL;
     size_t len = 0;
-    int rc = read_file(path, &text, &len, err);
+    int rc = file_read_regular(path, MANIFEST_MAX_BYTES, "a batch manifest (JSON lines, split larger ones)", &text,
+                               &len, err);
     if (rc) return rc;
     char base[4096];
     snprintf(base, sizeof base, "%s", path);
