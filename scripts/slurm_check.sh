@@ -36,10 +36,15 @@ say "$(slurmctld -V), $(munged --version 2>&1 | head -1)"
 work=$(mktemp -d /tmp/oir-slurm.XXXXXX)
 chmod 755 "$work"
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  sleep 1
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+cleanup() { # the daemons started here (by their pid files), then the temp folder
+  for p in "${pids[@]}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  for i in $(seq 20); do
+    alive=0
+    for p in "${pids[@]}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.5
+  done
+  for p in "${pids[@]}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
   [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
