@@ -157,7 +157,7 @@ static int count_tmp(const char *dir) {
 static void test_shards(const char *out) {
     pid_t pid[3];
     for (int s = 0; s < 3; s++) {
-        char shard[16], tag[16];
+        char shard[32], tag[32];
         snprintf(shard, sizeof shard, "%d/3", s);
         snprintf(tag, sizeof tag, "shard%d", s);
         const char *args[] = {"batch", "--manifest", MANIFEST, "--out", out, "--shard", shard, RUN_FLAGS, NULL};
@@ -254,6 +254,8 @@ static void test_same_as_edit(const char *out) {
         cJSON *r = read_json(out, ids[i], "report.json");
         cJSON *from = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "settings"), "steps"), "from");
         CHECK(cJSON_IsString(from) && !strcmp(from->valuestring, "flag"), "report.json: --steps from the flag");
+        cJSON *pf = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "settings"), "pick"), "from");
+        if (pk) CHECK(cJSON_IsString(pf) && !strcmp(pf->valuestring, "manifest"), "report.json: the pick from the manifest");
         cJSON_Delete(r);
         cJSON_Delete(j);
         checked++;

@@ -292,7 +292,7 @@ int batch_summarize(const char *dir, const char *manifest_path, int quiet) {
         }
         row *r = &rows[n_rows++];
         memset(r, 0, sizeof *r);
-        snprintf(r->id, sizeof r->id, "%s", e->d_name);
+        memcpy(r->id, e->d_name, strlen(e->d_name) + 1); /* at most MANIFEST_ID_MAX bytes (above) */
         r->where = "";
     }
     if (dp) closedir(dp);
