@@ -501,13 +501,14 @@ static void test_yaml_folder(void) {
              "  prompt_change_mask: ['%s/examples/shapes/demo_mask1.png']\n",
              repo, repo, repo, repo);
     write_file(cr_path("yaml/a.yaml"), text);
-    write_file(cr_path("yaml/b.yml"), "not: [valid\n");
+    write_file(cr_path("yaml/logs.yml"), "not: [valid\n"); /* named as the log folder */
     const char *out = cr_path("yaml_out");
     int rc = cr_run("batch", "--manifest", cr_path("yaml"), "--out", out, "--model", MODEL, "--clip", CLIP, "--size",
                     "32", "--threads", "1", "--no-calibrate", "--quiet", NULL);
     CHECK(rc == 1, "YAML folder with one broken file: exit 1 (%d): %s", rc, cr_err);
     CHECK(exists(out, "circle", "report.json") && exists(out, "triangle", "report.json"), "a folder per YAML case");
-    CHECK(exists(out, "b", "error.json") && strstr(cr_err, "b.yml"), "the broken file is one failed case named after it");
+    CHECK(exists(out, "file-logs", "error.json") && strstr(cr_err, "logs.yml"),
+          "the broken file is one failed case named after it (file-logs: logs is the log folder)");
     cJSON *r = read_json(out, "circle", "report.json");
     cJSON *st = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "settings"), "steps");
     CHECK(st && cJSON_GetObjectItem(st, "value")->valueint == 3 && !strcmp(cJSON_GetObjectItem(st, "from")->valuestring, "yaml"),

@@ -533,6 +533,11 @@ static int load_folder(manifest *m, const char *path, oir_error *err) {
             if (!mc) rc = err->code;
             else {
                 file_id(names[i], mc->id);
+                if (!manifest_id_valid(mc->id, NULL, 0)) { /* "logs.yaml": not the log folder */
+                    char id[MANIFEST_ID_MAX + 8];
+                    snprintf(id, sizeof id, "file-%s", mc->id);
+                    snprintf(mc->id, sizeof mc->id, "%.*s", MANIFEST_ID_MAX, id);
+                }
                 mc->where = strdup(file);
                 mc->error = strdup(e.message);
                 if (!mc->where || !mc->error) rc = oir_fail(err, OIR_E_NOMEM, "out of memory");
