@@ -19,6 +19,7 @@
 #define FUZZ_REGRESSION
 #include "fuzz/fuzz_edit_config.c"
 #include "fuzz/fuzz_image.c"
+#include "fuzz/fuzz_manifest.c"
 #include "fuzz/fuzz_model_config.c"
 #include "fuzz/fuzz_safetensors.c"
 #include "fuzz/fuzz_tokenizer.c"
@@ -31,7 +32,7 @@ static const struct {
     const char *name;
     int (*one)(const uint8_t *data, size_t size);
 } targets[] = {
-    {"edit_config", fuzz_edit_config_one}, {"image", fuzz_image_one},
+    {"edit_config", fuzz_edit_config_one}, {"image", fuzz_image_one}, {"manifest", fuzz_manifest_one},
     {"model_config", fuzz_model_config_one}, {"safetensors", fuzz_safetensors_one},
     {"tokenizer", fuzz_tokenizer_one},
 };

@@ -39,7 +39,7 @@ while IFS= read -r cmd; do
   fi
 done < "$tmp/commands"
 # what the commands promise to write
-for f in demo-out/edited.png demo-out/report.json demo-out/pair1_sheet.png demo20-pick/report.json wide-out/edited.png demo-reinvert/report.json demo-guard/pair1_sheet.png; do
+for f in demo-out/edited.png demo-out/report.json demo-out/pair1_sheet.png demo20-pick/report.json wide-out/edited.png demo-reinvert/report.json demo-guard/pair1_sheet.png batch-out/demo-both/edited.png batch-out/summary.md; do
   if [ -s "$tmp/user/$f" ]; then pass=$((pass + 1)); echo "  ok   $f written"
   else fail=$((fail + 1)); echo "FAIL $f not written"; fi
 done

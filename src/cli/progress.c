@@ -122,3 +122,35 @@ int progress_update(void *user, const char *stage, int done, int total) {
     draw(p, s, kind, now);
     return 0;
 }
+
+/* ------------------------------------------------------ over many cases */
+
+void progress_cases_init(progress_cases *pc, int total, int quiet) {
+    memset(pc, 0, sizeof *pc);
+    pc->total = total;
+    pc->quiet = quiet;
+    pc->started = clock_wall_s();
+}
+
+void progress_cases_step(progress_cases *pc, int ran, int failed, double seconds) {
+    pc->done++;
+    if (ran) pc->ran++, pc->ran_seconds += seconds;
+    if (failed) pc->failed++;
+}
+
+double progress_cases_eta(const progress_cases *pc) {
+    int left = pc->total - pc->done;
+    if (left <= 0) return 0;
+    if (pc->ran == 0) return -1; /* nothing run yet: no speed to judge */
+    return pc->ran_seconds / pc->ran * left;
+}
+
+void progress_cases_text(const progress_cases *pc, char *buf, size_t cap) {
+    char el[32], eta[32] = "?";
+    format_time(el, sizeof el, clock_wall_s() - pc->started);
+    double e = progress_cases_eta(pc);
+    if (e >= 0) format_time(eta, sizeof eta, e);
+    char failed[48] = "";
+    if (pc->failed) snprintf(failed, sizeof failed, ", %d failed", pc->failed);
+    snprintf(buf, cap, "%d/%d cases%s, %s elapsed, ETA %s", pc->done, pc->total, failed, el, eta);
+}

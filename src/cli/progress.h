@@ -9,6 +9,8 @@
 #ifndef OIR_CLI_PROGRESS_H
 #define OIR_CLI_PROGRESS_H
 
+#include <stddef.h>
+
 #include "oir.h"
 
 #define PROGRESS_MAX_STAGES 24
@@ -50,5 +52,20 @@ int progress_update(void *user, const char *stage, int done, int total);
 /* The fraction of the plan done (0..1) and the overall ETA in seconds, as the
  * bars show them; -1, -1 without a plan. Exposed for tests. */
 void progress_overall(const progress_bar *p, double now, double *fraction, double *eta);
+
+/* Progress over the cases of a batch (oir batch): the ETA is the mean time
+ * of the cases run so far (skipped ones not counted) times the cases left. */
+typedef struct {
+    int total, done, ran, failed, quiet;
+    double started, ran_seconds;
+} progress_cases;
+
+void progress_cases_init(progress_cases *pc, int total, int quiet);
+/* One more case done: ran (not skipped) in seconds, failed or not. */
+void progress_cases_step(progress_cases *pc, int ran, int failed, double seconds);
+/* Seconds left; -1 before any case has run. */
+double progress_cases_eta(const progress_cases *pc);
+/* "3/12 cases, 1 failed, 0:42 elapsed, ETA 1:10" */
+void progress_cases_text(const progress_cases *pc, char *buf, size_t cap);
 
 #endif
