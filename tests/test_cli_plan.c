@@ -251,6 +251,22 @@ static void test_hint(void) {
     CHECK(rc == 0 && strstr(cr_out, "search adaptive:10") && strstr(cr_out, "--steps 20 (about ") &&
               !strstr(cr_out, "--search adaptive ("),
           "the default (adaptive) run's hint offers fewer steps, not the search it already uses: %s", cr_out);
+    /* an inferred mask's rows count in the hint's alternatives as in the run's own plan: the
+     * hint's "--steps 10 (about D)" is what a --steps 10 run plans */
+    char hinted[64] = "", planned[64] = "";
+    rc = cr_run("search", "--model", model, "--clip", clip, "--image", img, "--prompt", SRC, "--pair",
+                "red circle->blue circle", "--mask", "auto", "--steps", "30", "--threads", "1", "--plan", NULL);
+    const char *h = strstr(cr_out, "--steps 10 (about ");
+    if (h) sscanf(h + strlen("--steps 10 (about "), "%63[^)]", hinted);
+    rc |= cr_run("search", "--model", model, "--clip", clip, "--image", img, "--prompt", SRC, "--pair",
+                 "red circle->blue circle", "--mask", "auto", "--steps", "10", "--threads", "1", "--plan", NULL);
+    const char *a = strstr(cr_out, "; about ");
+    if (a) sscanf(a + strlen("; about "), "%63[^(]", planned);
+    size_t n = strlen(planned);
+    if (n && planned[n - 1] == ' ') planned[n - 1] = '\0';
+    if (n > 16 && !strcmp(planned + strlen(planned) - 16, " on this machine")) planned[strlen(planned) - 16] = '\0';
+    CHECK(rc == 0 && hinted[0] && !strcmp(hinted, planned),
+          "with --mask auto the hint's --steps 10 estimate (%s) is the --steps 10 plan's (%s)", hinted, planned);
 }
 
 /* On a terminal: the bars. */

@@ -72,8 +72,8 @@ void cli_plan_line(char *buf, size_t cap, const oir_plan *pl, const cli_calibrat
              pl->steps, pl->search, pl->width, pl->height, work, est);
 }
 
-int cli_plan_hint(char *buf, size_t cap, const oir_context *ctx, int width, int height, int n_pairs,
-                  const oir_params *p, const oir_plan *pl, const cli_calibration *cal) {
+int cli_plan_hint(char *buf, size_t cap, const oir_context *ctx, int width, int height, const oir_pair *pairs,
+                  int n_pairs, const oir_params *p, const oir_plan *pl, const cli_calibration *cal) {
     buf[0] = '\0';
     if (!cal->have || pl->seconds < CLI_PLAN_HINT_SECONDS) return 0;
     int adaptive = strncmp(pl->search, "adaptive", 8) == 0 || strncmp(pl->search, "short", 5) == 0;
@@ -95,7 +95,10 @@ int cli_plan_hint(char *buf, size_t cap, const oir_context *ctx, int width, int 
         if (alts[i].steps) q.steps = alts[i].steps;
         oir_plan alt;
         oir_error err = {0};
-        if (oir_plan_run(ctx, width, height, n_pairs, &q, &cal->cal, &alt, &err) != OIR_OK) continue;
+        /* planned as the run was (with the pairs: their inferred masks' rows count) */
+        int rc = pairs ? oir_plan_edit(ctx, width, height, pairs, n_pairs, &q, &cal->cal, &alt, &err)
+                       : oir_plan_run(ctx, width, height, n_pairs, &q, &cal->cal, &alt, &err);
+        if (rc != OIR_OK) continue;
         if (alt.seconds >= pl->seconds * 0.9) continue;
         int combined = alts[i].search && alts[i].steps;
         if (combined && quick_enough) continue; /* a single change already does */

@@ -21,9 +21,11 @@ void cli_format_count(char *buf, size_t cap, long v);
 void cli_plan_line(char *buf, size_t cap, const oir_plan *pl, const cli_calibration *cal);
 /* When the estimate is over CLI_PLAN_HINT_SECONDS: "hint: ..." naming
  * quicker settings with their estimates (planned with the same
- * calibration); returns 1, else 0 and buf is "". */
-int cli_plan_hint(char *buf, size_t cap, const oir_context *ctx, int width, int height, int n_pairs,
-                  const oir_params *p, const oir_plan *pl, const cli_calibration *cal);
+ * calibration, and as pl was: oir_plan_edit over the pairs when pairs is
+ * given, so inferred masks count; oir_plan_run over n_pairs when NULL);
+ * returns 1, else 0 and buf is "". */
+int cli_plan_hint(char *buf, size_t cap, const oir_context *ctx, int width, int height, const oir_pair *pairs,
+                  int n_pairs, const oir_params *p, const oir_plan *pl, const cli_calibration *cal);
 
 struct cJSON;
 /* report.json's "plan": the planned counts and estimate next to the measured ones. */

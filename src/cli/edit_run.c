@@ -155,7 +155,7 @@ static int plan_case(const char *cmd, oir_context *ctx, int width, int height, c
     char line[2400], hint[1400], who[300] = "";
     if (c->name) snprintf(who, sizeof who, "%s: ", c->name);
     cli_plan_line(line, sizeof line, plan, cal);
-    int has_hint = cli_plan_hint(hint, sizeof hint, ctx, width, height, c->n, p, plan, cal);
+    int has_hint = cli_plan_hint(hint, sizeof hint, ctx, width, height, pairs, c->n, p, plan, cal);
     if (o->plan_only) {
         edit_plan_sum.cases++, edit_plan_sum.rows += plan->unet_rows_total, edit_plan_sum.decodes += plan->decodes;
         if (plan->seconds >= 0) edit_plan_sum.estimated++, edit_plan_sum.seconds += plan->seconds;
