@@ -219,18 +219,17 @@ int be_upload(oir_backend *be, be_view dst, const void *src, size_t bytes) {
 }
 
 int be_download(oir_backend *be, void *dst, be_view src, size_t bytes, oir_error *err) {
-    if (!be->status && bytes && !view_ok(be, "download", "src", src, bytes, 0, 0)) {
-        be->syncs++;
+    be->syncs++;
+    if (!be->status && bytes && !view_ok(be, "download", "src", src, bytes, 0, 0))
         be->ops->download(be, dst, src, bytes);
-    }
+    else
+        be->ops->sync(be); /* the ops queued before a failure still run */
     return take_status(be, err);
 }
 
 int be_sync(oir_backend *be, oir_error *err) {
-    if (!be->status) {
-        be->syncs++;
-        be->ops->sync(be);
-    }
+    be->syncs++;
+    be->ops->sync(be);
     return take_status(be, err);
 }
 
@@ -623,15 +622,14 @@ int be_guidance(oir_backend *be, be_view out, be_view uncond, be_view cond, floa
 
 int be_count_nonfinite(oir_backend *be, be_view x, size_t n, size_t *count, oir_error *err) {
     *count = 0;
-    if (!be->status && n) {
-        size_t nb;
-        if (!fbytes(&nb, n)) {
-            be_fail(be, OIR_E_ARG, "count_nonfinite: %zu floats overflow", n);
-        } else if (!view_ok(be, "count_nonfinite", "x", x, nb, 0, 1)) {
-            be->ops_queued++;
-            be->syncs++;
-            be->ops->count_nonfinite(be, x, n, count);
-        }
+    be->syncs++;
+    size_t nb = 0;
+    if (!be->status && n && !fbytes(&nb, n)) be_fail(be, OIR_E_ARG, "count_nonfinite: %zu floats overflow", n);
+    if (!be->status && n && !view_ok(be, "count_nonfinite", "x", x, nb, 0, 1)) {
+        be->ops_queued++;
+        be->ops->count_nonfinite(be, x, n, count);
+    } else {
+        be->ops->sync(be); /* the ops queued before a failure still run */
     }
     return take_status(be, err);
 }
