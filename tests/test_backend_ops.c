@@ -22,7 +22,8 @@
  * as one submission, splitting and refusal at maxStorageBufferRange
  * (OIR_VULKAN_MAX_RANGE lowers it), device parsing and listing.
  * A build with Vulkan but no device fails here (run scripts/deps.sh as root
- * for lavapipe), unless OIR_TEST_VULKAN=skip says to skip it. */
+ * for lavapipe), unless OIR_TEST_VULKAN=skip says to skip it;
+ * OIR_TEST_VULKAN=N tests vulkan:N instead of vulkan:0. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@ typedef struct {
     oir_backend *be;
     be_buffer *buf;
     size_t used;
-    char label[16]; /* "cpu", "vulkan:0" */
+    char label[24]; /* "cpu", "vulkan:0" */
 } bk;
 
 static bk bks[MAX_BK];
@@ -924,16 +925,17 @@ int main(void) {
     t_devices();
     snprintf(bks[nbk].label, sizeof bks[nbk].label, "cpu");
     bks[nbk++].be = be_create_cpu();
-    const char *skip = getenv("OIR_TEST_VULKAN");
+    const char *sel = getenv("OIR_TEST_VULKAN"); /* "skip", or the device index (default 0) */
     int vk_index = -1;
-    if (be_have_vulkan() && !(skip && !strcmp(skip, "skip"))) {
-        be_device_spec spec = {BE_VULKAN, 0};
+    if (be_have_vulkan() && !(sel && !strcmp(sel, "skip"))) {
+        be_device_spec spec = {BE_VULKAN, sel && *sel ? atoi(sel) : 0};
         oir_backend *vb = NULL;
-        if (CHECK(!be_create(&vb, &spec, &err), "this build has Vulkan, but vulkan:0 cannot be created: %s "
-                  "(install a driver: scripts/deps.sh installs lavapipe; OIR_TEST_VULKAN=skip skips)", err.message)) {
-            snprintf(bks[nbk].label, sizeof bks[nbk].label, "vulkan:0");
+        if (CHECK(!be_create(&vb, &spec, &err), "this build has Vulkan, but vulkan:%d cannot be created: %s "
+                  "(install a driver: scripts/deps.sh installs lavapipe; OIR_TEST_VULKAN=skip skips)", spec.index,
+                  err.message)) {
+            snprintf(bks[nbk].label, sizeof bks[nbk].label, "vulkan:%d", spec.index);
             bks[nbk++].be = vb;
-            vk_index = 0;
+            vk_index = spec.index;
         }
     } else {
         printf("  %s\n", be_have_vulkan() ? "vulkan skipped (OIR_TEST_VULKAN=skip)" : "no Vulkan in this build: the CPU backend alone");
