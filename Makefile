@@ -37,6 +37,32 @@ endif
 # -fPIC: the same objects make liboir.a and liboir.so.
 BASE := -std=c11 -D_GNU_SOURCE -pthread -fPIC -Iinclude -Isrc -MMD -MP
 CFLAGS += $(BASE) $(WARN) $(OPT)
+# The Vulkan compute backend (src/vulkan/, docs/BACKENDS.md): OIR_VULKAN=auto
+# (default) builds it when `pkg-config vulkan` (libvulkan-dev) and glslc are
+# found; 1 requires them; 0 builds the CPU alone, in build/<BUILD>-novulkan.
+# The shaders (src/vulkan/shaders/*.comp) are compiled to SPIR-V by glslc and
+# embedded as C arrays ($(OUT)/gen/vk_spirv.c); libvulkan is opened at run
+# time, so the library never needs a GPU or a loader to start.
+OIR_VULKAN ?= auto
+GLSLC ?= glslc
+HAVE_VULKAN :=
+ifeq ($(OIR_VULKAN),0)
+  OUT := $(OUT)-novulkan
+else
+  HAVE_VULKAN := $(shell pkg-config --exists vulkan 2>/dev/null && command -v $(GLSLC) >/dev/null 2>&1 && echo 1)
+  ifeq ($(OIR_VULKAN)$(HAVE_VULKAN),1)
+    $(error OIR_VULKAN=1 needs libvulkan-dev (pkg-config vulkan) and glslc: run scripts/deps.sh as root)
+  endif
+endif
+VK_SRC :=
+VK_GEN_OBJ :=
+ifeq ($(HAVE_VULKAN),1)
+  CFLAGS += -DOIR_HAVE_VULKAN $(shell pkg-config --cflags vulkan)
+  VK_SRC := $(wildcard src/vulkan/*.c)
+  VK_SHADERS := $(wildcard src/vulkan/shaders/*.comp)
+  VK_SPV := $(VK_SHADERS:src/vulkan/shaders/%.comp=$(OUT)/gen/spv/%.inc)
+  VK_GEN_OBJ := $(OUT)/gen/vk_spirv.o
+endif
 # The kernels run on their own worker pool (src/core/pool.h) and call BLAS
 # single-threaded from several threads at once: OpenBLAS's pthread build is
 # safe for that (its OpenMP build may share buffers between callers that are
@@ -48,16 +74,16 @@ ifneq ($(wildcard $(OPENBLAS_PT)/libopenblas.so),)
 else
   BLAS := -lopenblas
 endif
-LDLIBS := $(BLAS) -lcjson -lpng -ljpeg -lyaml -lm
+LDLIBS := $(BLAS) -lcjson -lpng -ljpeg -lyaml -lm -ldl
 LDFLAGS += -pthread $(LDOPT)
 
-LIB_SRC := $(wildcard src/core/*.c src/io/*.c src/models/*.c src/diffusion/*.c src/edit/*.c)
+LIB_SRC := $(wildcard src/core/*.c src/io/*.c src/models/*.c src/diffusion/*.c src/edit/*.c) $(VK_SRC)
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 
-LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o) $(VK_GEN_OBJ)
 CLI_OBJ := $(CLI_SRC:%.c=$(OUT)/%.o)
 LIB := $(OUT)/liboir.a
 SOLIB := $(OUT)/liboir.so
@@ -87,6 +113,20 @@ $(OUT)/%.o: %.c $(FLAGS_STAMP)
 
 # The built-in CLIP vocabulary: .incbin'd merges.txt, which -MMD cannot track.
 $(OUT)/src/models/tokenizer_builtin.o: data/clip-tokenizer/merges.txt
+
+# SPIR-V of each shader as a C initializer (glslc -mfmt=c), then one C file
+# with the table (scripts/embed_spirv.sh).
+$(OUT)/gen/spv/%.inc: src/vulkan/shaders/%.comp
+	@mkdir -p $(dir $@)
+	$(GLSLC) --target-env=vulkan1.0 -O -mfmt=c -MD -MF $@.d -o $@ $<
+
+$(OUT)/gen/vk_spirv.c: $(VK_SPV) scripts/embed_spirv.sh
+	@bash scripts/embed_spirv.sh $@ $(VK_SPV)
+
+$(OUT)/gen/vk_spirv.o: $(OUT)/gen/vk_spirv.c $(FLAGS_STAMP)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+-include $(VK_SPV:=.d)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -128,6 +168,14 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCHES) BUILD=release
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+# issue 15: each op of the backend table on the CPU and on vulkan:0
+# (bench/bench_backend.c; BENCH_BACKEND_ARGS, e.g. "--shapes sd15").
+BENCH_BACKEND_ARGS ?=
+.PHONY: bench-backend
+bench-backend: deps
+	@$(MAKE) --no-print-directory $(OUT)/bench/bench_backend BUILD=release
+	$(OUT)/bench/bench_backend $(BENCH_BACKEND_ARGS)
 
 # How close the plan line's time estimate comes to the run (the demo edit on
 # the tiny model; scripts/bench_estimate.sh): ESTIMATE_ARGS go to oir edit.

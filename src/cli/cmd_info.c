@@ -12,7 +12,8 @@
 #include "cli/info.h"
 
 static void usage(FILE *to) {
-    fprintf(to, "usage: oir info PATH [--tensors]\n\n"
+    fprintf(to, "usage: oir info PATH [--tensors]\n"
+                "       oir info --devices\n\n"
                 "PATH is a model: a diffusers folder, a single-file .safetensors checkpoint, a\n"
                 "Hugging Face CLIP folder or one component's folder. Prints a summary first: the\n"
                 "kind, a guess at the Stable Diffusion version, the native image size, each\n"
@@ -22,7 +23,10 @@ static void usage(FILE *to) {
                 "and parameter counts. Pickle files (.ckpt, .bin, .pt, .pth, ...) are refused,\n"
                 "with how to convert them, as by every command.\n\n"
                 "  --tensors         also list every tensor (name, dtype, shape)\n"
-                "  --verbose         the same as --tensors\n");
+                "  --verbose         the same as --tensors\n"
+                "  --devices         list the backends instead: the CPU and each Vulkan device\n"
+                "                    (name, type, memory, subgroup size, fp16, cooperative\n"
+                "                    matrix), or why there is none\n");
 }
 
 int cmd_info(int argc, char **argv) {
@@ -30,11 +34,18 @@ int cmd_info(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    int tensors = 0, verbose = 0, npos = 0;
+    int tensors = 0, verbose = 0, devices = 0, npos = 0;
     const char *pos[1] = {NULL};
-    const cli_opt opts[] = {{"--tensors", CLI_FLAG, &tensors, 0, 0}, {"--verbose", CLI_FLAG, &verbose, 0, 0}};
+    const cli_opt opts[] = {{"--tensors", CLI_FLAG, &tensors, 0, 0},
+                            {"--verbose", CLI_FLAG, &verbose, 0, 0},
+                            {"--devices", CLI_FLAG, &devices, 0, 0}};
     oir_error err = {0};
-    if (cli_parse(argc, argv, opts, 2, pos, 1, &npos, &err)) return cli_report("info", &err);
+    if (cli_parse(argc, argv, opts, 3, pos, 1, &npos, &err)) return cli_report("info", &err);
+    if (devices) {
+        if (!npos && !tensors && !verbose) return info_devices();
+        oir_fail(&err, OIR_E_ARG, "--devices lists the backends: it takes no PATH, --tensors or --verbose");
+        return cli_report("info", &err);
+    }
     if (npos != 1) {
         usage(stderr);
         return CLI_EXIT_USAGE;

@@ -19,4 +19,7 @@ int info_folder_tensors(const sd_plan *plan, oir_error *err);
  * loader reads has pickle weights only (the loader's order and message). */
 int info_folder_pickle(const sd_plan *plan, oir_error *err);
 
+/* oir info --devices: the CPU and the Vulkan devices found (or why none). */
+int info_devices(void);
+
 #endif
