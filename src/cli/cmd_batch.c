@@ -25,6 +25,7 @@
 #include "cli/progress.h"
 #include "core/clock.h"
 #include "io/manifest.h"
+#include "io/outputs.h"
 #include "io/outfile.h"
 
 #define CMD "batch"
@@ -178,26 +179,6 @@ int batch_case_state(const char *dir, const char *id) {
     return is_file(dir, id, "error.json") ? 2 : 0;
 }
 
-/* Removes a folder a killed run left ("." id "." 6 letters/digits ".tmp"):
- * files and folders, symlinks removed and never followed. */
-static void remove_tree(const char *path, int depth) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode) && depth < 8) {
-        DIR *dp = opendir(path);
-        for (struct dirent *e; dp && (e = readdir(dp));) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char *full = join3(path, e->d_name, NULL);
-            if (full) remove_tree(full, depth + 1);
-            free(full);
-        }
-        if (dp) closedir(dp);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static int stale_name(const char *name, const char *id) {
     size_t l = strlen(id), n = strlen(name);
     if (n != l + 12 || name[0] != '.' || strncmp(name + 1, id, l) || name[l + 1] != '.' || strcmp(name + n - 4, ".tmp"))
@@ -216,7 +197,7 @@ static int remove_stale(const char *dir, const char *id) {
         if (!stale_name(e->d_name, id)) continue;
         char *p = join3(dir, e->d_name, NULL);
         struct stat sb;
-        if (p && lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) remove_tree(p, 0), n++;
+        if (p && lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) output_remove_tree(p), n++;
         free(p);
     }
     if (dp) closedir(dp);

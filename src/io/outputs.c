@@ -94,8 +94,6 @@ static int walk(const char *dir, const char *prefix, int depth, long *count, wal
     return rc;
 }
 
-/* Removes everything under path (symlinks are removed, never followed) and
- * path itself. Only for the run's own temp folder. */
 static void remove_tree(const char *path, int depth) {
     struct stat sb;
     if (lstat(path, &sb) != 0) return;
@@ -113,6 +111,8 @@ static void remove_tree(const char *path, int depth) {
         unlink(path);
     }
 }
+
+void output_remove_tree(const char *path) { remove_tree(path, 0); }
 
 /* ------------------------------------------------------- inputs vs output */
 
@@ -478,7 +478,7 @@ static void dir_release(output_dir *d) {
 }
 
 void output_dir_abort(output_dir *d) {
-    if (d->tmp) remove_tree(d->tmp, 0);
+    if (d->tmp) output_remove_tree(d->tmp);
     dir_release(d);
 }
 

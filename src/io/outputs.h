@@ -74,5 +74,9 @@ int output_dir_mkdir(output_dir *d, const char *rel, oir_error *err);
 int output_dir_commit(output_dir *d, char *note, size_t note_cap, oir_error *err);
 /* Removes the temp folder and releases d; safe on a zeroed or released d. */
 void output_dir_abort(output_dir *d);
+/* Removes everything under path (symlinks are removed, never followed; at
+ * most 16 folders deep) and path itself. Only for a run's own temp folders
+ * (output_dir_abort; oir batch's leftovers of a killed run). */
+void output_remove_tree(const char *path);
 
 #endif
