@@ -2,7 +2,7 @@
 # Installs the Debian packages the C build needs, when run as root; otherwise
 # prints the apt-get line to run. Quiet when everything is present.
 set -euo pipefail
-pkgs="build-essential libopenblas-dev libopenblas-pthread-dev libcjson-dev libpng-dev libjpeg-dev libyaml-dev pkgconf"
+pkgs="build-essential libopenblas-dev libopenblas-pthread-dev libcjson-dev libpng-dev libjpeg-dev libyaml-dev pkgconf libmicrohttpd-dev"
 missing=""
 for p in $pkgs; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

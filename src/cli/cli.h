@@ -24,5 +24,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_mask(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

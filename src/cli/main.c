@@ -24,6 +24,7 @@ static const command commands[] = {
     {"version", cmd_version, "print the version"},
     {"search", cmd_search, "one editing pair: every candidate and the search metric's choice"},
     {"edit", cmd_edit, "several editing pairs: object-aware inversion and reassembly (OIR)"},
+    {"serve", cmd_serve, "the local web editor: open a photo, mark objects, watch the search, pick, download"},
     {"mask", cmd_mask, "one editing pair's mask, inferred from the model (image + prompt + pair -> PNG)"},
     {"info", cmd_info, "list the tensors of a .safetensors file or the parts of a model folder"},
     {"generate", cmd_generate, "prompt -> image (DDIM, classifier-free guidance)"},
