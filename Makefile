@@ -116,7 +116,7 @@ SERVE_STAMP := $(OUT)/.serve-flags
 $(SERVE_STAMP): FORCE
 	@mkdir -p $(OUT)
 	@echo 'MHD_OK=$(MHD_OK) $(MHD_CFLAGS) $(MHD_LIBS)' | cmp -s - $@ || echo 'MHD_OK=$(MHD_OK) $(MHD_CFLAGS) $(MHD_LIBS)' > $@
-SERVE_OBJ := $(OUT)/src/serve/server.o $(OUT)/tests/test_serve
+SERVE_OBJ := $(OUT)/src/serve/server.o $(OUT)/src/serve/http.o $(OUT)/tests/test_serve
 # (private: the flag is not passed on to their prerequisites, the library)
 $(SERVE_OBJ): private CFLAGS += $(MHD_CFLAGS)
 $(SERVE_OBJ): $(SERVE_STAMP)

@@ -30,6 +30,7 @@
 #define DEMO "examples/shapes/demo.png"
 #define MASK0 "examples/shapes/demo_mask0.png"
 
+#ifdef OIR_HAVE_MHD
 /* ------------------------------------------------------------ a server */
 
 typedef struct {
@@ -811,6 +812,8 @@ static int dir_empty(const char *path) {
     return n == 0;
 }
 
+#endif
+
 int main(int argc, char **argv) {
     (void)argc;
     if (cr_init(argv[0]) != 0) {
@@ -818,6 +821,7 @@ int main(int argc, char **argv) {
         return 1;
     }
 #ifndef OIR_HAVE_MHD
+    (void)cr_path;
     int rc = cr_run("serve", "--port", "0", NULL);
     cr_expect_error("a build without libmicrohttpd", rc, "serve", "no web server");
     cr_cleanup();

@@ -4,7 +4,7 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const COLORS = ['#e53935', '#1e88e5', '#43a047', '#fb8c00', '#8e24aa', '#00897b', '#6d4c41', '#d81b60'];
+  const COLORS = ['#ff2bd6', '#00e5ff', '#ffea00', '#76ff03', '#ff6d00', '#7c4dff', '#ffffff', '#000000'];
   const MASK_MAX_SIDE = 768; /* painting resolution: the crop, at most this many pixels a side */
   const FINISHED = ['done', 'failed', 'cancelled'];
 

@@ -28,7 +28,8 @@ static void usage(FILE *to) {
             "  --max-upload-mb MB     largest submission (photo + masks), default 32; larger: 413\n"
             "  --max-pixels N         largest photo in pixels (width x height), default 16777216\n"
             "                         (4096 x 4096); larger: 400\n"
-            "  --max-jobs N           jobs kept, default 32: past it the oldest finished ones are dropped\n"
+            "  --max-jobs N           jobs kept, default 16: past it the oldest finished ones are dropped\n"
+            "                         (a job keeps its candidates in memory for re-picks)\n"
             "  --max-active N         jobs queued or running at once, default 8; more: 503\n"
             "  --job-ttl SECONDS      a finished job (its results) is kept this long, default 3600\n"
             "  --quiet                no log lines on stderr\n"
@@ -49,7 +50,7 @@ int cmd_serve(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     o.host = "127.0.0.1";
     o.port = 8080;
-    o.max_jobs = 32;
+    o.max_jobs = 16;
     o.max_active = 8;
     o.job_ttl = 3600;
     int upload_mb = 32, threads = 0;

@@ -604,8 +604,12 @@ int serve_job_edit(oir_context *ctx, const serve_request *rq, const char *dir, c
     }
     res->reassembly_step = r->reassembly_step;
     res->reinversion_steps = r->reinversion_steps;
-    for (int i = 0; i < r->n_warnings; i++) add_warning(res, r->warnings[i]);
+    for (int i = 0; i < r->n_warnings; i++)
+        if (strstr(r->warnings[i], "inferred mask")) add_warning(res, r->warnings[i]);
     for (int i = 0; i < n_notes; i++) add_warning(res, notes[i]);
+    res->n_kept = res->n_warnings;
+    for (int i = 0; i < r->n_warnings; i++)
+        if (!strstr(r->warnings[i], "inferred mask")) add_warning(res, r->warnings[i]);
     res->revision = 1;
     /* the files, as oir edit writes them (and every candidate with an image) */
     if (progress) progress(user, "outputs", 0, 1);
@@ -720,10 +724,9 @@ void serve_pick_apply(serve_result *res, serve_pick *pk) {
     pk->n_new = 0;
     res->reassembly_step = pk->reassembly_step;
     res->reinversion_steps = pk->reinversion_steps;
-    for (int i = 0; i < pk->n_warnings; i++) {
-        int seen = 0;
-        for (int j = 0; j < res->n_warnings && !seen; j++) seen = !strcmp(res->warnings[j], pk->warnings[i]);
-        if (!seen) add_warning(res, pk->warnings[i]);
+    if (pk->recomputed) { /* the run's warnings are the re-pick's now (a reassembly step lowered, ...) */
+        res->n_warnings = res->n_kept;
+        for (int i = 0; i < pk->n_warnings; i++) add_warning(res, pk->warnings[i]);
     }
     if (res->n_picks == SERVE_MAX_PICKS) {
         memmove(res->picks, res->picks + 1, sizeof res->picks[0] * (SERVE_MAX_PICKS - 1));

@@ -86,8 +86,9 @@ typedef struct {
     unsigned char *eval;           /* (n, T) r->evaluated; a step first rendered by a re-pick: OIR_EVALUATED_FORCED */
     unsigned char *exact;          /* (n, T) 1: r->candidates holds the candidate rendered on the T-step schedule */
     int reassembly_step, reinversion_steps;
-    char warnings[24][300];
-    int n_warnings;
+    char warnings[24][300];        /* the first n_kept (the masks': inferred ones, pixels outside the
+                                      region) stay; the rest are the last run's (a re-pick replaces them) */
+    int n_warnings, n_kept;
     int revision;                  /* 1 after the edit, + 1 per re-pick */
     serve_pick_log picks[SERVE_MAX_PICKS];
     int n_picks;

@@ -60,6 +60,7 @@ int serve_run(oir_context *ctx, const serve_options *o, oir_error *err) {
 #include "io/json.h"
 #include "io/outfile.h"
 #include "serve/assets.h"
+#include "serve/http.h"
 #include "serve/jobs.h"
 
 #define MAX_UPLOADS 4              /* submissions whose bodies are being received at once */
@@ -73,20 +74,12 @@ typedef struct {
     serve_options opt;
     job_table jobs;
     struct MHD_Daemon *daemon;
-    int port;
-    int wildcard, loopback;        /* the bound address: 0.0.0.0 / ::, or a loopback one */
-    char bound[64];                /* the bound address as text */
+    http_host_rule host;           /* the bound address and port: who may call */
     int starting;                  /* libmicrohttpd's messages are dropped until it listens */
     int stopping;                  /* under jobs.mu */
     int uploads;                   /* under jobs.mu */
     char *info;                    /* GET /api/info */
 } server;
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-    int seen;
-} buf;
 
 enum { ROUTE_OTHER, ROUTE_SUBMIT, ROUTE_PICK };
 
@@ -99,7 +92,7 @@ typedef struct {
     unsigned long long body_bytes;
     struct MHD_PostProcessor *pp;
     int holds_upload;
-    buf params, image, masks[SERVE_MAX_PAIRS], body;
+    http_buf params, image, masks[SERVE_MAX_PAIRS], body;
 } request;
 
 static double now_s(void) { return clock_wall_s(); }
@@ -116,180 +109,6 @@ static void log_line(const server *s, const char *fmt, ...) {
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     fprintf(stderr, "oir serve: %s\n", line);
-}
-
-/* ------------------------------------------------------------ answers */
-
-static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const char *type, const void *data,
-                              size_t len, int persistent) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data,
-                                                             persistent ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_COPY);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(r, "X-Frame-Options", "DENY");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (!strncmp(type, "text/html", 9))
-        MHD_add_response_header(r, "Content-Security-Policy",
-                                "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
-                                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-                                "form-action 'none'");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result answer_json(struct MHD_Connection *c, unsigned status, cJSON *o) {
-    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    if (!text) return MHD_NO;
-    enum MHD_Result r = answer(c, status, "application/json", text, strlen(text), 0);
-    cJSON_free(text);
-    return r;
-}
-
-static enum MHD_Result answer_error(struct MHD_Connection *c, unsigned status, const char *msg) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", msg);
-    cJSON_AddNumberToObject(o, "status", status);
-    return answer_json(c, status, o);
-}
-
-static enum MHD_Result answer_method(struct MHD_Connection *c, const char *allow) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "method not allowed here (allowed: %s)", allow);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", msg);
-    cJSON_AddNumberToObject(o, "status", 405);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!text) return MHD_NO;
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_COPY);
-    cJSON_free(text);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(r, "Allow", allow);
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-/* ------------------------------------------------------------ Host and Origin */
-
-/* "name:port", "[v6]:port" or "name" (port 80) -> name (brackets kept off), port */
-static int split_host(const char *h, char *name, size_t cap, int *port) {
-    const char *end;
-    *port = 80;
-    if (h[0] == '[') {
-        end = strchr(h, ']');
-        if (!end) return -1;
-        if ((size_t)(end - h - 1) >= cap) return -1;
-        memcpy(name, h + 1, (size_t)(end - h - 1));
-        name[end - h - 1] = '\0';
-        end++;
-    } else {
-        end = strchr(h, ':');
-        if (!end) end = h + strlen(h);
-        if ((size_t)(end - h) >= cap || end == h) return -1;
-        memcpy(name, h, (size_t)(end - h));
-        name[end - h] = '\0';
-    }
-    if (*end == ':') {
-        char *stop;
-        long p = strtol(end + 1, &stop, 10);
-        if (stop == end + 1 || *stop || p < 1 || p > 65535) return -1;
-        *port = (int)p;
-    } else if (*end) {
-        return -1;
-    }
-    return 0;
-}
-
-static int is_loopback_ip(const char *name) {
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, name, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, name, &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
-    return 0;
-}
-
-static int is_ip(const char *name) {
-    unsigned char a[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1;
-}
-
-/* 0 when the request's Host and Origin are this server's; else the status
- * (400 / 403) with msg. */
-static unsigned check_host(server *s, struct MHD_Connection *c, char *msg, size_t cap) {
-    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-    char name[256];
-    int port;
-    if (!host) {
-        snprintf(msg, cap, "the request has no Host header");
-        return MHD_HTTP_BAD_REQUEST;
-    }
-    if (split_host(host, name, sizeof name, &port) != 0) {
-        snprintf(msg, cap, "Host header '%.200s' is not host[:port]", host);
-        return MHD_HTTP_BAD_REQUEST;
-    }
-    int ok = port == s->port;
-    if (ok) {
-        int named = 0;
-        for (int i = 0; i < s->opt.n_allow_hosts && !named; i++) named = !strcasecmp(name, s->opt.allow_hosts[i]);
-        if (named) ok = 1;
-        else if (s->wildcard) ok = is_ip(name) || !strcasecmp(name, "localhost");
-        else if (s->loopback) ok = is_loopback_ip(name) || !strcasecmp(name, "localhost");
-        else {
-            unsigned char a[sizeof(struct in6_addr)], b[sizeof(struct in6_addr)];
-            int fam = strchr(s->bound, ':') ? AF_INET6 : AF_INET;
-            ok = inet_pton(fam, name, a) == 1 && inet_pton(fam, s->bound, b) == 1 &&
-                 !memcmp(a, b, fam == AF_INET ? 4 : 16);
-        }
-    }
-    if (!ok) {
-        snprintf(msg, cap,
-                 "Host '%.200s' is not this server (it answers at %s port %d%s); oir serve --allow-host NAME adds a name",
-                 host, s->wildcard ? "any IP address" : s->loopback ? "its loopback address or localhost" : s->bound,
-                 s->port, s->opt.n_allow_hosts ? " and its --allow-host names" : "");
-        return MHD_HTTP_FORBIDDEN;
-    }
-    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-    if (origin) {
-        char own[300];
-        snprintf(own, sizeof own, "http://%s", host);
-        if (strcasecmp(origin, own) != 0) {
-            snprintf(msg, cap, "cross-origin request from '%.200s' refused: only the page served here (%.200s) may call the API",
-                     origin, own);
-            return MHD_HTTP_FORBIDDEN;
-        }
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------ request bodies */
-
-static int buf_add(buf *b, const char *data, size_t n, size_t max) {
-    if (b->len + n > max) return -1;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
-        if (cap > max + 1) cap = max + 1;
-        char *d = realloc(b->data, cap);
-        if (!d) return -2;
-        b->data = d;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->data + b->len, data, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-static void buf_free(buf *b) {
-    free(b->data);
-    memset(b, 0, sizeof *b);
 }
 
 static void fail_request(request *rq, unsigned status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -315,7 +134,7 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     request *rq = cls;
     (void)kind, (void)filename, (void)transfer_encoding;
     if (rq->status) return MHD_NO;
-    buf *b = NULL;
+    http_buf *b = NULL;
     size_t max = (size_t)rq->s->opt.max_upload_bytes;
     int is_image = 0;
     if (!strcmp(key, "params")) {
@@ -345,7 +164,7 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         return MHD_NO;
     }
     b->seen = 1;
-    int rc = buf_add(b, data, size, max);
+    int rc = http_buf_add(b, data, size, max);
     if (rc == -1) {
         fail_request(rq, MHD_HTTP_CONTENT_TOO_LARGE, "part '%s' is over %zu bytes", key, max);
         return MHD_NO;
@@ -463,18 +282,18 @@ static enum MHD_Result route_submit(server *s, struct MHD_Connection *c, request
     char msg[1400];
     int ok = MHD_destroy_post_processor(rq->pp) == MHD_YES;
     rq->pp = NULL;
-    if (!ok) return answer_error(c, MHD_HTTP_BAD_REQUEST, "truncated or malformed multipart/form-data body");
-    if (!rq->params.seen) return answer_error(c, MHD_HTTP_BAD_REQUEST, "part 'params' (the job's JSON) is missing");
+    if (!ok) return http_answer_error(c, MHD_HTTP_BAD_REQUEST, "truncated or malformed multipart/form-data body");
+    if (!rq->params.seen) return http_answer_error(c, MHD_HTTP_BAD_REQUEST, "part 'params' (the job's JSON) is missing");
     if (!rq->image.seen || rq->image.len == 0)
-        return answer_error(c, MHD_HTTP_BAD_REQUEST, "part 'image' (a PNG or JPEG photo) is missing or empty");
+        return http_answer_error(c, MHD_HTTP_BAD_REQUEST, "part 'image' (a PNG or JPEG photo) is missing or empty");
     int w, h;
     int fmt = serve_image_dims((const unsigned char *)rq->image.data, rq->image.len, &w, &h);
-    if (fmt == 0) return answer_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "image: not a PNG or JPEG (only PNG and JPEG are accepted)");
-    if (fmt < 0) return answer_error(c, MHD_HTTP_BAD_REQUEST, "image: its PNG/JPEG header is truncated or corrupt");
+    if (fmt == 0) return http_answer_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "image: not a PNG or JPEG (only PNG and JPEG are accepted)");
+    if (fmt < 0) return http_answer_error(c, MHD_HTTP_BAD_REQUEST, "image: its PNG/JPEG header is truncated or corrupt");
     if ((long long)w * h > s->opt.max_pixels) {
         snprintf(msg, sizeof msg, "image: %dx%d = %lld pixels, this server takes at most %lld (oir serve --max-pixels)",
                  w, h, (long long)w * h, s->opt.max_pixels);
-        return answer_error(c, MHD_HTTP_BAD_REQUEST, msg);
+        return http_answer_error(c, MHD_HTTP_BAD_REQUEST, msg);
     }
     int has_upload[SERVE_MAX_PAIRS];
     for (int i = 0; i < SERVE_MAX_PAIRS; i++) {
@@ -483,16 +302,16 @@ static enum MHD_Result route_submit(server *s, struct MHD_Connection *c, request
         int mw, mh, mf = serve_image_dims((const unsigned char *)rq->masks[i].data, rq->masks[i].len, &mw, &mh);
         if (mf == 0) {
             snprintf(msg, sizeof msg, "mask%d: not a PNG or JPEG (only PNG and JPEG are accepted)", i + 1);
-            return answer_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, msg);
+            return http_answer_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, msg);
         }
         if (mf < 0 || mw != w || mh != h) {
             if (mf < 0) snprintf(msg, sizeof msg, "mask%d: its PNG/JPEG header is truncated or corrupt", i + 1);
             else snprintf(msg, sizeof msg, "mask%d is %dx%d but the photo is %dx%d: masks are at the photo's size", i + 1, mw, mh, w, h);
-            return answer_error(c, MHD_HTTP_BAD_REQUEST, msg);
+            return http_answer_error(c, MHD_HTTP_BAD_REQUEST, msg);
         }
     }
     job *j = NULL;
-    if (job_new(&s->jobs, &j, &err)) return answer_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.message);
+    if (job_new(&s->jobs, &j, &err)) return http_answer_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err.message);
     int rc = serve_request_parse(&j->req, rq->params.data, rq->params.len, has_upload, &err);
     if (!rc) {
         j->req.photo_w = w, j->req.photo_h = h;
@@ -500,7 +319,7 @@ static enum MHD_Result route_submit(server *s, struct MHD_Connection *c, request
     }
     /* the uploads into the job's folder, decoded once to refuse broken files now */
     for (int i = -1; i < SERVE_MAX_PAIRS && !rc; i++) {
-        const buf *b = i < 0 ? &rq->image : &rq->masks[i];
+        const http_buf *b = i < 0 ? &rq->image : &rq->masks[i];
         if (i >= 0 && !b->seen) continue;
         char name[16], path[1200];
         snprintf(name, sizeof name, i < 0 ? "upload" : "mask%d", i + 1);
@@ -518,7 +337,7 @@ static enum MHD_Result route_submit(server *s, struct MHD_Connection *c, request
     }
     if (rc) {
         job_discard(j);
-        return answer_error(c, rc == OIR_E_UNSUPPORTED ? MHD_HTTP_UNSUPPORTED_MEDIA_TYPE : MHD_HTTP_BAD_REQUEST,
+        return http_answer_error(c, rc == OIR_E_UNSUPPORTED ? MHD_HTTP_UNSUPPORTED_MEDIA_TYPE : MHD_HTTP_BAD_REQUEST,
                             err.message);
     }
     lock(s);
@@ -528,7 +347,7 @@ static enum MHD_Result route_submit(server *s, struct MHD_Connection *c, request
     unlock(s);
     if (rc) {
         job_discard(j);
-        return answer_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err.message);
+        return http_answer_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, err.message);
     }
     log_line(s, "job %s: queued (%dx%d photo, %d pair%s)", j->id, w, h, j->req.n_pairs, j->req.n_pairs > 1 ? "s" : "");
     char *text = cJSON_PrintUnformatted(o);
@@ -552,7 +371,7 @@ static enum MHD_Result route_pick(server *s, struct MHD_Connection *c, const cha
     cJSON *in = NULL;
     oir_error err = {0};
     if (json_parse(&in, rq->body.data ? rq->body.data : "", rq->body.len, "the pick's JSON", &err))
-        return answer_error(c, MHD_HTTP_BAD_REQUEST, err.message);
+        return http_answer_error(c, MHD_HTTP_BAD_REQUEST, err.message);
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(in, "pair"), *js = cJSON_GetObjectItemCaseSensitive(in, "step");
     int pair = cJSON_IsNumber(jp) && jp->valuedouble >= 1 && jp->valuedouble <= 1000 &&
                        jp->valuedouble == (int)jp->valuedouble
@@ -565,7 +384,7 @@ static enum MHD_Result route_pick(server *s, struct MHD_Connection *c, const cha
     int ok = cJSON_IsObject(in) && cJSON_GetArraySize(in) == 2 && pair > 0 && step > 0;
     cJSON_Delete(in);
     if (!ok)
-        return answer_error(c, MHD_HTTP_BAD_REQUEST,
+        return http_answer_error(c, MHD_HTTP_BAD_REQUEST,
                             "expected {\"pair\": P, \"step\": K} (P = 1 for the first pair, K in 1..steps)");
     lock(s);
     double t = now_s();
@@ -590,7 +409,7 @@ static enum MHD_Result route_pick(server *s, struct MHD_Connection *c, const cha
     }
     if (status) {
         unlock(s);
-        return answer_error(c, status, msg);
+        return http_answer_error(c, status, msg);
     }
     int queued = j->res->chosen[pair - 1] != step; /* else: already the choice, nothing to do */
     if (queued) {
@@ -604,7 +423,7 @@ static enum MHD_Result route_pick(server *s, struct MHD_Connection *c, const cha
     }
     cJSON *o = job_status_json(&s->jobs, j, 0, t);
     unlock(s);
-    return answer_json(c, queued ? MHD_HTTP_ACCEPTED : MHD_HTTP_OK, o);
+    return http_answer_json(c, queued ? MHD_HTTP_ACCEPTED : MHD_HTTP_OK, o);
 }
 
 static enum MHD_Result route_delete(server *s, struct MHD_Connection *c, const char *id) {
@@ -613,7 +432,7 @@ static enum MHD_Result route_delete(server *s, struct MHD_Connection *c, const c
     job *j = jobs_find(&s->jobs, id);
     if (!j) {
         unlock(s);
-        return answer_error(c, MHD_HTTP_NOT_FOUND, "no such job (it expired, was deleted or never was)");
+        return http_answer_error(c, MHD_HTTP_NOT_FOUND, "no such job (it expired, was deleted or never was)");
     }
     unsigned status = MHD_HTTP_OK;
     cJSON *o;
@@ -644,7 +463,7 @@ static enum MHD_Result route_delete(server *s, struct MHD_Connection *c, const c
         log_line(s, "job %s: cancel asked", id);
     }
     unlock(s);
-    return answer_json(c, status, o);
+    return http_answer_json(c, status, o);
 }
 
 static enum MHD_Result route_file(server *s, struct MHD_Connection *c, const char *id, const char *name) {
@@ -663,7 +482,7 @@ static enum MHD_Result route_file(server *s, struct MHD_Connection *c, const cha
     }
     unlock(s);
     if (fd < 0)
-        return answer_error(c, MHD_HTTP_NOT_FOUND, j ? "no such file in this job (yet)" : "no such job (it expired, was deleted or never was)");
+        return http_answer_error(c, MHD_HTTP_NOT_FOUND, j ? "no such file in this job (yet)" : "no such job (it expired, was deleted or never was)");
     struct MHD_Response *r = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
     if (!r) {
         close(fd);
@@ -753,7 +572,7 @@ static enum MHD_Result route_events(server *s, struct MHD_Connection *c, const c
     lock(s);
     int known = jobs_find(&s->jobs, id) != NULL;
     unlock(s);
-    if (!known) return answer_error(c, MHD_HTTP_NOT_FOUND, "no such job (it expired, was deleted or never was)");
+    if (!known) return http_answer_error(c, MHD_HTTP_NOT_FOUND, "no such job (it expired, was deleted or never was)");
     event_stream *e = calloc(1, sizeof *e);
     if (!e) return MHD_NO;
     e->s = s;
@@ -778,8 +597,8 @@ static enum MHD_Result route_status(server *s, struct MHD_Connection *c, const c
     job *j = jobs_find(&s->jobs, id);
     cJSON *o = j ? job_status_json(&s->jobs, j, 1, t) : NULL;
     unlock(s);
-    if (!j) return answer_error(c, MHD_HTTP_NOT_FOUND, "no such job (it expired, was deleted or never was)");
-    return answer_json(c, MHD_HTTP_OK, o);
+    if (!j) return http_answer_error(c, MHD_HTTP_NOT_FOUND, "no such job (it expired, was deleted or never was)");
+    return http_answer_json(c, MHD_HTTP_OK, o);
 }
 
 static enum MHD_Result route_list(server *s, struct MHD_Connection *c) {
@@ -796,7 +615,7 @@ static enum MHD_Result route_list(server *s, struct MHD_Connection *c) {
         cJSON_AddItemToArray(a, e);
     }
     unlock(s);
-    return answer_json(c, MHD_HTTP_OK, o);
+    return http_answer_json(c, MHD_HTTP_OK, o);
 }
 
 static enum MHD_Result route(server *s, struct MHD_Connection *c, const char *url, const char *method, request *rq) {
@@ -806,40 +625,40 @@ static enum MHD_Result route(server *s, struct MHD_Connection *c, const char *ur
         const char *path = !strcmp(url, "/") ? "/index.html" : url;
         for (int i = 0; i < serve_n_assets; i++)
             if (!strcmp(path, serve_assets[i].path)) {
-                if (!get) return answer_method(c, "GET, HEAD");
-                return answer(c, MHD_HTTP_OK, serve_assets[i].type, serve_assets[i].data, serve_assets[i].len, 1);
+                if (!get) return http_answer_method(c, "GET, HEAD");
+                return http_answer(c, MHD_HTTP_OK, serve_assets[i].type, serve_assets[i].data, serve_assets[i].len, 1);
             }
-        return answer_error(c, MHD_HTTP_NOT_FOUND, "no such page");
+        return http_answer_error(c, MHD_HTTP_NOT_FOUND, "no such page");
     }
     if (!strcmp(url, "/api/info")) {
-        if (!get) return answer_method(c, "GET, HEAD");
-        return answer(c, MHD_HTTP_OK, "application/json", s->info, strlen(s->info), 1);
+        if (!get) return http_answer_method(c, "GET, HEAD");
+        return http_answer(c, MHD_HTTP_OK, "application/json", s->info, strlen(s->info), 1);
     }
     if (!strcmp(url, "/api/jobs")) {
         if (post && rq->route == ROUTE_SUBMIT) return route_submit(s, c, rq);
         if (get) return route_list(s, c);
-        return answer_method(c, "GET, HEAD, POST");
+        return http_answer_method(c, "GET, HEAD, POST");
     }
     char id[JOB_ID_LEN + 1];
     const char *rest = "";
     int k = parse_job_url(url, id, &rest);
-    if (k < 0) return answer_error(c, MHD_HTTP_NOT_FOUND, "no such job: job ids are 32 hex digits");
-    if (k == 0) return answer_error(c, MHD_HTTP_NOT_FOUND, "no such API path (see README \"The web editor\")");
+    if (k < 0) return http_answer_error(c, MHD_HTTP_NOT_FOUND, "no such job: job ids are 32 hex digits");
+    if (k == 0) return http_answer_error(c, MHD_HTTP_NOT_FOUND, "no such API path (see README \"The web editor\")");
     if (!rest[0]) {
         if (get) return route_status(s, c, id);
         if (del) return route_delete(s, c, id);
-        return answer_method(c, "GET, HEAD, DELETE");
+        return http_answer_method(c, "GET, HEAD, DELETE");
     }
-    if (!strcmp(rest, "events")) return get ? route_events(s, c, id) : answer_method(c, "GET");
-    if (!strcmp(rest, "pick")) return post && rq->route == ROUTE_PICK ? route_pick(s, c, id, rq) : answer_method(c, "POST");
-    if (!strncmp(rest, "files/", 6)) return get ? route_file(s, c, id, rest + 6) : answer_method(c, "GET, HEAD");
-    return answer_error(c, MHD_HTTP_NOT_FOUND, "no such API path (see README \"The web editor\")");
+    if (!strcmp(rest, "events")) return get ? route_events(s, c, id) : http_answer_method(c, "GET");
+    if (!strcmp(rest, "pick")) return post && rq->route == ROUTE_PICK ? route_pick(s, c, id, rq) : http_answer_method(c, "POST");
+    if (!strncmp(rest, "files/", 6)) return get ? route_file(s, c, id, rest + 6) : http_answer_method(c, "GET, HEAD");
+    return http_answer_error(c, MHD_HTTP_NOT_FOUND, "no such API path (see README \"The web editor\")");
 }
 
 /* The first call of a request (headers read): checks that need no body. */
 static enum MHD_Result begin(server *s, struct MHD_Connection *c, const char *url, const char *method, request *rq) {
-    unsigned st = check_host(s, c, rq->msg, sizeof rq->msg);
-    if (st) return answer_error(c, st, rq->msg);
+    unsigned st = http_check_host(&s->host, c, rq->msg, sizeof rq->msg);
+    if (st) return http_answer_error(c, st, rq->msg);
     const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long declared = clen ? strtoull(clen, NULL, 10) : 0;
@@ -847,32 +666,32 @@ static enum MHD_Result begin(server *s, struct MHD_Connection *c, const char *ur
     const char *rest;
     if (!strcmp(method, "POST") && !strcmp(url, "/api/jobs")) {
         if (!type || strncasecmp(type, "multipart/form-data", 19))
-            return answer_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+            return http_answer_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                 "POST /api/jobs takes multipart/form-data: parts params (JSON), image (PNG or JPEG), "
                                 "mask1..mask16 (optional PNG masks)");
         if (declared > (unsigned long long)s->opt.max_upload_bytes) {
             snprintf(rq->msg, sizeof rq->msg, "the body is %llu bytes, this server takes at most %lld (oir serve --max-upload-mb)",
                      declared, s->opt.max_upload_bytes);
-            return answer_error(c, MHD_HTTP_CONTENT_TOO_LARGE, rq->msg);
+            return http_answer_error(c, MHD_HTTP_CONTENT_TOO_LARGE, rq->msg);
         }
         lock(s);
         int busy = s->uploads >= MAX_UPLOADS;
         if (!busy) s->uploads++;
         unlock(s);
-        if (busy) return answer_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many uploads at once; try again");
+        if (busy) return http_answer_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many uploads at once; try again");
         rq->holds_upload = 1;
         rq->pp = MHD_create_post_processor(c, 64 * 1024, on_part, rq);
         if (!rq->pp)
-            return answer_error(c, MHD_HTTP_BAD_REQUEST, "multipart/form-data without a usable boundary");
+            return http_answer_error(c, MHD_HTTP_BAD_REQUEST, "multipart/form-data without a usable boundary");
         rq->route = ROUTE_SUBMIT;
     } else if (!strcmp(method, "POST") && parse_job_url(url, id, &rest) == 1 && !strcmp(rest, "pick")) {
         if (!type || strncasecmp(type, "application/json", 16))
-            return answer_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "a pick is application/json: {\"pair\": P, \"step\": K}");
+            return http_answer_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "a pick is application/json: {\"pair\": P, \"step\": K}");
         rq->route = ROUTE_PICK;
     }
     if (rq->route != ROUTE_SUBMIT && declared > MAX_SMALL_BODY) {
         snprintf(rq->msg, sizeof rq->msg, "the body is %llu bytes, at most %d here", declared, MAX_SMALL_BODY);
-        return answer_error(c, MHD_HTTP_CONTENT_TOO_LARGE, rq->msg);
+        return http_answer_error(c, MHD_HTTP_CONTENT_TOO_LARGE, rq->msg);
     }
     return MHD_YES;
 }
@@ -901,12 +720,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             else if (MHD_post_process(rq->pp, upload, n) != MHD_YES)
                 fail_request(rq, MHD_HTTP_BAD_REQUEST, "malformed multipart/form-data body");
         } else {
-            int rc = buf_add(&rq->body, upload, n, MAX_SMALL_BODY);
+            int rc = http_buf_add(&rq->body, upload, n, MAX_SMALL_BODY);
             if (rc) fail_request(rq, MHD_HTTP_CONTENT_TOO_LARGE, "the body is over %d bytes", MAX_SMALL_BODY);
         }
         return MHD_YES;
     }
-    if (rq->status) return answer_error(c, rq->status, rq->msg);
+    if (rq->status) return http_answer_error(c, rq->status, rq->msg);
     return route(s, c, url, method, rq);
 }
 
@@ -921,10 +740,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
         s->uploads--;
         unlock(s);
     }
-    buf_free(&rq->params);
-    buf_free(&rq->image);
-    buf_free(&rq->body);
-    for (int i = 0; i < SERVE_MAX_PAIRS; i++) buf_free(&rq->masks[i]);
+    http_buf_free(&rq->params);
+    http_buf_free(&rq->image);
+    http_buf_free(&rq->body);
+    for (int i = 0; i < SERVE_MAX_PAIRS; i++) http_buf_free(&rq->masks[i]);
     free(rq);
     *con_cls = NULL;
 }
@@ -992,18 +811,20 @@ int serve_run(oir_context *ctx, const serve_options *o, oir_error *err) {
     if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
         a4.sin_port = htons((uint16_t)o->port);
-        s.wildcard = a4.sin_addr.s_addr == htonl(INADDR_ANY);
+        s.host.wildcard = a4.sin_addr.s_addr == htonl(INADDR_ANY);
     } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
         v6 = 1;
         a6.sin6_family = AF_INET6;
         a6.sin6_port = htons((uint16_t)o->port);
-        s.wildcard = IN6_IS_ADDR_UNSPECIFIED(&a6.sin6_addr);
+        s.host.wildcard = IN6_IS_ADDR_UNSPECIFIED(&a6.sin6_addr);
     } else {
         return oir_fail(err, OIR_E_ARG, "--host %s: expected an IP address (127.0.0.1, ::1, 0.0.0.0, ...) or localhost",
                         o->host);
     }
-    s.loopback = is_loopback_ip(host);
-    snprintf(s.bound, sizeof s.bound, "%s", host);
+    s.host.loopback = http_is_loopback_ip(host);
+    s.host.allow = o->allow_hosts;
+    s.host.n_allow = o->n_allow_hosts;
+    snprintf(s.host.bound, sizeof s.host.bound, "%s", host);
     /* the jobs' folder */
     const char *tmp = getenv("TMPDIR");
     snprintf(root, sizeof root, "%s/oir-serve-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -1041,21 +862,21 @@ int serve_run(oir_context *ctx, const serve_options *o, oir_error *err) {
         goto done;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s.daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s.port = di ? di->port : o->port;
+    s.host.port = di ? di->port : o->port;
     if (pthread_create(&worker, NULL, worker_main, &s) != 0) {
         rc = oir_fail(err, OIR_E_INTERNAL, "cannot start the worker thread");
         goto done;
     }
     have_worker = 1;
-    const char *shown = s.wildcard ? (v6 ? "[::1]" : "127.0.0.1") : host;
-    printf("oir serve: http://%s%s%s:%d/ (%s; Ctrl-C stops)\n", v6 && !s.wildcard ? "[" : "", shown,
-           v6 && !s.wildcard ? "]" : "", s.port, oir_context_describe(ctx));
+    const char *shown = s.host.wildcard ? (v6 ? "[::1]" : "127.0.0.1") : host;
+    printf("oir serve: http://%s%s%s:%d/ (%s; Ctrl-C stops)\n", v6 && !s.host.wildcard ? "[" : "", shown,
+           v6 && !s.host.wildcard ? "]" : "", s.host.port, oir_context_describe(ctx));
     fflush(stdout);
-    if (!s.loopback)
+    if (!s.host.loopback)
         fprintf(stderr,
                 "oir serve: warning: --host %s is not a loopback address: anyone who can reach this machine on port %d "
                 "can upload photos, run edits and download results (there is no authentication)\n",
-                o->host, s.port);
+                o->host, s.host.port);
     for (;;) { /* until a signal */
         char ch;
         ssize_t r = read(stop_pipe[0], &ch, 1);

@@ -240,6 +240,10 @@ def main():
                   "report.json: pair 2's mask was inferred")
         driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(os.path.join(shots, "3_picked.png"))
+        # the whole page (docs/serve.png is one of these)
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1280, min(int(height) + 40, 4000))
+        driver.save_screenshot(os.path.join(shots, "4_page.png"))
         errors = console_errors(driver)
         for e in errors:
             print("    console:", e.get("message"))
