@@ -25,10 +25,72 @@
 #include <time.h>
 
 #include "cli_runner.h"
+#include "serve/upload.c" /* serve_image_dims, the header reader the pixel limit uses: tested directly */
 
 #define PROMPT "a red circle on the left and a blue triangle on the right on a gray background"
 #define DEMO "examples/shapes/demo.png"
 #define MASK0 "examples/shapes/demo_mask0.png"
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    *len = fread(b, 1, (size_t)n, fp);
+    b[*len] = '\0';
+    fclose(fp);
+    return b;
+}
+
+/* serve_image_dims on real files, every prefix of them (truncated uploads:
+ * -1, never a read past the end, never a wrong size) and random bytes. */
+static void test_image_dims(void) {
+    const struct {
+        const char *path;
+        int kind, w, h;
+    } files[] = {{DEMO, 1, 64, 64},
+                 {"examples/shapes/wide.png", 1, 192, 128},
+                 {"tests/fixtures/images/gray_37x23.jpg", 2, 37, 23},
+                 {"tests/fixtures/images/prog_37x23.jpg", 2, 37, 23},
+                 {"tests/fixtures/images/huge.jpg", 2, 60000, 60000}};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        size_t len = 0;
+        char *b = read_file(files[f].path, &len);
+        if (!CHECK(b != NULL, "fixture %s", files[f].path)) continue;
+        int w, h, k = serve_image_dims((const unsigned char *)b, len, &w, &h);
+        CHECK(k == files[f].kind && w == files[f].w && h == files[f].h, "%s: kind %d, %dx%d (got %d, %dx%d)",
+              files[f].path, files[f].kind, files[f].w, files[f].h, k, w, h);
+        int bad = 0;
+        for (size_t n = 0; n < len && n < 4096; n++) {
+            unsigned char *copy = malloc(n ? n : 1); /* exactly n bytes: ASan sees any read past them */
+            memcpy(copy, b, n);
+            int kk = serve_image_dims(copy, n, &w, &h);
+            bad += kk > 0 && (kk != files[f].kind || w != files[f].w || h != files[f].h);
+            bad += kk < -1 || kk > 2;
+            free(copy);
+        }
+        CHECK(bad == 0, "%s: every truncation reads as unknown or as the right size (%d bad)", files[f].path, bad);
+        free(b);
+    }
+    unsigned long long x = 88172645463325252ULL;
+    int bad = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t n = 3 + (size_t)(i % 61);
+        unsigned char *buf = malloc(n);
+        for (size_t j = 0; j < n; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[j] = (unsigned char)(j < 2 || x % 5 == 0 ? 0xff : x >> 24);
+        }
+        buf[0] = 0xff, buf[1] = 0xd8, buf[2] = 0xff;
+        if (i % 2) memcpy(buf, "\x89PNG\r\n\x1a\n", n < 8 ? n : 8);
+        int w, h, k = serve_image_dims(buf, n, &w, &h);
+        bad += k < -1 || k > 2 || (k > 0 && (w < 1 || h < 1));
+        free(buf);
+    }
+    CHECK(bad == 0, "20000 random PNG/JPEG-looking headers: no crash, no size below 1 (%d bad)", bad);
+}
 
 #ifdef OIR_HAVE_MHD
 /* ------------------------------------------------------------ a server */
@@ -251,18 +313,6 @@ static resp request(int port, const char *method, const char *path, const char *
 
 static resp get(int port, const char *path) { return request(port, "GET", path, NULL, NULL, 0); }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    *len = fread(b, 1, (size_t)n, fp);
-    b[*len] = '\0';
-    fclose(fp);
-    return b;
-}
 
 /* ------------------------------------------------------------ multipart */
 
@@ -501,6 +551,14 @@ static void test_bad_requests(int port) {
     expect(port, request(port, "POST", "/api/jobs", MP_TYPE, body, len), 400, "mask1", "a mask not the photo's size");
     free(body);
     free(wide);
+    size_t hl = 0;
+    char *huge = read_file("tests/fixtures/images/huge.jpg", &hl); /* a 1425-byte JPEG declaring 60000x60000 */
+    part p9[2] = {ok_parts[0], {"image", "huge.jpg", "image/jpeg", huge, hl}};
+    body = multipart(p9, 2, &len, 0);
+    expect(port, request(port, "POST", "/api/jobs", MP_TYPE, body, len), 400, "3600000000 pixels",
+           "a JPEG declaring 60000x60000: refused from its header");
+    free(body);
+    free(huge);
     /* params */
     const char *bad_params[][2] = {
         {"{\"prompt\": ", "params"},
@@ -822,11 +880,13 @@ int main(int argc, char **argv) {
     }
 #ifndef OIR_HAVE_MHD
     (void)cr_path;
+    test_image_dims();
     int rc = cr_run("serve", "--port", "0", NULL);
     cr_expect_error("a build without libmicrohttpd", rc, "serve", "no web server");
     cr_cleanup();
     return th_summary();
 #else
+    test_image_dims();
     /* usage errors, before any model is loaded */
     int rc = cr_run("serve", "--port", "70000", NULL);
     cr_expect_error("--port 70000", rc, "serve", "--port");
