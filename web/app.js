@@ -71,6 +71,56 @@
 
   /* ---------------------------------------------------------- the photo */
 
+  /* The EXIF orientation of a JPEG (1..8; 1 when none): browsers rotate
+   * such photos when decoding, oir does not (as Pillow's Image.open and
+   * oir edit), so the page turns them back to the pixels the engine reads. */
+  function exifOrientation(buf) {
+    const b = new DataView(buf);
+    if (b.byteLength < 4 || b.getUint16(0) !== 0xffd8) return 1;
+    let i = 2;
+    while (i + 4 <= b.byteLength) {
+      if (b.getUint8(i) !== 0xff) return 1;
+      const m = b.getUint8(i + 1), len = b.getUint16(i + 2);
+      if (m === 0xda || m === 0xd9) return 1;
+      if (m === 0xe1 && i + 10 <= b.byteLength && b.getUint32(i + 4) === 0x45786966) { /* "Exif" */
+        const t = i + 10, le = b.getUint16(t) === 0x4949;
+        if (t + 8 > b.byteLength) return 1;
+        const ifd = t + b.getUint32(t + 4, le);
+        if (ifd + 2 > b.byteLength) return 1;
+        const n = b.getUint16(ifd, le);
+        for (let k = 0; k < n; k++) {
+          const e = ifd + 2 + 12 * k;
+          if (e + 12 > b.byteLength) return 1;
+          if (b.getUint16(e, le) === 0x0112) {
+            const o = b.getUint16(e + 8, le);
+            return o >= 1 && o <= 8 ? o : 1;
+          }
+        }
+        return 1;
+      }
+      i += 2 + len;
+    }
+    return 1;
+  }
+
+  /* The browser's upright bitmap back to the file's own pixel layout:
+   * orientation o's inverse (6 and 8 swap, the others undo themselves). */
+  async function unrotate(bmp, o) {
+    const k = o === 6 ? 8 : o === 8 ? 6 : o;
+    const w = bmp.width, h = bmp.height, swap = k >= 5;
+    const c = document.createElement('canvas');
+    c.width = swap ? h : w;
+    c.height = swap ? w : h;
+    const ctx = c.getContext('2d');
+    const t = {
+      2: [-1, 0, 0, 1, w, 0], 3: [-1, 0, 0, -1, w, h], 4: [1, 0, 0, -1, 0, h], 5: [0, 1, 1, 0, 0, 0],
+      6: [0, 1, -1, 0, h, 0], 7: [0, -1, -1, 0, h, w], 8: [0, -1, 1, 0, 0, w],
+    }[k];
+    ctx.setTransform(...t);
+    ctx.drawImage(bmp, 0, 0);
+    return createImageBitmap(c);
+  }
+
   async function openFile(file) {
     showError('');
     if (!file) return;
@@ -83,9 +133,11 @@
       showError(`${file.name} is ${file.size} bytes; this server takes at most ${max}`);
       return;
     }
-    let img;
+    let img, orientation = 1;
     try {
+      orientation = exifOrientation(await file.slice(0, 256 * 1024).arrayBuffer());
       img = await createImageBitmap(file);
+      if (orientation !== 1) img = await unrotate(img, orientation);
     } catch (e) {
       showError(`${file.name}: the browser cannot decode it`);
       return;
@@ -118,7 +170,8 @@
     $('tools').hidden = false;
     const cropped = st.crop.w !== st.photoW || st.crop.h !== st.photoH;
     $('geometry').textContent = `${file.name}: ${st.photoW}x${st.photoH}, worked on at ${st.ww}x${st.wh}` +
-      (cropped ? ` (the centred ${st.crop.w}x${st.crop.h} region, as shown)` : '');
+      (cropped ? ` (the centred ${st.crop.w}x${st.crop.h} region, as shown)` : '') +
+      (orientation !== 1 ? `; its EXIF rotation (${orientation}) is not applied: oir reads the pixels as stored` : '');
     drawOverlay();
     updateRun();
   }

@@ -7,7 +7,9 @@ Steps: load the page, open the demo photo (examples/shapes/demo.png), paint a
 mask stroke over the red circle for pair 1, add a second pair with an automatic
 mask, run at a small T, wait for the result, click another candidate of pair 1,
 check the edited image changed (and the clicked candidate is now the chosen
-one), toggle before/after, download report.json and check it records the pick.
+one), toggle before/after, download report.json and check it records the pick;
+then open a JPEG with an EXIF rotation and check it is shown as oir reads it
+(unrotated).
 Screenshots go to the shots folder (under the build folder). The test fails on
 any error the browser console reports (a failed request, a script error).
 
@@ -244,6 +246,17 @@ def main():
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1280, min(int(height) + 40, 4000))
         driver.save_screenshot(os.path.join(shots, "4_page.png"))
+        # a JPEG with an EXIF rotation: shown as oir reads it (the stored pixels, not turned)
+        driver.set_window_size(1400, 1300)
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.find_element(By.ID, "file").send_keys(os.path.join(REPO, "tests", "ui", "rotated_exif6.jpg"))
+        wait.until(lambda d: "rotated_exif6.jpg" in d.find_element(By.ID, "geometry").text)
+        geo = driver.find_element(By.ID, "geometry").text
+        red = driver.execute_script(
+            "const d = document.getElementById('photo').getContext('2d').getImageData(10, 12, 1, 1).data;"
+            "return d[0] > 150 && d[1] < 100;")
+        check("48x32, worked on at 64x48" in geo and "EXIF rotation (6)" in geo and red,
+              f"an EXIF-rotated JPEG is shown unrotated, as oir reads it ({geo})")
         errors = console_errors(driver)
         for e in errors:
             print("    console:", e.get("message"))
