@@ -44,6 +44,7 @@ int serve_run(oir_context *ctx, const serve_options *o, oir_error *err) {
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +76,7 @@ typedef struct {
     job_table jobs;
     struct MHD_Daemon *daemon;
     http_host_rule host;           /* the bound address and port: who may call */
-    int starting;                  /* libmicrohttpd's messages are dropped until it listens */
+    atomic_int starting;           /* libmicrohttpd's messages are dropped until it listens */
     int stopping;                  /* under jobs.mu */
     int uploads;                   /* under jobs.mu */
     char *info;                    /* GET /api/info */
@@ -86,7 +87,6 @@ enum { ROUTE_OTHER, ROUTE_SUBMIT, ROUTE_PICK };
 typedef struct {
     server *s;
     int route;
-    int started;
     unsigned status; /* an error answer decided while the body came in (0: none) */
     char msg[1400];
     unsigned long long body_bytes;
