@@ -78,13 +78,14 @@ LDLIBS := $(BLAS) -lcjson -lpng -ljpeg -lyaml -lm -ldl
 LDFLAGS += -pthread $(LDOPT)
 
 LIB_SRC := $(wildcard src/core/*.c src/io/*.c src/models/*.c src/diffusion/*.c src/edit/*.c) $(VK_SRC)
-CLI_SRC := $(wildcard src/cli/*.c)
+# src/serve/ (oir serve, the web editor) is part of the oir binary, not the library
+CLI_SRC := $(wildcard src/cli/*.c src/serve/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/%.o) $(VK_GEN_OBJ)
-CLI_OBJ := $(CLI_SRC:%.c=$(OUT)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(OUT)/%.o) $(OUT)/gen/web_assets.o
 LIB := $(OUT)/liboir.a
 SOLIB := $(OUT)/liboir.so
 OIR := $(OUT)/oir
@@ -138,7 +139,48 @@ $(SOLIB): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,liboir.so.0 -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(OIR): $(CLI_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS) $(MHD_LIBS)
+
+# ---- oir serve (issue 16) ---------------------------------------------------
+# The HTTP server is libmicrohttpd (Debian's libmicrohttpd-dev, scripts/deps.sh).
+# Without it (pkg-config cannot find it, or SERVE=0) the build still succeeds
+# and `oir serve` says this build has no server. A stamp records which it was,
+# so the objects that depend on it are rebuilt when that changes.
+SERVE ?= 1
+ifeq ($(SERVE),1)
+  MHD_OK := $(shell pkg-config --exists libmicrohttpd 2>/dev/null && echo 1)
+endif
+ifeq ($(MHD_OK),1)
+  MHD_CFLAGS := -DOIR_HAVE_MHD $(shell pkg-config --cflags libmicrohttpd)
+  MHD_LIBS := $(shell pkg-config --libs libmicrohttpd)
+endif
+SERVE_STAMP := $(OUT)/.serve-flags
+$(SERVE_STAMP): FORCE
+	@mkdir -p $(OUT)
+	@echo 'MHD_OK=$(MHD_OK) $(MHD_CFLAGS) $(MHD_LIBS)' | cmp -s - $@ || echo 'MHD_OK=$(MHD_OK) $(MHD_CFLAGS) $(MHD_LIBS)' > $@
+SERVE_OBJ := $(OUT)/src/serve/server.o $(OUT)/src/serve/http.o $(OUT)/tests/test_serve
+# (private: the flag is not passed on to their prerequisites, the library)
+$(SERVE_OBJ): private CFLAGS += $(MHD_CFLAGS)
+$(SERVE_OBJ): $(SERVE_STAMP)
+# The page (web/: index.html, app.js, style.css) compiled in by a generator
+# (src/serve/gen/embed.c, a plain C program: no xxd, no npm, no network).
+WEB_FILES := $(sort $(wildcard web/*))
+EMBED := $(OUT)/gen/embed
+$(EMBED): src/serve/gen/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -o $@ $<
+$(OUT)/gen/web_assets.c: $(WEB_FILES) $(EMBED)
+	$(EMBED) $@ $(WEB_FILES)
+$(OUT)/gen/web_assets.o: $(OUT)/gen/web_assets.c $(FLAGS_STAMP)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# `make test-ui`: the page in a real browser (Debian's chromium and
+# chromium-driver, Selenium from PyPI in a small venv under build/; installed
+# when root): tests/ui/test_ui.py via scripts/ui_test.sh.
+.PHONY: test-ui
+test-ui: deps
+	@$(MAKE) --no-print-directory $(OIR) BUILD=$(BUILD)
+	@bash scripts/ui_test.sh $(OUT)
 
 $(OUT)/tests/%: tests/%.c $(OUT)/tests/harness.o $(LIB)
 	@mkdir -p $(dir $@)

@@ -7,7 +7,7 @@
 # without root their absence is only a note: the build is then CPU-only
 # (OIR_VULKAN=0 skips them altogether).
 set -euo pipefail
-pkgs="build-essential libopenblas-dev libopenblas-pthread-dev libcjson-dev libpng-dev libjpeg-dev libyaml-dev pkgconf"
+pkgs="build-essential libopenblas-dev libopenblas-pthread-dev libcjson-dev libpng-dev libjpeg-dev libyaml-dev pkgconf libmicrohttpd-dev"
 vk_pkgs="libvulkan-dev glslc mesa-vulkan-drivers"
 [ "${OIR_VULKAN:-auto}" = 0 ] && vk_pkgs=""
 missing=""

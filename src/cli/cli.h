@@ -25,5 +25,6 @@ int cmd_search(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_mask(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ static const command commands[] = {
     {"search", cmd_search, "one editing pair: every candidate and the search metric's choice"},
     {"edit", cmd_edit, "several editing pairs: object-aware inversion and reassembly (OIR)"},
     {"batch", cmd_batch, "many cases from a manifest: shards, resume, one summary (docs/cluster.md)"},
+    {"serve", cmd_serve, "the local web editor: open a photo, mark objects, watch the search, pick, download"},
     {"mask", cmd_mask, "one editing pair's mask, inferred from the model (image + prompt + pair -> PNG)"},
     {"info", cmd_info, "list the tensors of a .safetensors file or the parts of a model folder"},
     {"generate", cmd_generate, "prompt -> image (DDIM, classifier-free guidance)"},
