@@ -148,6 +148,8 @@
     }
     st.file = file;
     st.img = img;
+    if (st.photoUrl && st.photoUrl !== st.runPhotoUrl) URL.revokeObjectURL(st.photoUrl);
+    st.photoUrl = null;
     st.photoW = img.width;
     st.photoH = img.height;
     const side = st.info.image_size, m = st.info.size_multiple;
@@ -420,6 +422,9 @@
     if (search) params.search = search;
     fd.append('params', JSON.stringify(params));
     fd.append('image', st.file, st.file.name);
+    const url = await photoUrl();
+    if (st.runPhotoUrl && st.runPhotoUrl !== url) URL.revokeObjectURL(st.runPhotoUrl);
+    st.runPhotoUrl = url;
     setBusy(true);
     $('state').textContent = 'uploading…';
     let res;
@@ -508,19 +513,34 @@
     return `/api/jobs/${st.job}/files/${name}${rev ? `?r=${rev}` : ''}`;
   }
 
+  /* The photo as oir reads it (EXIF rotation undone), for the result's
+   * before/after: edited.png is the whole photo with the edits put back, so
+   * it is compared with the whole photo, not the working crop. */
+  async function photoUrl() {
+    if (!st.photoUrl && st.img) {
+      const c = document.createElement('canvas');
+      c.width = st.img.width;
+      c.height = st.img.height;
+      c.getContext('2d').drawImage(st.img, 0, 0);
+      const blob = await new Promise((resolve) => c.toBlob(resolve, 'image/png'));
+      st.photoUrl = URL.createObjectURL(blob);
+    }
+    return st.photoUrl;
+  }
+
   function showResultImage() {
     const s = st.status;
     if (!s || !s.result) return;
     const rev = s.result.revision;
-    $('img-result').src = fileUrl(st.showBefore ? 'input.png' : 'edited_working.png', rev);
-    $('result-caption').textContent = st.showBefore ? 'before (input)' : `edited (revision ${rev})`;
+    $('img-result').src = st.showBefore ? st.runPhotoUrl : fileUrl('edited.png', rev);
+    $('result-caption').textContent = st.showBefore ? 'before (the photo)' : `edited.png (revision ${rev})`;
     $('toggle').textContent = st.showBefore ? 'Show after' : 'Show before';
   }
 
   function renderResult(s) {
     const r = s.result;
     $('result-panel').hidden = false;
-    $('img-input').src = fileUrl('input.png', r.revision);
+    $('img-input').src = st.runPhotoUrl;
     showResultImage();
     const picks = r.pairs.map((p) => `pair ${p.from} → ${p.to}: step ${p.chosen_step}` +
       (p.chosen_step !== p.searched_step ? ' (picked)' : '')).join('; ');

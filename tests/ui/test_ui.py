@@ -159,6 +159,8 @@ def main():
         # paint pair 1's mask over the red circle (x 4..21, y 23..40 of the 64x64 photo)
         overlay = driver.find_element(By.ID, "overlay")
         rows[0].find_element(By.CSS_SELECTOR, "input.from").click()  # pair 1 active
+        # a brush about 9 photo pixels wide: three strokes cover the circle, as a user paints it
+        driver.execute_script("document.getElementById('brush-size').value = 60")
         for y in (26, 31, 36):
             paint(driver, overlay, 6, y, 19, y, 64)
         painted = driver.execute_script(
@@ -201,8 +203,10 @@ def main():
         before = image_data(driver, "img-result")
 
         # click another candidate of pair 1
-        other = next(t for t in tiles if int(t.get_attribute("data-step")) != chosen_step
-                     and t.find_elements(By.TAG_NAME, "img"))
+        # (the rendered one nearest the choice: a re-pick a user would try)
+        other = min((t for t in tiles if int(t.get_attribute("data-step")) != chosen_step
+                     and t.find_elements(By.TAG_NAME, "img")),
+                    key=lambda t: (abs(int(t.get_attribute("data-step")) - chosen_step), int(t.get_attribute("data-step"))))
         other_step = int(other.get_attribute("data-step"))
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", other)
         other.click()
