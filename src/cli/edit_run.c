@@ -18,6 +18,7 @@
 #include "cli/cli_mask.h"
 #include "cli/cli_pick.h"
 #include "cli/cli_plan.h"
+#include "cli/cli_report.h"
 #include "edit/sheet.h"
 #include "io/image.h"
 #include "io/image_fit.h"
@@ -89,12 +90,6 @@ static int save_rgb8(const unsigned char *rgb, int width, int height, const char
     if (!rc) rc = image_save_png(&img, path, err);
     image_free(&img);
     return rc;
-}
-
-static cJSON *float_array(const float *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]));
-    return a;
 }
 
 /* A float as it was written (0.01, not 0.009999999776). */
@@ -313,28 +308,11 @@ int edit_run_case(const char *cmd, int search, oir_context *ctx, const edit_case
     cJSON_AddStringToObject(rep, "tokenizer_mode", o->tokenizer_mode ? o->tokenizer_mode : "clip");
     cJSON_AddStringToObject(rep, "image", c->image_path);
     /* how the photo became the working image and the edit went back */
-    cJSON *geo = cJSON_AddObjectToObject(rep, "geometry");
-    cJSON *g_photo = cJSON_AddObjectToObject(geo, "photo");
-    cJSON_AddNumberToObject(g_photo, "width", orig.width);
-    cJSON_AddNumberToObject(g_photo, "height", orig.height);
-    cJSON *g_work = cJSON_AddObjectToObject(geo, "working");
-    cJSON_AddNumberToObject(g_work, "width", ww);
-    cJSON_AddNumberToObject(g_work, "height", wh);
-    cJSON_AddStringToObject(g_work, "from", o->size ? "flag" : "default");
-    cJSON_AddStringToObject(g_work, "size", o->size ? o->size : "native");
-    cJSON *g_crop = cJSON_AddObjectToObject(geo, "crop");
-    cJSON_AddNumberToObject(g_crop, "x", fit.crop_x);
-    cJSON_AddNumberToObject(g_crop, "y", fit.crop_y);
-    cJSON_AddNumberToObject(g_crop, "width", fit.crop_w);
-    cJSON_AddNumberToObject(g_crop, "height", fit.crop_h);
-    cJSON_AddStringToObject(geo, "transform",
-                            "the photo's crop region (the largest centred one with the working aspect), "
-                            "bicubic-resized to the working size; masks the same way, nearest");
-    cJSON_AddNumberToObject(geo, "feather_px", feather);
-    cJSON_AddStringToObject(geo, "composite",
-                            "edited.png: the photo with edited_working.png bicubic-resized to the crop region, "
-                            "blended inside the union of the pair masks (feather_px inside their edge); "
-                            "every other pixel is the photo's");
+    cJSON *g_work = cli_report_geometry(rep, orig.width, orig.height, ww, wh, &fit, feather);
+    if (g_work) {
+        cJSON_AddStringToObject(g_work, "from", o->size ? "flag" : "default");
+        cJSON_AddStringToObject(g_work, "size", o->size ? o->size : "native");
+    }
     cJSON_AddStringToObject(rep, "source_prompt", r->source_prompt);
     cJSON_AddStringToObject(rep, "target_prompt", r->target_prompt);
     cJSON_AddNumberToObject(rep, "steps", r->steps);
@@ -412,24 +390,7 @@ int edit_run_case(const char *cmd, int search, oir_context *ctx, const edit_case
         cJSON_AddNumberToObject(e, "chosen_step", r->chosen_step[i]);
         /* "picked": --pick / pick gave it (nothing searched); "searched" */
         cJSON_AddStringToObject(e, "step_from", c->forced[i] ? "picked" : "searched");
-        cJSON_AddBoolToObject(e, "edit_score_flat", r->edit_flat[i]);
-        cJSON_AddBoolToObject(e, "background_score_flat", r->background_flat[i]);
-        /* low_pick reinvert: the candidate was re-inverted up to R for the reassembly */
-        cJSON_AddBoolToObject(e, "reinverted", r->reinverted[i]);
-        if (r->guard) { /* the no-edit guard: the source's own score, who could be chosen */
-            cJSON_AddNumberToObject(e, "source_edit_score", r->source_edit_score[i]);
-            cJSON *el = cJSON_AddArrayToObject(e, "eligible");
-            for (int k = 0; k < T; k++) cJSON_AddItemToArray(el, cJSON_CreateNumber(r->eligible[(size_t)i * T + k]));
-            cJSON_AddBoolToObject(e, "guard_fallback", r->guard_fallback[i]);
-        }
-        cJSON_AddItemToObject(e, "edit_score", float_array(r->edit_score + (size_t)i * T, T));
-        cJSON_AddItemToObject(e, "background_score", float_array(r->background_score + (size_t)i * T, T));
-        cJSON_AddItemToObject(e, "edit_score_normalised", float_array(r->edit_norm + (size_t)i * T, T));
-        cJSON_AddItemToObject(e, "background_score_normalised", float_array(r->background_norm + (size_t)i * T, T));
-        cJSON_AddItemToObject(e, "total", float_array(r->total + (size_t)i * T, T));
-        /* 0: skipped by the search (its scores are null), 1: scored, 2: scored on the short schedule */
-        cJSON *ev = cJSON_AddArrayToObject(e, "evaluated");
-        for (int k = 0; k < T; k++) cJSON_AddItemToArray(ev, cJSON_CreateNumber(r->evaluated[(size_t)i * T + k]));
+        cli_report_pair_search(e, r, i, NULL);
         snprintf(name, sizeof name, "pair%d_sheet.png", i + 1);
         cJSON_AddStringToObject(e, "sheet", name);
         cJSON_AddItemToArray(jp, e);
@@ -483,14 +444,7 @@ int edit_run_case(const char *cmd, int search, oir_context *ctx, const edit_case
     cJSON *w = cJSON_AddArrayToObject(rep, "warnings");
     for (int i = 0; i < r->n_warnings; i++) cJSON_AddItemToArray(w, cJSON_CreateString(r->warnings[i]));
     for (int i = 0; i < n_notes; i++) cJSON_AddItemToArray(w, cJSON_CreateString(notes[i]));
-    cJSON *t = cJSON_AddObjectToObject(rep, "seconds");
-    cJSON_AddNumberToObject(t, "mask", r->seconds_mask);
-    cJSON_AddNumberToObject(t, "inversion", r->seconds_inversion);
-    cJSON_AddNumberToObject(t, "candidates", r->seconds_candidates);
-    cJSON_AddNumberToObject(t, "decode", r->seconds_decode);
-    cJSON_AddNumberToObject(t, "scoring", r->seconds_scoring);
-    cJSON_AddNumberToObject(t, "reassembly", r->seconds_reassembly);
-    cJSON_AddNumberToObject(t, "total", r->seconds_total);
+    cli_report_seconds(rep, r);
     json = cJSON_Print(rep);
     path = rc ? NULL : out_path(od, sub, "report.json", err);
     if (!rc && !json) rc = oir_fail(err, OIR_E_NOMEM, "report.json: out of memory");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli_mask.h"
+#include "cli/cli_report.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "edit/sheet.h"
@@ -409,18 +410,6 @@ static int write_candidate(const char *dir, const serve_result *res, int i, int 
     return save_rgb_at(dir, name, img, res->ww, res->wh, err);
 }
 
-static cJSON *float_array(const float *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]));
-    return a;
-}
-
-static cJSON *byte_array(const unsigned char *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
-}
-
 static const char *mask_name(const serve_request *rq, int i, char *buf, size_t cap) {
     if (rq->mask_kind[i] == SERVE_MASK_AUTO) return "auto";
     if (rq->mask_kind[i] == SERVE_MASK_UPLOAD) return "upload";
@@ -444,19 +433,7 @@ static int write_report(oir_context *ctx, const serve_request *rq, const char *d
     cJSON_AddNumberToObject(rep, "revision", res->revision);
     cJSON_AddStringToObject(rep, "model", oir_context_describe(ctx));
     cJSON_AddStringToObject(rep, "image", "upload");
-    cJSON *geo = cJSON_AddObjectToObject(rep, "geometry");
-    cJSON *g = cJSON_AddObjectToObject(geo, "photo");
-    cJSON_AddNumberToObject(g, "width", res->photo_w);
-    cJSON_AddNumberToObject(g, "height", res->photo_h);
-    g = cJSON_AddObjectToObject(geo, "working");
-    cJSON_AddNumberToObject(g, "width", res->ww);
-    cJSON_AddNumberToObject(g, "height", res->wh);
-    g = cJSON_AddObjectToObject(geo, "crop");
-    cJSON_AddNumberToObject(g, "x", res->fit.crop_x);
-    cJSON_AddNumberToObject(g, "y", res->fit.crop_y);
-    cJSON_AddNumberToObject(g, "width", res->fit.crop_w);
-    cJSON_AddNumberToObject(g, "height", res->fit.crop_h);
-    cJSON_AddNumberToObject(geo, "feather_px", image_fit_feather(&res->fit));
+    cli_report_geometry(rep, res->photo_w, res->photo_h, res->ww, res->wh, &res->fit, image_fit_feather(&res->fit));
     cJSON_AddStringToObject(rep, "source_prompt", r->source_prompt);
     cJSON_AddStringToObject(rep, "target_prompt", r->target_prompt);
     cJSON_AddNumberToObject(rep, "steps", T);
@@ -479,7 +456,6 @@ static int write_report(oir_context *ctx, const serve_request *rq, const char *d
     cJSON *jp = cJSON_AddArrayToObject(rep, "pairs");
     for (int i = 0; i < rq->n_pairs; i++) {
         char box[64], name[64];
-        size_t off = (size_t)i * T;
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "from", rq->from[i]);
         cJSON_AddStringToObject(e, "to", rq->to[i]);
@@ -489,20 +465,7 @@ static int write_report(oir_context *ctx, const serve_request *rq, const char *d
         cJSON_AddNumberToObject(e, "chosen_step", res->chosen[i]);
         cJSON_AddNumberToObject(e, "searched_step", res->searched[i]);
         cJSON_AddStringToObject(e, "step_from", res->chosen[i] == res->searched[i] ? "searched" : "picked");
-        cJSON_AddBoolToObject(e, "edit_score_flat", r->edit_flat[i]);
-        cJSON_AddBoolToObject(e, "background_score_flat", r->background_flat[i]);
-        cJSON_AddBoolToObject(e, "reinverted", r->reinverted[i]);
-        if (r->guard) {
-            cJSON_AddNumberToObject(e, "source_edit_score", r->source_edit_score[i]);
-            cJSON_AddItemToObject(e, "eligible", byte_array(r->eligible + off, T));
-            cJSON_AddBoolToObject(e, "guard_fallback", r->guard_fallback[i]);
-        }
-        cJSON_AddItemToObject(e, "edit_score", float_array(r->edit_score + off, T));
-        cJSON_AddItemToObject(e, "background_score", float_array(r->background_score + off, T));
-        cJSON_AddItemToObject(e, "edit_score_normalised", float_array(r->edit_norm + off, T));
-        cJSON_AddItemToObject(e, "background_score_normalised", float_array(r->background_norm + off, T));
-        cJSON_AddItemToObject(e, "total", float_array(r->total + off, T));
-        cJSON_AddItemToObject(e, "evaluated", byte_array(res->eval + off, T));
+        cli_report_pair_search(e, r, i, res->eval);
         snprintf(name, sizeof name, "pair%d_sheet.png", i + 1);
         cJSON_AddStringToObject(e, "sheet", name);
         cJSON_AddItemToArray(jp, e);
@@ -519,14 +482,7 @@ static int write_report(oir_context *ctx, const serve_request *rq, const char *d
     }
     cJSON *w = cJSON_AddArrayToObject(rep, "warnings");
     for (int i = 0; i < res->n_warnings; i++) cJSON_AddItemToArray(w, cJSON_CreateString(res->warnings[i]));
-    cJSON *t = cJSON_AddObjectToObject(rep, "seconds");
-    cJSON_AddNumberToObject(t, "mask", r->seconds_mask);
-    cJSON_AddNumberToObject(t, "inversion", r->seconds_inversion);
-    cJSON_AddNumberToObject(t, "candidates", r->seconds_candidates);
-    cJSON_AddNumberToObject(t, "decode", r->seconds_decode);
-    cJSON_AddNumberToObject(t, "scoring", r->seconds_scoring);
-    cJSON_AddNumberToObject(t, "reassembly", r->seconds_reassembly);
-    cJSON_AddNumberToObject(t, "total", r->seconds_total);
+    cli_report_seconds(rep, r);
     char *json = cJSON_Print(rep);
     char *path = join(dir, "report.json");
     if (!json || !path) rc = oir_fail(err, OIR_E_NOMEM, "report.json: out of memory");
@@ -818,12 +774,12 @@ cJSON *serve_result_json(const serve_result *res, const serve_request *rq) {
         cJSON_AddBoolToObject(e, "mask_inferred", r->mask_info[i].inferred);
         cJSON_AddNumberToObject(e, "chosen_step", res->chosen[i]);
         cJSON_AddNumberToObject(e, "searched_step", res->searched[i]);
-        cJSON_AddItemToObject(e, "evaluated", byte_array(res->eval + off, T));
+        cJSON_AddItemToObject(e, "evaluated", cli_report_bytes(res->eval + off, T));
         cJSON *im = cJSON_AddArrayToObject(e, "images"); /* 1: pair<i>_k<NN>.png exists */
         for (int k = 0; k < T; k++) cJSON_AddItemToArray(im, cJSON_CreateNumber(res->eval[off + k] || res->exact[off + k]));
-        cJSON_AddItemToObject(e, "edit", float_array(r->edit_norm + off, T));
-        cJSON_AddItemToObject(e, "background", float_array(r->background_norm + off, T));
-        cJSON_AddItemToObject(e, "total", float_array(r->total + off, T));
+        cJSON_AddItemToObject(e, "edit", cli_report_floats(r->edit_norm + off, T));
+        cJSON_AddItemToObject(e, "background", cli_report_floats(r->background_norm + off, T));
+        cJSON_AddItemToObject(e, "total", cli_report_floats(r->total + off, T));
         snprintf(name, sizeof name, "pair%d_sheet.png", i + 1);
         cJSON_AddStringToObject(e, "sheet", name);
         snprintf(name, sizeof name, "pair%d_mask.png", i + 1);
