@@ -2,6 +2,8 @@
  * UNet on every built backend against the CPU backend, and the device
  * errors. Thresholds (normalised MSE, sum (got - ref)^2 / sum ref^2):
  *   UNet noise prediction on Vulkan vs CPU        <= 1e-8
+ *   its "mid" tap and a cross-attention capture    <= 1e-8 (read back
+ *   from the device: a download per tap / captured layer)
  *   one-pair OIR edit of the demo scene (16x16, T = 3, the CLI with
  *   --device vulkan vs --device cpu): the same chosen step, and the edited
  *   working image within 2/255 per channel (8-bit PNG).
@@ -27,6 +29,7 @@
 #include "harness.h"
 #include "io/image.h"
 #include "models/loader.h"
+#include "models/attn_capture.h"
 #include "models/unet.h"
 
 #define UNET_NMSE 1e-8
@@ -62,12 +65,27 @@ static void case_init(unet_case *c, const unet_model *m, int B, int h, int w, in
 
 static void case_free(unet_case *c) { free(c->x), free(c->t), free(c->ctx); }
 
-static int run(const unet_model *m, const unet_case *c, float *out, double *secs, oir_error *err) {
+/* The "mid" tap, copied out. */
+typedef struct {
+    float *mid;
+    size_t n;
+} tap_rec;
+
+static void tap_fn(void *user, const char *name, const float *data, size_t n) {
+    tap_rec *r = user;
+    if (strcmp(name, "mid") || r->mid) return;
+    r->mid = malloc(n * sizeof(float));
+    if (r->mid) memcpy(r->mid, data, n * sizeof(float)), r->n = n;
+}
+
+static int run(const unet_model *m, const unet_case *c, float *out, double *secs, tap_rec *rec,
+               attn_capture *cap, oir_error *err) {
     arena a;
     int rc = arena_init(&a, unet_arena_bytes(m, c->B, c->h, c->w, c->L), err);
     if (rc) return rc;
+    unet_tap tap = {tap_fn, rec};
     double t0 = clock_wall_s();
-    rc = unet_forward(m, &a, c->x, c->t, c->ctx, c->B, c->h, c->w, c->L, out, err);
+    rc = unet_forward_capture(m, &a, c->x, c->t, c->ctx, c->B, c->h, c->w, c->L, out, rec ? &tap : NULL, cap, err);
     *secs = clock_wall_s() - t0;
     arena_free(&a);
     return rc;
@@ -80,12 +98,26 @@ static void t_unet(sd_model *sd, oir_backend *vk) {
     case_init(&c, m, 3, 8, 8, 77);
     float *ref = calloc(c.out_n, sizeof(float)), *got = calloc(c.out_n, sizeof(float));
     double tc = 0, tv = 0;
+    tap_rec rc_cpu = {0}, rc_vk = {0};
+    attn_capture cap_cpu, cap_vk;
+    int tokens[2] = {1, 2};
+    CHECK(!attn_capture_init(&cap_cpu, c.h, c.w, c.L, tokens, 2, ATTN_CAPTURE_ALL_ROWS, 1, &err) &&
+              !attn_capture_init(&cap_vk, c.h, c.w, c.L, tokens, 2, ATTN_CAPTURE_ALL_ROWS, 1, &err),
+          "captures: %s", err.message);
     CHECK(!strcmp(unet_backend_name(m), "cpu"), "a loaded UNet runs on the CPU: %s", unet_backend_name(m));
-    if (!CHECK(!run(m, &c, ref, &tc, &err), "unet on the CPU: %s", err.message)) goto done;
+    if (!CHECK(!run(m, &c, ref, &tc, &rc_cpu, &cap_cpu, &err), "unet on the CPU: %s", err.message)) goto done;
     if (vk) {
         if (!CHECK(!unet_bind(m, vk, &err), "unet onto %s: %s", vk->name, err.message)) goto done;
         CHECK(unet_backend(m) == vk, "the UNet is on %s", vk->name);
-        if (CHECK(!run(m, &c, got, &tv, &err), "unet on %s: %s", vk->name, err.message)) {
+        if (CHECK(!run(m, &c, got, &tv, &rc_vk, &cap_vk, &err), "unet on %s: %s", vk->name, err.message)) {
+            size_t mn = (size_t)c.h * c.w;
+            if (CHECK(rc_cpu.mid && rc_vk.mid && rc_cpu.n == rc_vk.n, "the mid tap on both"))
+                CHECK(nmse(rc_vk.mid, rc_cpu.mid, rc_cpu.n) <= UNET_NMSE, "mid tap on %s vs the CPU: NMSE %.3g",
+                      vk->name, nmse(rc_vk.mid, rc_cpu.mid, rc_cpu.n));
+            CHECK(cap_vk.n_added == cap_cpu.n_added && cap_cpu.n_added > 0, "capture: %d maps on %s, %d on the CPU",
+                  cap_vk.n_added, vk->name, cap_cpu.n_added);
+            CHECK(nmse(cap_vk.map, cap_cpu.map, mn) <= UNET_NMSE, "capture map on %s vs the CPU: NMSE %.3g", vk->name,
+                  nmse(cap_vk.map, cap_cpu.map, mn));
             double e = nmse(got, ref, c.out_n);
             CHECK(e <= UNET_NMSE, "unet (B 3, 8x8 latent) on %s vs the CPU: NMSE %.3g (<= %g)", vk->name, e,
                   UNET_NMSE);
@@ -94,10 +126,12 @@ static void t_unet(sd_model *sd, oir_backend *vk) {
     }
     /* back onto the CPU: bit-identical to the first CPU run */
     if (CHECK(!unet_bind(m, NULL, &err), "unet back onto the CPU: %s", err.message) &&
-        CHECK(!run(m, &c, got, &tc, &err), "unet on the CPU again: %s", err.message))
+        CHECK(!run(m, &c, got, &tc, NULL, NULL, &err), "unet on the CPU again: %s", err.message))
         CHECK(!memcmp(got, ref, c.out_n * sizeof(float)), "rebound onto the CPU: bit-identical to the first run");
 done:
     free(ref), free(got);
+    free(rc_cpu.mid), free(rc_vk.mid);
+    attn_capture_free(&cap_cpu), attn_capture_free(&cap_vk);
     case_free(&c);
 }
 
