@@ -93,6 +93,11 @@ typedef struct {
     const char *variant;    /* "fp16" to prefer *.fp16.safetensors, or NULL */
     int threads;            /* 0: all cores */
     int tokenizer_mode;     /* OIR_TOKENIZER_* (default OIR_TOKENIZER_CLIP) */
+    /* Where the UNet runs: "cpu", "vulkan" (= "vulkan:0") or "vulkan:N";
+     * NULL: $OIR_DEVICE, else the CPU. The VAE and both CLIP models run on
+     * the CPU in this version. A build without Vulkan, a missing loader,
+     * driver or device fail oir_context_load with OIR_E_UNSUPPORTED. */
+    const char *device;
 } oir_context_params;
 
 /* The shipped tiny models (oir_models_dir()/tiny-shapes and /tiny-clip). */
@@ -110,6 +115,9 @@ int oir_context_size_multiple(const oir_context *ctx);
  * when side is not a positive multiple of oir_context_size_multiple. */
 int oir_working_size(const oir_context *ctx, int photo_w, int photo_h, int side, int *width,
                      int *height, oir_error *err);
+/* Where a model of the context runs: "cpu" or "vulkan:N", for "unet",
+ * "vae", "text_encoder" and "clip" (the scorer). */
+const char *oir_context_device(const oir_context *ctx, const char *model);
 /* "models/tiny-shapes (diffusers, unet F32) + models/tiny-clip" for reports. */
 const char *oir_context_describe(const oir_context *ctx);
 

@@ -1,5 +1,7 @@
 #include "cli/cli_sd.h"
 
+#include "cli/cli_device.h"
+
 #include "core/noise.h"
 
 #include <math.h>
@@ -22,6 +24,10 @@ int cli_tokenizer_mode(const char *name, tokenizer_mode *out, oir_error *err) {
     return rc;
 }
 
+static const char *sd_device; /* cli_sd_set_device */
+
+int cli_sd_set_device(const char *flag, oir_error *err) { return cli_device(flag, &sd_device, err); }
+
 int cli_load_sd(sd_model **out, const char *path, int path_is_default, const char *variant,
                 const char *config_dir, tokenizer_mode mode, oir_error *err) {
     struct stat sb;
@@ -35,6 +41,7 @@ int cli_load_sd(sd_model **out, const char *path, int path_is_default, const cha
     p.variant = variant;
     p.config_dir = config_dir;
     p.tokenizer_mode = mode;
+    p.device = sd_device;
     int rc = sd_model_load(out, path, &p, err);
     if (rc == OIR_OK && !(*out)->tokenizer) {
         sd_model_free(*out);

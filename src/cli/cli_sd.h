@@ -16,6 +16,8 @@
  * program's own folder, so any current folder works). */
 const char *cli_default_model(void);
 
+/* --device (or $OIR_DEVICE) for the models cli_load_sd loads next. */
+int cli_sd_set_device(const char *flag, oir_error *err);
 /* sd_model_load with every component; when the path is missing and was the
  * default, the message says how to choose another (--model, OIR_MODEL).
  * config_dir (--config, may be NULL): diffusers configs for a single-file

@@ -75,6 +75,7 @@ static void usage(FILE *to) {
             "  --low-pick MODE  --guard MARGIN|off  --seed S  --size N|WxH  --serial  --budget-mb MB\n"
             "  --mask-method M  --mask-threshold X  --mask-dilate PX\n"
             "  --model PATH  --clip PATH  --variant fp16  --tokenizer-mode M  --threads N\n"
+            "  --device cpu|vulkan[:N]\n"
             "  --save-candidates  --quiet  --no-calibrate  --recalibrate\n\n"
             "Progress: a line per case on stderr with the cases done and the ETA (unless --quiet);\n"
             "DIR/logs/shard-I-of-N.jsonl records every case's outcome, a JSON object a line.\n"
@@ -626,6 +627,7 @@ int cmd_batch(int argc, char **argv) {
         {"--mask-method", CLI_STR, &o->mask_method, 0, 0},
         {"--mask-threshold", CLI_FLOAT, &o->mask_threshold, 0, 1},
         {"--mask-dilate", CLI_INT, &o->mask_dilate, 0, 64},
+        {"--device", CLI_STR, &o->device, 0, 0},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err)) return cli_report(CMD, &err);

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "cli/calibrate.h"
 #include "cli/cli_args.h"
+#include "cli/cli_device.h"
 #include "cli/cli_mask.h"
 #include "cli/cli_pick.h"
 #include "cli/cli_plan.h"
@@ -103,6 +104,7 @@ static void usage(FILE *to, int search) {
             "  --tokenizer-mode M     prompt normalisation: clip (default; CLIPTokenizer with ftfy, as\n"
             "                         SD 1.x), openai (also unescapes HTML) or hf-no-ftfy\n"
             "  --threads N            CPU threads (default: all cores, or $OIR_THREADS)\n"
+            CLI_DEVICE_HELP
             "output:\n"
             "  --out DIR              output folder (default oir-out): edited.png (the photo at its own\n"
             "                         size with the edit composited inside the masks), edited_working.png\n"
@@ -212,6 +214,7 @@ static int run_command(int argc, char **argv, int search) {
         {"--mask-method", CLI_STR, &o.mask_method, 0, 0},
         {"--mask-threshold", CLI_FLOAT, &o.mask_threshold, 0, 1},
         {"--mask-dilate", CLI_INT, &o.mask_dilate, 0, 64},
+        {"--device", CLI_STR, &o.device, 0, 0},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err))

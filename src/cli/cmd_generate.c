@@ -39,6 +39,7 @@ static void usage(FILE *to) {
             "  --out FILE.png    where to write the image (default out.png); never one of the\n"
             "                    inputs, and an existing file only when oir wrote it\n"
             "  --threads N       CPU threads (default: $OIR_THREADS, else all cores)\n"
+            "  --device D        where the UNet runs: cpu (default), vulkan or vulkan:N ($OIR_DEVICE)\n"
             "  --quiet           no progress bar, no summary line\n"
             "\n"
             "Noise: oir's own counter-based generator (splitmix64 + Box-Muller): the same seed\n"
@@ -58,6 +59,7 @@ int cmd_generate(int argc, char **argv) {
     int steps = 50, size = 0, threads = 0, quiet = 0;
     float guidance = 7.5f;
     uint64_t seed = 0;
+    const char *device = NULL;
     const cli_opt opts[] = {
         {"--prompt", CLI_STR, &prompt, 0, 0},      {"--negative", CLI_STR, &negative, 0, 0},
         {"--steps", CLI_INT, &steps, 1, 1000},     {"--guidance", CLI_FLOAT, &guidance, 0, 100},
@@ -66,6 +68,7 @@ int cmd_generate(int argc, char **argv) {
         {"--config", CLI_STR, &config_dir, 0, 0},  {"--out", CLI_STR, &out, 0, 0},
         {"--tokenizer-mode", CLI_STR, &tok_mode, 0, 0},
         {"--threads", CLI_INT, &threads, 1, 1024}, {"--quiet", CLI_FLAG, &quiet, 0, 0},
+        {"--device", CLI_STR, &device, 0, 0},
     };
     oir_error err = {0};
     sd_model *m = NULL;
@@ -85,6 +88,7 @@ int cmd_generate(int argc, char **argv) {
         {model_path, "--model"}, {config_dir, "--config"}, {getenv("OIR_TOKENIZER"), "$OIR_TOKENIZER"}};
     if ((rc = cli_check_png_name(out, &err)) || (rc = cli_check_out_file(out, inputs, 3, &err)))
         goto fail;
+    if ((rc = cli_sd_set_device(device, &err))) goto fail;
     cli_set_threads(threads);
     double t0 = clock_wall_s();
     progress_bar bar;

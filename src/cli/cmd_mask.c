@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/cli_device.h"
 #include "cli/cli_mask.h"
 #include "core/clock.h"
 #include "io/image.h"
@@ -47,6 +48,7 @@ static void usage(FILE *to) {
             "  --variant fp16     prefer *.fp16.safetensors weights\n"
             "  --tokenizer-mode M clip (default), openai or hf-no-ftfy\n"
             "  --threads N        CPU threads (default: all cores, or $OIR_THREADS)\n"
+            CLI_DEVICE_HELP
             "  --quiet            no summary line\n"
             "\n"
             "When the model cannot localise the phrase a warning says so and a fallback is used:\n"
@@ -71,7 +73,7 @@ int cmd_mask(int argc, char **argv) {
         return 0;
     }
     const char *image_path = NULL, *prompt = NULL, *pair = NULL, *out = NULL, *method = NULL, *model = NULL;
-    const char *variant = NULL, *tok = NULL, *size = NULL;
+    const char *variant = NULL, *tok = NULL, *size = NULL, *device = NULL;
     float threshold = -1;
     int dilate = -1, threads = 0, quiet = 0;
     uint64_t seed = 0;
@@ -83,6 +85,7 @@ int cmd_mask(int argc, char **argv) {
         {"--size", CLI_STR, &size, 0, 0},          {"--model", CLI_STR, &model, 0, 0},
         {"--variant", CLI_STR, &variant, 0, 0},    {"--tokenizer-mode", CLI_STR, &tok, 0, 0},
         {"--threads", CLI_INT, &threads, 0, 1024}, {"--quiet", CLI_FLAG, &quiet, 0, 0},
+        {"--device", CLI_STR, &device, 0, 0},
     };
     oir_error err = {0};
     oir_context *ctx = NULL;
@@ -110,6 +113,7 @@ int cmd_mask(int argc, char **argv) {
         goto fail;
     }
     cp.tokenizer_mode = (int)tm;
+    if ((rc = cli_device(device, &cp.device, &err))) goto fail;
     const output_input inputs[] = {{image_path, "--image"},
                                    {cp.model_path, "--model"},
                                    {cp.clip_path, "the CLIP folder"},

@@ -48,6 +48,7 @@ static void usage(FILE *to) {
             "  --out FILE.png    the reconstruction (default out.png); never the input, and an\n"
             "                    existing file only when oir wrote it\n"
             "  --threads N       CPU threads (default: $OIR_THREADS, else all cores)\n"
+            "  --device D        where the UNet runs: cpu (default), vulkan or vulkan:N ($OIR_DEVICE)\n"
             "  --quiet           no progress bar and no \"wrote\" line (the PSNR lines remain)\n"
             "\n"
             "PSNR = 10 log10(1 / MSE) over all pixels and channels of the 8-bit images\n"
@@ -72,6 +73,7 @@ int cmd_reconstruct(int argc, char **argv) {
     const char *out = "out.png";
     int steps = 50, size = 0, threads = 0, quiet = 0;
     float guidance = 1.0f;
+    const char *device = NULL;
     const cli_opt opts[] = {
         {"--image", CLI_STR, &in, 0, 0},
         {"--prompt", CLI_STR, &prompt, 0, 0},
@@ -84,6 +86,7 @@ int cmd_reconstruct(int argc, char **argv) {
         {"--config", CLI_STR, &config_dir, 0, 0},  {"--tokenizer-mode", CLI_STR, &tok_mode, 0, 0},
         {"--out", CLI_STR, &out, 0, 0},
         {"--threads", CLI_INT, &threads, 1, 1024},
+        {"--device", CLI_STR, &device, 0, 0},
         {"--quiet", CLI_FLAG, &quiet, 0, 0},
     };
     oir_error err = {0};
@@ -108,6 +111,7 @@ int cmd_reconstruct(int argc, char **argv) {
     if ((rc = cli_check_input_file("--image", in, &err)) || (rc = cli_check_png_name(out, &err)) ||
         (rc = cli_check_out_file(out, inputs, 4, &err)))
         goto fail;
+    if ((rc = cli_sd_set_device(device, &err))) goto fail;
     cli_set_threads(threads);
     double t0 = clock_wall_s();
     progress_bar bar;

@@ -3,6 +3,8 @@
  * report.json, sheets and plan (moved out of cmd_edit.c). */
 #include "cli/edit_run.h"
 
+#include "cli/cli_device.h"
+
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -378,6 +380,9 @@ int edit_run_case(const char *cmd, int search, oir_context *ctx, const edit_case
         cJSON_AddItemToArray(cw, cJSON_CreateString(more));
     }
     cJSON_AddNumberToObject(rep, "threads", oir_get_threads());
+    cJSON *dv = cJSON_AddObjectToObject(rep, "device"); /* where each model ran */
+    const char *dev_models[] = {"unet", "vae", "text_encoder", "clip"};
+    for (int i = 0; i < 4; i++) cJSON_AddStringToObject(dv, dev_models[i], oir_context_device(ctx, dev_models[i]));
     cJSON *jp = cJSON_AddArrayToObject(rep, "pairs");
     for (int i = 0; i < c->n && !rc; i++) {
         int T = r->steps;
@@ -614,5 +619,5 @@ int edit_context_params(oir_context_params *cp, const edit_opts *o, oir_error *e
         return err->code;
     }
     cp->tokenizer_mode = (int)tm;
-    return OIR_OK;
+    return cli_device(o->device, &cp->device, err);
 }

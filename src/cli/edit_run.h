@@ -38,6 +38,7 @@ typedef struct edit_opts {
     int flag_low_pick, flag_guard;
     float flag_margin;
     int no_summary; /* no per-case summary on stdout (oir batch) */
+    const char *device; /* --device (NULL: $OIR_DEVICE, else the CPU) */
 } edit_opts;
 
 typedef struct {

@@ -40,7 +40,8 @@ int info_devices(void) {
             printf("\n");
         }
     }
-    printf("The models run on the CPU in this version: the Vulkan backend runs the backend's ops\n"
-           "(build/<cfg>/tests/test_backend_ops checks them; docs/BACKENDS.md).\n");
+    printf("Where the models run: --device vulkan[:N] (or OIR_DEVICE) runs the UNet on that device;\n"
+           "the VAE, the text encoder and the CLIP scorer run on the CPU in this version\n"
+           "(report.json's \"device\" says where each ran; docs/BACKENDS.md).\n");
     return 0;
 }

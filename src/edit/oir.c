@@ -47,7 +47,7 @@ static void resolve_default_paths(void) {
 
 oir_context_params oir_context_default_params(void) {
     pthread_once(&default_paths_once, resolve_default_paths);
-    oir_context_params p = {default_model_path, default_clip_path, NULL, 0, OIR_TOKENIZER_CLIP};
+    oir_context_params p = {default_model_path, default_clip_path, NULL, 0, OIR_TOKENIZER_CLIP, NULL};
     return p;
 }
 
@@ -98,6 +98,8 @@ int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *
     sd_load_params lp = sd_load_default_params();
     lp.variant = p->variant;
     lp.tokenizer_mode = (tokenizer_mode)p->tokenizer_mode;
+    lp.device = p->device;
+    if (!lp.device && getenv("OIR_DEVICE") && *getenv("OIR_DEVICE")) lp.device = getenv("OIR_DEVICE");
     int rc = sd_model_load(&ctx->sd, mp, &lp, err);
     if (!rc && (!ctx->sd->tokenizer || !ctx->sd->text_encoder))
         rc = oir_fail(err, OIR_E_MISSING, "%s: no tokenizer/text encoder found (single files: set OIR_TOKENIZER when the "
@@ -127,6 +129,9 @@ void oir_context_free(oir_context *ctx) {
 }
 
 int oir_context_image_size(const oir_context *ctx) { return ctx->image_size; }
+const char *oir_context_device(const oir_context *ctx, const char *model) {
+    return ctx ? sd_model_device(ctx->sd, model) : "cpu";
+}
 int oir_context_size_multiple(const oir_context *ctx) { return ctx->size_multiple; }
 
 int oir_working_size(const oir_context *ctx, int photo_w, int photo_h, int side, int *width, int *height,

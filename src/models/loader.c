@@ -559,10 +559,32 @@ void sd_model_free(sd_model *m) {
     if (!m) return;
     tokenizer_free(m->tokenizer);
     clip_text_free(m->text_encoder);
-    unet_free(m->unet);
+    unet_free(m->unet); /* frees its buffers on the backend first */
     vae_free(m->vae);
     files_free(m->files);
+    if (m->backend) be_destroy(m->backend);
     free(m);
+}
+
+const char *sd_model_device(const sd_model *m, const char *component) {
+    if (m && component && !strcmp(component, "unet") && m->device[0]) return m->device;
+    return "cpu";
+}
+
+/* The UNet onto p->device (models/unet.h unet_bind). */
+static int place_unet(sd_model *m, const char *device, oir_error *err) {
+    snprintf(m->device, sizeof m->device, "cpu");
+    if (!device || !m->unet) return OIR_OK;
+    be_device_spec spec;
+    int rc = be_parse_device(device, &spec, err);
+    if (rc || spec.kind == BE_CPU) return rc;
+    if ((rc = be_create(&m->backend, &spec, err))) {
+        oir_error_prefix(err, "device %s", device);
+        return rc;
+    }
+    if ((rc = unet_bind(m->unet, m->backend, err))) return rc;
+    snprintf(m->device, sizeof m->device, "vulkan:%d", spec.index);
+    return OIR_OK;
 }
 
 int sd_model_load(sd_model **out, const char *path, const sd_load_params *params,
@@ -611,6 +633,7 @@ int sd_model_load(sd_model **out, const char *path, const sd_load_params *params
     }
     if (rc == OIR_OK) rc = sd_check_components(m, err);
     if (rc == OIR_OK) rc = collect_unused(m->files, err);
+    if (rc == OIR_OK) rc = place_unet(m, p.device, err);
     if (rc) {
         sd_model_free(m);
         return rc;

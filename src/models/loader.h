@@ -39,6 +39,7 @@
 #include "models/clip_text.h"
 #include "models/clip_vision.h"
 #include "models/tokenizer.h"
+#include "core/backend.h"
 #include "models/unet.h"
 #include "models/vae.h"
 #include "models/weights.h"
@@ -71,6 +72,11 @@ typedef struct {
     const char *tokenizer_dir;
     int components; /* SD_* bits; SD_ALL by default */
     tokenizer_mode tokenizer_mode; /* text normalisation; TOKENIZER_CLIP by default */
+    /* Where the UNet runs: "cpu" (NULL: the default), "vulkan" or "vulkan:N"
+     * (be_parse_device). The other models stay on the CPU in this phase.
+     * OIR_E_UNSUPPORTED naming the device when Vulkan, its driver or the
+     * device is missing. */
+    const char *device;
 } sd_load_params;
 
 sd_load_params sd_load_default_params(void);
@@ -92,7 +98,13 @@ typedef struct {
     char notes[8][256];
     int n_notes;
     sd_model_files *files;
+    oir_backend *backend; /* the UNet's, when not the CPU (owned); NULL: the CPU */
+    char device[32];      /* the UNet's device: "cpu", "vulkan:0" */
 } sd_model;
+
+/* Where a component runs, for reports: "cpu", "vulkan:0" (the UNet on
+ * --device vulkan; the VAE and the text encoder stay on the CPU). */
+const char *sd_model_device(const sd_model *m, const char *component);
 
 /* Loads from a diffusers folder or a single-file .safetensors checkpoint.
  * Fails with OIR_E_MISSING / OIR_E_SHAPE naming tensors (missing tensors

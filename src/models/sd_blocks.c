@@ -251,7 +251,7 @@ size_t sd_upsample_arena_bytes(const sd_conv *c, int B, int H, int W) {
     if (c->k != 3)
         return sd_floats_bytes((size_t)B * c->c_in * 4 * H * W) +
                sd_conv_arena_bytes(c, 2 * H, 2 * W, 1, 1);
-    sd_conv pc = {c->c_in, 4 * c->c_out, 2, NULL, NULL};
+    sd_conv pc = {c->c_in, 4 * c->c_out, 2, NULL, NULL, BE_NONE, BE_NONE};
     return sd_floats_bytes((size_t)16 * c->c_out * c->c_in) +
            sd_floats_bytes((size_t)4 * c->c_out) +
            sd_floats_bytes((size_t)4 * c->c_out * (H + 1) * (W + 1)) +
@@ -312,6 +312,19 @@ static void interleave_phases(void *ctx, long co0, long co1, int worker) {
         }
 }
 
+void sd_upsample_phase_weights(const sd_conv *c, float *pw, float *pb) {
+    int Ci = c->c_in, Co = c->c_out;
+    phase_job pj = {pw, c->w, Ci, (size_t)Co * Ci * 4};
+    pool_for(Co, pool_grain(Co, 16.0 * Ci), phase_taps, &pj);
+    for (int p = 0; p < 4; p++)
+        for (int co = 0; co < Co; co++) pb[p * Co + co] = c->b ? c->b[co] : 0.0f;
+}
+
+void sd_upsample_interleave(float *out, const float *y, int Co, int H, int W) {
+    interleave_job ij = {out, y, Co, H, W};
+    pool_for(Co, pool_grain(Co, 8.0 * H * W), interleave_phases, &ij);
+}
+
 int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H, int W,
                         oir_error *err) {
     size_t mark = arena_mark(a);
@@ -335,7 +348,7 @@ int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, 
     pool_for(Co, pool_grain(Co, 16.0 * Ci), phase_taps, &pj);
     for (int p = 0; p < 4; p++)
         for (int co = 0; co < Co; co++) pb[p * Co + co] = c->b ? c->b[co] : 0.0f;
-    sd_conv pc = {Ci, 4 * Co, 2, pw, pb};
+    sd_conv pc = {Ci, 4 * Co, 2, pw, pb, BE_NONE, BE_NONE};
     for (int b = 0; b < B; b++) {
         if ((rc = sd_conv_forward(&pc, a, y, x + (size_t)b * Ci * H * W, 1, H, W, 1, 1, err)))
             break;

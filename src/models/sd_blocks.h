@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
+#include "core/backend.h"
 #include "core/error.h"
 #include "models/weights.h"
 
@@ -21,17 +22,20 @@ typedef struct {
     int c_in, c_out, k;
     const float *w; /* (C_out, C_in, k, k) */
     const float *b; /* (C_out), or NULL */
+    be_view bw, bb; /* the same on the model's backend (sd_bind_*), BE_NONE until bound */
 } sd_conv;
 
 typedef struct {
     int in, out;
     const float *w; /* (out, in) -- also a 1x1 Conv2d's (out, in, 1, 1) */
     const float *b; /* (out), or NULL */
+    be_view bw, bb; /* on the backend (sd_bind_*) */
 } sd_linear;
 
 typedef struct {
     int c;
     const float *w, *b; /* (C), (C): GroupNorm / LayerNorm affine */
+    be_view bw, bb;     /* on the backend (sd_bind_*) */
 } sd_norm;
 
 /* Collects parameters from weights; a missing or mis-shaped one is recorded
@@ -135,5 +139,68 @@ void sd_linear_add(float *out, const float *in, const sd_linear *l, int rows);
 /* The "arena exhausted" error (an arena smaller than the plan); resets the
  * arena to mark so a failed step leaves it as it found it. */
 int sd_arena_fail(oir_error *err, const char *who, arena *a, size_t mark, size_t bytes);
+
+/* Upsample2D's four phase kernels of a 3x3 conv c (see sd_blocks.c):
+ * pw (4, C_out, C_in, 2, 2), pb (4, C_out) (zeros without a bias). */
+void sd_upsample_phase_weights(const sd_conv *c, float *pw, float *pb);
+/* out (C_out, 2H, 2W) from the phase conv's y (4, C_out, H+1, W+1), one image. */
+void sd_upsample_interleave(float *out, const float *y, int Co, int H, int W);
+
+/* ==== the blocks on the backend table (sd_blocks_be.c) ====================
+ *
+ * The same blocks over be_* ops on be_views (docs/BACKENDS.md): weights are
+ * the parameters' bw/bb views (sd_bind_*), activations are carved from an
+ * sd_dev_arena (a backend buffer carved like an arena, 64-byte steps from a
+ * 64-byte aligned start, so the CPU backend sees the addresses the host
+ * arena gave). On the CPU backend the results are bit-identical to the host
+ * forwards above. Ops are queued; errors are the backend's sticky status
+ * (the caller checks at its sync), except an exhausted arena. */
+
+typedef struct {
+    be_view base; /* 64-byte aligned on the host for the CPU backend */
+    size_t cap, used;
+} sd_dev_arena;
+
+/* n floats from the device arena; 0 when it is exhausted. */
+int sd_dalloc(sd_dev_arena *a, size_t n, be_view *out);
+
+/* Weights onto a backend: on a backend that shares the host's memory each
+ * tensor is wrapped where it is (zero-copy); elsewhere a counting pass sizes
+ * one buffer, then every tensor is uploaded into it (one sync). */
+typedef struct {
+    oir_backend *be;
+    int wrap;          /* the backend wraps host memory */
+    int counting;      /* sizing pass (no buffer yet) */
+    size_t total, off; /* bytes */
+    be_buffer *pool;   /* !wrap: all the tensors */
+    be_buffer **bufs;  /* wrap: one per tensor */
+    int n, cap;
+    int status;        /* first failure */
+    oir_error err;
+} sd_binder;
+
+void sd_bind_tensor(sd_binder *b, const float *p, size_t n, be_view *out);
+void sd_bind_conv(sd_binder *b, sd_conv *c);
+void sd_bind_linear(sd_binder *b, sd_linear *l);
+void sd_bind_norm(sd_binder *b, sd_norm *n);
+void sd_bind_resnet(sd_binder *b, sd_resnet *r);
+/* Frees what the binder holds (not the backend). */
+void sd_binder_free(sd_binder *b);
+
+int sd_conv_forward_be(oir_backend *be, const sd_conv *c, be_view out, be_view in, int B, int H, int W,
+                       int stride, int pad);
+/* temb_act: BE_NONE when temb_dim is 0. */
+int sd_resnet_forward_be(oir_backend *be, const sd_resnet *r, sd_dev_arena *a, be_view out, be_view x,
+                         be_view temb_act, int B, int H, int W, int groups, float eps, float output_scale,
+                         oir_error *err);
+/* phase: the bound phase conv of c (sd_upsample_phase_weights) on a backend
+ * that shares the host's memory, else NULL (nearest 2x, then the 3x3 conv:
+ * the same sum in another order). */
+int sd_upsample_forward_be(oir_backend *be, const sd_conv *c, const sd_conv *phase, sd_dev_arena *a,
+                           be_view out, be_view x, int B, int H, int W, oir_error *err);
+void sd_tokens_proj_add_nchw_be(oir_backend *be, be_view x, be_view t, const sd_linear *l, int B, int HW);
+/* out (rows, n) += in @ W^T + bias; ones: >= rows floats of 1.0 (the bias
+ * is added as ones (rows, 1) @ bias (1, n), bit for bit out[j] + bias[j]). */
+void sd_linear_add_be(oir_backend *be, be_view out, be_view in, const sd_linear *l, int rows, be_view ones);
 
 #endif

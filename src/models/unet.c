@@ -15,6 +15,7 @@
 #include "core/ops.h"
 #include "models/attn_capture.h"
 #include "models/model_config.h"
+#include "models/unet_impl.h"
 
 /* Token rows per attention / feed-forward chunk: bounds the q/k/v and GEGLU
  * buffers for large batches while keeping GEMMs big enough for BLAS. */
@@ -410,8 +411,8 @@ int unet_load_config(unet_model **out, const unet_config *cfg, weights *w, oir_e
     sd_norm_load(&p, &m->conv_norm_out, c0, "conv_norm_out");
     sd_conv_load(&p, &m->conv_out, c0, c->out_channels, c->conv_out_kernel, 1, "conv_out");
 
-    if ((rc = sd_params_check(&p, "unet", err))) {
-        free(m);
+    if ((rc = sd_params_check(&p, "unet", err)) || (rc = unet_bind(m, NULL, err))) {
+        unet_free(m);
         return rc;
     }
     *out = m;
@@ -426,8 +427,6 @@ int unet_load(unet_model **out, const char *config_path, weights *w, oir_error *
     return unet_load_config(out, &cfg, w, err);
 }
 
-void unet_free(unet_model *m) { free(m); }
-
 /* ---- Transformer2DModel ------------------------------------------------- */
 
 /* Batch rows per attention chunk: whole samples (self-attention needs all of
@@ -440,23 +439,66 @@ static size_t attention_arena_bytes(int B, int T, int Tk, int C, int heads) {
            sd_floats_bytes(op_attention_scratch(T, Tk, heads, C / heads));
 }
 
+/* One forward's state on the backend. */
+typedef struct {
+    unet_dev *d;
+    oir_backend *be;
+    sd_dev_arena *a;
+    be_view ones;
+    const int *cls; /* (B) context classes: the first row with the same context */
+} fwd;
+
+static int dev_fail(oir_error *err, const char *who, const sd_dev_arena *a) {
+    return oir_fail(err, OIR_E_NOMEM,
+                    "%s: arena exhausted (%zu of %zu bytes in use); size the arena with the model's "
+                    "*_arena_bytes plan",
+                    who, a->used, a->cap);
+}
+
+/* Host copy of a view: its own address on a host-memory backend, else a
+ * download into the model's host scratch (taps and the capture only). */
+static const float *host_of(fwd *F, be_view v, size_t n, size_t at, oir_error *err) {
+    const float *p = be_host_ptr(F->be, v);
+    if (p) return p;
+    unet_dev *d = F->d;
+    if (d->hbuf_cap < at + n) {
+        float *nh = realloc(d->hbuf, (at + n) * sizeof(float));
+        if (!nh) {
+            oir_fail(err, OIR_E_NOMEM, "unet: out of memory for a download");
+            return NULL;
+        }
+        d->hbuf = nh, d->hbuf_cap = at + n;
+    }
+    if (be_download(F->be, d->hbuf + at, v, n * sizeof(float), err)) return NULL;
+    return d->hbuf + at;
+}
+
+static int tap_dev(fwd *F, const sd_tap *tap, const char *name, be_view v, size_t n, oir_error *err) {
+    if (!tap || !tap->fn) return OIR_OK;
+    const float *p = host_of(F, v, n, 0, err);
+    if (!p) return err ? err->code : OIR_E_INTERNAL;
+    tap->fn(tap->user, name, p, n);
+    return OIR_OK;
+}
+
 /* Cross-attention keys and values of g rows of text context (g, Tk, C_kv).
  * The rows of a batch mostly repeat a few contexts (CFG: the negative and
  * the positive prompt for every candidate), so each distinct context is
  * projected once and copied to the rows that repeat it; with 77 context
  * tokens against 16-64 image tokens at the tiny model's attention levels,
- * the projections would otherwise be most of the attention's work. */
-static void context_kv(float *k, float *v, const float *ctx, const sd_linear *to_k, const sd_linear *to_v,
-                       int g, int Tk) {
+ * the projections would otherwise be most of the attention's work. cls: the
+ * rows' context classes (computed once per forward on the host input). */
+static void context_kv(fwd *F, be_view k, be_view v, be_view ctx, const sd_linear *to_k, const sd_linear *to_v,
+                       int g, int Tk, const int *cls) {
     int Ckv = to_k->in, C = to_k->out;
     size_t ctx_n = (size_t)Tk * Ckv, kv_n = (size_t)Tk * C;
     for (int i = 0; i < g;) {
         int same = -1;
         for (int j = 0; j < i && same < 0; j++)
-            if (!memcmp(ctx + i * ctx_n, ctx + j * ctx_n, ctx_n * sizeof(float))) same = j;
+            if (cls[i] == cls[j]) same = j;
         if (same >= 0) {
-            memcpy(k + i * kv_n, k + same * kv_n, kv_n * sizeof(float));
-            memcpy(v + i * kv_n, v + same * kv_n, kv_n * sizeof(float));
+            be_copy(F->be, be_view_f(k, i * kv_n), be_view_f(k, same * kv_n), kv_n * sizeof(float));
+            be_copy(F->be, be_view_f(v, i * kv_n), be_view_f(v, same * kv_n), kv_n * sizeof(float));
             i++;
             continue;
         }
@@ -464,12 +506,13 @@ static void context_kv(float *k, float *v, const float *ctx, const sd_linear *to
         int e = i + 1;
         for (; e < g; e++) {
             int seen = 0;
-            for (int j = 0; j < e && !seen; j++)
-                seen = !memcmp(ctx + e * ctx_n, ctx + j * ctx_n, ctx_n * sizeof(float));
+            for (int j = 0; j < e && !seen; j++) seen = cls[e] == cls[j];
             if (seen) break;
         }
-        op_linear(k + i * kv_n, ctx + i * ctx_n, to_k->w, to_k->b, (e - i) * Tk, Ckv, C);
-        op_linear(v + i * kv_n, ctx + i * ctx_n, to_v->w, to_v->b, (e - i) * Tk, Ckv, C);
+        be_linear(F->be, be_view_f(k, i * kv_n), be_view_f(ctx, i * ctx_n), to_k->bw, to_k->bb, (e - i) * Tk,
+                  Ckv, C);
+        be_linear(F->be, be_view_f(v, i * kv_n), be_view_f(ctx, i * ctx_n), to_v->bw, to_v->bb, (e - i) * Tk,
+                  Ckv, C);
         i = e;
     }
 }
@@ -487,42 +530,49 @@ typedef struct {
  *   h (B, T, C) += to_out(softmax(q k^T / sqrt(d)) v),
  *   q = to_q(n), k = to_k(src), v = to_v(src).
  * n (B, T, C) holds the normed hidden states and is overwritten; src
- * (B, Tk, C_kv) is n itself for self-attention or the text context.
+ * (B, Tk, C_kv) is n itself for self-attention (self) or the text context.
  * site (or NULL): the capture that records this layer's probabilities. */
-static int attention_add(const sd_linear *to_q, const sd_linear *to_k, const sd_linear *to_v,
-                         const sd_linear *to_out, int heads, arena *a, float *h, float *n,
-                         const float *src, int B, int T, int Tk, const xattn_site *site,
-                         oir_error *err) {
+static int attention_add(fwd *F, const sd_linear *to_q, const sd_linear *to_k, const sd_linear *to_v,
+                         const sd_linear *to_out, int heads, be_view h, be_view n, be_view src, int self,
+                         int B, int T, int Tk, const xattn_site *site, oir_error *err) {
     int C = to_q->out, Ckv = to_k->in, d = C / heads, G = attn_group(B, T);
-    size_t mark = arena_mark(a);
-    float *q = arena_floats(a, (size_t)G * T * C);  /* (G, T, C) */
-    float *k = arena_floats(a, (size_t)G * Tk * C); /* (G, Tk, C) */
-    float *v = arena_floats(a, (size_t)G * Tk * C); /* (G, Tk, C) */
-    float *scratch = arena_floats(a, op_attention_scratch(T, Tk, heads, d));
-    if (!q || !k || !v || !scratch)
-        return sd_arena_fail(err, "unet attention", a, mark,
-                             attention_arena_bytes(B, T, Tk, C, heads));
+    oir_backend *be = F->be;
+    size_t mark = F->a->used;
+    be_view q, k, v;
+    if (!sd_dalloc(F->a, (size_t)G * T * C, &q) || !sd_dalloc(F->a, (size_t)G * Tk * C, &k) ||
+        !sd_dalloc(F->a, (size_t)G * Tk * C, &v)) {
+        int rc = dev_fail(err, "unet attention", F->a);
+        F->a->used = mark;
+        return rc;
+    }
     float scale = (float)(1.0 / sqrt((double)d)); /* dim_head ** -0.5 */
     for (int b0 = 0; b0 < B; b0 += G) {
         int g = B - b0 < G ? B - b0 : G;
-        float *nb = n + (size_t)b0 * T * C;
-        const float *sb = src + (size_t)b0 * Tk * Ckv;
-        op_linear(q, nb, to_q->w, to_q->b, g * T, C, C);
-        if (src == n) {
-            op_linear(k, sb, to_k->w, to_k->b, g * Tk, Ckv, C);
-            op_linear(v, sb, to_v->w, to_v->b, g * Tk, Ckv, C);
+        be_view nb = be_view_f(n, (size_t)b0 * T * C);
+        be_view sb = be_view_f(src, (size_t)b0 * Tk * Ckv);
+        be_linear(be, q, nb, to_q->bw, to_q->bb, g * T, C, C);
+        if (self) {
+            be_linear(be, k, sb, to_k->bw, to_k->bb, g * Tk, Ckv, C);
+            be_linear(be, v, sb, to_v->bw, to_v->bb, g * Tk, Ckv, C);
         } else {
-            context_kv(k, v, sb, to_k, to_v, g, Tk);
+            context_kv(F, k, v, sb, to_k, to_v, g, Tk, F->cls + b0);
         }
         /* q, k, v are computed: nb is free to take the attention output */
-        op_attention(nb, q, k, v, g, T, Tk, heads, d, scale, NULL, 0, scratch);
+        be_attention(be, nb, q, k, v, g, T, Tk, heads, d, scale, BE_NONE, 0);
         for (int r = 0; site && r < g; r++) /* q and k are still intact */
-            if (site->cap->row == ATTN_CAPTURE_ALL_ROWS || site->cap->row == b0 + r)
-                attn_capture_layer(site->cap, site->name, b0 + r, q + (size_t)r * T * C,
-                                   k + (size_t)r * Tk * C, site->gh, site->gw, Tk, heads, d);
-        sd_linear_add(h + (size_t)b0 * T * C, nb, to_out, g * T);
+            if (site->cap->row == ATTN_CAPTURE_ALL_ROWS || site->cap->row == b0 + r) {
+                size_t qn = (size_t)T * C, kn = (size_t)Tk * C;
+                const float *qh = host_of(F, be_view_f(q, r * qn), qn, 0, err);
+                const float *kh = qh ? host_of(F, be_view_f(k, r * kn), kn, qn, err) : NULL;
+                if (!kh) {
+                    F->a->used = mark;
+                    return err ? err->code : OIR_E_INTERNAL;
+                }
+                attn_capture_layer(site->cap, site->name, b0 + r, qh, kh, site->gh, site->gw, Tk, heads, d);
+            }
+        sd_linear_add_be(be, be_view_f(h, (size_t)b0 * T * C), nb, to_out, g * T, F->ones);
     }
-    arena_reset(a, mark);
+    F->a->used = mark;
     return OIR_OK;
 }
 
@@ -534,20 +584,22 @@ static size_t ff_arena_bytes(int rows, int C) {
 }
 
 /* FeedForward(GEGLU): h (rows, C) += net.2(geglu(net.0.proj(n))), in row chunks. */
-static int feed_forward_add(const unet_transformer *t, arena *a, float *h, const float *n, int rows,
-                            oir_error *err) {
+static int feed_forward_add(fwd *F, const unet_transformer *t, be_view h, be_view n, int rows, oir_error *err) {
     int C = t->c, R = ff_chunk(rows);
-    size_t mark = arena_mark(a);
-    float *f = arena_floats(a, (size_t)R * 8 * C); /* (R, 8C) = [hidden | gate] */
-    float *g = arena_floats(a, (size_t)R * 4 * C); /* (R, 4C) */
-    if (!f || !g) return sd_arena_fail(err, "unet feed-forward", a, mark, ff_arena_bytes(rows, C));
+    size_t mark = F->a->used;
+    be_view f, g;
+    if (!sd_dalloc(F->a, (size_t)R * 8 * C, &f) || !sd_dalloc(F->a, (size_t)R * 4 * C, &g)) {
+        int rc = dev_fail(err, "unet feed-forward", F->a);
+        F->a->used = mark;
+        return rc;
+    }
     for (int r0 = 0; r0 < rows; r0 += R) {
         int r = rows - r0 < R ? rows - r0 : R;
-        op_linear(f, n + (size_t)r0 * C, t->ff_in.w, t->ff_in.b, r, C, 8 * C);
-        op_geglu(g, f, r, 4 * C);
-        sd_linear_add(h + (size_t)r0 * C, g, &t->ff_out, r);
+        be_linear(F->be, f, be_view_f(n, (size_t)r0 * C), t->ff_in.bw, t->ff_in.bb, r, C, 8 * C);
+        be_geglu(F->be, g, f, r, 4 * C);
+        sd_linear_add_be(F->be, be_view_f(h, (size_t)r0 * C), g, &t->ff_out, r, F->ones);
     }
-    arena_reset(a, mark);
+    F->a->used = mark;
     return OIR_OK;
 }
 
@@ -563,41 +615,42 @@ static size_t transformer_arena_bytes(const unet_transformer *t, int B, int T, i
 /* Transformer2DModel (continuous input, one BasicTransformerBlock), in place:
  * x (B, C, H, W) <- proj_out(block(proj_in(norm(x)))) + x, T = H*W tokens,
  * ctx (B, L, ctx_dim). site: attn2's capture, or NULL. */
-static int transformer_forward(const unet_transformer *t, arena *a, float *x, const float *ctx,
-                               int B, int T, int L, int groups, const xattn_site *site,
-                               oir_error *err) {
+static int transformer_forward(fwd *F, const unet_transformer *t, be_view x, be_view ctx, int B, int T, int L,
+                               int groups, const xattn_site *site, oir_error *err) {
     int C = t->c, rc;
-    size_t mark = arena_mark(a);
-    float *h = arena_floats(a, (size_t)B * T * C); /* (B, T, C) residual stream */
-    float *n = arena_floats(a, (size_t)B * T * C); /* (B, T, C) normed */
-    if (!h || !n)
-        return sd_arena_fail(err, "unet transformer", a, mark, transformer_arena_bytes(t, B, T, L));
-
+    oir_backend *be = F->be;
+    size_t mark = F->a->used;
+    be_view h, n;
+    if (!sd_dalloc(F->a, (size_t)B * T * C, &h) || !sd_dalloc(F->a, (size_t)B * T * C, &n)) {
+        rc = dev_fail(err, "unet transformer", F->a);
+        F->a->used = mark;
+        return rc;
+    }
     /* hidden_states = self.norm(hidden_states) -- into h as NCHW scratch */
-    op_group_norm(h, x, t->norm.w, t->norm.b, B, C, T, groups, TRANSFORMER_GN_EPS, 0);
+    be_group_norm(be, h, x, t->norm.bw, t->norm.bb, B, C, T, groups, TRANSFORMER_GN_EPS, 0);
     /* permute(0, 2, 3, 1) then proj_in: for a 1x1 conv or a Linear, the same product */
-    op_nchw_to_nhwc(n, h, B, C, T);
-    op_linear(h, n, t->proj_in.w, t->proj_in.b, B * T, C, C);
+    be_nchw_to_nhwc(be, n, h, B, C, T);
+    be_linear(be, h, n, t->proj_in.bw, t->proj_in.bb, B * T, C, C);
 
     /* BasicTransformerBlock: 1. self-attention */
-    op_layer_norm(n, h, t->norm1.w, t->norm1.b, B * T, C, TRANSFORMER_LN_EPS);
-    if ((rc = attention_add(&t->attn1_q, &t->attn1_k, &t->attn1_v, &t->attn1_out, t->heads, a, h, n,
-                            n, B, T, T, NULL, err)))
+    be_layer_norm(be, n, h, t->norm1.bw, t->norm1.bb, B * T, C, TRANSFORMER_LN_EPS, 0);
+    if ((rc = attention_add(F, &t->attn1_q, &t->attn1_k, &t->attn1_v, &t->attn1_out, t->heads, h, n, n, 1, B,
+                            T, T, NULL, err)))
         goto cleanup;
     /* 2. cross-attention on the text context */
-    op_layer_norm(n, h, t->norm2.w, t->norm2.b, B * T, C, TRANSFORMER_LN_EPS);
-    if ((rc = attention_add(&t->attn2_q, &t->attn2_k, &t->attn2_v, &t->attn2_out, t->heads, a, h, n,
-                            ctx, B, T, L, site, err)))
+    be_layer_norm(be, n, h, t->norm2.bw, t->norm2.bb, B * T, C, TRANSFORMER_LN_EPS, 0);
+    if ((rc = attention_add(F, &t->attn2_q, &t->attn2_k, &t->attn2_v, &t->attn2_out, t->heads, h, n, ctx, 0,
+                            B, T, L, site, err)))
         goto cleanup;
     /* 3. feed-forward */
-    op_layer_norm(n, h, t->norm3.w, t->norm3.b, B * T, C, TRANSFORMER_LN_EPS);
-    if ((rc = feed_forward_add(t, a, h, n, B * T, err))) goto cleanup;
+    be_layer_norm(be, n, h, t->norm3.bw, t->norm3.bb, B * T, C, TRANSFORMER_LN_EPS, 0);
+    if ((rc = feed_forward_add(F, t, h, n, B * T, err))) goto cleanup;
 
     /* proj_out, back to NCHW, + residual: x (C, T) += W_out @ h^T + b per row */
-    sd_tokens_proj_add_nchw(x, h, &t->proj_out, B, T);
+    sd_tokens_proj_add_nchw_be(be, x, h, &t->proj_out, B, T);
     rc = OIR_OK;
 cleanup:
-    arena_reset(a, mark);
+    F->a->used = mark;
     return rc;
 }
 
@@ -652,8 +705,12 @@ size_t unet_arena_bytes(const unet_model *m, int B, int h, int w, int ctx_len) {
     const unet_config *c = &m->cfg;
     int n = c->n_blocks, c0 = c->block_out_channels[0], ted = c->time_embed_dim;
     if (B < 1 || h < 1 || w < 1 || ctx_len < 1) return 0;
-    /* persistent: time embedding, skips, two ping-pong buffers */
-    size_t bytes = sd_floats_bytes((size_t)B * c0) + 3 * sd_floats_bytes((size_t)B * ted);
+    /* persistent: the inputs and the output on the backend, time embedding,
+     * skips, two ping-pong buffers */
+    size_t bytes = sd_floats_bytes((size_t)B * c->in_channels * h * w) +
+                   sd_floats_bytes((size_t)B * ctx_len * c->cross_attention_dim) +
+                   sd_floats_bytes((size_t)B * c->out_channels * h * w);
+    bytes += sd_floats_bytes((size_t)B * c0) + 3 * sd_floats_bytes((size_t)B * ted);
     skip_plan sp;
     plan_skips(m, h, w, &sp);
     for (int i = 0; i < sp.n; i++)
@@ -746,16 +803,25 @@ int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
         return oir_fail(err, OIR_E_SHAPE,
                         "unet_forward: latent %dx%d is not a multiple of %d (2^%d downsamplings)",
                         h, w, f, n - 1);
+    if (!m->dev) return oir_fail(err, OIR_E_ARG, "unet_forward: the model is on no backend (unet_bind)");
     int rc0 = capture ? attn_capture_check(capture, B, h, w, ctx_len, err) : OIR_OK;
     if (rc0) return oir_error_prefix(err, "unet_forward");
+    unet_dev *d = m->dev;
+    oir_backend *be = d->be;
+    size_t ctx_n = (size_t)ctx_len * c->cross_attention_dim;
+    size_t in_n = (size_t)B * c->in_channels * h * w, out_n = (size_t)B * c->out_channels * h * w;
+    sd_dev_arena da;
+    int rc;
+    size_t ones_n = (size_t)h * w > UNET_CHUNK_ROWS ? (size_t)h * w : UNET_CHUNK_ROWS;
+    if ((rc = unet_dev_arena(d, a, unet_arena_bytes(m, B, h, w, ctx_len), &da, err)) ||
+        (rc = unet_dev_ones(d, ones_n, err)) || (rc = unet_dev_classes(d, context, B, ctx_n, err)))
+        return oir_error_prefix(err, "unet_forward"), rc;
+    fwd F = {d, be, &da, be_view_of(d->ones), d->cls};
     xattn_site site;
-    size_t mark = arena_mark(a);
-    int rc = OIR_OK;
-#define ALLOC(ptr, count)                                                                          \
+#define ALLOC(v, count)                                                                            \
     do {                                                                                           \
-        (ptr) = arena_floats(a, (count));                                                          \
-        if (!(ptr)) {                                                                              \
-            rc = sd_arena_fail(err, "unet", a, mark, unet_arena_bytes(m, B, h, w, ctx_len));       \
+        if (!sd_dalloc(&da, (count), &(v))) {                                                      \
+            rc = dev_fail(err, "unet", &da);                                                       \
             goto cleanup;                                                                          \
         }                                                                                          \
     } while (0)
@@ -764,59 +830,64 @@ int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
         if ((rc = (call)) != OIR_OK) goto cleanup;                                                 \
     } while (0)
 
+    /* the inputs onto the backend */
+    be_view x_in, ctx, out;
+    ALLOC(x_in, in_n);
+    ALLOC(ctx, (size_t)B * ctx_n);
+    ALLOC(out, out_n);
+    be_upload(be, x_in, sample, in_n * sizeof(float));
+    be_upload(be, ctx, context, (size_t)B * ctx_n * sizeof(float));
+
     /* 1. time: t_emb = time_proj(timesteps); emb = time_embedding(t_emb) */
-    float *t_emb, *t_hid, *emb, *emb_act;
+    be_view t_emb, t_hid, emb, emb_act;
     ALLOC(t_emb, (size_t)B * c0);    /* (B, C0) */
     ALLOC(t_hid, (size_t)B * ted);   /* (B, T_emb) */
     ALLOC(emb, (size_t)B * ted);     /* (B, T_emb) */
     ALLOC(emb_act, (size_t)B * ted); /* (B, T_emb) silu(emb), what every resnet projects */
-    op_timestep_embedding(t_emb, timesteps, B, c0, c->flip_sin_to_cos, c->freq_shift, 10000.0f);
-    sd_tap_out(tap, "time_proj", t_emb, (size_t)B * c0);
-    op_linear(t_hid, t_emb, m->time_linear_1.w, m->time_linear_1.b, B, c0, ted);
-    op_silu(t_hid, t_hid, (size_t)B * ted);
-    op_linear(emb, t_hid, m->time_linear_2.w, m->time_linear_2.b, B, ted, ted);
-    op_silu(emb_act, emb, (size_t)B * ted);
-    sd_tap_out(tap, "time_emb", emb, (size_t)B * ted);
+    be_timestep_embedding(be, t_emb, timesteps, B, c0, c->flip_sin_to_cos, c->freq_shift, 10000.0f);
+    TRY(tap_dev(&F, tap, "time_proj", t_emb, (size_t)B * c0, err));
+    be_linear(be, t_hid, t_emb, m->time_linear_1.bw, m->time_linear_1.bb, B, c0, ted);
+    be_act(be, BE_ACT_SILU, t_hid, t_hid, (size_t)B * ted);
+    be_linear(be, emb, t_hid, m->time_linear_2.bw, m->time_linear_2.bb, B, ted, ted);
+    be_act(be, BE_ACT_SILU, emb_act, emb, (size_t)B * ted);
+    TRY(tap_dev(&F, tap, "time_emb", emb, (size_t)B * ted, err));
 
     /* the skip connections (every down-path output) and two ping-pong buffers */
     skip_plan sp;
     plan_skips(m, h, w, &sp);
-    float *skip[MAX_SKIPS];
+    be_view skip[MAX_SKIPS];
     for (int i = 0; i < sp.n; i++) ALLOC(skip[i], (size_t)B * sp.c[i] * sp.hh[i] * sp.ww[i]);
     size_t pp = (size_t)B * pingpong_floats(m, h, w);
-    float *pbuf[2];
+    be_view pbuf[2];
     ALLOC(pbuf[0], pp);
     ALLOC(pbuf[1], pp);
 
     /* 2. pre-process: sample = conv_in(sample) */
-    TRY(sd_conv_forward(&m->conv_in, a, skip[0], sample, B, h, w, 1, (c->conv_in_kernel - 1) / 2,
-                        err));
-    sd_tap_out(tap, "conv_in", skip[0], (size_t)B * c0 * h * w);
+    sd_conv_forward_be(be, &m->conv_in, skip[0], x_in, B, h, w, 1, (c->conv_in_kernel - 1) / 2);
+    TRY(tap_dev(&F, tap, "conv_in", skip[0], (size_t)B * c0 * h * w, err));
 
     /* 3. down */
     char name[32];
     int s = 1, hh = h, ww = w;
-    float *cur = skip[0];
+    be_view cur = skip[0];
     for (int i = 0; i < n; i++) {
-        const unet_down_block *d = &m->down[i];
-        for (int j = 0; j < d->n_layers; j++) {
-            TRY(sd_resnet_forward(&d->resnets[j], a, skip[s], cur, emb_act, B, hh, ww, G, eps, 1.0f,
-                                  err));
-            if (d->has_attn)
-                TRY(transformer_forward(&d->attentions[j], a, skip[s], context, B, hh * ww, ctx_len,
-                                        G,
-                                        site_at(&site, capture, hh, ww,
-                                                "down_blocks.%d.attentions.%d", i, j),
+        const unet_down_block *dn = &m->down[i];
+        for (int j = 0; j < dn->n_layers; j++) {
+            TRY(sd_resnet_forward_be(be, &dn->resnets[j], &da, skip[s], cur, emb_act, B, hh, ww, G, eps, 1.0f,
+                                     err));
+            if (dn->has_attn)
+                TRY(transformer_forward(&F, &dn->attentions[j], skip[s], ctx, B, hh * ww, ctx_len, G,
+                                        site_at(&site, capture, hh, ww, "down_blocks.%d.attentions.%d", i, j),
                                         err));
             cur = skip[s++];
         }
-        if (d->has_downsample) {
-            TRY(sd_downsample_forward(&d->downsample, a, skip[s], cur, B, hh, ww, 1, err));
+        if (dn->has_downsample) {
+            sd_conv_forward_be(be, &dn->downsample, skip[s], cur, B, hh, ww, 2, 1);
             hh /= 2, ww /= 2;
             cur = skip[s++];
         }
         snprintf(name, sizeof name, "down.%d", i);
-        sd_tap_out(tap, name, cur, (size_t)B * d->c_out * hh * ww);
+        TRY(tap_dev(&F, tap, name, cur, (size_t)B * dn->c_out * hh * ww, err));
     }
 
     /* 4. mid: resnet, transformer, resnet */
@@ -824,61 +895,65 @@ int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
     int p = 0; /* next ping-pong buffer to write */
     if (c->has_mid) {
         float msf = c->mid_block_scale_factor;
-        TRY(sd_resnet_forward(&m->mid_resnets[0], a, pbuf[0], cur, emb_act, B, hh, ww, G, eps, msf,
-                              err));
-        TRY(transformer_forward(&m->mid_attn, a, pbuf[0], context, B, hh * ww, ctx_len, G,
+        TRY(sd_resnet_forward_be(be, &m->mid_resnets[0], &da, pbuf[0], cur, emb_act, B, hh, ww, G, eps, msf,
+                                 err));
+        TRY(transformer_forward(&F, &m->mid_attn, pbuf[0], ctx, B, hh * ww, ctx_len, G,
                                 site_at(&site, capture, hh, ww, "mid_block.attentions.0"), err));
-        TRY(sd_resnet_forward(&m->mid_resnets[1], a, pbuf[1], pbuf[0], emb_act, B, hh, ww, G, eps,
-                              msf, err));
+        TRY(sd_resnet_forward_be(be, &m->mid_resnets[1], &da, pbuf[1], pbuf[0], emb_act, B, hh, ww, G, eps,
+                                 msf, err));
         cur = pbuf[1];
         p = 0;
-        sd_tap_out(tap, "mid", cur, (size_t)B * cur_c * hh * ww);
+        TRY(tap_dev(&F, tap, "mid", cur, (size_t)B * cur_c * hh * ww, err));
     }
 
     /* 5. up: each resnet takes cat([hidden, skip], dim=1), skips popped last-first */
     for (int i = 0; i < n; i++) {
         const unet_up_block *u = &m->up[i];
         for (int j = 0; j < u->n_layers; j++) {
-            const float *sk = skip[--s];
+            be_view sk = skip[--s];
             int sc = u->skip_c[j];
-            size_t tm = arena_mark(a);
-            float *cat;
+            size_t tm = da.used;
+            be_view cat;
             ALLOC(cat, (size_t)B * (cur_c + sc) * hh * ww); /* (B, C_cur + C_skip, H, W) */
-            op_concat_channels(cat, cur, sk, B, cur_c, sc, hh * ww);
-            rc = sd_resnet_forward(&u->resnets[j], a, pbuf[p], cat, emb_act, B, hh, ww, G, eps,
-                                   1.0f, err);
-            arena_reset(a, tm);
+            be_concat_channels(be, cat, cur, sk, B, cur_c, sc, hh * ww);
+            rc = sd_resnet_forward_be(be, &u->resnets[j], &da, pbuf[p], cat, emb_act, B, hh, ww, G, eps, 1.0f,
+                                      err);
+            da.used = tm;
             if (rc) goto cleanup;
             cur = pbuf[p], p ^= 1, cur_c = u->c_out;
             if (u->has_attn)
-                TRY(transformer_forward(&u->attentions[j], a, cur, context, B, hh * ww, ctx_len, G,
-                                        site_at(&site, capture, hh, ww,
-                                                "up_blocks.%d.attentions.%d", i, j),
+                TRY(transformer_forward(&F, &u->attentions[j], cur, ctx, B, hh * ww, ctx_len, G,
+                                        site_at(&site, capture, hh, ww, "up_blocks.%d.attentions.%d", i, j),
                                         err));
         }
         if (u->has_upsample) {
-            TRY(sd_upsample_forward(&u->upsample, a, pbuf[p], cur, B, hh, ww, err));
+            TRY(sd_upsample_forward_be(be, &u->upsample, d->phase[i].w ? &d->phase[i] : NULL, &da, pbuf[p], cur,
+                                       B, hh, ww, err));
             hh *= 2, ww *= 2;
             cur = pbuf[p], p ^= 1;
         }
         snprintf(name, sizeof name, "up.%d", i);
-        sd_tap_out(tap, name, cur, (size_t)B * cur_c * hh * ww);
+        TRY(tap_dev(&F, tap, name, cur, (size_t)B * cur_c * hh * ww, err));
     }
 
     /* 6. post-process: conv_out(silu(conv_norm_out(sample))) */
     {
-        float *t;
+        be_view t;
         ALLOC(t, (size_t)B * c0 * h * w);
-        op_group_norm(t, cur, m->conv_norm_out.w, m->conv_norm_out.b, B, c0, h * w, G, eps, 1);
-        sd_tap_out(tap, "conv_act", t, (size_t)B * c0 * h * w);
-        TRY(sd_conv_forward(&m->conv_out, a, noise_pred_out, t, B, h, w, 1,
-                            (c->conv_out_kernel - 1) / 2, err));
+        be_group_norm(be, t, cur, m->conv_norm_out.bw, m->conv_norm_out.bb, B, c0, h * w, G, eps, 1);
+        TRY(tap_dev(&F, tap, "conv_act", t, (size_t)B * c0 * h * w, err));
+        sd_conv_forward_be(be, &m->conv_out, out, t, B, h, w, 1, (c->conv_out_kernel - 1) / 2);
     }
-    sd_tap_out(tap, "noise_pred", noise_pred_out, (size_t)B * c->out_channels * h * w);
+    /* runs what is queued; reports the first failure of any op */
+    TRY(be_download(be, noise_pred_out, out, out_n * sizeof(float), err));
+    TRY(tap_dev(&F, tap, "noise_pred", out, out_n, err));
 #undef ALLOC
 #undef TRY
 cleanup:
-    if (rc) oir_error_prefix(err, "unet_forward");
-    arena_reset(a, mark);
+    if (rc) {
+        oir_error ignore;
+        be_sync(be, &ignore); /* clears the sticky status of a failed forward */
+        oir_error_prefix(err, "unet_forward");
+    }
     return rc;
 }

@@ -16,8 +16,15 @@
  * worst-case live activations plus kernel scratch for that batch and size),
  * marks it on entry and resets it on return, and never calls malloc.
  *
- * Threads: a loaded model is read-only; several threads may run forwards on
- * the same model at once, each with its own arena.
+ * The forward runs on the model's backend (unet_bind; the CPU by default):
+ * the weights are bound once, the activations are carved from one buffer
+ * (on the CPU backend the free part of the caller's arena, wrapped in
+ * place; on a device, device memory of unet_arena_bytes), the inputs are
+ * uploaded and the noise prediction downloaded. On the CPU backend the
+ * results are bit-identical to the op_* kernels called directly.
+ *
+ * Threads: a backend is used by one thread at a time, so one forward at a
+ * time per model (one model per thread).
  *
  * Config (config.json fields, as diffusers reads them): in_channels,
  * out_channels, block_out_channels, layers_per_block (int or list),
@@ -133,6 +140,7 @@ typedef struct unet_model {
     unet_up_block up[UNET_MAX_BLOCKS];
     sd_norm conv_norm_out; /* GroupNorm(groups, C0) */
     sd_conv conv_out;      /* (C_out, C0, k, k) */
+    struct unet_dev *dev;  /* the backend it runs on, its weights there (unet_bind) */
 } unet_model;
 
 /* Builds the model from a config.json and weights: every parameter is
@@ -143,6 +151,17 @@ typedef struct unet_model {
 int unet_load(unet_model **out, const char *config_path, weights *w, oir_error *err);
 int unet_load_config(unet_model **out, const unet_config *cfg, weights *w, oir_error *err);
 void unet_free(unet_model *m);
+
+/* The backend the forwards run on (docs/BACKENDS.md). A loaded model runs on
+ * a CPU backend of its own (the weights wrapped where they are: zero-copy);
+ * unet_bind moves it onto `be` (NULL: a CPU backend of its own again),
+ * uploading the weights once (one buffer, one sync). `be` is the caller's
+ * and must outlive the model or its next unet_bind. On failure the model is
+ * back on a CPU backend of its own and the error says why. */
+int unet_bind(unet_model *m, oir_backend *be, oir_error *err);
+/* "cpu", "vulkan:0 (llvmpipe ...)", for reports. */
+const char *unet_backend_name(const unet_model *m);
+oir_backend *unet_backend(const unet_model *m);
 
 /* Arena bytes one forward needs for batch B, latent h x w, context length. */
 size_t unet_arena_bytes(const unet_model *m, int B, int h, int w, int ctx_len);
