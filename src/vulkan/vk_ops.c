@@ -142,6 +142,17 @@ static int vk_conv2d(oir_backend *be, be_view out, be_view in, be_view w, be_vie
                     (size_t)C_out * 4, &p, u32(N));
 }
 
+/* An optional operand's binding: the view when given, else a copy of
+ * stand_in (the shader ignores it; a descriptor must still be bound). */
+static int bind_optional(vk_backend *vb, const char *op, const char *name, be_view v, size_t bytes,
+                         const vk_bind *stand_in, vk_bind *dst) {
+    if (!v.buf) {
+        *dst = *stand_in;
+        return OIR_OK;
+    }
+    return vk_bind_view(vb, op, name, v, bytes, 4, dst);
+}
+
 /* ---- norms, softmax ----------------------------------------------------- */
 
 static int norm_run(vk_backend *vb, const char *op, be_view out, be_view in, be_view g, be_view b,
@@ -152,18 +163,10 @@ static int norm_run(vk_backend *vb, const char *op, be_view out, be_view in, be_
     if ((rc = vk_bind_view(vb, op, "out", out, elems * 4, 4, &bd[0])) ||
         (rc = vk_bind_view(vb, op, "in", in, elems * 4, 4, &bd[1])))
         return rc;
-    if (g.buf) {
-        flags |= 1u;
-        if ((rc = vk_bind_view(vb, op, "gamma", g, (size_t)C * 4, 4, &bd[2]))) return rc;
-    } else {
-        bd[2] = bd[1];
-    }
-    if (b.buf) {
-        flags |= 2u;
-        if ((rc = vk_bind_view(vb, op, "beta", b, (size_t)C * 4, 4, &bd[3]))) return rc;
-    } else {
-        bd[3] = bd[1];
-    }
+    if ((rc = bind_optional(vb, op, "gamma", g, (size_t)C * 4, &bd[1], &bd[2])) ||
+        (rc = bind_optional(vb, op, "beta", b, (size_t)C * 4, &bd[1], &bd[3])))
+        return rc;
+    flags |= (g.buf ? 1u : 0u) | (b.buf ? 2u : 0u);
     uint32_t params[6] = {u32(slices), C, HW, groups, fbits(eps), flags};
     uint32_t gx, gy;
     vk_groups_2d(vb, slices, &gx, &gy);
@@ -207,11 +210,7 @@ static int ew_dispatch(vk_backend *vb, const char *op, int code, be_view out, si
     if ((rc = vk_bind_view(vb, op, "out", out, out_n * 4, 4, &bd[0])) ||
         (rc = vk_bind_view(vb, op, "a", a, a_n * 4, 4, &bd[1])))
         return rc;
-    if (b.buf) {
-        if ((rc = vk_bind_view(vb, op, "b", b, out_n * 4, 4, &bd[2]))) return rc;
-    } else {
-        bd[2] = bd[1];
-    }
+    if ((rc = bind_optional(vb, op, "b", b, out_n * 4, &bd[1], &bd[2]))) return rc;
     uint32_t params[4] = {u32(out_n), (uint32_t)code, u32(C), fbits(s)};
     return vk_dispatch(vb, VK_SH_ELTWISE, NULL, 0, bd, 3, params, sizeof params, groups_1d(out_n), 1, 1);
 }
@@ -266,11 +265,7 @@ static int shape_run(vk_backend *vb, const char *op, int code, be_view out, size
     if ((rc = vk_bind_view(vb, op, "out", out, out_n * 4, 4, &bd[0])) ||
         (rc = vk_bind_view(vb, op, "a", a, a_n * 4, 4, &bd[1])))
         return rc;
-    if (b.buf) {
-        if ((rc = vk_bind_view(vb, op, "b", b, b_n * 4, 4, &bd[2]))) return rc;
-    } else {
-        bd[2] = bd[1];
-    }
+    if ((rc = bind_optional(vb, op, "b", b, b_n * 4, &bd[1], &bd[2]))) return rc;
     uint32_t params[4] = {u32(out_n), (uint32_t)code, d0, d1};
     return vk_dispatch(vb, VK_SH_SHAPE, NULL, 0, bd, 3, params, sizeof params, groups_1d(out_n), 1, 1);
 }
