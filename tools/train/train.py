@@ -98,8 +98,11 @@ DEFAULTS = dict(
     vae_ft=dict(steps=900, batch=16, crop=0, lr=3e-4, warmup=20, wd=0.0, kl=0.0, ema=0.995),
     # (the committed run planned 6500 steps and stopped at 2011, before the decay, for unet_ft)
     unet=dict(steps=2011, batch=32, lr=5e-4, warmup=200, wd=0.0, ema=0.999, pool=32768, uncond=0.1),
+    # unet_more (issue 14): the shipped UNet trained on (fresh AdamW, gentler rate, longer EMA);
+    # about 0.8 s a step on one core of the 2-core machine.
+    unet_more=dict(steps=7000, batch=32, lr=2e-4, warmup=100, wd=0.0, ema=0.999, pool=32768, uncond=0.1),
 )
-SEEDS = dict(clip=1, vae=2, unet=3, pool=4, init=5, clip_ft=6, clip_joint=7, unet_ft=8)
+SEEDS = dict(clip=1, vae=2, unet=3, pool=4, init=5, clip_ft=6, clip_joint=7, unet_ft=8, unet_more=9)
 
 
 # ----------------------------------------------------------------------------- tokenizer
@@ -421,7 +424,7 @@ class Ctx:
             h["text_steps"] = self.args.clip_text_steps
         if stage == "vae" and self.args.vae_enc_steps is not None:
             h["enc_steps"] = self.args.vae_enc_steps
-        if stage == "unet" and self.args.pool:
+        if stage in ("unet", "unet_more") and self.args.pool:
             h["pool"] = self.args.pool
         return h
 
@@ -650,7 +653,7 @@ def run_stage(ctx: Ctx, stage: str, modules: Dict[str, torch.nn.Module], params,
             print(f"[{stage}] stopped on request after step {s + 1}; resume by running it again", flush=True)
             break
     keys = {"clip": ["loss", "scene", "obj", "attr"], "clip_ft": ["loss", "scene", "obj", "attr"],
-            "clip_joint": ["loss", "scene", "obj", "attr"], "unet_ft": ["loss"], "vae": ["mse", "l1", "kl"], "vae_ft": ["mse", "l1"],
+            "clip_joint": ["loss", "scene", "obj", "attr"], "unet_ft": ["loss"], "unet_more": ["loss"], "vae": ["mse", "l1", "kl"], "vae_ft": ["mse", "l1"],
             "unet": ["loss"]}[stage]
     plot_curves(log.path, os.path.join(ctx.work, f"{stage}_loss.png"), keys, f"{stage} training loss")
 
@@ -859,6 +862,32 @@ def scaling_factor(mean: torch.Tensor, std: torch.Tensor) -> float:
     return float(1.0 / z.flatten().std())
 
 
+def unet_step_fn(ctx: Ctx, stage: str, unet, text, mean, std, caps, sf: float, hp: dict):
+    """One eps-prediction step on a batch of pool latents (a fresh posterior sample each time);
+    batches and noise are a function of (stage, step), so a resumed run equals an uninterrupted one."""
+    tok = ctx.tok
+    dev = ctx.dev
+    n = mean.shape[0]
+    acp = new_train_scheduler().alphas_cumprod.to(dev)
+
+    def step(s: int, batch: int):
+        g = torch.Generator().manual_seed(SEEDS[stage] * 1_000_003 + s)
+        idx = torch.randint(0, n, (batch,), generator=g)
+        z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)).to(dev) * sf
+        flip = torch.rand(batch, generator=g) < hp["uncond"]
+        texts = ["" if f else caps[i] for f, i in zip(flip.tolist(), idx.tolist())]
+        with torch.no_grad():
+            cond = text(input_ids=tokenize(tok, texts, MAX_LEN).to(dev)).last_hidden_state
+        t = torch.randint(0, 1000, (batch,), generator=g).to(dev)
+        eps = torch.randn(z0.shape, generator=g).to(dev)
+        a = acp[t].view(-1, 1, 1, 1)
+        zt = a.sqrt() * z0 + (1 - a).sqrt() * eps
+        pred = unet(zt, t, encoder_hidden_states=cond).sample
+        loss = F.mse_loss(pred, eps)
+        return loss, dict(loss=loss.item())
+    return step
+
+
 def stage_unet(ctx: Ctx, stage: str = "unet") -> None:
     """stage unet: from scratch on clip_text; unet_ft: from the unet stage's EMA on clip_text2."""
     hp = ctx.hp(stage)
@@ -878,29 +907,50 @@ def stage_unet(ctx: Ctx, stage: str = "unet") -> None:
     for p in ema.parameters():
         p.requires_grad_(False)
     print(f"[{stage}] {nparams(unet) / 1e6:.2f} M params", flush=True)
-    sched = new_train_scheduler()
-    acp = sched.alphas_cumprod.to(ctx.dev)
-    tok = ctx.tok
-    dev = ctx.dev
-    n = mean.shape[0]
-
-    def step(s: int, batch: int):
-        g = torch.Generator().manual_seed(SEEDS[stage] * 1_000_003 + s)
-        idx = torch.randint(0, n, (batch,), generator=g)
-        z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)).to(dev) * sf
-        flip = torch.rand(batch, generator=g) < hp["uncond"]
-        texts = ["" if f else caps[i] for f, i in zip(flip.tolist(), idx.tolist())]
-        with torch.no_grad():
-            cond = text(input_ids=tokenize(tok, texts, MAX_LEN).to(dev)).last_hidden_state
-        t = torch.randint(0, 1000, (batch,), generator=g).to(dev)
-        eps = torch.randn(z0.shape, generator=g).to(dev)
-        a = acp[t].view(-1, 1, 1, 1)
-        zt = a.sqrt() * z0 + (1 - a).sqrt() * eps
-        pred = unet(zt, t, encoder_hidden_states=cond).sample
-        loss = F.mse_loss(pred, eps)
-        return loss, dict(loss=loss.item())
-
+    step = unet_step_fn(ctx, stage, unet, text, mean, std, caps, sf, hp)
     run_stage(ctx, stage, {"unet": unet}, list(unet.parameters()), step, hp, ema=ema, ema_src=unet)
+
+
+def stage_unet_more(ctx: Ctx) -> None:
+    """unet_more (issue 14, a stronger tiny model): the shipped UNet trained further, from the
+    committed weights alone (models/tiny-shapes: its UNet, text encoder, VAE encoder and scaling
+    factor), with a fresh AdamW. Needs no earlier stage's checkpoint, so any session can run it."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+    hp = ctx.hp("unet_more")
+    sd_dir = os.path.join(ctx.args.base, "tiny-shapes")
+    vae = AutoencoderKL.from_pretrained(os.path.join(sd_dir, "vae")).to(ctx.dev).eval()
+    text = CLIPTextModel.from_pretrained(os.path.join(sd_dir, "text_encoder")).text_model.to(ctx.dev).eval()
+    text.requires_grad_(False)
+    mean, std, caps = latent_pool(ctx, vae, hp["pool"])
+    sf = float(vae.config.scaling_factor)  # the shipped one: the engine scales latents by it
+    unet = UNet2DConditionModel.from_pretrained(os.path.join(sd_dir, "unet")).float().to(ctx.dev)
+    ema = UNet2DConditionModel.from_pretrained(os.path.join(sd_dir, "unet")).float().to(ctx.dev)
+    ema.requires_grad_(False)
+    print(f"[unet_more] from {sd_dir}: {nparams(unet) / 1e6:.2f} M params, scaling_factor {sf}", flush=True)
+    step = unet_step_fn(ctx, "unet_more", unet, text, mean, std, caps, sf, hp)
+    run_stage(ctx, "unet_more", {"unet": unet}, list(unet.parameters()), step, hp, ema=ema, ema_src=unet)
+
+
+def export_unet_more(ctx: Ctx, out_dir: str) -> None:
+    """Writes OUT/tiny-shapes: the shipped pipeline with the unet_more stage's EMA UNet (fp16, as
+    shipped). OUT may be models/ itself (then only unet/ is replaced)."""
+    from diffusers import UNet2DConditionModel
+    src = os.path.join(ctx.args.base, "tiny-shapes")
+    dst = os.path.join(out_dir, "tiny-shapes")
+    unet = UNet2DConditionModel.from_pretrained(os.path.join(src, "unet")).float()
+    meta = load_ckpt(ctx.ckpt("unet_more"), {"ema": unet}, None)
+    if os.path.abspath(src) != os.path.abspath(dst):
+        if os.path.exists(dst):
+            shutil.rmtree(dst)
+        shutil.copytree(src, dst)
+    tmp = os.path.join(dst, "unet.tmp")
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    unet.half().save_pretrained(tmp, safe_serialization=True)
+    shutil.rmtree(os.path.join(dst, "unet"))
+    os.replace(tmp, os.path.join(dst, "unet"))
+    print(f"[export-more] {dst}: UNet of unet_more step {meta['step']}", flush=True)
 
 
 # ----------------------------------------------------------------------------- export
@@ -1043,7 +1093,10 @@ def measure(ctx: Ctx, n: int = 4) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", default="all",
-                    choices=["all", "clip", "clip_ft", "clip_joint", "vae", "vae_ft", "unet", "unet_ft", "export", "pack-resume", "unpack-resume"])
+                    choices=["all", "clip", "clip_ft", "clip_joint", "vae", "vae_ft", "unet", "unet_ft", "export", "pack-resume",
+                             "unpack-resume", "unet_more", "export-more"])
+    ap.add_argument("--base", default=os.path.join(ROOT, "models"),
+                    help="the models unet_more starts from and export-more copies (default: the shipped ones)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--work", default=os.path.join(HERE, "checkpoints"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models"))
@@ -1053,6 +1106,7 @@ def main() -> int:
     ap.add_argument("--steps-unet-ft", type=int, default=None)
     ap.add_argument("--steps-vae", type=int, default=None)
     ap.add_argument("--steps-unet", type=int, default=None)
+    ap.add_argument("--steps-unet-more", type=int, default=None)
     ap.add_argument("--clip-text-steps", type=int, default=None, help="freeze the text tower after N CLIP steps")
     ap.add_argument("--vae-enc-steps", type=int, default=None, help="freeze the VAE encoder after N steps")
     ap.add_argument("--ckpt-every", type=int, default=100)
@@ -1063,7 +1117,8 @@ def main() -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("train.py: error: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
-    for k in ("steps_clip", "steps_clip_ft", "steps_clip_joint", "steps_vae", "steps_unet", "steps_unet_ft"):
+    for k in ("steps_clip", "steps_clip_ft", "steps_clip_joint", "steps_vae", "steps_unet", "steps_unet_ft",
+              "steps_unet_more"):
         v = getattr(args, k)
         if v is not None and v < 1:
             print(f"train.py: error: --{k.replace('_', '-')} must be >= 1, got {v}", file=sys.stderr)
@@ -1098,6 +1153,10 @@ def main() -> int:
             pack_resume(ctx, args.out)
         elif st == "unpack-resume":
             unpack_resume(ctx, args.out)
+        elif st == "unet_more":
+            stage_unet_more(ctx)
+        elif st == "export-more":
+            export_unet_more(ctx, args.out)
         else:
             stage_export(ctx, args.out)
     return 0
