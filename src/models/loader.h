@@ -35,7 +35,7 @@
 #define OIR_MODELS_LOADER_H
 
 #include "core/error.h"
-#include "diffusion/ddim.h"
+#include "models/scheduler_config.h"
 #include "models/clip_text.h"
 #include "models/clip_vision.h"
 #include "models/tokenizer.h"
