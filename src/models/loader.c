@@ -270,9 +270,12 @@ int sd_component_load(sd_model **out, const char *dir, int component, const sd_l
     case MODEL_PATH_COMPONENT: rc = sd_load_component_folder(m, dir, component, p.variant, err); break;
     case MODEL_PATH_PICKLE: rc = loader_refuse_pickle(dir, err); break;
     default:
-        rc = oir_fail(err, sd_is_dir(dir) ? OIR_E_FORMAT : OIR_E_IO,
-                      "%s: not one model's folder (config.json with _class_name and its weights)",
-                      dir);
+        if (!sd_is_dir(dir) && !sd_is_file(dir))
+            rc = oir_fail(err, OIR_E_IO, "%s: no such folder", dir);
+        else
+            rc = oir_fail(err, OIR_E_FORMAT,
+                          "%s: not one model's folder (config.json with _class_name and its weights)",
+                          dir);
     }
     return model_finish(out, m, p.device, rc, err);
 }
