@@ -2,7 +2,8 @@
 # One prepared check for a machine with a real GPU and its Vulkan driver
 # (issue 15; an NVIDIA H100 is the target): builds with the Vulkan backend,
 # lists the devices, runs every backend op on the GPU against the CPU
-# (tests/test_backend_ops.c), then times the table's ops at SD 1.5 shapes
+# (tests/test_backend_ops.c, its fp16-weight cases included), the tiny UNet
+# with fp16 weights against fp32 (tests/test_vulkan_fp16.c), then times the table's ops at SD 1.5 shapes
 # (GEMM, convolution, attention, norms; 512x512, batch 2) on the GPU and on
 # the CPU side by side (bench/bench_backend.c), and prints the table.
 #
@@ -23,7 +24,7 @@ t0=$(date +%s)
 if [ "${OIR_GPU_CHECK_NO_BUILD:-0}" != 1 ]; then
   echo "== build (Vulkan required)"
   bash scripts/deps.sh
-  make -j"$(nproc)" OIR_VULKAN=1 $out/oir $out/tests/test_backend_ops $out/bench/bench_backend >/dev/null
+  make -j"$(nproc)" OIR_VULKAN=1 $out/oir $out/tests/test_backend_ops $out/tests/test_vulkan_fp16 $out/bench/bench_backend >/dev/null
 fi
 echo "== devices"
 $out/oir info --devices
@@ -40,6 +41,10 @@ else
   exit 1
 fi
 rm -f "$log"
+echo
+echo "== fp16 weight storage (vulkan:$dev,fp16-weights): the tiny UNet against fp32 weights"
+OIR_TEST_VULKAN=$dev $out/tests/test_vulkan_fp16 | tail -2
+echo "cooperative matrix: no GEMM variant (glslc $(glslc --version | head -1 | awk '{print $2}') cannot compile GL_KHR_cooperative_matrix; docs/BACKENDS.md \"Not yet\")"
 echo
 echo "== the table's ops at SD 1.5 shapes (512x512, batch 2): CPU vs vulkan:$dev"
 $out/bench/bench_backend --shapes sd15 --device vulkan:$dev

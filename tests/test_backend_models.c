@@ -235,7 +235,7 @@ int main(int argc, char **argv) {
     oir_backend *vk = NULL;
     const char *sel = getenv("OIR_TEST_VULKAN");
     if (be_have_vulkan() && !(sel && !strcmp(sel, "skip"))) {
-        be_device_spec spec = {BE_VULKAN, sel && *sel ? atoi(sel) : 0};
+        be_device_spec spec = {BE_VULKAN, sel && *sel ? atoi(sel) : 0, 0};
         CHECK(!be_create(&vk, &spec, &err), "this build has Vulkan, but vulkan:%d cannot be created: %s "
               "(scripts/deps.sh installs lavapipe; OIR_TEST_VULKAN=skip skips)", spec.index, err.message);
     } else {

@@ -31,6 +31,7 @@
 
 #include "core/backend.h"
 #include "core/ops.h"
+#include "core/tensor.h"
 #include "core/ops_diffusion.h"
 #include "diffusion/ddim.h"
 #include "harness.h"
@@ -848,7 +849,7 @@ static void t_contract(bk *k, oir_backend *other) {
  * splits elementwise ops into windows and refuses one operand above it. */
 static void t_max_range(int index) {
     setenv("OIR_VULKAN_MAX_RANGE", "65536", 1);
-    be_device_spec spec = {BE_VULKAN, index};
+    be_device_spec spec = {BE_VULKAN, index, 0};
     oir_backend *be = NULL;
     oir_error err = {0};
     int rc = be_create(&be, &spec, &err);
@@ -899,7 +900,7 @@ static void t_devices(void) {
     if (!be_have_vulkan()) {
         CHECK(rc == OIR_E_UNSUPPORTED && strstr(err.message, "no Vulkan in this build"),
               "a build without Vulkan says so: '%s'", err.message);
-        s = (be_device_spec){BE_VULKAN, 0};
+        s = (be_device_spec){BE_VULKAN, 0, 0};
         oir_backend *be = NULL;
         CHECK(be_create(&be, &s, &err) == OIR_E_UNSUPPORTED && !be && strstr(err.message, "no Vulkan in this build"),
               "vulkan:0 in a build without Vulkan: '%s'", err.message);
@@ -912,23 +913,230 @@ static void t_devices(void) {
                info[i].subgroup_size, info[i].fp16, info[i].coopmat, info[i].max_storage_range);
         CHECK(info[i].name[0] && info[i].max_storage_range >= 4096, "device %d: name and limits", i);
     }
-    s = (be_device_spec){BE_VULKAN, n};
+    s = (be_device_spec){BE_VULKAN, n, 0};
     oir_backend *be = NULL;
     rc = be_create(&be, &s, &err);
     CHECK(rc == OIR_E_UNSUPPORTED && !be && strstr(err.message, "no such device"),
           "vulkan:%d (past the last device) is refused: '%s'", n, err.message);
 }
 
+/* ---- fp16 weight storage (be_weights_from_host) -------------------------- */
+
+static const double F16_VS_F32 = 1e-6;
+
+/* Weights rounded to fp16 and back: what the device computes with. */
+static float *round_f16(const float *w, size_t n) {
+    float *r = alloc_f(n);
+    for (size_t i = 0; i < n; i++) r[i] = f16_to_f32(f32_to_f16(w[i]));
+    return r;
+}
+
+/* got (n) against the CPU with fp16-rounded weights (ref16, tight) and with
+ * the fp32 weights (ref32, loose but clearly non-zero). */
+static void check_f16(const char *what, const char *who, const float *got, const float *ref16, const float *ref32,
+                      size_t n) {
+    char w[160];
+    snprintf(w, sizeof w, "%s, fp16 weights vs rounded", what);
+    check_nmse(w, who, got, ref16, n, NUM);
+    int bad;
+    double e = nmse(got, ref32, n, &bad);
+    if (CHECK(!bad && e <= F16_VS_F32 && e > NUM,
+              "%s on %s: NMSE vs the fp32 weights %.3e, expected in (%.0e, %.0e]: fp16 storage %s", what, who, e,
+              NUM, F16_VS_F32, e <= NUM ? "not in effect" : "too far off"))
+        printf("  ok   %-10s %-52s nmse vs fp32 %.2e (<= %.0e, > %.0e)\n", who, what, e, F16_VS_F32, NUM);
+}
+
+/* x (fp32, uploaded) and w (fp16 via be_weights_from_host) on be. */
+static int f16_operands(oir_backend *be, const float *x, size_t nx, const float *w, size_t nw, size_t nout,
+                        be_buffer **xb, be_buffer **wb, be_buffer **ob) {
+    oir_error err = {0};
+    *xb = *wb = *ob = NULL;
+    int rc = be_buffer_alloc(be, nx * 4, xb, &err);
+    if (!rc) rc = be_weights_from_host(be, w, nw, wb, &err);
+    if (!rc) rc = be_buffer_alloc(be, nout * 4, ob, &err);
+    if (!CHECK(rc == OIR_OK, "fp16 weights: buffers on %s: %s", be->name, err.message)) return rc;
+    CHECK((*wb)->f16 == 1 && (*wb)->size == nw * 2, "fp16 weights: %zu weights stored in %zu bytes (f16 %d)", nw,
+          (*wb)->size, (*wb)->f16);
+    be_upload(be, be_view_of(*xb), x, nx * 4);
+    return OIR_OK;
+}
+
+static float *f16_fetch(oir_backend *be, be_buffer *ob, size_t n, const char *what) {
+    float *h = alloc_f(n);
+    oir_error err = {0};
+    if (!CHECK(!be_download(be, h, be_view_of(ob), n * 4, &err), "%s on %s: %s", what, be->name, err.message))
+        for (size_t i = 0; i < n; i++) h[i] = NAN;
+    return h;
+}
+
+static void f16_free(oir_backend *be, be_buffer *a, be_buffer *b, be_buffer *c) {
+    be_buffer_free(be, a), be_buffer_free(be, b), be_buffer_free(be, c);
+}
+
+static void t_f16_linear(oir_backend *be, int rows, int in_f, int out_f) {
+    char what[96];
+    snprintf(what, sizeof what, "linear %d x %d -> %d + bias", rows, in_f, out_f);
+    size_t ni = (size_t)rows * in_f, nw = (size_t)out_f * in_f, no = (size_t)rows * out_f;
+    float *x = rnd(ni, 301, -1, 1), *w = rnd(nw, 302, -0.5f, 0.5f), *b = rnd(out_f, 303, -1, 1);
+    float *w16 = round_f16(w, nw), *r16 = alloc_f(no), *r32 = alloc_f(no);
+    op_linear(r16, x, w16, b, rows, in_f, out_f);
+    op_linear(r32, x, w, b, rows, in_f, out_f);
+    be_buffer *xb, *wb, *ob, *bb = NULL;
+    oir_error err = {0};
+    if (!f16_operands(be, x, ni, w, nw, no, &xb, &wb, &ob) && !be_buffer_from_host(be, b, out_f * 4, &bb, &err)) {
+        be_linear(be, be_view_of(ob), be_view_of(xb), be_view_of(wb), be_view_of(bb), rows, in_f, out_f);
+        float *got = f16_fetch(be, ob, no, what);
+        check_f16(what, "vulkan", got, r16, r32, no);
+        free(got);
+    }
+    be_buffer_free(be, bb);
+    f16_free(be, xb, wb, ob);
+    free(x), free(w), free(b), free(w16), free(r16), free(r32);
+}
+
+static void t_f16_conv(oir_backend *be, int N, int Cin, int H, int W, int Cout, int k, int s, int p) {
+    char what[96];
+    snprintf(what, sizeof what, "conv2d N%d %dx%dx%d -> %d k%d s%d p%d", N, Cin, H, W, Cout, k, s, p);
+    int Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
+    size_t ni = (size_t)N * Cin * H * W, nw = (size_t)Cout * Cin * k * k, no = (size_t)N * Cout * Ho * Wo;
+    float *x = rnd(ni, 311, -1, 1), *w = rnd(nw, 312, -0.3f, 0.3f), *w16 = round_f16(w, nw);
+    float *r16 = alloc_f(no), *r32 = alloc_f(no), *scratch = alloc_f(op_conv2d_scratch(Cin, H, W, k, s, p));
+    op_conv2d(r16, x, w16, NULL, N, Cin, H, W, Cout, k, s, p, scratch);
+    op_conv2d(r32, x, w, NULL, N, Cin, H, W, Cout, k, s, p, scratch);
+    be_buffer *xb, *wb, *ob;
+    if (!f16_operands(be, x, ni, w, nw, no, &xb, &wb, &ob)) {
+        be_conv2d(be, be_view_of(ob), be_view_of(xb), be_view_of(wb), BE_NONE, N, Cin, H, W, Cout, k, s, p);
+        float *got = f16_fetch(be, ob, no, what);
+        check_f16(what, "vulkan", got, r16, r32, no);
+        free(got);
+    }
+    f16_free(be, xb, wb, ob);
+    free(x), free(w), free(w16), free(r16), free(r32), free(scratch);
+}
+
+/* which: 1 a in fp16, 2 b in fp16, 3 both; b (or a) a batch of `batch`
+ * matrices at a stride (views count fp16 elements). */
+static void t_f16_matmul(oir_backend *be, int M, int N, int K, int bt, int batch, int which) {
+    char what[96];
+    snprintf(what, sizeof what, "matmul %dx%dx%d%s batch %d, fp16 %s", M, N, K, bt ? " b^T" : "", batch,
+             which == 1 ? "a" : which == 2 ? "b" : "a and b");
+    size_t ma = (size_t)M * K, mb = (size_t)K * N, mo = (size_t)M * N;
+    float *a = rnd(ma * batch, 321, -1, 1), *b = rnd(mb * batch, 322, -1, 1);
+    float *a16 = which & 1 ? round_f16(a, ma * batch) : a, *b16 = which & 2 ? round_f16(b, mb * batch) : b;
+    float *r16 = alloc_f(mo * batch), *r32 = alloc_f(mo * batch);
+    for (int z = 0; z < batch; z++) {
+        op_matmul(r16 + z * mo, a16 + z * ma, b16 + z * mb, M, N, K, bt, 1.0f, 0.0f);
+        op_matmul(r32 + z * mo, a + z * ma, b + z * mb, M, N, K, bt, 1.0f, 0.0f);
+    }
+    be_buffer *ab = NULL, *bb = NULL, *ob = NULL;
+    oir_error err = {0};
+    int rc = which & 1 ? be_weights_from_host(be, a, ma * batch, &ab, &err)
+                       : be_buffer_from_host(be, a, ma * batch * 4, &ab, &err);
+    if (!rc) rc = which & 2 ? be_weights_from_host(be, b, mb * batch, &bb, &err)
+                            : be_buffer_from_host(be, b, mb * batch * 4, &bb, &err);
+    if (!rc) rc = be_buffer_alloc(be, mo * batch * 4, &ob, &err);
+    if (CHECK(rc == OIR_OK, "%s: buffers: %s", what, err.message)) {
+        be_matmul(be, be_view_of(ob), be_view_of(ab), be_view_of(bb), M, N, K, bt, 1.0f, 0.0f, batch, ma, mb, mo);
+        float *got = f16_fetch(be, ob, mo * batch, what);
+        check_f16(what, "vulkan", got, r16, r32, mo * batch);
+        free(got);
+    }
+    f16_free(be, ab, bb, ob);
+    if (a16 != a) free(a16);
+    if (b16 != b) free(b16);
+    free(a), free(b), free(r16), free(r32);
+}
+
+static void t_fp16_weights(int index) {
+    oir_error err = {0};
+    be_device_spec spec;
+    char dev[48];
+    snprintf(dev, sizeof dev, "vulkan:%d,fp16-weights", index);
+    if (!CHECK(!be_parse_device(dev, &spec, &err) && spec.fp16_weights, "parse %s: %s", dev, err.message)) return;
+    /* a device without 16-bit storage: refused, naming the feature */
+    setenv("OIR_VULKAN_NO_STORAGE16", "1", 1);
+    oir_backend *be = NULL;
+    int rc = be_create(&be, &spec, &err);
+    unsetenv("OIR_VULKAN_NO_STORAGE16");
+    if (CHECK(rc == OIR_E_UNSUPPORTED && !be && strstr(err.message, "storageBuffer16BitAccess"),
+              "fp16 weights without 16-bit storage refused: %d '%s'", rc, err.message))
+        printf("  refused as expected: %s\n", err.message);
+    be_destroy(be);
+    be = NULL;
+    if (!CHECK(!be_create(&be, &spec, &err) && be->fp16_weights, "%s (lavapipe has 16-bit storage): %s", dev,
+               err.message))
+        return;
+    t_f16_linear(be, 37, 70, 65);
+    t_f16_linear(be, 130, 96, 200); /* several 64 x 64 tiles, K over the 16-step */
+    t_f16_conv(be, 2, 5, 9, 11, 7, 3, 1, 1);
+    t_f16_conv(be, 1, 6, 10, 9, 5, 3, 2, 1);
+    t_f16_conv(be, 2, 8, 7, 7, 70, 1, 1, 0); /* 1x1: the direct GEMM */
+    t_f16_matmul(be, 33, 45, 29, 1, 3, 2);  /* a batch of fp16 b^T at a stride */
+    t_f16_matmul(be, 40, 31, 27, 0, 2, 2);
+    t_f16_matmul(be, 40, 31, 27, 0, 1, 1);
+    t_f16_matmul(be, 21, 66, 17, 1, 1, 1);
+    t_f16_matmul(be, 21, 66, 17, 1, 2, 3);
+    /* an fp16 buffer anywhere but a weight operand is refused */
+    float h[64];
+    for (int i = 0; i < 64; i++) h[i] = (float)i;
+    be_buffer *wb = NULL, *ob = NULL;
+    if (CHECK(!be_weights_from_host(be, h, 64, &wb, &err) && !be_buffer_alloc(be, 256, &ob, &err), "%s",
+              err.message)) {
+        be_add(be, be_view_of(ob), be_view_of(wb), be_view_of(wb), 64);
+        rc = be_sync(be, &err);
+        CHECK(rc == OIR_E_ARG && strstr(err.message, "fp16 weight buffer"),
+              "add reading an fp16 weight buffer is refused: %d '%s'", rc, err.message);
+        be_linear(be, be_view_of(ob), be_view_of(wb), be_view_of(wb), BE_NONE, 8, 8, 8);
+        rc = be_sync(be, &err);
+        CHECK(rc == OIR_E_ARG && strstr(err.message, "operand in is an fp16 weight buffer"),
+              "linear with fp16 activations is refused: %d '%s'", rc, err.message);
+        float back[64];
+        rc = be_download(be, back, be_view_of(wb), 64, &err);
+        CHECK(rc == OIR_E_ARG, "downloading an fp16 weight buffer is refused: %d '%s'", rc, err.message);
+    }
+    be_buffer_free(be, wb);
+    be_buffer_free(be, ob);
+    be_destroy(be);
+}
+
+static void t_fp16_parse(void) {
+    be_device_spec s;
+    oir_error err = {0};
+    CHECK(!be_parse_device("vulkan,fp16-weights", &s, &err) && s.kind == BE_VULKAN && s.index == 0 && s.fp16_weights,
+          "parse vulkan,fp16-weights");
+    CHECK(!be_parse_device("vulkan:2", &s, &err) && !s.fp16_weights, "fp16 weights off by default");
+    const char *bad[] = {"cpu,fp16-weights", "vulkan:0,fp16", "vulkan:0,", "vulkan,fp16-weights,x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(be_parse_device(bad[i], &s, &err) == OIR_E_ARG, "device '%s' must be refused", bad[i]);
+    setenv("OIR_VULKAN_FP16_WEIGHTS", "1", 1);
+    CHECK(!be_parse_device("vulkan:1", &s, &err) && s.index == 1 && s.fp16_weights,
+          "OIR_VULKAN_FP16_WEIGHTS=1 turns fp16 weights on");
+    CHECK(!be_parse_device("cpu", &s, &err) && !s.fp16_weights, "OIR_VULKAN_FP16_WEIGHTS leaves the CPU alone");
+    unsetenv("OIR_VULKAN_FP16_WEIGHTS");
+    s = (be_device_spec){BE_CPU, 0, 1};
+    oir_backend *be = NULL;
+    CHECK(be_create(&be, &s, &err) == OIR_E_ARG && !be, "fp16 weights on the CPU refused: '%s'", err.message);
+    /* on the CPU be_weights_from_host is plain fp32 (wrapped host memory) */
+    be = be_create_cpu();
+    float h[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    be_buffer *b = NULL;
+    CHECK(!be_weights_from_host(be, h, 8, &b, &err) && !b->f16 && b->size == 32,
+          "cpu: be_weights_from_host keeps fp32");
+    be_buffer_free(be, b);
+    be_destroy(be);
+}
+
 int main(void) {
     oir_error err = {0};
     fx = th_open_fixture("kernels.safetensors");
     t_devices();
+    t_fp16_parse();
     snprintf(bks[nbk].label, sizeof bks[nbk].label, "cpu");
     bks[nbk++].be = be_create_cpu();
     const char *sel = getenv("OIR_TEST_VULKAN"); /* "skip", or the device index (default 0) */
     int vk_index = -1;
     if (be_have_vulkan() && !(sel && !strcmp(sel, "skip"))) {
-        be_device_spec spec = {BE_VULKAN, sel && *sel ? atoi(sel) : 0};
+        be_device_spec spec = {BE_VULKAN, sel && *sel ? atoi(sel) : 0, 0};
         oir_backend *vb = NULL;
         if (CHECK(!be_create(&vb, &spec, &err), "this build has Vulkan, but vulkan:%d cannot be created: %s "
                   "(install a driver: scripts/deps.sh installs lavapipe; OIR_TEST_VULKAN=skip skips)", spec.index,
@@ -950,6 +1158,7 @@ int main(void) {
     t_chain();
     for (int i = 0; i < nbk; i++) t_contract(&bks[i], bks[(i + 1) % nbk].be != bks[i].be ? bks[(i + 1) % nbk].be : NULL);
     if (vk_index >= 0) t_max_range(vk_index);
+    if (vk_index >= 0) t_fp16_weights(vk_index);
     for (int i = 0; i < nbk; i++) {
         be_buffer_free(bks[i].be, bks[i].buf);
         be_destroy(bks[i].be);

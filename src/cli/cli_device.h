@@ -11,11 +11,12 @@
 
 #define CLI_DEVICE_HELP                                                                            \
     "  --device D             where the UNet runs: cpu (default), vulkan or vulkan:N (see\n"         \
-    "                         oir info --devices; $OIR_DEVICE); the VAE and CLIP stay on the CPU\n"
+    "                         oir info --devices; $OIR_DEVICE); the VAE and CLIP stay on the CPU;\n" \
+    "                         vulkan[:N],fp16-weights stores the UNet's weights as fp16\n"
 
 /* The device to load onto: the flag's value, else $OIR_DEVICE, else NULL
  * (the CPU). OIR_E_ARG naming --device or OIR_DEVICE when the value is not
- * cpu, vulkan or vulkan:N. */
+ * cpu, vulkan or vulkan:N (+ ",fp16-weights"). */
 static inline int cli_device(const char *flag, const char **out, oir_error *err) {
     const char *env = getenv("OIR_DEVICE");
     const char *v = flag ? flag : env && *env ? env : NULL;

@@ -26,16 +26,10 @@ typedef struct {
     /* inputs and outputs */
     st_file *in;
     st_writer *w;
-    /* models: loaded through the SD / CLIP loaders, or a component folder */
+    /* models: loaded through the SD loader (a pipeline, checkpoint or one
+     * component's folder), the CLIP loader or a tokenizer folder */
     sd_model *sd;
     clip_model *clip;
-    sd_plan plan;
-    st_file *part_files[SD_PLAN_MAX_FILES];
-    int part_nfiles;
-    weights *part_w;
-    unet_model *part_unet;
-    vae_model *part_vae;
-    clip_text_model *part_text;
     tokenizer *part_tok;
     arena a;
     /* malloc'd buffers, freed at the end */
@@ -207,57 +201,28 @@ static int not_a_model(const eval_ctx *c, const char *what, oir_error *err) {
     return oir_fail(err, OIR_E_FORMAT, "--model %s: not %s", c->model_path, what);
 }
 
-/* A folder with one component (config.json with _class_name starting with
- * class_prefix + its weights): opens the files and the weights. */
-static int part_open(eval_ctx *c, const char *class_prefix, const char *component,
-                     const char **config, oir_error *err) {
-    int rc = sd_plan_folder(&c->plan, c->model_path, c->variant, err);
-    if (rc) return rc;
-    const sd_component_plan *p = &c->plan.comp[0];
-    if (c->plan.n < 1 || strncmp(p->class_name, class_prefix, strlen(class_prefix)))
-        return oir_fail(err, OIR_E_UNSUPPORTED, "--model %s: a %s folder; eval %s needs a %s",
-                        c->model_path, c->plan.n ? p->class_name : "component", c->comp_name,
-                        class_prefix);
-    if (!p->config[0]) return oir_fail(err, OIR_E_IO, "%s: no config.json", c->model_path);
-    if (!p->nfiles) {
-        if (p->pickle_only) return loader_refuse_pickle(c->model_path, err);
-        return oir_fail(err, OIR_E_IO, "%s: no %s weights (.safetensors)%s%s", c->model_path,
-                        component, p->variants[0] ? "; variants present: " : "", p->variants);
-    }
-    for (int i = 0; i < p->nfiles; i++) {
-        if ((rc = st_open(&c->part_files[i], p->files[i], err))) return rc;
-        c->part_nfiles++;
-    }
-    weights_opts o = {.component = component};
-    *config = p->config;
-    return weights_open(&c->part_w, c->part_files, c->part_nfiles, &o, err);
-}
-
+/* --model as the SD loader takes it: a pipeline or single-file checkpoint
+ * (sd_model_load), or one component's folder (sd_component_load). */
 static int load_sd(eval_ctx *c, int components, oir_error *err) {
     sd_load_params p = sd_load_default_params();
     p.variant = c->variant;
     p.components = components;
     p.config_dir = c->config_dir;
     p.tokenizer_mode = c->tok_mode;
+    if (model_path_detect(c->model_path) == MODEL_PATH_COMPONENT)
+        return sd_component_load(&c->sd, c->model_path, components, &p, err);
     return sd_model_load(&c->sd, c->model_path, &p, err);
 }
 
 static int get_unet(eval_ctx *c, const unet_model **out, oir_error *err) {
     int rc = need_model(c, "a diffusers folder, a single-file checkpoint or a unet folder", err);
     if (rc) return rc;
-    const char *config;
     switch (model_path_detect(c->model_path)) {
     case MODEL_PATH_DIFFUSERS:
     case MODEL_PATH_SINGLE_FILE:
+    case MODEL_PATH_COMPONENT:
         if ((rc = load_sd(c, SD_UNET, err))) return rc;
         *out = c->sd->unet;
-        return OIR_OK;
-    case MODEL_PATH_COMPONENT:
-        if ((rc = part_open(c, "UNet2DConditionModel", "unet", &config, err)) ||
-            (rc = unet_load(&c->part_unet, config, c->part_w, err)) ||
-            (rc = weights_finish(c->part_w, err)))
-            return rc;
-        *out = c->part_unet;
         return OIR_OK;
     case MODEL_PATH_PICKLE: return loader_refuse_pickle(c->model_path, err);
     default: return not_a_model(c, "a Stable Diffusion model or UNet folder", err);
@@ -267,19 +232,12 @@ static int get_unet(eval_ctx *c, const unet_model **out, oir_error *err) {
 static int get_vae(eval_ctx *c, const vae_model **out, oir_error *err) {
     int rc = need_model(c, "a diffusers folder, a single-file checkpoint or a vae folder", err);
     if (rc) return rc;
-    const char *config;
     switch (model_path_detect(c->model_path)) {
     case MODEL_PATH_DIFFUSERS:
     case MODEL_PATH_SINGLE_FILE:
+    case MODEL_PATH_COMPONENT:
         if ((rc = load_sd(c, SD_VAE, err))) return rc;
         *out = c->sd->vae;
-        return OIR_OK;
-    case MODEL_PATH_COMPONENT:
-        if ((rc = part_open(c, "AutoencoderKL", "vae", &config, err)) ||
-            (rc = vae_load(&c->part_vae, config, c->part_w, err)) ||
-            (rc = weights_finish(c->part_w, err)))
-            return rc;
-        *out = c->part_vae;
         return OIR_OK;
     case MODEL_PATH_PICKLE: return loader_refuse_pickle(c->model_path, err);
     default: return not_a_model(c, "a Stable Diffusion model or VAE folder", err);
@@ -296,8 +254,12 @@ static int get_text(eval_ctx *c, int want_tok, const clip_text_model **out, cons
     if (rc) return rc;
     *tok = NULL;
     *proj = 0;
-    const char *config;
     switch (model_path_detect(c->model_path)) {
+    case MODEL_PATH_COMPONENT:
+        if ((rc = load_sd(c, SD_TEXT_ENCODER, err))) return rc;
+        *out = c->sd->text_encoder;
+        *proj = c->sd->text_projection;
+        break;
     case MODEL_PATH_DIFFUSERS:
     case MODEL_PATH_SINGLE_FILE:
         if ((rc = load_sd(c, SD_TEXT_ENCODER | (want_tok ? SD_TOKENIZER : 0), err))) return rc;
@@ -311,18 +273,6 @@ static int get_text(eval_ctx *c, int want_tok, const clip_text_model **out, cons
         *tok = c->clip->tokenizer;
         *proj = 1;
         break;
-    case MODEL_PATH_COMPONENT: {
-        clip_text_config cfg;
-        if ((rc = part_open(c, "CLIPTextModel", "text_encoder", &config, err)) ||
-            (rc = clip_text_config_load(&cfg, config, err)))
-            return rc;
-        *proj = strstr(c->plan.comp[0].class_name, "WithProjection") != NULL;
-        if ((rc = clip_text_load(&c->part_text, &cfg, c->part_w, *proj, err))) return rc;
-        weights_ignore(c->part_w, "text_model.embeddings.position_ids");
-        if ((rc = weights_finish(c->part_w, err))) return rc;
-        *out = c->part_text;
-        break;
-    }
     case MODEL_PATH_PICKLE: return loader_refuse_pickle(c->model_path, err);
     default:
         return not_a_model(c, "a Stable Diffusion model, CLIP folder or text encoder folder", err);
@@ -820,14 +770,7 @@ static void ctx_free(eval_ctx *c) {
     st_close(c->in);
     sd_model_free(c->sd);
     clip_model_free(c->clip);
-    unet_free(c->part_unet);
-    vae_free(c->part_vae);
-    clip_text_free(c->part_text);
     tokenizer_free(c->part_tok);
-    weights_free(c->part_w);
-    for (int i = 0; i < c->part_nfiles; i++)
-        st_close(c->part_files[i]);
-    sd_plan_free(&c->plan);
     arena_free(&c->a);
     for (int i = 0; i < c->nbufs; i++)
         free(c->bufs[i]);

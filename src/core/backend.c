@@ -2,6 +2,7 @@
  * that check every op's sizes, views and aliasing before the backend's
  * entry runs (so backends trust their arguments). See backend.h. */
 #include "core/backend.h"
+#include "core/tensor.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,27 +25,41 @@ int be_have_vulkan(void) {
 #endif
 }
 
+/* OIR_VULKAN_FP16_WEIGHTS=1: fp16 weight storage without changing the
+ * device string (scripts, oir serve). */
+static int env_fp16_weights(void) {
+    const char *e = getenv("OIR_VULKAN_FP16_WEIGHTS");
+    return e && !strcmp(e, "1");
+}
+
 int be_parse_device(const char *s, be_device_spec *out, oir_error *err) {
     if (!s) return oir_fail(err, OIR_E_ARG, "device: missing (expected cpu, vulkan or vulkan:N)");
     if (!strcmp(s, "cpu")) {
-        *out = (be_device_spec){BE_CPU, 0};
+        *out = (be_device_spec){BE_CPU, 0, 0};
         return OIR_OK;
     }
-    if (!strncmp(s, "vulkan", 6) && (s[6] == '\0' || s[6] == ':')) {
+    if (!strncmp(s, "vulkan", 6) && (s[6] == '\0' || s[6] == ':' || s[6] == ',')) {
         long idx = 0;
-        if (s[6] == ':') {
-            const char *p = s + 7;
+        const char *rest = s + 6;
+        if (*rest == ':') {
+            const char *p = rest + 1;
             char *end = NULL;
             if (*p < '0' || *p > '9') goto bad;
             idx = strtol(p, &end, 10);
-            if (*end || idx >= BE_MAX_DEVICES) goto bad;
+            if (idx >= BE_MAX_DEVICES) goto bad;
+            rest = end;
         }
-        *out = (be_device_spec){BE_VULKAN, (int)idx};
+        int fp16w = env_fp16_weights();
+        if (!strcmp(rest, ",fp16-weights")) fp16w = 1;
+        else if (*rest) goto bad;
+        *out = (be_device_spec){BE_VULKAN, (int)idx, fp16w};
         return OIR_OK;
     }
 bad:
-    return oir_fail(err, OIR_E_ARG, "device '%s': expected cpu, vulkan or vulkan:N (N = 0..%d)", s,
-                    BE_MAX_DEVICES - 1);
+    return oir_fail(err, OIR_E_ARG,
+                    "device '%s': expected cpu, vulkan or vulkan:N (N = 0..%d), optionally followed by "
+                    ",fp16-weights",
+                    s, BE_MAX_DEVICES - 1);
 }
 
 int be_vulkan_devices(be_device_info *out, int max, int *n, oir_error *err) {
@@ -63,12 +78,14 @@ oir_backend *be_create_cpu(void) { return be_cpu_create(); }
 int be_create(oir_backend **out, const be_device_spec *spec, oir_error *err) {
     *out = NULL;
     if (spec->kind == BE_CPU) {
+        if (spec->fp16_weights)
+            return oir_fail(err, OIR_E_ARG, "cpu: fp16 weight storage is a Vulkan option (the CPU keeps fp32)");
         *out = be_cpu_create();
         return *out ? OIR_OK : oir_fail(err, OIR_E_NOMEM, "cpu backend: out of memory");
     }
     if (spec->kind == BE_VULKAN) {
 #ifdef OIR_HAVE_VULKAN
-        return vk_backend_create(out, spec->index, err);
+        return vk_backend_create(out, spec->index, spec->fp16_weights, err);
 #else
         return oir_fail(err, OIR_E_UNSUPPORTED,
                         "vulkan:%d: no Vulkan in this build (rebuild with libvulkan-dev and glslc installed: "
@@ -125,7 +142,12 @@ static int dims_ok(oir_backend *be, const char *op, int n, const int *d, const c
     return OIR_OK;
 }
 
-/* A view of `bytes` bytes (floats: float32 data, offset a multiple of 4). */
+/* floats: VIEW_BYTES raw bytes, VIEW_F32 float32 data (offset a multiple
+ * of 4), VIEW_WEIGHT float32 or, in an f16 buffer, fp16 (half the bytes,
+ * offset a multiple of 2). */
+enum { VIEW_BYTES = 0, VIEW_F32 = 1, VIEW_WEIGHT = 2 };
+
+/* A view of `bytes` bytes (as float32; see VIEW_*). */
 static int view_ok(oir_backend *be, const char *op, const char *name, be_view v, size_t bytes, int optional,
                    int floats) {
     if (!v.buf) {
@@ -134,7 +156,17 @@ static int view_ok(oir_backend *be, const char *op, const char *name, be_view v,
     }
     if (v.buf->owner != be)
         return be_fail(be, OIR_E_ARG, "%s: operand %s is a buffer of another backend (not %s)", op, name, be->name);
-    if (floats && v.off % 4)
+    if (v.buf->f16 && floats != VIEW_WEIGHT)
+        return be_fail(be, OIR_E_ARG,
+                       "%s: operand %s is an fp16 weight buffer (be_weights_from_host): only the weights of "
+                       "linear, conv2d and matmul read fp16",
+                       op, name);
+    if (v.buf->f16) {
+        bytes /= 2; /* counted as float32 by the caller */
+        if (v.off % 2)
+            return be_fail(be, OIR_E_ARG, "%s: operand %s: offset %zu bytes is not a multiple of 2 (fp16)", op,
+                           name, v.off);
+    } else if (floats && v.off % 4)
         return be_fail(be, OIR_E_ARG, "%s: operand %s: offset %zu bytes is not a multiple of 4", op, name, v.off);
     if (v.off > v.buf->size || bytes > v.buf->size - v.off)
         return be_fail(be, OIR_E_ARG, "%s: operand %s needs %zu bytes at offset %zu, its buffer holds %zu", op,
@@ -198,6 +230,27 @@ int be_buffer_from_host(oir_backend *be, const void *host, size_t bytes, be_buff
         be->ops->buffer_free(be, *out);
         *out = NULL;
     }
+    return rc;
+}
+
+int be_weights_from_host(oir_backend *be, const float *host, size_t n, be_buffer **out, oir_error *err) {
+    *out = NULL;
+    if (!be->fp16_weights) return be_buffer_from_host(be, host, n * sizeof(float), out, err);
+    if (!n) return oir_fail(err, OIR_E_ARG, "%s: a buffer of 0 bytes", be->name);
+    uint16_t *h = malloc(n * sizeof *h); /* once per weight tensor, at load */
+    if (!h) return oir_fail(err, OIR_E_NOMEM, "%s: out of memory converting %zu weights to fp16", be->name, n);
+    for (size_t i = 0; i < n; i++) h[i] = f32_to_f16(host[i]);
+    int rc = be->ops->buffer_alloc(be, n * sizeof *h, out, err);
+    if (!rc) {
+        be_upload(be, be_view_of(*out), h, n * sizeof *h);
+        if ((rc = be_sync(be, err))) {
+            be->ops->buffer_free(be, *out);
+            *out = NULL;
+        } else {
+            (*out)->f16 = 1; /* after the upload, which reads it as bytes */
+        }
+    }
+    free(h);
     return rc;
 }
 
@@ -269,8 +322,8 @@ int be_matmul(oir_backend *be, be_view out, be_view a, be_view b, int M, int N, 
         return be_fail(be, OIR_E_ARG, "matmul: stride_out %zu < M*N = %zu: the batch's outputs overlap",
                        stride_out, (size_t)M * N);
     TRY(view_ok(be, op, "out", out, eo, 0, 1));
-    TRY(view_ok(be, op, "a", a, ea, 0, 1));
-    TRY(view_ok(be, op, "b", b, eb, 0, 1));
+    TRY(view_ok(be, op, "a", a, ea, 0, VIEW_WEIGHT));
+    TRY(view_ok(be, op, "b", b, eb, 0, VIEW_WEIGHT));
     TRY(no_alias(be, op, out, eo, a, ea, "a"));
     TRY(no_alias(be, op, out, eo, b, eb, "b"));
     be->ops_queued++;
@@ -293,7 +346,7 @@ int be_linear(oir_backend *be, be_view out, be_view in, be_view weight, be_view 
     SIZE(be, op, nb, out_f, 1, 1, 1);
     TRY(view_ok(be, op, "out", out, no, 0, 1));
     TRY(view_ok(be, op, "in", in, ni, 0, 1));
-    TRY(view_ok(be, op, "weight", weight, nw, 0, 1));
+    TRY(view_ok(be, op, "weight", weight, nw, 0, VIEW_WEIGHT));
     TRY(view_ok(be, op, "bias", bias, nb, 1, 1));
     TRY(no_alias(be, op, out, no, in, ni, "in"));
     TRY(no_alias(be, op, out, no, weight, nw, "weight"));
@@ -324,7 +377,7 @@ int be_conv2d(oir_backend *be, be_view out, be_view in, be_view weight, be_view 
     SIZE(be, op, nb, C_out, 1, 1, 1);
     TRY(view_ok(be, op, "out", out, no, 0, 1));
     TRY(view_ok(be, op, "in", in, ni, 0, 1));
-    TRY(view_ok(be, op, "weight", weight, nw, 0, 1));
+    TRY(view_ok(be, op, "weight", weight, nw, 0, VIEW_WEIGHT));
     TRY(view_ok(be, op, "bias", bias, nb, 1, 1));
     TRY(no_alias(be, op, out, no, in, ni, "in"));
     TRY(no_alias(be, op, out, no, weight, nw, "weight"));

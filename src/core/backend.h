@@ -53,6 +53,10 @@ typedef struct be_ops be_ops;
 struct be_buffer {
     size_t size;         /* bytes */
     oir_backend *owner;
+    /* 1: fp16 weights (be_weights_from_host on a backend with fp16_weights):
+     * only the weight operands of linear, conv2d and matmul read it (views
+     * count fp16 elements, 2 bytes each); every other use is refused. */
+    int f16;
 };
 
 /* A tensor operand: buffer + byte offset. buf NULL: no tensor (optional
@@ -73,6 +77,12 @@ typedef enum { BE_CPU = 0, BE_VULKAN = 1 } be_kind;
 typedef struct {
     be_kind kind;
     int index; /* Vulkan: the device's index in be_vulkan_devices (0: the first) */
+    /* Vulkan: weights from be_weights_from_host are stored as fp16 (half the
+     * memory) and widened to fp32 as the GEMM / convolution shaders load
+     * them; activations and arithmetic stay fp32. Needs the device's
+     * storageBuffer16BitAccess (be_create refuses without it). Off by
+     * default; "vulkan:N,fp16-weights" or OIR_VULKAN_FP16_WEIGHTS=1. */
+    int fp16_weights;
 } be_device_spec;
 
 typedef enum { BE_ACT_SILU = 0, BE_ACT_GELU, BE_ACT_GELU_TANH, BE_ACT_QUICK_GELU, BE_ACT_COUNT } be_act_kind;
@@ -136,11 +146,14 @@ struct oir_backend {
     oir_error error; /* its message */
     long ops_queued; /* ops run since creation (statistics) */
     long syncs;      /* submissions waited for (statistics) */
+    int fp16_weights; /* be_weights_from_host stores fp16 (be_device_spec) */
 };
 
 /* ---- devices ------------------------------------------------------------ */
 
-/* "cpu", "vulkan" (= vulkan:0) or "vulkan:N"; anything else OIR_E_ARG. */
+/* "cpu", "vulkan" (= vulkan:0) or "vulkan:N", the Vulkan ones optionally
+ * followed by ",fp16-weights" (fp16_weights; OIR_VULKAN_FP16_WEIGHTS=1 in
+ * the environment sets it too); anything else OIR_E_ARG. */
 int be_parse_device(const char *s, be_device_spec *out, oir_error *err);
 /* 1 when this build has the Vulkan backend (OIR_HAVE_VULKAN). */
 int be_have_vulkan(void);
@@ -179,6 +192,11 @@ int be_buffer_alloc(oir_backend *be, size_t bytes, be_buffer **out, oir_error *e
  * the host's memory (CPU: `host` must outlive the buffer, and is written by
  * ops that write the buffer), else allocated and uploaded (synced). */
 int be_buffer_from_host(oir_backend *be, const void *host, size_t bytes, be_buffer **out, oir_error *err);
+/* n float32 weights as a buffer for the weight operands of be_linear,
+ * be_conv2d and be_matmul: on a backend with fp16_weights, converted to
+ * fp16 (round to nearest even, f32_to_f16) and stored in 2 n bytes (the
+ * buffer's f16 set); elsewhere be_buffer_from_host of 4 n bytes. */
+int be_weights_from_host(oir_backend *be, const float *host, size_t n, be_buffer **out, oir_error *err);
 /* Frees a buffer (NULL is a no-op); queued ops are run first when they may
  * use it. */
 void be_buffer_free(oir_backend *be, be_buffer *b);

@@ -35,7 +35,7 @@
 #define OIR_MODELS_LOADER_H
 
 #include "core/error.h"
-#include "diffusion/ddim.h"
+#include "models/scheduler_config.h"
 #include "models/clip_text.h"
 #include "models/clip_vision.h"
 #include "models/tokenizer.h"
@@ -81,13 +81,14 @@ typedef struct {
 
 sd_load_params sd_load_default_params(void);
 
-typedef enum { SD_SOURCE_DIFFUSERS = 1, SD_SOURCE_SINGLE_FILE } sd_source;
+typedef enum { SD_SOURCE_DIFFUSERS = 1, SD_SOURCE_SINGLE_FILE, SD_SOURCE_COMPONENT } sd_source;
 
 typedef struct sd_model_files sd_model_files; /* internal: open files and weights */
 
 typedef struct {
     tokenizer *tokenizer;          /* NULL if not requested or none found */
     clip_text_model *text_encoder; /* NULL if not requested */
+    int text_projection;           /* text_encoder has text_projection (a CLIPTextModelWithProjection folder) */
     unet_model *unet;              /* NULL if not requested */
     vae_model *vae;                /* NULL if not requested */
     ddim_config scheduler;         /* scheduler_config.json, or SD 1.x's */
@@ -112,6 +113,15 @@ const char *sd_model_device(const sd_model *m, const char *component);
  * other architectures, OIR_E_IO / OIR_E_FORMAT for absent or malformed
  * files, naming the file and field. p may be NULL (defaults). */
 int sd_model_load(sd_model **out, const char *path, const sd_load_params *p, oir_error *err);
+/* One model's folder (MODEL_PATH_COMPONENT: config.json + weights) as an
+ * sd_model holding that model alone: component SD_UNET (a
+ * UNet2DConditionModel), SD_VAE (AutoencoderKL) or SD_TEXT_ENCODER
+ * (CLIPTextModel, or CLIPTextModelWithProjection: text_projection set).
+ * p: variant and device are used (NULL: defaults). OIR_E_UNSUPPORTED when
+ * the folder holds another class, and the same file and tensor errors as
+ * sd_model_load. source is SD_SOURCE_COMPONENT. */
+int sd_component_load(sd_model **out, const char *dir, int component, const sd_load_params *p,
+                      oir_error *err);
 void sd_model_free(sd_model *m);
 
 /* Tensors in the component files that no model read ("unet: <file name>"),

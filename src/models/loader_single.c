@@ -260,14 +260,9 @@ int sd_load_single(sd_model *m, const char *path, const sd_load_params *p, oir_e
         sd_note(m, "vae: %s, %d blocks", cp ? cp : "SD 1.x config sized to the shapes",
                 cfg.n_blocks);
     }
-    const char *sp = config_file(cfgp, sizeof cfgp, cd, "scheduler", "scheduler_config.json");
-    if (sp) {
-        if ((rc = ddim_config_load(&m->scheduler, sp, err))) return rc;
-        sd_note(m, "scheduler: %s (as DDIM)", sp);
-    } else {
-        m->scheduler = ddim_sd1_config();
-        sd_note(m, "scheduler: SD 1.x DDIM (scaled_linear 0.00085..0.012, steps_offset 1)");
-    }
+    if ((rc = sd_load_scheduler(m, config_file(cfgp, sizeof cfgp, cd, "scheduler", "scheduler_config.json"),
+                                "SD 1.x DDIM (scaled_linear 0.00085..0.012, steps_offset 1)", err)))
+        return rc;
     if (p->components & SD_TOKENIZER) {
         char td[1200];
         const char *tok = p->tokenizer_dir;

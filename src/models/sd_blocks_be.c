@@ -19,6 +19,16 @@ int sd_dalloc(sd_dev_arena *a, size_t n, be_view *out) {
 
 /* ---- weights ------------------------------------------------------------ */
 
+/* Room for one more buffer in b->bufs; else the status. */
+static int binder_room(sd_binder *b) {
+    if (b->n < b->cap) return OIR_OK;
+    int cap = b->cap ? 2 * b->cap : 256;
+    be_buffer **nb = realloc(b->bufs, (size_t)cap * sizeof *nb);
+    if (!nb) return b->status = oir_fail(&b->err, OIR_E_NOMEM, "binding weights: out of memory");
+    b->bufs = nb, b->cap = cap;
+    return OIR_OK;
+}
+
 void sd_bind_tensor(sd_binder *b, const float *p, size_t n, be_view *out) {
     *out = BE_NONE;
     if (!p || !n || b->status) return;
@@ -35,30 +45,37 @@ void sd_bind_tensor(sd_binder *b, const float *p, size_t n, be_view *out) {
                                  b->be->error.message);
         return;
     }
-    if (b->n == b->cap) {
-        int cap = b->cap ? 2 * b->cap : 256;
-        be_buffer **nb = realloc(b->bufs, (size_t)cap * sizeof *nb);
-        if (!nb) {
-            b->status = oir_fail(&b->err, OIR_E_NOMEM, "binding weights: out of memory");
-            return;
-        }
-        b->bufs = nb, b->cap = cap;
-    }
     be_buffer *buf;
-    if ((b->status = be_buffer_from_host(b->be, p, bytes, &buf, &b->err))) return;
+    if (binder_room(b) || (b->status = be_buffer_from_host(b->be, p, bytes, &buf, &b->err))) return;
+    b->bufs[b->n++] = buf;
+    *out = be_view_of(buf);
+}
+
+/* A linear / convolution weight: on a backend with fp16 weights, fp16 in a
+ * buffer of its own (be_weights_from_host; outside the pool, so the
+ * counting pass skips it); elsewhere as any tensor. */
+static void bind_weight(sd_binder *b, const float *p, size_t n, be_view *out) {
+    if (!b->be->fp16_weights) {
+        sd_bind_tensor(b, p, n, out);
+        return;
+    }
+    *out = BE_NONE;
+    if (!p || !n || b->status || b->counting) return;
+    be_buffer *buf;
+    if (binder_room(b) || (b->status = be_weights_from_host(b->be, p, n, &buf, &b->err))) return;
     b->bufs[b->n++] = buf;
     *out = be_view_of(buf);
 }
 
 void sd_bind_conv(sd_binder *b, sd_conv *c) {
     if (!c->w) return;
-    sd_bind_tensor(b, c->w, (size_t)c->c_out * c->c_in * c->k * c->k, &c->bw);
+    bind_weight(b, c->w, (size_t)c->c_out * c->c_in * c->k * c->k, &c->bw);
     sd_bind_tensor(b, c->b, (size_t)c->c_out, &c->bb);
 }
 
 void sd_bind_linear(sd_binder *b, sd_linear *l) {
     if (!l->w) return;
-    sd_bind_tensor(b, l->w, (size_t)l->out * l->in, &l->bw);
+    bind_weight(b, l->w, (size_t)l->out * l->in, &l->bw);
     sd_bind_tensor(b, l->b, (size_t)l->out, &l->bb);
 }
 

@@ -10,7 +10,8 @@
 /* The devices the loader reports, in its order (index = vulkan:N). */
 int vk_list_devices(be_device_info *out, int max, int *n, oir_error *err);
 /* A backend on device `index`; OIR_E_UNSUPPORTED with the reason when there
- * is no loader, no driver or no such device. */
-int vk_backend_create(oir_backend **out, int index, oir_error *err);
+ * is no loader, no driver or no such device, or fp16_weights without the
+ * device's 16-bit storage (be_device_spec.fp16_weights). */
+int vk_backend_create(oir_backend **out, int index, int fp16_weights, oir_error *err);
 
 #endif

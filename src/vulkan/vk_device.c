@@ -14,6 +14,7 @@
 /* Shader names in enum order (vk_shaders.h); each must be in the embedded table. */
 static const char *const vk_shader_names[VK_SHADER_COUNT] = {
     "gemm_nn", "gemm_nt", "gemm_conv", "attention", "norm", "softmax", "eltwise", "shape", "ddim", "nonfinite",
+    "gemm_nn_a16", "gemm_nn_b16", "gemm_nn_ab16", "gemm_nt_a16", "gemm_nt_b16", "gemm_nt_ab16", "gemm_conv_a16",
 };
 
 /* ---- the loader --------------------------------------------------------- */
@@ -715,7 +716,7 @@ void vk_destroy(oir_backend *be) {
 }
 
 /* Device, queue, staging, command pool and fence of an opened instance. */
-static int device_open(vk_backend *vb, int index, oir_error *err) {
+static int device_open(vk_backend *vb, int index, int fp16_weights, oir_error *err) {
     VkPhysicalDevice pd[BE_MAX_DEVICES];
     uint32_t count;
     int rc = physical_devices(&vb->f, vb->instance, pd, &count, err);
@@ -769,6 +770,21 @@ static int device_open(vk_backend *vb, int index, oir_error *err) {
                                   .queueCount = 1,
                                   .pQueuePriorities = &prio};
     VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1, .pQueueCreateInfos = &qi};
+    /* fp16 weights: the GEMM shaders' *_a16 / *_b16 variants read fp16
+     * buffers (SPIR-V StorageBuffer16BitAccess, core in Vulkan 1.1).
+     * OIR_VULKAN_NO_STORAGE16=1 hides the feature (tests of the refusal). */
+    VkPhysicalDevice16BitStorageFeatures s16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+                                                .storageBuffer16BitAccess = VK_TRUE};
+    if (fp16_weights) {
+        const char *hide = getenv("OIR_VULKAN_NO_STORAGE16");
+        if (!info.storage16 || (hide && !strcmp(hide, "1")))
+            return oir_fail(err, OIR_E_UNSUPPORTED,
+                            "%s: fp16 weight storage needs storageBuffer16BitAccess (16-bit storage), which this "
+                            "device does not offer (oir info --devices); run without fp16-weights",
+                            vb->head.name);
+        di.pNext = &s16;
+        vb->head.fp16_weights = 1;
+    }
     VkResult r = vb->f.vkCreateDevice(vb->phys, &di, NULL, &vb->dev);
     if (r != VK_SUCCESS)
         return oir_fail(err, OIR_E_UNSUPPORTED, "%s: vkCreateDevice failed: %s", vb->head.name, vk_result_name(r));
@@ -809,14 +825,14 @@ static int device_open(vk_backend *vb, int index, oir_error *err) {
     return OIR_OK;
 }
 
-int vk_backend_create(oir_backend **out, int index, oir_error *err) {
+int vk_backend_create(oir_backend **out, int index, int fp16_weights, oir_error *err) {
     *out = NULL;
     vk_backend *vb = calloc(1, sizeof *vb);
     if (!vb) return oir_fail(err, OIR_E_NOMEM, "vulkan: out of memory");
     vb->head.ops = &vk_ops;
     snprintf(vb->head.name, sizeof vb->head.name, "vulkan:%d", index);
     int rc = instance_get(&vb->f, &vb->instance, err);
-    if (!rc) rc = device_open(vb, index, err);
+    if (!rc) rc = device_open(vb, index, fp16_weights, err);
     if (rc) {
         vk_destroy(&vb->head);
         return rc;

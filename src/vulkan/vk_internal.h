@@ -185,7 +185,7 @@ typedef struct {
 /* vk_device.c */
 int vk_check(vk_backend *vb, VkResult r, const char *what);
 const char *vk_result_name(VkResult r);
-/* The window of view v holding `bytes` bytes; unit 4 (floats) or 1 (bytes). */
+/* The window of view v holding `bytes` bytes; unit 4 (floats), 2 (fp16) or 1 (bytes). */
 int vk_bind_view(vk_backend *vb, const char *op, const char *name, be_view v, size_t bytes, int unit,
                  vk_bind *out);
 /* `bytes` of the staging buffer for this submission (flushing first when

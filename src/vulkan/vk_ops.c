@@ -87,15 +87,35 @@ typedef struct {
 #define GEMM_BIAS_ROW 2u
 #define GEMM_BETA 4u
 
-/* names: the operands a and b as the op calls them */
+/* The GEMM shader for a plain shader (VK_SH_GEMM_NN / _NT / _CONV) and
+ * operands a, b: its fp16 variant when a or b is an fp16 weight buffer
+ * (be_weights_from_host); -1 for a pair no variant reads (fp16 images of
+ * the implicit-GEMM convolution). */
+static int gemm_shader(int plain, const be_view *a, const be_view *b) {
+    int a16 = a->buf && a->buf->f16, b16 = b->buf && b->buf->f16;
+    if (!a16 && !b16) return plain;
+    int k = a16 && b16 ? 2 : b16 ? 1 : 0; /* a16, b16, ab16 */
+    switch (plain) {
+    case VK_SH_GEMM_NN: return VK_SH_GEMM_NN_A16 + k;
+    case VK_SH_GEMM_NT: return VK_SH_GEMM_NT_A16 + k;
+    case VK_SH_GEMM_CONV: return k == 0 ? VK_SH_GEMM_CONV_A16 : -1;
+    default: return -1;
+    }
+}
+
+/* names: the operands a and b as the op calls them; a and b in bytes as
+ * float32 (halved for an fp16 operand). */
 static int gemm_run(vk_backend *vb, const char *op, const char *const names[2], int shader, be_view out,
                     size_t out_bytes, be_view a, size_t a_bytes, be_view b, size_t b_bytes, be_view bias,
                     size_t bias_bytes, gemm_params *p, uint32_t batch) {
     vk_bind bd[4];
-    int rc;
+    int rc, a16 = a.buf->f16, b16 = b.buf->f16;
+    if ((shader = gemm_shader(shader, &a, &b)) < 0)
+        return be_fail(&vb->head, OIR_E_ARG, "%s: operand %s is fp16 weights, which this op reads as fp32 only",
+                       op, names[1]);
     if ((rc = vk_bind_view(vb, op, "out", out, out_bytes, 4, &bd[0])) ||
-        (rc = vk_bind_view(vb, op, names[0], a, a_bytes, 4, &bd[1])) ||
-        (rc = vk_bind_view(vb, op, names[1], b, b_bytes, 4, &bd[2])))
+        (rc = vk_bind_view(vb, op, names[0], a, a16 ? a_bytes / 2 : a_bytes, a16 ? 2 : 4, &bd[1])) ||
+        (rc = vk_bind_view(vb, op, names[1], b, b16 ? b_bytes / 2 : b_bytes, b16 ? 2 : 4, &bd[2])))
         return rc;
     if (bias.buf) {
         if ((rc = vk_bind_view(vb, op, "bias", bias, bias_bytes, 4, &bd[3]))) return rc;

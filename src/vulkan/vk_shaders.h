@@ -19,6 +19,14 @@ enum {
     VK_SH_SHAPE,       /* upsample, concat, channel bias, layout changes */
     VK_SH_DDIM,
     VK_SH_NONFINITE,
+    /* the GEMMs with fp16 operands (fp16 weights), in gemm_shader's order */
+    VK_SH_GEMM_NN_A16,
+    VK_SH_GEMM_NN_B16,
+    VK_SH_GEMM_NN_AB16,
+    VK_SH_GEMM_NT_A16,
+    VK_SH_GEMM_NT_B16,
+    VK_SH_GEMM_NT_AB16,
+    VK_SH_GEMM_CONV_A16,
     VK_SHADER_COUNT
 };
 

@@ -388,7 +388,7 @@ def dictionaries():
                 continue
             json_keys(json.load(open(path)), keys)
     keys |= source_strings(["src/models/unet.c", "src/models/vae.c", "src/models/clip_text.c",
-                            "src/models/clip_vision.c", "src/models/loader.c", "src/diffusion/ddim.c"])
+                            "src/models/clip_vision.c", "src/models/loader.c", "src/models/scheduler_config.c"])
     write_dict("model_config", "JSON syntax, config keys and values of the shipped models, strings the readers test",
                JSON_SYNTAX + ['"%s"' % k for k in keys])
     st = ["__metadata__", "dtype", "shape", "data_offsets", "format", "pt"] + list(DTYPE_SIZE)

@@ -6,6 +6,9 @@
 //   MODE_CONV B (C_in k k, Ho Wo) gathered from the image (N, C_in, H, W):
 //             implicit-GEMM convolution with zero padding, no im2col buffer.
 // Batch: workgroup z, operands advanced by their strides (elements).
+// A_F16 / B_F16 (the *_a16, *_b16, *_ab16 variants, fp16 weights): that
+// operand is stored as fp16 and widened to fp32 as the tile loads it; the
+// arithmetic is fp32 either way.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
 
@@ -19,9 +22,20 @@
 
 layout(local_size_x = 16, local_size_y = 16, local_size_z = 1) in;
 
+#ifdef A_F16
+#define A_TYPE float16_t
+#else
+#define A_TYPE float
+#endif
+#ifdef B_F16
+#define B_TYPE float16_t
+#else
+#define B_TYPE float
+#endif
+
 layout(std430, binding = 0) buffer OutBuf { float o_[]; };
-layout(std430, binding = 1) readonly buffer ABuf { float a_[]; };
-layout(std430, binding = 2) readonly buffer BBuf { float b_[]; };
+layout(std430, binding = 1) readonly buffer ABuf { A_TYPE a_[]; };
+layout(std430, binding = 2) readonly buffer BBuf { B_TYPE b_[]; };
 layout(std430, binding = 3) readonly buffer BiasBuf { float bias_[]; };
 
 layout(push_constant) uniform PC {
@@ -39,9 +53,9 @@ shared float Bs[BK][BN + 1];
 float load_b(uint base, uint k, uint n) {
     if (k >= p.K || n >= p.N) return 0.0;
 #if MODE == MODE_NN
-    return b_[base + k * p.N + n];
+    return float(b_[base + k * p.N + n]);
 #elif MODE == MODE_NT
-    return b_[base + n * p.K + k];
+    return float(b_[base + n * p.K + k]);
 #else
     uint kk = p.ks * p.ks;
     uint ci = k / kk, r = k - ci * kk;
@@ -50,7 +64,7 @@ float load_b(uint base, uint k, uint n) {
     int iy = int(oy * p.stride + ky) - int(p.pad);
     int ix = int(ox * p.stride + kx) - int(p.pad);
     if (iy < 0 || ix < 0 || iy >= int(p.H) || ix >= int(p.W)) return 0.0;
-    return b_[base + (ci * p.H + uint(iy)) * p.W + uint(ix)];
+    return float(b_[base + (ci * p.H + uint(iy)) * p.W + uint(ix)]);
 #endif
 }
 
@@ -70,7 +84,7 @@ void main() {
             uint e = tid + 256 * r;
             uint ml = e / BK, kl = e % BK;
             uint gm = m0 + ml, gk = k0 + kl;
-            As[kl][ml] = (gm < p.M && gk < p.K) ? a_[abase + gm * p.K + gk] : 0.0;
+            As[kl][ml] = (gm < p.M && gk < p.K) ? float(a_[abase + gm * p.K + gk]) : 0.0;
         }
         // B tile: 16 k x 64 n, consecutive threads along n (along k for NT)
         for (uint r = 0; r < 4; r++) {
