@@ -136,6 +136,10 @@ struct oir_backend {
     oir_error error; /* its message */
     long ops_queued; /* ops run since creation (statistics) */
     long syncs;      /* submissions waited for (statistics) */
+    /* bytes through be_upload / be_download (be_buffer_from_host's upload
+     * included; be_count_nonfinite's count not): what crosses the bus on a
+     * device, host copies on the CPU (statistics, tests) */
+    unsigned long long bytes_uploaded, bytes_downloaded;
 };
 
 /* ---- devices ------------------------------------------------------------ */
