@@ -4,6 +4,12 @@
  *   UNet noise prediction on Vulkan vs CPU        <= 1e-8
  *   its "mid" tap and a cross-attention capture    <= 1e-8 (read back
  *   from the device: a download per tap / captured layer)
+ *   a guided generation through the sampler (16x16, 2 and 4 steps) on
+ *   Vulkan vs the host loop on the CPU                 <= 1e-6; its bus:
+ *   one latent downloaded whatever the step count, one uploaded (the
+ *   contexts are not sent again)
+ *   (the CPU: bit-identical to the host loop, unet_forward + ddim_guidance
+ *   + ddim_step)
  *   one-pair OIR edit of the demo scene (16x16, T = 3, the CLI with
  *   --device vulkan vs --device cpu): the same chosen step, and the edited
  *   working image within 2/255 per channel (8-bit PNG).
@@ -26,6 +32,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli_runner.h"
+#include "diffusion/sampler.h"
 #include "harness.h"
 #include "io/image.h"
 #include "models/loader.h"
@@ -135,6 +142,87 @@ done:
     case_free(&c);
 }
 
+/* The guided generation loop written out on host arrays, as the sampler
+ * ran it before its loops moved onto the backend: the reference. */
+static int host_generation(sampler *s, float *z, int from, const float *cond, const float *uncond, float g,
+                           oir_error *err) {
+    size_t n = s->lat_n, cn = (size_t)s->ctx_len * s->ctx_dim;
+    float *x2 = malloc(2 * n * sizeof(float)), *e2 = malloc(2 * n * sizeof(float)), *e = malloc(n * sizeof(float));
+    float *c2 = malloc(2 * cn * sizeof(float));
+    arena a = {0};
+    int rc = arena_init(&a, unet_arena_bytes(s->model->unet, 2, s->lat_h, s->lat_w, s->ctx_len), err);
+    if (!x2 || !e2 || !e || !c2) rc = rc ? rc : OIR_E_NOMEM;
+    if (!rc) memcpy(c2, cond, cn * sizeof(float)), memcpy(c2 + cn, uncond, cn * sizeof(float));
+    for (int level = from; level > 0 && !rc; level--) {
+        int64_t t = sampler_denoise_timestep(s, level);
+        float ts[2] = {(float)t, (float)t};
+        memcpy(x2, z, n * sizeof(float)), memcpy(x2 + n, z, n * sizeof(float));
+        rc = unet_forward(s->model->unet, &a, x2, ts, c2, 2, s->lat_h, s->lat_w, s->ctx_len, e2, err);
+        if (!rc) ddim_guidance(e, e2 + n, e2, g, n);
+        if (!rc) rc = ddim_step(&s->sched, z, e, &t, z, 1, n, NULL, err);
+    }
+    arena_free(&a);
+    free(x2), free(e2), free(e), free(c2);
+    return rc;
+}
+
+/* A guided generation of N steps through the sampler: on the CPU
+ * bit-identical to the host loop; on a device the same within NMSE 1e-6,
+ * with one latent downloaded (the result) whatever N, and the latent
+ * uploaded once (the contexts are already there from a warm-up). */
+static void t_generation(sd_model *sd, oir_backend *vk) {
+    oir_error err = {0};
+    sampler s;
+    if (!CHECK(!sampler_init(&s, sd, 16, 4, 0, &err), "sampler: %s", err.message)) return;
+    size_t n = s.lat_n, cn = (size_t)s.ctx_len * s.ctx_dim;
+    float *cond = malloc(cn * sizeof(float)), *uncond = malloc(cn * sizeof(float));
+    float *z0 = malloc(n * sizeof(float)), *ref[2] = {malloc(n * sizeof(float)), malloc(n * sizeof(float))};
+    float *got = malloc(n * sizeof(float));
+    noise_gaussian(z0, n, 7);
+    int steps[2] = {2, 4};
+    if (!CHECK(!sampler_encode_prompt(&s, "a red circle on the left", cond, &err) &&
+                   !sampler_encode_prompt(&s, "", uncond, &err),
+               "prompts: %s", err.message))
+        goto done;
+    for (int i = 0; i < 2; i++) {
+        memcpy(ref[i], z0, n * sizeof(float));
+        memcpy(got, z0, n * sizeof(float));
+        CHECK(!host_generation(&s, ref[i], steps[i], cond, uncond, 7.5f, &err), "host loop: %s", err.message);
+        CHECK(!sampler_denoise(&s, got, steps[i], 0, cond, uncond, 7.5f, &err), "sampler on the CPU: %s",
+              err.message);
+        CHECK(!memcmp(got, ref[i], n * sizeof(float)), "%d-step generation on the CPU backend: bit-identical to "
+              "the host loop", steps[i]);
+    }
+    sampler_free(&s);
+    if (!vk) goto done;
+    if (!CHECK(!unet_bind(sd->unet, vk, &err), "unet onto %s: %s", vk->name, err.message)) goto done;
+    if (!CHECK(!sampler_init(&s, sd, 16, 4, 0, &err), "sampler on %s: %s", vk->name, err.message)) goto rebind;
+    /* a 1-step warm-up sends the contexts and the UNet's first-forward buffers */
+    memcpy(got, z0, n * sizeof(float));
+    CHECK(!sampler_denoise(&s, got, 1, 0, cond, uncond, 7.5f, &err), "warm-up on %s: %s", vk->name, err.message);
+    for (int i = 0; i < 2; i++) {
+        unsigned long long up0 = vk->bytes_uploaded, down0 = vk->bytes_downloaded;
+        memcpy(got, z0, n * sizeof(float));
+        if (!CHECK(!sampler_denoise(&s, got, steps[i], 0, cond, uncond, 7.5f, &err), "sampler on %s: %s",
+                   vk->name, err.message))
+            break;
+        unsigned long long up = vk->bytes_uploaded - up0, down = vk->bytes_downloaded - down0;
+        double e = nmse(got, ref[i], n);
+        CHECK(e <= 1e-6, "%d-step generation on %s vs the CPU: NMSE %.3g (<= 1e-6)", steps[i], vk->name, e);
+        CHECK(down == n * sizeof(float), "%d steps on %s downloaded %llu bytes: one latent (%zu), not one per step",
+              steps[i], vk->name, down, n * sizeof(float));
+        CHECK(up == n * sizeof(float), "%d steps on %s uploaded %llu bytes: the latent (%zu), the contexts "
+              "already there", steps[i], vk->name, up, n * sizeof(float));
+        printf("  generation of %d steps on %s: %llu bytes up, %llu down, NMSE %.3g\n", steps[i], vk->name, up,
+               down, e);
+    }
+    sampler_free(&s);
+rebind:
+    CHECK(!unet_bind(sd->unet, NULL, &err), "unet back onto the CPU: %s", err.message);
+done:
+    free(cond), free(uncond), free(z0), free(ref[0]), free(ref[1]), free(got);
+}
+
 static void t_device_errors(void) {
     oir_error err = {0};
     sd_load_params p = sd_load_default_params();
@@ -242,7 +330,10 @@ int main(int argc, char **argv) {
         printf("  %s\n", be_have_vulkan() ? "vulkan skipped (OIR_TEST_VULKAN=skip)" : "no Vulkan in this build");
     }
     sd_model *sd = NULL;
-    if (CHECK(!sd_model_load(&sd, "models/tiny-shapes", NULL, &err), "tiny model: %s", err.message)) t_unet(sd, vk);
+    if (CHECK(!sd_model_load(&sd, "models/tiny-shapes", NULL, &err), "tiny model: %s", err.message)) {
+        t_unet(sd, vk);
+        t_generation(sd, vk);
+    }
     sd_model_free(sd); /* before the backend its UNet was last bound to... */
     t_device_errors();
     if (!CHECK(!cr_init(argv[0]), "scratch folder")) return th_summary();

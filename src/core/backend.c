@@ -268,13 +268,16 @@ int be_upload(oir_backend *be, be_view dst, const void *src, size_t bytes) {
     ENTER(be);
     if (!bytes) return OIR_OK;
     TRY(view_ok(be, "upload", "dst", dst, bytes, 0, 0));
+    be->bytes_uploaded += bytes;
     return be->ops->upload(be, dst, src, bytes);
 }
 
 int be_download(oir_backend *be, void *dst, be_view src, size_t bytes, oir_error *err) {
     be->syncs++;
-    if (!be->status && bytes && !view_ok(be, "download", "src", src, bytes, 0, 0))
+    if (!be->status && bytes && !view_ok(be, "download", "src", src, bytes, 0, 0)) {
+        be->bytes_downloaded += bytes;
         be->ops->download(be, dst, src, bytes);
+    }
     else
         be->ops->sync(be); /* the ops queued before a failure still run */
     return take_status(be, err);

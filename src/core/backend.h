@@ -147,6 +147,10 @@ struct oir_backend {
     long ops_queued; /* ops run since creation (statistics) */
     long syncs;      /* submissions waited for (statistics) */
     int fp16_weights; /* be_weights_from_host stores fp16 (be_device_spec) */
+    /* bytes through be_upload / be_download (be_buffer_from_host's upload
+     * included; be_count_nonfinite's count not): what crosses the bus on a
+     * device, host copies on the CPU (statistics, tests) */
+    unsigned long long bytes_uploaded, bytes_downloaded;
 };
 
 /* ---- devices ------------------------------------------------------------ */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ops_diffusion.h"
+
 /* ---- schedule ------------------------------------------------------------ */
 
 /* torch.linspace(start, end, steps, dtype=float32) on the CPU: float32
@@ -98,51 +100,71 @@ static int check_timesteps(const ddim_scheduler *s, const int64_t *t, int B, con
     return OIR_OK;
 }
 
-/* x0 = (x - sqrt(1-a) eps) / sqrt(a);  out = sqrt(a2) x0 + sqrt(1-a2) eps,
- * in torch's float32 order. */
-static void ddim_transfer(float *out, const float *eps, const float *x, size_t n, float a, float a2,
-                          int clip, float clip_range, float *x0_out) {
-    float sqrt_beta = sqrtf(1.0f - a), sqrt_a = sqrtf(a);
-    float sqrt_a2 = sqrtf(a2), dir = sqrtf(1.0f - a2);
-    for (size_t i = 0; i < n; i++) {
-        float e = eps[i];
-        float x0 = (x[i] - sqrt_beta * e) / sqrt_a;
-        if (clip) x0 = x0 < -clip_range ? -clip_range : x0 > clip_range ? clip_range : x0;
-        if (x0_out) x0_out[i] = x0;
-        out[i] = sqrt_a2 * x0 + dir * e;
+/* The per-row alphabar pairs of a step (invert: the inversion step's,
+ * which runs the transfer the other way) for rows b0..b0+nb. */
+static void step_alphabars(const ddim_scheduler *s, const int64_t *t, int b0, int nb, int invert, float *a,
+                           float *a2) {
+    for (int b = 0; b < nb; b++) {
+        float at = s->alphas_cumprod[t[b0 + b]], aprev = ddim_alphabar(s, ddim_prev_timestep(s, t[b0 + b]));
+        a[b] = invert ? aprev : at;
+        a2[b] = invert ? at : aprev;
     }
+}
+
+/* The transfer (ops_diffusion.h: x0 = (x - sqrt(1-a) eps) / sqrt(a); out =
+ * sqrt(a2) x0 + sqrt(1-a2) eps, in torch's float32 order) of B rows, on
+ * host arrays or, when be is non-NULL, on views of be; rows go in groups
+ * so the alphabars sit on the stack (no malloc per step). */
+#define STEP_GROUP 64
+static int transfer_rows(const ddim_scheduler *s, oir_backend *be, const int64_t *t, int B, size_t n,
+                         int invert, float *out, const float *eps, const float *x, float *x0, be_view vout,
+                         be_view veps, be_view vx, be_view vx0, oir_error *err) {
+    int clip = !invert && s->cfg.clip_sample;
+    float range = invert ? 0.0f : (float)s->cfg.clip_sample_range;
+    float a[STEP_GROUP], a2[STEP_GROUP];
+    for (int b0 = 0; b0 < B; b0 += STEP_GROUP) {
+        int nb = B - b0 < STEP_GROUP ? B - b0 : STEP_GROUP;
+        size_t off = (size_t)b0 * n;
+        step_alphabars(s, t, b0, nb, invert, a, a2);
+        if (!be) {
+            op_ddim_transfer(out + off, eps + off, x + off, nb, n, a, a2, clip, range, x0 ? x0 + off : NULL);
+            continue;
+        }
+        if (be_ddim_step(be, be_view_f(vout, off), be_view_f(veps, off), be_view_f(vx, off), nb, n, a, a2, clip,
+                         range, vx0.buf ? be_view_f(vx0, off) : BE_NONE))
+            return be_sync(be, err); /* the refusal's message */
+    }
+    return OIR_OK;
 }
 
 int ddim_step(const ddim_scheduler *s, float *prev, const float *eps, const int64_t *t,
               const float *sample, int B, size_t n, float *pred_x0, oir_error *err) {
     int rc = check_timesteps(s, t, B, "ddim_step", err);
     if (rc) return rc;
-    for (int b = 0; b < B; b++) {
-        size_t off = (size_t)b * n;
-        float a = s->alphas_cumprod[t[b]];
-        float a_prev = ddim_alphabar(s, ddim_prev_timestep(s, t[b]));
-        ddim_transfer(prev + off, eps + off, sample + off, n, a, a_prev, s->cfg.clip_sample,
-                      (float)s->cfg.clip_sample_range, pred_x0 ? pred_x0 + off : NULL);
-    }
-    return OIR_OK;
+    return transfer_rows(s, NULL, t, B, n, 0, prev, eps, sample, pred_x0, BE_NONE, BE_NONE, BE_NONE, BE_NONE, err);
 }
 
 int ddim_invert_step(const ddim_scheduler *s, float *next, const float *eps, const int64_t *t,
                      const float *sample, int B, size_t n, oir_error *err) {
     int rc = check_timesteps(s, t, B, "ddim_invert_step", err);
     if (rc) return rc;
-    for (int b = 0; b < B; b++) {
-        size_t off = (size_t)b * n;
-        float a = ddim_alphabar(s, ddim_prev_timestep(s, t[b]));
-        float a_next = s->alphas_cumprod[t[b]];
-        ddim_transfer(next + off, eps + off, sample + off, n, a, a_next, 0, 0, NULL);
-    }
-    return OIR_OK;
+    return transfer_rows(s, NULL, t, B, n, 1, next, eps, sample, NULL, BE_NONE, BE_NONE, BE_NONE, BE_NONE, err);
+}
+
+int ddim_step_dev(const ddim_scheduler *s, oir_backend *be, be_view prev, be_view eps, const int64_t *t,
+                  be_view sample, int B, size_t n, be_view pred_x0, oir_error *err) {
+    int rc = check_timesteps(s, t, B, "ddim_step", err);
+    if (rc) return rc;
+    return transfer_rows(s, be, t, B, n, 0, NULL, NULL, NULL, NULL, prev, eps, sample, pred_x0, err);
+}
+
+int ddim_invert_step_dev(const ddim_scheduler *s, oir_backend *be, be_view next, be_view eps, const int64_t *t,
+                         be_view sample, int B, size_t n, oir_error *err) {
+    int rc = check_timesteps(s, t, B, "ddim_invert_step", err);
+    if (rc) return rc;
+    return transfer_rows(s, be, t, B, n, 1, NULL, NULL, NULL, NULL, next, eps, sample, BE_NONE, err);
 }
 
 void ddim_guidance(float *out, const float *uncond, const float *cond, float g, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float u = uncond[i];
-        out[i] = u + g * (cond[i] - u);
-    }
+    op_guidance(out, uncond, cond, g, n);
 }

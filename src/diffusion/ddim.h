@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/backend.h"
 #include "core/error.h"
 #include "models/scheduler_config.h"
 
@@ -75,5 +76,15 @@ int ddim_invert_step(const ddim_scheduler *s, float *next, const float *eps, con
  * over n values; `uncond` is whatever negative branch the caller ran (empty
  * prompt, or the source prompt in OIR). out may alias either input. */
 void ddim_guidance(float *out, const float *uncond, const float *cond, float g, size_t n);
+
+/* ddim_step / ddim_invert_step on views of a backend (docs/BACKENDS.md):
+ * the same arithmetic through be_ddim_step, queued (the next sync runs it);
+ * the per-row alphabars come from the host scheduler. On the CPU backend
+ * bit-identical to the host functions. The guidance combine on views is
+ * be_guidance (the same arithmetic as ddim_guidance). */
+int ddim_step_dev(const ddim_scheduler *s, oir_backend *be, be_view prev, be_view eps, const int64_t *t,
+                  be_view sample, int B, size_t n, be_view pred_x0, oir_error *err);
+int ddim_invert_step_dev(const ddim_scheduler *s, oir_backend *be, be_view next, be_view eps, const int64_t *t,
+                         be_view sample, int B, size_t n, oir_error *err);
 
 #endif

@@ -15,7 +15,15 @@
  *
  * Memory: UNet batches are split into chunks of at most max_unet_batch rows,
  * chosen from the memory budget; results do not depend on the split. All
- * buffers are reserved up front or grown outside the denoising loops. */
+ * buffers are reserved up front or grown outside the denoising loops.
+ *
+ * Device: the loops run on the UNet's backend (s->be; docs/BACKENDS.md
+ * "Sync semantics"). The *_dev functions take latents as views there and
+ * keep them there: per UNet call only the timesteps (by value), the context
+ * rows that changed and a non-finite count cross the bus. The host-array
+ * functions are wrappers: on the CPU backend they wrap the arrays in place
+ * (nothing copied, bit-identical), on a device they upload the latent once,
+ * run the loop, and download the result once. */
 #ifndef OIR_DIFFUSION_SAMPLER_H
 #define OIR_DIFFUSION_SAMPLER_H
 
@@ -43,9 +51,15 @@ typedef struct {
     float scaling_factor;       /* VAE latent scale */
     int max_unet_batch;         /* rows per UNet call (from the budget) */
     arena arena;                /* activations of one model call */
-    /* staging for one UNet chunk: (max_unet_batch, ...) */
+    oir_backend *be;            /* the UNet's backend: where the loops keep the latents */
+    int host;                   /* be shares the host's memory (CPU): host arrays are wrapped */
+    /* staging for one UNet chunk: (max_unet_batch, ...); stage_ctx also
+     * mirrors dev_ctx (ctx_rows rows valid), so unchanged rows are not sent */
     float *stage_x, *stage_t, *stage_ctx, *stage_eps;
-    float *eps_uncond;          /* grow-only: rows * lat_n */
+    be_buffer *dev_x, *dev_ctx, *dev_eps; /* the same on be (CPU: the host arrays wrapped) */
+    int ctx_rows;
+    be_buffer *dev_step;        /* lat_n floats: the noise prediction of a one-row loop step */
+    be_buffer *eps_uncond;      /* grow-only on be: rows * lat_n */
     size_t eps_uncond_cap;
     sampler_progress_fn progress;
     void *progress_user;
@@ -100,6 +114,30 @@ int sampler_invert(sampler *s, float *z, int from, int n, const float *ctx, floa
  * CFG (uncond may be NULL for guidance 1). */
 int sampler_denoise(sampler *s, float *z, int from, int to, const float *cond,
                     const float *uncond, float guidance, oir_error *err);
+
+/* The same three on views of s->be (latents (B, lat_n) there; contexts are
+ * host arrays, sent only when they change). Queued: a failure of an op
+ * surfaces at the next sync, and each function syncs at least once per
+ * UNet call (the non-finite check). levels_out: BE_NONE or n + 1 latents. */
+int sampler_eps_dev(sampler *s, be_view x, const int64_t *t, const float *const *cond,
+                    const float *const *uncond, float guidance, int B, be_view eps, oir_error *err);
+int sampler_invert_dev(sampler *s, be_view z, int from, int n, const float *ctx, be_view levels_out,
+                       oir_error *err);
+int sampler_denoise_dev(sampler *s, be_view z, int from, int to, const float *cond, const float *uncond,
+                        float guidance, oir_error *err);
+
+/* n floats on s->be for a loop: with host non-NULL on the CPU, host itself
+ * (wrapped, nothing copied); otherwise a new buffer, filled from host when
+ * `upload`. sampler_buf_close copies it back to host when `download` (a
+ * no-op where it is host itself) and frees it; it also runs what is queued
+ * and reports the first failure. A closed or zeroed buffer closes again as
+ * a no-op. */
+typedef struct {
+    be_buffer *buf;
+    be_view v;
+} sampler_buf;
+int sampler_buf_open(sampler *s, sampler_buf *b, float *host, size_t n, int upload, oir_error *err);
+int sampler_buf_close(sampler *s, sampler_buf *b, float *host, size_t n, int download, oir_error *err);
 
 /* Timestep used when leaving level L upwards (inversion) / downwards. */
 int64_t sampler_invert_timestep(const sampler *s, int level);

@@ -658,25 +658,45 @@ static int settle_progress(edit_state *st, oir_result *r, const oir_params *p, i
  * the fully denoised candidate — the search's own latent when it has one
  * (every searched pair; a forced pair when it was rendered for the sheets),
  * else denoised here from inversion level k with the pair's guided prompt —
- * DDIM-inverted back up R levels with the guided prompt into piece. */
-static int lift_to_R(edit_state *st, oir_result *r, const oir_params *p, int i, int R, float *piece, oir_error *err) {
+ * DDIM-inverted back up R levels with the guided prompt into piece (on the
+ * UNet's backend). */
+static int lift_to_R(edit_state *st, oir_result *r, const oir_params *p, int i, int R, be_view piece, oir_error *err) {
     sampler *s = &st->s;
     int T = r->steps, k = r->chosen_step[i], rc;
     size_t N = s->lat_n;
     long rows0 = s->unet_rows;
     if (!forced(p, i) || r->candidates) { /* denoised by the search / render_forced */
-        memcpy(piece, st->cand_lat + ((size_t)i * T + k - 1) * N, N * sizeof(float));
+        be_upload(s->be, piece, st->cand_lat + ((size_t)i * T + k - 1) * N, N * sizeof(float));
     } else {
-        memcpy(piece, st->levels + (size_t)k * N, N * sizeof(float));
-        if ((rc = sampler_denoise(s, piece, k, 0, st->pair_ctx[i], st->src_ctx, p->guidance, err))) return rc;
+        be_upload(s->be, piece, st->levels + (size_t)k * N, N * sizeof(float));
+        if ((rc = sampler_denoise_dev(s, piece, k, 0, st->pair_ctx[i], st->src_ctx, p->guidance, err))) return rc;
     }
-    if ((rc = sampler_invert(s, piece, 0, R, st->pair_ctx[i], NULL, err))) return rc;
+    if ((rc = sampler_invert_dev(s, piece, 0, R, st->pair_ctx[i], BE_NONE, err))) return rc;
     r->reinverted[i] = 1;
     r->low_pick_unet_rows += s->unet_rows - rows0;
     return OIR_OK;
 }
 
-/* DESIGN.md §2.5 steps 2-5, from the chosen steps. */
+/* z's cells (every channel) that `owner` gives to `who` take piece's values:
+ * a copy per run of such cells in each channel, on the backend. */
+static void splice_owned(sampler *s, be_view z, be_view piece, const unsigned char *owner, unsigned char who) {
+    size_t hw = (size_t)s->lat_h * s->lat_w;
+    for (size_t j = 0; j < hw;) {
+        if (owner[j] != who) {
+            j++;
+            continue;
+        }
+        size_t e = j + 1;
+        while (e < hw && owner[e] == who) e++;
+        for (int c = 0; c < s->lat_c; c++)
+            be_copy(s->be, be_view_f(z, c * hw + j), be_view_f(piece, c * hw + j), (e - j) * sizeof(float));
+        j = e;
+    }
+}
+
+/* DESIGN.md §2.5 steps 2-5, from the chosen steps: the background, the
+ * pieces, the splice, the re-inversion and the final denoise all on the
+ * UNet's backend; z comes home once, to be decoded. */
 static int reassemble(edit_state *st, oir_result *r, const oir_params *p, oir_error *err) {
     sampler *s = &st->s;
     int T = r->steps, n = r->n_pairs, rc = OIR_OK;
@@ -705,11 +725,14 @@ static int reassemble(edit_state *st, oir_result *r, const oir_params *p, oir_er
     r->reinversion_steps = J;
     /* latent-grid masks; a cell claimed by several pairs goes to the first */
     unsigned char *owner = malloc(hw);
-    float *z = malloc(N * sizeof(float)), *piece = malloc(N * sizeof(float));
-    if (!owner || !z || !piece) {
+    float *z = malloc(N * sizeof(float));
+    sampler_buf zb = {0}, pb = {0};
+    if (!owner || !z) {
         rc = oir_fail(err, OIR_E_NOMEM, "reassembly: out of memory");
         goto cleanup;
     }
+    if ((rc = sampler_buf_open(s, &zb, z, N, 0, err)) || (rc = sampler_buf_open(s, &pb, NULL, N, 0, err)))
+        goto cleanup;
     memset(owner, 0, hw);
     long overlap = 0;
     for (int i = 0; i < n; i++) {
@@ -724,28 +747,28 @@ static int reassemble(edit_state *st, oir_result *r, const oir_params *p, oir_er
     }
     r->mask_overlap_cells = overlap;
     if (overlap) warn(r, "masks overlap on %ld latent cells: each goes to the pair listed first", overlap);
-    memcpy(z, st->levels + (size_t)R * N, N * sizeof(float)); /* background: inversion level R */
+    be_upload(s->be, zb.v, st->levels + (size_t)R * N, N * sizeof(float)); /* background: inversion level R */
     for (int i = 0; i < n; i++) {
         if (r->chosen_step[i] <= R) { /* only with low_pick reinvert */
-            if ((rc = lift_to_R(st, r, p, i, R, piece, err))) goto cleanup;
+            if ((rc = lift_to_R(st, r, p, i, R, pb.v, err))) goto cleanup;
         } else {
-            memcpy(piece, st->levels + (size_t)r->chosen_step[i] * N, N * sizeof(float));
-            if ((rc = sampler_denoise(s, piece, r->chosen_step[i], R, st->pair_ctx[i], st->src_ctx, p->guidance,
-                                      err)))
+            be_upload(s->be, pb.v, st->levels + (size_t)r->chosen_step[i] * N, N * sizeof(float));
+            if ((rc = sampler_denoise_dev(s, pb.v, r->chosen_step[i], R, st->pair_ctx[i], st->src_ctx, p->guidance,
+                                          err)))
                 goto cleanup;
         }
-        for (int c = 0; c < s->lat_c; c++)
-            for (size_t j = 0; j < hw; j++)
-                if (owner[j] == i + 1) z[c * hw + j] = piece[c * hw + j];
+        splice_owned(s, zb.v, pb.v, owner, (unsigned char)(i + 1));
     }
-    if ((rc = sampler_invert(s, z, R, J, st->src_ctx, NULL, err))) goto cleanup;
-    if ((rc = sampler_denoise(s, z, R + J, 0, st->target_ctx, st->src_ctx, p->guidance, err))) goto cleanup;
+    if ((rc = sampler_invert_dev(s, zb.v, R, J, st->src_ctx, BE_NONE, err))) goto cleanup;
+    if ((rc = sampler_denoise_dev(s, zb.v, R + J, 0, st->target_ctx, st->src_ctx, p->guidance, err))) goto cleanup;
+    if ((rc = sampler_buf_close(s, &zb, z, N, 1, err))) goto cleanup; /* the final latents, home to decode */
     if ((rc = decode_counted(st, r, p, z, err))) goto cleanup;
     tensor_to_rgb8(st->pixels, (size_t)r->width * r->height, r->edited);
 cleanup:
+    sampler_buf_close(s, &pb, NULL, 0, 0, NULL);
+    sampler_buf_close(s, &zb, NULL, 0, 0, NULL);
     free(owner);
     free(z);
-    free(piece);
     return rc;
 }
 

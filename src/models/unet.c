@@ -785,16 +785,19 @@ static const xattn_site *site_at(xattn_site *s, attn_capture *cap, int hh, int w
     return s;
 }
 
-int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
-                         const float *timesteps, const float *context, int B, int h, int w,
-                         int ctx_len, float *noise_pred_out, const unet_tap *tap,
-                         attn_capture *capture, oir_error *err) {
-    if (!m || !a || !sample || !timesteps || !context || !noise_pred_out)
-        return oir_fail(err, OIR_E_ARG, "unet_forward: NULL argument");
+/* What both entries share: the checks, the activations' buffer, the ones,
+ * and the slots of the inputs and the output, carved first in both (the
+ * host entry uploads into them, the view entry leaves them unused) so that
+ * the activations sit where they always did. */
+typedef struct {
+    sd_dev_arena da;
+    be_view x_slot, ctx_slot, out_slot;
+} fwd_setup;
+
+static int forward_setup(const unet_model *m, arena *a, int B, int h, int w, int ctx_len,
+                         attn_capture *capture, fwd_setup *S, oir_error *err) {
     const unet_config *c = &m->cfg;
-    int n = c->n_blocks, f = 1 << (n - 1), G = c->norm_num_groups;
-    int c0 = c->block_out_channels[0], ted = c->time_embed_dim;
-    float eps = c->norm_eps;
+    int n = c->n_blocks, f = 1 << (n - 1);
     if (B < 1 || ctx_len < 1 || h < 1 || w < 1)
         return oir_fail(err, OIR_E_ARG,
                         "unet_forward: batch %d, latent %dx%d, context length %d: all must be >= 1",
@@ -804,24 +807,94 @@ int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
                         "unet_forward: latent %dx%d is not a multiple of %d (2^%d downsamplings)",
                         h, w, f, n - 1);
     if (!m->dev) return oir_fail(err, OIR_E_ARG, "unet_forward: the model is on no backend (unet_bind)");
-    int rc0 = capture ? attn_capture_check(capture, B, h, w, ctx_len, err) : OIR_OK;
-    if (rc0) return oir_error_prefix(err, "unet_forward");
+    int rc = capture ? attn_capture_check(capture, B, h, w, ctx_len, err) : OIR_OK;
+    if (rc) return oir_error_prefix(err, "unet_forward");
     unet_dev *d = m->dev;
-    oir_backend *be = d->be;
+    size_t ctx_n = (size_t)B * ctx_len * c->cross_attention_dim;
+    size_t in_n = (size_t)B * c->in_channels * h * w, out_n = (size_t)B * c->out_channels * h * w;
+    size_t ones_n = (size_t)h * w > UNET_CHUNK_ROWS ? (size_t)h * w : UNET_CHUNK_ROWS;
+    if ((rc = unet_dev_arena(d, a, unet_arena_bytes(m, B, h, w, ctx_len), &S->da, err)) ||
+        (rc = unet_dev_ones(d, ones_n, err)))
+        return oir_error_prefix(err, "unet_forward"), rc;
+    if (!sd_dalloc(&S->da, in_n, &S->x_slot) || !sd_dalloc(&S->da, ctx_n, &S->ctx_slot) ||
+        !sd_dalloc(&S->da, out_n, &S->out_slot))
+        return dev_fail(err, "unet", &S->da), oir_error_prefix(err, "unet_forward");
+    return OIR_OK;
+}
+
+static int forward_views(const unet_model *m, sd_dev_arena *da, be_view x_in, const float *timesteps,
+                         be_view ctx, int B, int h, int w, int ctx_len, be_view out, const unet_tap *tap,
+                         attn_capture *capture, oir_error *err);
+
+int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
+                         const float *timesteps, const float *context, int B, int h, int w,
+                         int ctx_len, float *noise_pred_out, const unet_tap *tap,
+                         attn_capture *capture, oir_error *err) {
+    if (!m || !a || !sample || !timesteps || !context || !noise_pred_out)
+        return oir_fail(err, OIR_E_ARG, "unet_forward: NULL argument");
+    fwd_setup S;
+    int rc = forward_setup(m, a, B, h, w, ctx_len, capture, &S, err);
+    if (rc) return rc;
+    const unet_config *c = &m->cfg;
+    oir_backend *be = m->dev->be;
     size_t ctx_n = (size_t)ctx_len * c->cross_attention_dim;
     size_t in_n = (size_t)B * c->in_channels * h * w, out_n = (size_t)B * c->out_channels * h * w;
-    sd_dev_arena da;
-    int rc;
-    size_t ones_n = (size_t)h * w > UNET_CHUNK_ROWS ? (size_t)h * w : UNET_CHUNK_ROWS;
-    if ((rc = unet_dev_arena(d, a, unet_arena_bytes(m, B, h, w, ctx_len), &da, err)) ||
-        (rc = unet_dev_ones(d, ones_n, err)) || (rc = unet_dev_classes(d, context, B, ctx_n, err)))
-        return oir_error_prefix(err, "unet_forward"), rc;
-    fwd F = {d, be, &da, be_view_of(d->ones), d->cls};
+    if ((rc = unet_dev_classes(m->dev, context, B, ctx_n, err))) return oir_error_prefix(err, "unet_forward"), rc;
+    be_upload(be, S.x_slot, sample, in_n * sizeof(float));
+    be_upload(be, S.ctx_slot, context, (size_t)B * ctx_n * sizeof(float));
+    rc = forward_views(m, &S.da, S.x_slot, timesteps, S.ctx_slot, B, h, w, ctx_len, S.out_slot, tap, capture,
+                       err);
+    /* runs what is queued; reports the first failure of any op */
+    if (!rc && (rc = be_download(be, noise_pred_out, S.out_slot, out_n * sizeof(float), err)))
+        oir_error_prefix(err, "unet_forward");
+    return rc;
+}
+
+int unet_forward_dev(const unet_model *m, arena *a, be_view sample, const float *timesteps, be_view context,
+                     const float *context_host, int B, int h, int w, int ctx_len, be_view noise_pred,
+                     const unet_tap *tap, attn_capture *capture, oir_error *err) {
+    if (!m || !a || !sample.buf || !timesteps || !context.buf || !noise_pred.buf)
+        return oir_fail(err, OIR_E_ARG, "unet_forward: NULL argument");
+    fwd_setup S;
+    int rc = forward_setup(m, a, B, h, w, ctx_len, capture, &S, err);
+    if (rc) return rc;
+    unet_dev *d = m->dev;
+    oir_backend *be = d->be;
+    size_t ctx_n = (size_t)ctx_len * m->cfg.cross_attention_dim;
+    if (!context_host) { /* the context's own address on the CPU, else a download */
+        fwd F = {d, be, &S.da, BE_NONE, NULL};
+        if (!(context_host = host_of(&F, context, (size_t)B * ctx_n, 0, err)))
+            return oir_error_prefix(err, "unet_forward: the context classes"), err ? err->code : OIR_E_INTERNAL;
+    }
+    if ((rc = unet_dev_classes(d, context_host, B, ctx_n, err))) return oir_error_prefix(err, "unet_forward"), rc;
+    rc = forward_views(m, &S.da, sample, timesteps, context, B, h, w, ctx_len, noise_pred, tap, capture, err);
+    if (!rc && be->status) { /* an op refused its operands (a view out of its buffer, another backend's) */
+        rc = be_sync(be, err);
+        oir_error_prefix(err, "unet_forward");
+    }
+    return rc;
+}
+
+/* The forward proper, queued on the model's backend: noise prediction
+ * `out` of x_in, timesteps and ctx (views on the backend, apart from the
+ * free part of da). */
+static int forward_views(const unet_model *m, sd_dev_arena *da, be_view x_in, const float *timesteps,
+                         be_view ctx, int B, int h, int w, int ctx_len, be_view out, const unet_tap *tap,
+                         attn_capture *capture, oir_error *err) {
+    const unet_config *c = &m->cfg;
+    int n = c->n_blocks, G = c->norm_num_groups;
+    int c0 = c->block_out_channels[0], ted = c->time_embed_dim;
+    float eps = c->norm_eps;
+    unet_dev *d = m->dev;
+    oir_backend *be = d->be;
+    size_t out_n = (size_t)B * c->out_channels * h * w;
+    int rc = OIR_OK;
+    fwd F = {d, be, da, be_view_of(d->ones), d->cls};
     xattn_site site;
 #define ALLOC(v, count)                                                                            \
     do {                                                                                           \
-        if (!sd_dalloc(&da, (count), &(v))) {                                                      \
-            rc = dev_fail(err, "unet", &da);                                                       \
+        if (!sd_dalloc(da, (count), &(v))) {                                                       \
+            rc = dev_fail(err, "unet", da);                                                        \
             goto cleanup;                                                                          \
         }                                                                                          \
     } while (0)
@@ -829,14 +902,6 @@ int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
     do {                                                                                           \
         if ((rc = (call)) != OIR_OK) goto cleanup;                                                 \
     } while (0)
-
-    /* the inputs onto the backend */
-    be_view x_in, ctx, out;
-    ALLOC(x_in, in_n);
-    ALLOC(ctx, (size_t)B * ctx_n);
-    ALLOC(out, out_n);
-    be_upload(be, x_in, sample, in_n * sizeof(float));
-    be_upload(be, ctx, context, (size_t)B * ctx_n * sizeof(float));
 
     /* 1. time: t_emb = time_proj(timesteps); emb = time_embedding(t_emb) */
     be_view t_emb, t_hid, emb, emb_act;
@@ -873,7 +938,7 @@ int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
     for (int i = 0; i < n; i++) {
         const unet_down_block *dn = &m->down[i];
         for (int j = 0; j < dn->n_layers; j++) {
-            TRY(sd_resnet_forward_be(be, &dn->resnets[j], &da, skip[s], cur, emb_act, B, hh, ww, G, eps, 1.0f,
+            TRY(sd_resnet_forward_be(be, &dn->resnets[j], da, skip[s], cur, emb_act, B, hh, ww, G, eps, 1.0f,
                                      err));
             if (dn->has_attn)
                 TRY(transformer_forward(&F, &dn->attentions[j], skip[s], ctx, B, hh * ww, ctx_len, G,
@@ -895,11 +960,11 @@ int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
     int p = 0; /* next ping-pong buffer to write */
     if (c->has_mid) {
         float msf = c->mid_block_scale_factor;
-        TRY(sd_resnet_forward_be(be, &m->mid_resnets[0], &da, pbuf[0], cur, emb_act, B, hh, ww, G, eps, msf,
+        TRY(sd_resnet_forward_be(be, &m->mid_resnets[0], da, pbuf[0], cur, emb_act, B, hh, ww, G, eps, msf,
                                  err));
         TRY(transformer_forward(&F, &m->mid_attn, pbuf[0], ctx, B, hh * ww, ctx_len, G,
                                 site_at(&site, capture, hh, ww, "mid_block.attentions.0"), err));
-        TRY(sd_resnet_forward_be(be, &m->mid_resnets[1], &da, pbuf[1], pbuf[0], emb_act, B, hh, ww, G, eps,
+        TRY(sd_resnet_forward_be(be, &m->mid_resnets[1], da, pbuf[1], pbuf[0], emb_act, B, hh, ww, G, eps,
                                  msf, err));
         cur = pbuf[1];
         p = 0;
@@ -912,13 +977,13 @@ int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
         for (int j = 0; j < u->n_layers; j++) {
             be_view sk = skip[--s];
             int sc = u->skip_c[j];
-            size_t tm = da.used;
+            size_t tm = da->used;
             be_view cat;
             ALLOC(cat, (size_t)B * (cur_c + sc) * hh * ww); /* (B, C_cur + C_skip, H, W) */
             be_concat_channels(be, cat, cur, sk, B, cur_c, sc, hh * ww);
-            rc = sd_resnet_forward_be(be, &u->resnets[j], &da, pbuf[p], cat, emb_act, B, hh, ww, G, eps, 1.0f,
+            rc = sd_resnet_forward_be(be, &u->resnets[j], da, pbuf[p], cat, emb_act, B, hh, ww, G, eps, 1.0f,
                                       err);
-            da.used = tm;
+            da->used = tm;
             if (rc) goto cleanup;
             cur = pbuf[p], p ^= 1, cur_c = u->c_out;
             if (u->has_attn)
@@ -927,7 +992,7 @@ int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
                                         err));
         }
         if (u->has_upsample) {
-            TRY(sd_upsample_forward_be(be, &u->upsample, d->phase[i].w ? &d->phase[i] : NULL, &da, pbuf[p], cur,
+            TRY(sd_upsample_forward_be(be, &u->upsample, d->phase[i].w ? &d->phase[i] : NULL, da, pbuf[p], cur,
                                        B, hh, ww, err));
             hh *= 2, ww *= 2;
             cur = pbuf[p], p ^= 1;
@@ -944,8 +1009,6 @@ int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
         TRY(tap_dev(&F, tap, "conv_act", t, (size_t)B * c0 * h * w, err));
         sd_conv_forward_be(be, &m->conv_out, out, t, B, h, w, 1, (c->conv_out_kernel - 1) / 2);
     }
-    /* runs what is queued; reports the first failure of any op */
-    TRY(be_download(be, noise_pred_out, out, out_n * sizeof(float), err));
     TRY(tap_dev(&F, tap, "noise_pred", out, out_n, err));
 #undef ALLOC
 #undef TRY

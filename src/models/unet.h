@@ -56,6 +56,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/arena.h"
+#include "core/backend.h"
 #include "core/error.h"
 #include "models/attn_capture.h"
 #include "models/sd_blocks.h"
@@ -190,5 +191,20 @@ int unet_forward_capture(const unet_model *m, arena *a, const float *sample,
                          const float *timesteps, const float *context, int B, int h, int w,
                          int ctx_len, float *noise_pred_out, const unet_tap *tap,
                          attn_capture *capture, oir_error *err);
+
+/* The same forward on views of the model's backend (unet_backend(m)):
+ * sample (B, C_in, h, w), context (B, ctx_len, cross_attention_dim) and
+ * noise_pred (B, C_out, h, w), which must lie outside the arena's free
+ * part; timesteps (B) is a host array. The forward is queued: the caller's
+ * next be_download / be_sync / be_count_nonfinite runs it (and reports a
+ * failure of its ops). context_host: the same contexts on the host, for the
+ * per-row context classes (rows with byte-identical contexts are projected
+ * once), or NULL: read from the view (its own address on the CPU, a
+ * download on a device). On the CPU backend the views are host memory:
+ * nothing is copied, and the result is bit-identical to unet_forward's.
+ * unet_forward* above upload their host arrays, run this, download. */
+int unet_forward_dev(const unet_model *m, arena *a, be_view sample, const float *timesteps, be_view context,
+                     const float *context_host, int B, int h, int w, int ctx_len, be_view noise_pred,
+                     const unet_tap *tap, attn_capture *capture, oir_error *err);
 
 #endif
