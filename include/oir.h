@@ -158,9 +158,9 @@ typedef struct {
  * `threshold` kept; holes filled (pixels not reachable from the border);
  * the 8-connected components whose summed map is at least half the
  * strongest one's kept; dilated by dilate_px (a square of side 2 dilate_px +
- * 1). threshold / dilate_px -1: the method's measured default (noise 0.90 /
- * 1 px, attention 0.55 / 1 px, combined 0.70 / 1 px; README "Automatic
- * masks").
+ * 1). threshold / dilate_px / thresholding_ratio -1: the method's measured
+ * default (noise 0.60 / 1 px / ratio 6, attention 0.55 / 1 px, combined 0.70 /
+ * 1 px / ratio 3; README "Automatic masks").
  * Fallbacks (info.warning says which, info.message in words): nothing above
  * the threshold -> the threshold is lowered to half the map's largest value
  * (OIR_MASK_WARN_EMPTY); a flat map (the two prompts predict the same noise
@@ -190,7 +190,8 @@ typedef struct {
     /* noise contrast: diffusers' generate_mask knobs, with its defaults */
     int num_maps;            /* num_maps_per_mask (10), 1..256 */
     double encode_strength;  /* mask_encode_strength (0.5), (0, 1] */
-    float thresholding_ratio;/* mask_thresholding_ratio (3.0), > 0 */
+    float thresholding_ratio;/* mask_thresholding_ratio, > 0 (DiffEdit's: 3.0); -1 (default): the
+                                method's (noise 6: its threshold then lies below the clamp) */
     int noise_steps;         /* num_inference_steps (50): the grid the noise level is taken from */
     float guidance;          /* guidance_scale (7.5): scales the map only (not the mask) */
     unsigned long long seed; /* the noise draws, of both methods (0) */

@@ -293,7 +293,7 @@ static void test_params(void) {
     oir_error err = {0};
     CHECK(mask_params_check(&p, &err) == OIR_OK, "defaults: %s", err.message);
     CHECK(p.method == OIR_MASK_DEFAULT && p.threshold == -1 && p.dilate_px == -1 && p.num_maps == 10 &&
-              p.encode_strength == 0.5 && p.thresholding_ratio == 3.0f && p.noise_steps == 50 && p.guidance == 7.5f,
+              p.encode_strength == 0.5 && p.thresholding_ratio == -1 && p.noise_steps == 50 && p.guidance == 7.5f,
           "defaults: DiffEdit's knobs, the method's threshold and dilation");
     for (int m = OIR_MASK_NOISE; m <= OIR_MASK_COMBINED; m++)
         CHECK(mask_method_threshold(m) > 0 && mask_method_threshold(m) < 1 && mask_method_dilate(m) >= 0,
@@ -323,6 +323,8 @@ static void test_params(void) {
     CHECK(mask_params_check(&q, &err) == OIR_E_ARG, "strength 0: %s", err.message);
     q = p, q.thresholding_ratio = 0;
     CHECK(mask_params_check(&q, &err) == OIR_E_ARG, "ratio 0: %s", err.message);
+    q = p, q.thresholding_ratio = -2;
+    CHECK(mask_params_check(&q, &err) == OIR_E_ARG && strstr(err.message, "-1"), "ratio -2: %s", err.message);
     q = p, q.method = 7;
     CHECK(mask_params_check(&q, &err) == OIR_E_ARG, "method 7: %s", err.message);
 }
@@ -371,6 +373,23 @@ static void test_infer(oir_context *ctx, const unsigned char *rgb) {
     CHECK(oir_mask_infer(ctx, rgb, SIZE, SIZE, SOURCE, "red circle", "green square", &p, &again, NULL, &err) == OIR_OK &&
               !memcmp(again, mask, SIZE * SIZE),
           "same seed, same mask");
+    oir_free(again);
+    /* thresholding_ratio -1 is the method's clamp; DiffEdit's 3 draws another mask */
+    oir_mask_params r = p;
+    r.thresholding_ratio = mask_method_ratio(method);
+    again = NULL;
+    CHECK(mask_method_ratio(method) * mask_method_threshold(method) > 3.0f,
+          "the default threshold (%g x ratio %g) lies above DiffEdit's clamp at 3 x the mean",
+          (double)mask_method_threshold(method), (double)mask_method_ratio(method));
+    CHECK(oir_mask_infer(ctx, rgb, SIZE, SIZE, SOURCE, "red circle", "green square", &r, &again, NULL, &err) == OIR_OK &&
+              !memcmp(again, mask, SIZE * SIZE),
+          "ratio -1 = the method's ratio %g", (double)r.thresholding_ratio);
+    oir_free(again);
+    r.thresholding_ratio = 3.0f;
+    again = NULL;
+    CHECK(oir_mask_infer(ctx, rgb, SIZE, SIZE, SOURCE, "red circle", "green square", &r, &again, NULL, &err) == OIR_OK &&
+              memcmp(again, mask, SIZE * SIZE),
+          "ratio 3 (DiffEdit's clamp) gives another mask");
     oir_free(again);
     float *noise = malloc((size_t)p.num_maps * 4 * 16 * 16 * sizeof(float));
     if (noise) {

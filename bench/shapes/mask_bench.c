@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
     const char *upsample = "bilinear", *strengths = "0.5", *scenes_dir = NULL;
     int n = 0, offset = 0, threads = 1, num_maps = 10, compete = 0;
     uint64_t seed = 0;
-    const char *seed_arg = NULL;
+    const char *seed_arg = NULL, *ratio_arg = NULL;
     const cli_opt opts[] = {
         {"--cases", CLI_STR, &cases_dir, 0, 0},     {"--n", CLI_INT, &n, 0, 1000},
         {"--offset", CLI_INT, &offset, 0, 1000},    {"--methods", CLI_STR, &methods, 0, 0},
@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
         {"--seed", CLI_STR, &seed_arg, 0, 0},       {"--threads", CLI_INT, &threads, 0, 1024},
         {"--upsample", CLI_STR, &upsample, 0, 0},   {"--strength", CLI_STR, &strengths, 0, 0},
         {"--num-maps", CLI_INT, &num_maps, 1, 256}, {"--scenes", CLI_STR, &scenes_dir, 0, 0},
-        {"--compete", CLI_FLAG, &compete, 0, 0},
+        {"--compete", CLI_FLAG, &compete, 0, 0},     {"--ratio", CLI_STR, &ratio_arg, 0, 0},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err) ||
@@ -180,6 +180,15 @@ int main(int argc, char **argv) {
     mp.seed = seed;
     mp.encode_strength = strength;
     mp.num_maps = num_maps;
+    mp.thresholding_ratio = mask_method_ratio(OIR_MASK_NOISE); /* every variant's noise map: the noise method's clamp */
+    if (ratio_arg) { /* DiffEdit's clamp level in units of the map's mean (thresholding_ratio) */
+        char *e = NULL;
+        mp.thresholding_ratio = strtod(ratio_arg, &e);
+        if (e == ratio_arg || *e || !(mp.thresholding_ratio > 0 && mp.thresholding_ratio < 1000)) {
+            fprintf(stderr, "mask_bench: --ratio: want a number in (0, 1000), got '%s'\n", ratio_arg);
+            return 2;
+        }
+    }
     mask_attention_params ap;
     mask_attention_defaults(&ap);
     ap.seed = seed;
@@ -270,8 +279,8 @@ int main(int argc, char **argv) {
         }
         if (isatty(2)) fprintf(stderr, "\rmask_bench: case %d/%d, %.0f s", c + 1 - offset, end - offset, clock_wall_s() - t0);
     }
-    fprintf(stderr, "\nmask_bench: %d pairs of %d cases (%s) in %.0f s, %d thread(s), strength %.2f, %d maps, seed %llu\n",
-            pairs_done, end - offset, scenes_dir ? scenes_dir : cases_dir, clock_wall_s() - t0, threads, strength, num_maps,
+    fprintf(stderr, "\nmask_bench: %d pairs of %d cases (%s) in %.0f s, %d thread(s), strength %.2f, ratio %g, %d maps, seed %llu\n",
+            pairs_done, end - offset, scenes_dir ? scenes_dir : cases_dir, clock_wall_s() - t0, threads, strength, (double)mp.thresholding_ratio, num_maps,
             (unsigned long long)seed);
     printf("| method | upsample | threshold | dilate px | group | pairs | mean IoU | IoU >= %.1f | mean area | "
            "fallbacks | UNet rows / mask |\n",

@@ -34,11 +34,13 @@ enum { MASK_COMBINE_MEAN, MASK_COMBINE_GEOMEAN, MASK_COMBINE_MIN };
 void mask_combine(const float *a, const float *b, size_t n, int how, float *out);
 
 /* OIR_MASK_DEFAULT -> the method it runs; each method's measured threshold,
- * dilation and upsampling (what a negative threshold / dilate_px means). */
+ * dilation, upsampling and noise-map clamp ratio (what a negative threshold /
+ * dilate_px / thresholding_ratio means). */
 int mask_method_resolve(int method);
 float mask_method_threshold(int method);
 int mask_method_dilate(int method);
 int mask_method_upsample(int method);
+float mask_method_ratio(int method);
 
 /* Checks p's values (the method must be one this build runs); names the
  * field and the allowed range. */
