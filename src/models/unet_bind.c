@@ -132,34 +132,11 @@ void unet_free(unet_model *m) {
     free(m);
 }
 
-/* The activations' buffer for one forward: on a host-memory backend the free
- * part of the caller's arena, wrapped where it is (the wrapper is kept while
- * the arena and its mark repeat); elsewhere device memory of `need` bytes
- * (grow-only). */
+/* The activations' buffer for one forward (sd_act_arena). */
 int unet_dev_arena(unet_dev *d, arena *a, size_t need, sd_dev_arena *da, oir_error *err) {
-    oir_backend *be = d->be;
-    if (d->host) {
-        size_t start = (a->used + 63) / 64 * 64;
-        if (start >= a->cap) return oir_fail(err, OIR_E_NOMEM, "unet: arena exhausted (%zu of %zu bytes in use)",
-                                             a->used, a->cap);
-        const unsigned char *p = a->base + start;
-        size_t avail = a->cap - start;
-        if (!d->act || d->act_host != p || d->act_cap != avail) {
-            be_buffer_free(be, d->act);
-            d->act = NULL, d->act_cap = 0, d->act_host = NULL;
-            int rc = be_buffer_from_host(be, p, avail, &d->act, err);
-            if (rc) return rc;
-            d->act_host = p, d->act_cap = avail;
-        }
-    } else if (d->act_cap < need) {
-        be_buffer_free(be, d->act);
-        d->act = NULL, d->act_cap = 0;
-        int rc = be_buffer_alloc(be, need, &d->act, err);
-        if (rc) return rc;
-        d->act_cap = need;
-    }
-    da->base = be_view_of(d->act), da->cap = d->act_cap, da->used = 0;
-    return OIR_OK;
+    int rc = sd_act_arena(d->be, d->host, &d->act, &d->act_cap, &d->act_host, a, need, da, err);
+    if (rc) oir_error_prefix(err, "unet");
+    return rc;
 }
 
 /* At least n floats of 1.0 in d->ones (grow-only). */
