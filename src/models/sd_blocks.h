@@ -227,6 +227,14 @@ int sd_dev_zeros(sd_dev *d, size_t n, oir_error *err);
 const float *sd_dev_host(sd_dev *d, be_view v, size_t n, size_t at, oir_error *err);
 /* tap->fn(name, v) with v read on the host (sd_dev_host); no-op without a tap. */
 int sd_dev_tap(sd_dev *d, const sd_tap *tap, const char *name, be_view v, size_t n, oir_error *err);
+/* sd_dev_close, then onto be (NULL: a CPU backend of its own) with the
+ * weights of bind; on failure back onto a CPU backend of its own (the model
+ * stays usable) and the error says why. */
+int sd_dev_rebind(sd_dev *d, oir_backend *be, void (*bind)(void *user, sd_binder *b), void *user, const char *who,
+                  oir_error *err);
+/* n floats of host scratch (d->hbuf, grow-only): inputs prepared on the
+ * host before an upload. NULL when out of memory. */
+float *sd_dev_staging(sd_dev *d, size_t n, oir_error *err);
 /* The "device arena exhausted" error. */
 int sd_dev_arena_fail(oir_error *err, const char *who, const sd_dev_arena *a);
 

@@ -288,14 +288,7 @@ int sd_dev_zeros(sd_dev *d, size_t n, oir_error *err) {
 const float *sd_dev_host(sd_dev *d, be_view v, size_t n, size_t at, oir_error *err) {
     const float *p = be_host_ptr(d->be, v);
     if (p) return p;
-    if (d->hbuf_cap < at + n) {
-        float *nh = realloc(d->hbuf, (at + n) * sizeof(float));
-        if (!nh) {
-            oir_fail(err, OIR_E_NOMEM, "out of memory for a download");
-            return NULL;
-        }
-        d->hbuf = nh, d->hbuf_cap = at + n;
-    }
+    if (!sd_dev_staging(d, at + n, err)) return NULL;
     if (be_download(d->be, d->hbuf + at, v, n * sizeof(float), err)) return NULL;
     return d->hbuf + at;
 }
@@ -306,4 +299,29 @@ int sd_dev_tap(sd_dev *d, const sd_tap *tap, const char *name, be_view v, size_t
     if (!p) return err ? err->code : OIR_E_INTERNAL;
     tap->fn(tap->user, name, p, n);
     return OIR_OK;
+}
+
+int sd_dev_rebind(sd_dev *d, oir_backend *be, void (*bind)(void *user, sd_binder *b), void *user, const char *who,
+                  oir_error *err) {
+    sd_dev_close(d); /* the views in the parameters are rewritten by the new binding */
+    int rc = sd_dev_open(d, be, who, err);
+    if (!rc) rc = sd_dev_bind(d, bind, user, who, err);
+    if (rc) { /* back onto a CPU backend of its own, so the model stays usable */
+        sd_dev_close(d);
+        oir_error ignore;
+        if (be && !sd_dev_open(d, NULL, who, &ignore) && sd_dev_bind(d, bind, user, who, &ignore)) sd_dev_close(d);
+    }
+    return rc;
+}
+
+float *sd_dev_staging(sd_dev *d, size_t n, oir_error *err) {
+    if (d->hbuf_cap < n) {
+        float *nh = realloc(d->hbuf, n * sizeof(float));
+        if (!nh) {
+            oir_fail(err, OIR_E_NOMEM, "out of memory for a host staging buffer");
+            return NULL;
+        }
+        d->hbuf = nh, d->hbuf_cap = n;
+    }
+    return d->hbuf;
 }
