@@ -184,6 +184,11 @@ void sd_bind_conv(sd_binder *b, sd_conv *c);
 void sd_bind_linear(sd_binder *b, sd_linear *l);
 void sd_bind_norm(sd_binder *b, sd_norm *n);
 void sd_bind_resnet(sd_binder *b, sd_resnet *r);
+/* Binds with bind(user, b) calling sd_bind_* on every parameter: once
+ * (wrap: each tensor wrapped) or twice (count, then upload into one
+ * buffer), then one sync. OIR_OK or the first failure. */
+int sd_binder_run(sd_binder *b, oir_backend *be, int wrap, void (*bind)(void *user, sd_binder *b), void *user,
+                  oir_error *err);
 /* Frees what the binder holds (not the backend). */
 void sd_binder_free(sd_binder *b);
 
@@ -244,6 +249,10 @@ int sd_conv_forward_be(oir_backend *be, const sd_conv *c, be_view out, be_view i
 int sd_resnet_forward_be(oir_backend *be, const sd_resnet *r, sd_dev_arena *a, be_view out, be_view x,
                          be_view temb_act, int B, int H, int W, int groups, float eps, float output_scale,
                          oir_error *err);
+/* The phase conv of a 3x3 upsampler conv c (sd_upsample_phase_weights) in
+ * *mem (malloc'd: the caller frees it); an empty conv (w NULL) when c is
+ * not 3x3. OIR_E_NOMEM when out of memory. */
+int sd_upsample_phase_conv(const sd_conv *c, float **mem, sd_conv *out);
 /* phase: the bound phase conv of c (sd_upsample_phase_weights) on a backend
  * that shares the host's memory, else NULL (nearest 2x, then the 3x3 conv:
  * the same sum in another order). */

@@ -143,6 +143,17 @@ int sd_resnet_forward_be(oir_backend *be, const sd_resnet *r, sd_dev_arena *a, b
     return OIR_OK;
 }
 
+int sd_upsample_phase_conv(const sd_conv *c, float **mem, sd_conv *out) {
+    *mem = NULL;
+    *out = (sd_conv){0};
+    if (c->k != 3) return OIR_OK;
+    size_t nw = (size_t)16 * c->c_out * c->c_in, nb = (size_t)4 * c->c_out;
+    if (!(*mem = malloc((nw + nb) * sizeof(float)))) return OIR_E_NOMEM;
+    sd_upsample_phase_weights(c, *mem, *mem + nw);
+    *out = (sd_conv){c->c_in, 4 * c->c_out, 2, *mem, *mem + nw, BE_NONE, BE_NONE};
+    return OIR_OK;
+}
+
 int sd_upsample_forward_be(oir_backend *be, const sd_conv *c, const sd_conv *phase, sd_dev_arena *a,
                            be_view out, be_view x, int B, int H, int W, oir_error *err) {
     size_t mark = a->used;
@@ -213,19 +224,24 @@ int sd_dev_open(sd_dev *d, oir_backend *be, const char *who, oir_error *err) {
     return OIR_OK;
 }
 
-int sd_dev_bind(sd_dev *d, void (*bind)(void *user, sd_binder *b), void *user, const char *who, oir_error *err) {
-    sd_binder *b = &d->wb;
-    b->be = d->be, b->wrap = d->host;
+int sd_binder_run(sd_binder *b, oir_backend *be, int wrap, void (*bind)(void *user, sd_binder *b), void *user,
+                  oir_error *err) {
+    b->be = be, b->wrap = wrap;
     if (!b->wrap) { /* size one buffer, then upload every tensor into it */
         b->counting = 1;
         bind(user, b);
         b->counting = 0;
-        if (!b->status) b->status = be_buffer_alloc(d->be, b->total ? b->total : 256, &b->pool, &b->err);
+        if (!b->status) b->status = be_buffer_alloc(be, b->total ? b->total : 256, &b->pool, &b->err);
     }
     if (!b->status) bind(user, b);
     int rc = b->status;
     if (rc && err) *err = b->err;
-    else rc = be_sync(d->be, err);
+    else rc = be_sync(be, err);
+    return rc;
+}
+
+int sd_dev_bind(sd_dev *d, void (*bind)(void *user, sd_binder *b), void *user, const char *who, oir_error *err) {
+    int rc = sd_binder_run(&d->wb, d->be, d->host, bind, user, err);
     if (rc) oir_error_prefix(err, "%s: weights onto the backend", who);
     return rc;
 }

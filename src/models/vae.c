@@ -308,15 +308,9 @@ static int dev_new(vae_model *m, oir_backend *be, struct vae_dev **out, oir_erro
     if (!dv) return oir_fail(err, OIR_E_NOMEM, "vae: out of memory");
     int rc = sd_dev_open(&dv->d, be, "vae", err);
     for (int i = 0; !rc && dv->d.host && i < m->cfg.n_blocks; i++) {
-        const sd_conv *c = &m->dec_up[i].upsample;
-        if (!m->dec_up[i].has_upsample || c->k != 3) continue;
-        size_t nw = (size_t)16 * c->c_out * c->c_in, nb = (size_t)4 * c->c_out;
-        if (!(dv->phase_host[i] = malloc((nw + nb) * sizeof(float)))) {
+        if (m->dec_up[i].has_upsample &&
+            sd_upsample_phase_conv(&m->dec_up[i].upsample, &dv->phase_host[i], &dv->phase[i]))
             rc = oir_fail(err, OIR_E_NOMEM, "vae: out of memory for the upsamplers' phase kernels");
-            break;
-        }
-        sd_upsample_phase_weights(c, dv->phase_host[i], dv->phase_host[i] + nw);
-        dv->phase[i] = (sd_conv){c->c_in, 4 * c->c_out, 2, dv->phase_host[i], dv->phase_host[i] + nw, BE_NONE, BE_NONE};
     }
     bind_ctx bc = {m, dv};
     if (!rc) rc = sd_dev_bind(&dv->d, bind_all, &bc, "vae", err);
