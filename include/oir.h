@@ -93,12 +93,13 @@ typedef struct {
     const char *variant;    /* "fp16" to prefer *.fp16.safetensors, or NULL */
     int threads;            /* 0: all cores */
     int tokenizer_mode;     /* OIR_TOKENIZER_* (default OIR_TOKENIZER_CLIP) */
-    /* Where the UNet runs: "cpu", "vulkan" (= "vulkan:0") or "vulkan:N",
-     * optionally + ",fp16-weights" (its weights stored as fp16 on the device,
-     * computed in fp32; needs 16-bit storage; also $OIR_VULKAN_FP16_WEIGHTS=1);
-     * NULL: $OIR_DEVICE, else the CPU. The VAE and both CLIP models run on
-     * the CPU in this version. A build without Vulkan, a missing loader,
-     * driver or device fail oir_context_load with OIR_E_UNSUPPORTED. */
+    /* Where the models run (the UNet, the VAE, the text encoder and the
+     * CLIP scorer, one backend): "cpu", "vulkan" (= "vulkan:0") or
+     * "vulkan:N", optionally + ",fp16-weights" (weights stored as fp16 on
+     * the device, computed in fp32; needs 16-bit storage; also
+     * $OIR_VULKAN_FP16_WEIGHTS=1); NULL: $OIR_DEVICE, else the CPU. A build
+     * without Vulkan, a missing loader, driver or device fail
+     * oir_context_load with OIR_E_UNSUPPORTED. */
     const char *device;
 } oir_context_params;
 

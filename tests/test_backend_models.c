@@ -1,6 +1,7 @@
 /* The models on the backend table (issue 15, phase 2): the tiny model's
- * UNet on every built backend against the CPU backend, and the device
- * errors. Thresholds (normalised MSE, sum (got - ref)^2 / sum ref^2):
+ * UNet, VAE and text encoder and the tiny scorer CLIP on every built
+ * backend against the CPU backend, and the device errors. Thresholds
+ * (normalised MSE, sum (got - ref)^2 / sum ref^2):
  *   UNet noise prediction on Vulkan vs CPU        <= 1e-8
  *   its "mid" tap and a cross-attention capture    <= 1e-8 (read back
  *   from the device: a download per tap / captured layer)
@@ -10,12 +11,24 @@
  *   contexts are not sent again)
  *   (the CPU: bit-identical to the host loop, unet_forward + ddim_guidance
  *   + ddim_step)
+ *   VAE encode (mean) and decode, B 2 at 16x16     <= 1e-8 (decode: its
+ *   "decoder.mid" tap too; the mid attention runs as q k^T, softmax, @ v
+ *   on a device)
+ *   CLIP text, B 2 x 77 tokens (a short prompt padded with the end token,
+ *   a long one; causal): last hidden, pooled     <= 1e-8; the scorer's
+ *   text tower's text_embeds                     <= 1e-8
+ *   CLIP vision, B 2, without and with a key mask (one row's mask empty:
+ *   every token sees the class token alone): last hidden, pooled,
+ *   image_embeds                                 <= 1e-8
  *   one-pair OIR edit of the demo scene (16x16, T = 3, the CLI with
- *   --device vulkan vs --device cpu): the same chosen step, and the edited
+ *   --device vulkan vs --device cpu; every model on the device, as
+ *   report.json's "device" says): the same chosen step, and the edited
  *   working image within 2/255 per channel (8-bit PNG).
+ * Each model rebound onto the CPU is bit-identical to its first CPU run.
  * lavapipe runs the shaders 100-300x slower than the CPU kernels (README,
  * "GPU backend"), so the edit is the smallest that still searches: about
- * 30 s on the 2-core development machine, 15 UNet rows.
+ * 25 s on the 2-core development machine, 15 UNet rows; the file about
+ * 40 s.
  * (fp32 everywhere; the differences are summation order: tiled GEMM,
  * online softmax, the upsampler's nearest 2x + 3x3 conv against the CPU's
  * four 2x2 phase kernels). OIR_TEST_VULKAN=skip skips Vulkan;
@@ -38,8 +51,11 @@
 #include "models/loader.h"
 #include "models/attn_capture.h"
 #include "models/unet.h"
+#include "models/vae.h"
 
 #define UNET_NMSE 1e-8
+#define VAE_NMSE 1e-8
+#define CLIP_NMSE 1e-8
 
 static double nmse(const float *got, const float *ref, size_t n) {
     double num = 0, den = 0;
@@ -223,6 +239,217 @@ done:
     free(cond), free(uncond), free(z0), free(ref[0]), free(ref[1]), free(got);
 }
 
+/* ---- VAE ---------------------------------------------------------------- */
+
+typedef struct {
+    float *mid;
+    size_t n;
+} vae_rec;
+
+static void vae_tap_fn(void *user, const char *name, const float *data, size_t n) {
+    vae_rec *r = user;
+    if (strcmp(name, "decoder.mid") || r->mid) return;
+    r->mid = malloc(n * sizeof(float));
+    if (r->mid) memcpy(r->mid, data, n * sizeof(float)), r->n = n;
+}
+
+/* encode, then decode what the CPU encoded (so the decode compares alone) */
+static int vae_run(const vae_model *m, const float *img, int B, int H, const float *lat_in, float *mean, float *dec,
+                   vae_rec *rec, oir_error *err) {
+    int f = vae_downscale(&m->cfg);
+    arena a;
+    int rc = arena_init(&a, vae_arena_bytes(m, B, H, H), err);
+    if (rc) return rc;
+    vae_tap tap = {vae_tap_fn, rec};
+    rc = vae_encode_mean(m, &a, img, B, H, H, mean, err);
+    if (!rc) rc = vae_decode_tap(m, &a, lat_in ? lat_in : mean, B, H / f, H / f, dec, rec ? &tap : NULL, err);
+    arena_free(&a);
+    return rc;
+}
+
+static void t_vae(sd_model *sd, oir_backend *vk) {
+    vae_model *m = sd->vae;
+    oir_error err = {0};
+    int B = 2, H = 16, f = vae_downscale(&m->cfg);
+    size_t ni = (size_t)B * 3 * H * H, nl = (size_t)B * m->cfg.latent_channels * (H / f) * (H / f);
+    float *img = malloc(ni * sizeof(float)), *mean = calloc(nl, sizeof(float)), *dec = calloc(ni, sizeof(float));
+    float *mean2 = calloc(nl, sizeof(float)), *dec2 = calloc(ni, sizeof(float));
+    noise_gaussian(img, ni, 21);
+    for (size_t i = 0; i < ni; i++) img[i] *= 0.5f;
+    vae_rec rc_cpu = {0}, rc_vk = {0};
+    CHECK(!strcmp(vae_backend_name(m), "cpu"), "a loaded VAE runs on the CPU: %s", vae_backend_name(m));
+    if (!CHECK(!vae_run(m, img, B, H, NULL, mean, dec, &rc_cpu, &err), "vae on the CPU: %s", err.message)) goto done;
+    if (vk) {
+        if (!CHECK(!vae_bind(m, vk, &err), "vae onto %s: %s", vk->name, err.message)) goto done;
+        CHECK(vae_backend(m) == vk, "the VAE is on %s", vk->name);
+        double t0 = clock_wall_s();
+        if (CHECK(!vae_run(m, img, B, H, mean, mean2, dec2, &rc_vk, &err), "vae on %s: %s", vk->name, err.message)) {
+            double e1 = nmse(mean2, mean, nl), e2 = nmse(dec2, dec, ni);
+            CHECK(e1 <= VAE_NMSE, "vae encode (B 2, 16x16) on %s vs the CPU: NMSE %.3g (<= %g)", vk->name, e1,
+                  VAE_NMSE);
+            CHECK(e2 <= VAE_NMSE, "vae decode (B 2, 16x16) on %s vs the CPU: NMSE %.3g (<= %g)", vk->name, e2,
+                  VAE_NMSE);
+            if (CHECK(rc_cpu.mid && rc_vk.mid && rc_cpu.n == rc_vk.n, "the decoder.mid tap on both"))
+                CHECK(nmse(rc_vk.mid, rc_cpu.mid, rc_cpu.n) <= VAE_NMSE, "decoder.mid tap on %s: NMSE %.3g",
+                      vk->name, nmse(rc_vk.mid, rc_cpu.mid, rc_cpu.n));
+            printf("  vae B 2, 16x16: %s %.2f s, NMSE encode %.3g, decode %.3g\n", vk->name, clock_wall_s() - t0, e1,
+                   e2);
+        }
+    }
+    if (CHECK(!vae_bind(m, NULL, &err), "vae back onto the CPU: %s", err.message) &&
+        CHECK(!vae_run(m, img, B, H, NULL, mean2, dec2, NULL, &err), "vae on the CPU again: %s", err.message))
+        CHECK(!memcmp(mean2, mean, nl * sizeof(float)) && !memcmp(dec2, dec, ni * sizeof(float)),
+              "vae rebound onto the CPU: bit-identical to the first run");
+done:
+    free(img), free(mean), free(dec), free(mean2), free(dec2), free(rc_cpu.mid), free(rc_vk.mid);
+}
+
+/* ---- CLIP ----------------------------------------------------------------- */
+
+#define CT 77
+
+/* Row 0: a short prompt padded with the end token (the highest id); row 1:
+ * a long one. */
+static void clip_ids(int32_t *ids, int vocab) {
+    int eot = vocab - 1, bos = vocab - 2;
+    for (int b = 0; b < 2; b++) {
+        int len = b ? 70 : 6;
+        for (int t = 0; t < CT; t++)
+            ids[b * CT + t] = t == 0 ? bos : t < len ? 1 + (37 * t + 11 * b) % (vocab - 3) : eot;
+    }
+}
+
+typedef struct {
+    float *last, *pooled, *embeds;
+    size_t nl, np, ne;
+} clip_out;
+
+static void clip_out_init(clip_out *o, size_t nl, size_t np, size_t ne) {
+    o->nl = nl, o->np = np, o->ne = ne;
+    o->last = calloc(nl, sizeof(float)), o->pooled = calloc(np, sizeof(float));
+    o->embeds = ne ? calloc(ne, sizeof(float)) : NULL;
+}
+static void clip_out_free(clip_out *o) { free(o->last), free(o->pooled), free(o->embeds); }
+
+static int clip_same(const clip_out *a, const clip_out *b) {
+    return !memcmp(a->last, b->last, a->nl * 4) && !memcmp(a->pooled, b->pooled, a->np * 4) &&
+           (!a->ne || !memcmp(a->embeds, b->embeds, a->ne * 4));
+}
+
+static void clip_compare(const clip_out *got, const clip_out *ref, const char *what, const char *dev) {
+    double e1 = nmse(got->last, ref->last, ref->nl), e2 = nmse(got->pooled, ref->pooled, ref->np);
+    double e3 = ref->ne ? nmse(got->embeds, ref->embeds, ref->ne) : 0;
+    CHECK(e1 <= CLIP_NMSE && e2 <= CLIP_NMSE && e3 <= CLIP_NMSE,
+          "%s on %s vs the CPU: NMSE last hidden %.3g, pooled %.3g, embeds %.3g (<= %g)", what, dev, e1, e2, e3,
+          CLIP_NMSE);
+    printf("  %s on %s: NMSE last hidden %.3g, pooled %.3g, embeds %.3g\n", what, dev, e1, e2, e3);
+}
+
+static int text_run(const clip_text_model *m, const int32_t *ids, clip_out *o, oir_error *err) {
+    arena a;
+    int rc = arena_init(&a, clip_text_arena_bytes(clip_text_get_config(m), 2, CT), err);
+    if (!rc) rc = clip_text_forward(m, &a, ids, 2, CT, o->last, o->pooled, o->embeds, err);
+    arena_free(&a);
+    return rc;
+}
+
+/* m: the SD text encoder (no projection) or the scorer's text tower. */
+static void t_clip_text(clip_text_model *m, oir_backend *vk, const char *what) {
+    oir_error err = {0};
+    const clip_text_config *c = clip_text_get_config(m);
+    int32_t ids[2 * CT];
+    clip_ids(ids, c->vocab_size);
+    int proj = !strcmp(what, "scorer clip text");
+    clip_out ref, got;
+    size_t D = (size_t)c->hidden_size;
+    clip_out_init(&ref, 2 * CT * D, 2 * D, proj ? 2 * (size_t)c->projection_dim : 0);
+    clip_out_init(&got, 2 * CT * D, 2 * D, proj ? 2 * (size_t)c->projection_dim : 0);
+    if (!CHECK(!text_run(m, ids, &ref, &err), "%s on the CPU: %s", what, err.message)) goto done;
+    if (vk) {
+        if (!CHECK(!clip_text_bind(m, vk, &err), "%s onto %s: %s", what, vk->name, err.message)) goto done;
+        CHECK(clip_text_backend(m) == vk, "%s is on %s", what, vk->name);
+        if (CHECK(!text_run(m, ids, &got, &err), "%s on %s: %s", what, vk->name, err.message))
+            clip_compare(&got, &ref, what, vk->name);
+    }
+    if (CHECK(!clip_text_bind(m, NULL, &err), "%s back onto the CPU: %s", what, err.message) &&
+        CHECK(!text_run(m, ids, &got, &err), "%s on the CPU again: %s", what, err.message))
+        CHECK(clip_same(&got, &ref), "%s rebound onto the CPU: bit-identical to the first run", what);
+done:
+    clip_out_free(&ref), clip_out_free(&got);
+}
+
+static int vision_run(const clip_vision_model *m, const float *px, const uint8_t *pm, clip_out *o, oir_error *err) {
+    const clip_vision_config *c = clip_vision_get_config(m);
+    arena a;
+    int rc = arena_init(&a, clip_vision_arena_bytes(c, 2), err);
+    if (!rc)
+        rc = clip_vision_forward(m, &a, px, 2, c->image_size, c->image_size, pm, o->last, o->pooled, o->embeds, err);
+    arena_free(&a);
+    return rc;
+}
+
+static void t_clip_vision(clip_vision_model *m, oir_backend *vk) {
+    oir_error err = {0};
+    const clip_vision_config *c = clip_vision_get_config(m);
+    int S = c->image_size, G = clip_vision_grid(c), N = 1 + G * G;
+    size_t D = (size_t)c->hidden_size, np = (size_t)2 * 3 * S * S;
+    float *px = malloc(np * sizeof(float));
+    uint8_t *pm = calloc((size_t)2 * G * G, 1);
+    noise_gaussian(px, np, 31);
+    for (int i = 0; i < G * G; i++) pm[i] = (i % G) < G / 2 && (i / G) > 1; /* row 0: a block; row 1: empty */
+    clip_out ref[2], got[2];
+    for (int k = 0; k < 2; k++) {
+        clip_out_init(&ref[k], 2 * N * D, 2 * D, 2 * (size_t)c->projection_dim);
+        clip_out_init(&got[k], 2 * N * D, 2 * D, 2 * (size_t)c->projection_dim);
+    }
+    const char *what[2] = {"clip vision", "clip vision, key mask"};
+    for (int k = 0; k < 2; k++)
+        if (!CHECK(!vision_run(m, px, k ? pm : NULL, &ref[k], &err), "%s on the CPU: %s", what[k], err.message))
+            goto done;
+    CHECK(nmse(ref[1].embeds, ref[0].embeds, ref[0].ne) > 1e-4, "the key mask changes the image embeddings");
+    if (vk) {
+        if (!CHECK(!clip_vision_bind(m, vk, &err), "clip vision onto %s: %s", vk->name, err.message)) goto done;
+        CHECK(clip_vision_backend(m) == vk, "clip vision is on %s", vk->name);
+        for (int k = 0; k < 2; k++)
+            if (CHECK(!vision_run(m, px, k ? pm : NULL, &got[k], &err), "%s on %s: %s", what[k], vk->name,
+                      err.message))
+                clip_compare(&got[k], &ref[k], what[k], vk->name);
+    }
+    if (CHECK(!clip_vision_bind(m, NULL, &err), "clip vision back onto the CPU: %s", err.message) &&
+        CHECK(!vision_run(m, px, pm, &got[1], &err), "clip vision on the CPU again: %s", err.message))
+        CHECK(clip_same(&got[1], &ref[1]), "clip vision rebound onto the CPU: bit-identical to the first run");
+done:
+    for (int k = 0; k < 2; k++) clip_out_free(&ref[k]), clip_out_free(&got[k]);
+    free(px), free(pm);
+}
+
+/* A pipeline loaded onto vulkan:N: every model on that one backend, and
+ * the scorer CLIP shares it; each says so. */
+static void t_device_names(const char *dev) {
+    oir_error err = {0};
+    sd_load_params p = sd_load_default_params();
+    p.device = dev;
+    sd_model *m = NULL;
+    clip_model *cm = NULL;
+    if (!CHECK(!sd_model_load(&m, "models/tiny-shapes", &p, &err), "load onto %s: %s", dev, err.message)) return;
+    const char *comp[3] = {"unet", "vae", "text_encoder"};
+    for (int i = 0; i < 3; i++)
+        CHECK(!strcmp(sd_model_device(m, comp[i]), dev), "%s on %s reports \"%s\"", comp[i], dev,
+              sd_model_device(m, comp[i]));
+    CHECK(unet_backend(m->unet) == m->backend && vae_backend(m->vae) == m->backend &&
+              clip_text_backend(m->text_encoder) == m->backend,
+          "one backend for the UNet, the VAE and the text encoder");
+    if (CHECK(!clip_model_load(&cm, "models/tiny-clip", &err), "tiny clip: %s", err.message)) {
+        CHECK(!strcmp(clip_model_device(cm), "cpu"), "a loaded CLIP reports \"cpu\": %s", clip_model_device(cm));
+        if (CHECK(!clip_model_share_device(cm, m, &err), "clip onto %s: %s", dev, err.message))
+            CHECK(!strcmp(clip_model_device(cm), dev) && clip_text_backend(cm->text) == m->backend &&
+                      clip_vision_backend(cm->vision) == m->backend,
+                  "the scorer CLIP shares the pipeline's backend and reports \"%s\"", clip_model_device(cm));
+    }
+    clip_model_free(cm); /* before the backend m owns */
+    sd_model_free(m);
+}
+
 static void t_device_errors(void) {
     oir_error err = {0};
     sd_load_params p = sd_load_default_params();
@@ -238,13 +465,17 @@ static void t_device_errors(void) {
     p.device = "cpu";
     rc = sd_model_load(&m, "models/tiny-shapes", &p, &err);
     if (CHECK(!rc, "device cpu loads: %s", err.message))
-        CHECK(!strcmp(sd_model_device(m, "unet"), "cpu") && !strcmp(sd_model_device(m, "vae"), "cpu"),
-              "on the CPU: unet %s, vae %s", sd_model_device(m, "unet"), sd_model_device(m, "vae"));
+        CHECK(!strcmp(sd_model_device(m, "unet"), "cpu") && !strcmp(sd_model_device(m, "vae"), "cpu") &&
+                  !strcmp(sd_model_device(m, "text_encoder"), "cpu"),
+              "on the CPU: unet %s, vae %s, text_encoder %s", sd_model_device(m, "unet"), sd_model_device(m, "vae"),
+              sd_model_device(m, "text_encoder"));
     sd_model_free(m);
 }
 
-/* report.json's pairs[i].chosen_step and device.unet. */
-static int report_read(const char *dir, int *chosen, char *unet_dev, size_t cap) {
+/* report.json's pairs[i].chosen_step and device.{unet,vae,text_encoder,clip}. */
+#define N_DEV 4
+static const char *dev_models[N_DEV] = {"unet", "vae", "text_encoder", "clip"};
+static int report_read(const char *dir, int *chosen, char dev[N_DEV][64]) {
     char path[700];
     snprintf(path, sizeof path, "%s/report.json", dir);
     static char buf[1 << 20];
@@ -252,9 +483,13 @@ static int report_read(const char *dir, int *chosen, char *unet_dev, size_t cap)
     cJSON *r = cJSON_Parse(buf);
     cJSON *p0 = r ? cJSON_GetArrayItem(cJSON_GetObjectItem(r, "pairs"), 0) : NULL;
     cJSON *cs = p0 ? cJSON_GetObjectItem(p0, "chosen_step") : NULL;
-    cJSON *du = r ? cJSON_GetObjectItem(cJSON_GetObjectItem(r, "device"), "unet") : NULL;
-    int ok = cJSON_IsNumber(cs) && cJSON_IsString(du);
-    if (ok) *chosen = cs->valueint, snprintf(unet_dev, cap, "%s", du->valuestring);
+    int ok = cJSON_IsNumber(cs);
+    if (ok) *chosen = cs->valueint;
+    for (int i = 0; i < N_DEV; i++) {
+        cJSON *du = r ? cJSON_GetObjectItem(cJSON_GetObjectItem(r, "device"), dev_models[i]) : NULL;
+        ok = ok && cJSON_IsString(du);
+        if (ok) snprintf(dev[i], 64, "%s", du->valuestring);
+    }
     cJSON_Delete(r);
     return ok;
 }
@@ -277,11 +512,13 @@ static void t_edit(const char *vk_device) {
     if (!CHECK(rc == 0, "oir edit --device %s: exit %d: %s", vk_device, rc, cr_err)) return;
     double tv = clock_wall_s() - t0;
     int sc = -1, sv = -2;
-    char dc[64] = "", dv[64] = "";
-    if (CHECK(report_read(cr_path("cpu"), &sc, dc, sizeof dc) && report_read(cr_path("vk"), &sv, dv, sizeof dv),
-              "report.json: pairs[0].chosen_step and device.unet")) {
+    char dc[N_DEV][64] = {""}, dv[N_DEV][64] = {""};
+    if (CHECK(report_read(cr_path("cpu"), &sc, dc) && report_read(cr_path("vk"), &sv, dv),
+              "report.json: pairs[0].chosen_step and device.{unet,vae,text_encoder,clip}")) {
         CHECK(sc == sv, "the same chosen step on the CPU (%d) and on %s (%d)", sc, vk_device, sv);
-        CHECK(!strcmp(dc, "cpu") && !strncmp(dv, "vulkan:", 7), "report.json device.unet: %s, %s", dc, dv);
+        for (int i = 0; i < N_DEV; i++)
+            CHECK(!strcmp(dc[i], "cpu") && !strcmp(dv[i], vk_device), "report.json device.%s: %s, %s",
+                  dev_models[i], dc[i], dv[i]);
     }
     image a = {0}, b = {0};
     oir_error err = {0};
@@ -333,14 +570,23 @@ int main(int argc, char **argv) {
     if (CHECK(!sd_model_load(&sd, "models/tiny-shapes", NULL, &err), "tiny model: %s", err.message)) {
         t_unet(sd, vk);
         t_generation(sd, vk);
+        t_vae(sd, vk);
+        t_clip_text(sd->text_encoder, vk, "sd text encoder");
     }
-    sd_model_free(sd); /* before the backend its UNet was last bound to... */
+    sd_model_free(sd); /* before the backend its models were last bound to... */
+    clip_model *cm = NULL;
+    if (CHECK(!clip_model_load(&cm, "models/tiny-clip", &err), "tiny clip: %s", err.message)) {
+        t_clip_text(cm->text, vk, "scorer clip text");
+        t_clip_vision(cm->vision, vk);
+    }
+    clip_model_free(cm);
     t_device_errors();
     if (!CHECK(!cr_init(argv[0]), "scratch folder")) return th_summary();
     t_cli_errors();
     if (vk) {
         char dev[32];
         snprintf(dev, sizeof dev, "vulkan:%s", sel && *sel ? sel : "0");
+        t_device_names(dev);
         t_edit(dev);
     }
     cr_cleanup();

@@ -15,7 +15,7 @@ int main(int argc, char **argv) {
     int rc = cr_run("info", "--devices", NULL);
     CHECK(rc == 0, "oir info --devices: exit %d (%s)", rc, cr_err);
     CHECK(strstr(cr_out, "backends:\n  cpu ") != NULL, "the CPU backend is listed: \"%s\"", cr_out);
-    CHECK(strstr(cr_out, "runs the UNet on that device") != NULL, "says where the models run: \"%s\"", cr_out);
+    CHECK(strstr(cr_out, "runs the UNet, the VAE, the text") != NULL, "says where the models run: \"%s\"", cr_out);
     const char *skip = getenv("OIR_TEST_VULKAN");
     if (!be_have_vulkan()) {
         CHECK(strstr(cr_out, "vulkan     none: no Vulkan in this build") != NULL,

@@ -10,9 +10,9 @@
 #include "core/error.h"
 
 #define CLI_DEVICE_HELP                                                                            \
-    "  --device D             where the UNet runs: cpu (default), vulkan or vulkan:N (see\n"         \
-    "                         oir info --devices; $OIR_DEVICE); the VAE and CLIP stay on the CPU;\n" \
-    "                         vulkan[:N],fp16-weights stores the UNet's weights as fp16\n"
+    "  --device D             where the models run (UNet, VAE, text encoder, CLIP scorer): cpu\n"  \
+    "                         (default), vulkan or vulkan:N (oir info --devices; $OIR_DEVICE);\n"   \
+    "                         vulkan[:N],fp16-weights stores the weights as fp16\n"
 
 /* The device to load onto: the flag's value, else $OIR_DEVICE, else NULL
  * (the CPU). OIR_E_ARG naming --device or OIR_DEVICE when the value is not

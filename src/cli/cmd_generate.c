@@ -39,7 +39,7 @@ static void usage(FILE *to) {
             "  --out FILE.png    where to write the image (default out.png); never one of the\n"
             "                    inputs, and an existing file only when oir wrote it\n"
             "  --threads N       CPU threads (default: $OIR_THREADS, else all cores)\n"
-            "  --device D        where the UNet runs: cpu (default), vulkan or vulkan:N ($OIR_DEVICE)\n"
+            "  --device D        where the models run: cpu (default), vulkan or vulkan:N ($OIR_DEVICE)\n"
             "  --quiet           no progress bar, no summary line\n"
             "\n"
             "Noise: oir's own counter-based generator (splitmix64 + Box-Muller): the same seed\n"

@@ -48,7 +48,7 @@ static void usage(FILE *to) {
             "  --out FILE.png    the reconstruction (default out.png); never the input, and an\n"
             "                    existing file only when oir wrote it\n"
             "  --threads N       CPU threads (default: $OIR_THREADS, else all cores)\n"
-            "  --device D        where the UNet runs: cpu (default), vulkan or vulkan:N ($OIR_DEVICE)\n"
+            "  --device D        where the models run: cpu (default), vulkan or vulkan:N ($OIR_DEVICE)\n"
             "  --quiet           no progress bar and no \"wrote\" line (the PSNR lines remain)\n"
             "\n"
             "PSNR = 10 log10(1 / MSE) over all pixels and channels of the 8-bit images\n"

@@ -40,8 +40,8 @@ int info_devices(void) {
             printf("\n");
         }
     }
-    printf("Where the models run: --device vulkan[:N] (or OIR_DEVICE) runs the UNet on that device;\n"
-           "the VAE, the text encoder and the CLIP scorer run on the CPU in this version\n"
-           "(report.json's \"device\" says where each ran; docs/BACKENDS.md).\n");
+    printf("Where the models run: --device vulkan[:N] (or OIR_DEVICE) runs the UNet, the VAE, the text\n"
+           "encoder and the CLIP scorer on that device (report.json's \"device\" says where each ran;\n"
+           "docs/BACKENDS.md).\n");
     return 0;
 }

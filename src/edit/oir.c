@@ -105,6 +105,7 @@ int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *
         rc = oir_fail(err, OIR_E_MISSING, "%s: no tokenizer/text encoder found (single files: set OIR_TOKENIZER when the "
                       "built-in CLIP vocabulary does not fit the text encoder)", mp);
     if (!rc) rc = clip_model_load(&ctx->clip, cp, err);
+    if (!rc) rc = clip_model_share_device(ctx->clip, ctx->sd, err);
     if (!rc) tokenizer_set_mode(ctx->clip->tokenizer, (tokenizer_mode)p->tokenizer_mode);
     if (rc) {
         oir_context_free(ctx);
@@ -123,13 +124,14 @@ int oir_context_load(oir_context **out, const oir_context_params *p, oir_error *
 
 void oir_context_free(oir_context *ctx) {
     if (!ctx) return;
+    clip_model_free(ctx->clip); /* before the backend ctx->sd owns */
     sd_model_free(ctx->sd);
-    clip_model_free(ctx->clip);
     free(ctx);
 }
 
 int oir_context_image_size(const oir_context *ctx) { return ctx->image_size; }
 const char *oir_context_device(const oir_context *ctx, const char *model) {
+    if (ctx && model && !strcmp(model, "clip")) return clip_model_device(ctx->clip);
     return ctx ? sd_model_device(ctx->sd, model) : "cpu";
 }
 int oir_context_size_multiple(const oir_context *ctx) { return ctx->size_multiple; }

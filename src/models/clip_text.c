@@ -13,12 +13,14 @@
 
 struct clip_text_model {
     clip_text_config cfg;
+    /* the embeddings are gathered on the host (the ids are host data) and
+     * uploaded: the (V, D) table is never bound */
     const float *token_embedding;    /* (V, D) */
     const float *position_embedding; /* (Tmax, D) */
     clip_layer *layers;              /* (L) */
-    const float *final_ln_w;         /* (D) */
-    const float *final_ln_b;         /* (D) */
-    const float *text_projection;    /* (P, D), or NULL */
+    sd_norm final_ln;                /* (D) final_layer_norm */
+    sd_linear text_projection;       /* (P, D), no bias; w NULL when not loaded */
+    sd_dev dev;                      /* the backend it runs on, its weights there (clip_text_bind) */
 };
 
 /* ---- config ------------------------------------------------------------ */
@@ -173,31 +175,45 @@ const float *clip_weight(weights *w, const char *name, int ndim, int d0, int d1,
     return weights_get(w, name, ndim, shape);
 }
 
-int clip_layer_get(clip_layer *l, weights *w, const char *prefix, int D, int I) {
+static void linear_get(sd_linear *l, weights *w, const char *prefix, const char *name, int in, int out) {
     char n[256];
-#define GET(field, suffix, nd, a, b)                                   \
-    (snprintf(n, sizeof n, "%s%s", prefix, suffix),                    \
-     l->field = clip_weight(w, n, nd, a, b, 0, 0))
-    GET(ln1_w, "layer_norm1.weight", 1, D, 0);
-    GET(ln1_b, "layer_norm1.bias", 1, D, 0);
-    GET(q_w, "self_attn.q_proj.weight", 2, D, D);
-    GET(q_b, "self_attn.q_proj.bias", 1, D, 0);
-    GET(k_w, "self_attn.k_proj.weight", 2, D, D);
-    GET(k_b, "self_attn.k_proj.bias", 1, D, 0);
-    GET(v_w, "self_attn.v_proj.weight", 2, D, D);
-    GET(v_b, "self_attn.v_proj.bias", 1, D, 0);
-    GET(o_w, "self_attn.out_proj.weight", 2, D, D);
-    GET(o_b, "self_attn.out_proj.bias", 1, D, 0);
-    GET(ln2_w, "layer_norm2.weight", 1, D, 0);
-    GET(ln2_b, "layer_norm2.bias", 1, D, 0);
-    GET(fc1_w, "mlp.fc1.weight", 2, I, D);
-    GET(fc1_b, "mlp.fc1.bias", 1, I, 0);
-    GET(fc2_w, "mlp.fc2.weight", 2, D, I);
-    GET(fc2_b, "mlp.fc2.bias", 1, D, 0);
-#undef GET
-    return l->ln1_w && l->ln1_b && l->q_w && l->q_b && l->k_w && l->k_b && l->v_w && l->v_b &&
-           l->o_w && l->o_b && l->ln2_w && l->ln2_b && l->fc1_w && l->fc1_b && l->fc2_w &&
-           l->fc2_b;
+    snprintf(n, sizeof n, "%s%s.weight", prefix, name);
+    l->in = in, l->out = out;
+    l->w = clip_weight(w, n, 2, out, in, 0, 0);
+    snprintf(n, sizeof n, "%s%s.bias", prefix, name);
+    l->b = clip_weight(w, n, 1, out, 0, 0, 0);
+}
+
+static void norm_get(sd_norm *nm, weights *w, const char *prefix, const char *name, int c) {
+    char n[256];
+    nm->c = c;
+    snprintf(n, sizeof n, "%s%s.weight", prefix, name);
+    nm->w = clip_weight(w, n, 1, c, 0, 0, 0);
+    snprintf(n, sizeof n, "%s%s.bias", prefix, name);
+    nm->b = clip_weight(w, n, 1, c, 0, 0, 0);
+}
+
+int clip_layer_get(clip_layer *l, weights *w, const char *prefix, int D, int I) {
+    memset(l, 0, sizeof *l);
+    norm_get(&l->ln1, w, prefix, "layer_norm1", D);
+    linear_get(&l->q, w, prefix, "self_attn.q_proj", D, D);
+    linear_get(&l->k, w, prefix, "self_attn.k_proj", D, D);
+    linear_get(&l->v, w, prefix, "self_attn.v_proj", D, D);
+    linear_get(&l->o, w, prefix, "self_attn.out_proj", D, D);
+    norm_get(&l->ln2, w, prefix, "layer_norm2", D);
+    linear_get(&l->fc1, w, prefix, "mlp.fc1", D, I);
+    linear_get(&l->fc2, w, prefix, "mlp.fc2", I, D);
+    const sd_linear *ls[] = {&l->q, &l->k, &l->v, &l->o, &l->fc1, &l->fc2};
+    int ok = l->ln1.w && l->ln1.b && l->ln2.w && l->ln2.b;
+    for (int i = 0; i < 6; i++) ok &= ls[i]->w && ls[i]->b;
+    return ok;
+}
+
+void clip_layer_bind(sd_binder *b, clip_layer *l) {
+    sd_bind_norm(b, &l->ln1);
+    sd_bind_linear(b, &l->q), sd_bind_linear(b, &l->k), sd_bind_linear(b, &l->v), sd_bind_linear(b, &l->o);
+    sd_bind_norm(b, &l->ln2);
+    sd_bind_linear(b, &l->fc1), sd_bind_linear(b, &l->fc2);
 }
 
 /* weights_finish names the problems; on success of that call we still
@@ -234,18 +250,18 @@ int clip_text_load(clip_text_model **out, const clip_text_config *cfg, weights *
         snprintf(prefix, sizeof prefix, "text_model.encoder.layers.%d.", l);
         ok &= clip_layer_get(&m->layers[l], w, prefix, D, I);
     }
-    m->final_ln_w = clip_weight(w, "text_model.final_layer_norm.weight", 1, D, 0, 0, 0);
-    m->final_ln_b = clip_weight(w, "text_model.final_layer_norm.bias", 1, D, 0, 0, 0);
-    ok &= m->final_ln_w && m->final_ln_b;
+    norm_get(&m->final_ln, w, "text_model.", "final_layer_norm", D);
+    ok &= m->final_ln.w && m->final_ln.b;
     if (with_projection) {
-        m->text_projection =
-            clip_weight(w, "text_projection.weight", 2, cfg->projection_dim, D, 0, 0);
-        ok &= m->text_projection != NULL;
+        m->text_projection = (sd_linear){D, cfg->projection_dim, NULL, NULL, BE_NONE, BE_NONE};
+        m->text_projection.w = clip_weight(w, "text_projection.weight", 2, cfg->projection_dim, D, 0, 0);
+        ok &= m->text_projection.w != NULL;
     }
     if (!ok) {
         rc = load_failed(w, "clip_text", err);
         goto cleanup;
     }
+    if ((rc = clip_text_bind(m, NULL, err))) goto cleanup;
     *out = m;
     return OIR_OK;
 cleanup:
@@ -253,8 +269,24 @@ cleanup:
     return rc;
 }
 
+static void bind_all(void *user, sd_binder *b) {
+    clip_text_model *m = user;
+    for (int l = 0; l < m->cfg.num_hidden_layers; l++) clip_layer_bind(b, &m->layers[l]);
+    sd_bind_norm(b, &m->final_ln);
+    sd_bind_linear(b, &m->text_projection);
+}
+
+int clip_text_bind(clip_text_model *m, oir_backend *be, oir_error *err) {
+    if (!m) return oir_fail(err, OIR_E_ARG, "clip_text_bind: NULL model");
+    return sd_dev_rebind(&m->dev, be, bind_all, m, "clip_text", err);
+}
+
+const char *clip_text_backend_name(const clip_text_model *m) { return m && m->dev.be ? m->dev.be->name : "none"; }
+oir_backend *clip_text_backend(const clip_text_model *m) { return m ? m->dev.be : NULL; }
+
 void clip_text_free(clip_text_model *m) {
     if (!m) return;
+    sd_dev_close(&m->dev);
     free(m->layers);
     free(m);
 }
@@ -271,46 +303,43 @@ size_t clip_layer_scratch(int B, int T, int D, int I, int heads) {
            ALIGN_F(op_attention_scratch(T, T, heads, D / heads));
 }
 
-void clip_layer_forward(const clip_layer *l, float *x, int B, int T, int D, int I, int heads,
-                        clip_act act, const uint8_t *key_mask, int causal, float *scratch) {
+void clip_layer_forward(oir_backend *be, const clip_layer *l, be_view x, int B, int T, int D, int I, int heads,
+                        clip_act act, be_view key_mask, int causal, be_view scratch) {
     const int n = B * T, d = D / heads;
-    float *h = scratch;                              /* (B, T, D) */
-    float *q = h + ALIGN_F((size_t)n * D);           /* (B, T, D) */
-    float *k = q + ALIGN_F((size_t)n * D);           /* (B, T, D) */
-    float *v = k + ALIGN_F((size_t)n * D);           /* (B, T, D) */
-    float *f = v + ALIGN_F((size_t)n * D);           /* (B, T, I) */
-    float *att_scratch = f + ALIGN_F((size_t)n * I); /* op_attention_scratch */
+    be_view h = scratch;                          /* (B, T, D) */
+    be_view q = be_view_f(h, ALIGN_F((size_t)n * D)); /* (B, T, D) */
+    be_view k = be_view_f(q, ALIGN_F((size_t)n * D)); /* (B, T, D) */
+    be_view v = be_view_f(k, ALIGN_F((size_t)n * D)); /* (B, T, D) */
+    be_view f = be_view_f(v, ALIGN_F((size_t)n * D)); /* (B, T, I) */
 
     /* residual = x; x = layer_norm1(x); x = self_attn(x); x = residual + x */
-    op_layer_norm(h, x, l->ln1_w, l->ln1_b, n, D, CLIP_LN_EPS);
-    op_linear(q, h, l->q_w, l->q_b, n, D, D);
-    op_linear(k, h, l->k_w, l->k_b, n, D, D);
-    op_linear(v, h, l->v_w, l->v_b, n, D, D);
-    op_attention(h, q, k, v, B, T, T, heads, d, 1.0f / sqrtf((float)d), key_mask, causal,
-                 att_scratch);
-    op_linear(q, h, l->o_w, l->o_b, n, D, D);
-    op_add(x, x, q, (size_t)n * D);
+    be_layer_norm(be, h, x, l->ln1.bw, l->ln1.bb, n, D, CLIP_LN_EPS, 0);
+    be_linear(be, q, h, l->q.bw, l->q.bb, n, D, D);
+    be_linear(be, k, h, l->k.bw, l->k.bb, n, D, D);
+    be_linear(be, v, h, l->v.bw, l->v.bb, n, D, D);
+    be_attention(be, h, q, k, v, B, T, T, heads, d, 1.0f / sqrtf((float)d), key_mask, causal);
+    be_linear(be, q, h, l->o.bw, l->o.bb, n, D, D);
+    be_add(be, x, x, q, (size_t)n * D);
 
     /* residual = x; x = layer_norm2(x); x = fc2(act(fc1(x))); x = residual + x */
-    op_layer_norm(h, x, l->ln2_w, l->ln2_b, n, D, CLIP_LN_EPS);
-    op_linear(f, h, l->fc1_w, l->fc1_b, n, D, I);
-    if (act == CLIP_ACT_GELU)
-        op_gelu(f, f, (size_t)n * I);
-    else
-        op_quick_gelu(f, f, (size_t)n * I);
-    op_linear(q, f, l->fc2_w, l->fc2_b, n, I, D);
-    op_add(x, x, q, (size_t)n * D);
+    be_layer_norm(be, h, x, l->ln2.bw, l->ln2.bb, n, D, CLIP_LN_EPS, 0);
+    be_linear(be, f, h, l->fc1.bw, l->fc1.bb, n, D, I);
+    be_act(be, act == CLIP_ACT_GELU ? BE_ACT_GELU : BE_ACT_QUICK_GELU, f, f, (size_t)n * I);
+    be_linear(be, q, f, l->fc2.bw, l->fc2.bb, n, I, D);
+    be_add(be, x, x, q, (size_t)n * D);
 }
 
 /* ---- forward ----------------------------------------------------------- */
 
-/* Floats of one chunk of b rows: the residual stream, the layer scratch and
- * the pooled rows. */
+/* Floats of one chunk of b rows on the backend: the residual stream, the
+ * layer scratch, the pooled rows, the final-layer-normed rows and the text
+ * embeddings. */
 static size_t chunk_floats(const clip_text_config *c, int b, int T) {
     return ALIGN_F((size_t)b * T * c->hidden_size) +
            clip_layer_scratch(b, T, c->hidden_size, c->intermediate_size,
                               c->num_attention_heads) +
-           ALIGN_F((size_t)b * c->hidden_size);
+           ALIGN_F((size_t)b * c->hidden_size) + ALIGN_F((size_t)b * T * c->hidden_size) +
+           ALIGN_F((size_t)b * c->projection_dim);
 }
 
 size_t clip_text_arena_bytes(const clip_text_config *cfg, int B, int T) {
@@ -330,7 +359,7 @@ int clip_text_forward_hidden(const clip_text_model *m, arena *a, const int32_t *
                              float *hidden_states, oir_error *err) {
     const clip_text_config *c = &m->cfg;
     const int D = c->hidden_size, I = c->intermediate_size, L = c->num_hidden_layers;
-    const int heads = c->num_attention_heads;
+    const int heads = c->num_attention_heads, P = c->projection_dim;
     if (B < 1 || T < 1)
         return oir_fail(err, OIR_E_SHAPE, "clip_text: input_ids is (%d, %d), expected B >= 1, "
                                           "T >= 1", B, T);
@@ -338,7 +367,7 @@ int clip_text_forward_hidden(const clip_text_model *m, arena *a, const int32_t *
         return oir_fail(err, OIR_E_SHAPE,
                         "clip_text: input_ids has %d tokens, more than max_position_embeddings %d",
                         T, c->max_position_embeddings);
-    if (text_embeds && !m->text_projection)
+    if (text_embeds && !m->text_projection.w)
         return oir_fail(err, OIR_E_ARG,
                         "clip_text: text_embeds asked for, but the model was loaded without "
                         "text_projection");
@@ -348,6 +377,7 @@ int clip_text_forward_hidden(const clip_text_model *m, arena *a, const int32_t *
                             "clip_text: input_ids[%d][%d] = %d is out of range, expected 0 <= "
                             "id < vocab_size %d",
                             i / T, i % T, (int)ids[i], c->vocab_size);
+    if (!m->dev.be) return oir_fail(err, OIR_E_ARG, "clip_text: the model is on no backend (clip_text_bind)");
 
     /* Rows per chunk: as many as the arena holds. */
     const size_t mark = arena_mark(a);
@@ -358,59 +388,75 @@ int clip_text_forward_hidden(const clip_text_model *m, arena *a, const int32_t *
         return oir_fail(err, OIR_E_NOMEM,
                         "clip_text: arena has %zu bytes free, one row of %d tokens needs %zu",
                         avail * sizeof(float), T, clip_text_arena_bytes(c, 1, T));
-    float *x = arena_floats(a, (size_t)chunk * T * D);                            /* (b, T, D) */
-    float *scratch = arena_floats(a, clip_layer_scratch(chunk, T, D, I, heads)); /* layer */
-    float *pool = arena_floats(a, (size_t)chunk * D);                             /* (b, D) */
-    if (!x || !scratch || !pool) {
-        arena_reset(a, mark);
+    sd_dev *d = (sd_dev *)&m->dev; /* its buffers change, not the model */
+    oir_backend *be = d->be;
+    sd_dev_arena da;
+    int rc = sd_dev_arena_for(d, a, chunk_floats(c, chunk, T) * sizeof(float), &da, err);
+    if (rc) return oir_error_prefix(err, "clip_text"), rc;
+    be_view x, scratch, pool, lh, te;
+    if (!sd_dalloc(&da, (size_t)chunk * T * D, &x) ||                            /* (b, T, D) */
+        !sd_dalloc(&da, clip_layer_scratch(chunk, T, D, I, heads), &scratch) || /* layer */
+        !sd_dalloc(&da, (size_t)chunk * D, &pool) ||                             /* (b, D) */
+        !sd_dalloc(&da, (size_t)chunk * T * D, &lh) ||                           /* (b, T, D) final LN */
+        !sd_dalloc(&da, (size_t)chunk * P, &te))                                 /* (b, P) */
         return oir_fail(err, OIR_E_INTERNAL, "clip_text: arena plan mismatch");
-    }
 
-    for (int r0 = 0; r0 < B; r0 += chunk) {
+    for (int r0 = 0; r0 < B && !rc; r0 += chunk) {
         const int b = B - r0 < chunk ? B - r0 : chunk;
         const int32_t *cid = ids + (size_t)r0 * T;
-        /* embeddings: token_embedding(ids) + position_embedding(arange(T)) */
+        /* embeddings: token_embedding(ids) + position_embedding(arange(T)),
+         * on the host (in place on the CPU backend), then uploaded */
+        float *xh = be_host_ptr(be, x);
+        float *emb = xh ? xh : sd_dev_staging(d, (size_t)b * T * D, err);
+        if (!emb) {
+            rc = err ? err->code : OIR_E_NOMEM;
+            break;
+        }
         for (int r = 0; r < b; r++)
             for (int t = 0; t < T; t++) {
-                const float *te = m->token_embedding + (size_t)cid[r * T + t] * D;
+                const float *tk = m->token_embedding + (size_t)cid[r * T + t] * D;
                 const float *pe = m->position_embedding + (size_t)t * D;
-                float *o = x + ((size_t)r * T + t) * D;
-                for (int i = 0; i < D; i++) o[i] = te[i] + pe[i];
+                float *o = emb + ((size_t)r * T + t) * D;
+                for (int i = 0; i < D; i++) o[i] = tk[i] + pe[i];
             }
-        for (int l = 0; l < L; l++) {
-            if (hidden_states)
-                for (int r = 0; r < b; r++)
-                    memcpy(hidden_states + (((size_t)l * B + r0 + r) * T) * D,
-                           x + (size_t)r * T * D, sizeof(float) * T * D);
-            clip_layer_forward(&m->layers[l], x, b, T, D, I, heads, c->hidden_act, NULL, 1,
-                               scratch);
+        if (!xh) be_upload(be, x, emb, (size_t)b * T * D * sizeof(float));
+        for (int l = 0; l < L && !rc; l++) {
+            if (hidden_states) /* rows r0.. of layer l: contiguous */
+                rc = be_download(be, hidden_states + (((size_t)l * B + r0) * T) * D, x,
+                                 sizeof(float) * b * T * D, err);
+            clip_layer_forward(be, &m->layers[l], x, b, T, D, I, heads, c->hidden_act, BE_NONE, 1, scratch);
         }
-        if (hidden_states)
-            for (int r = 0; r < b; r++)
-                memcpy(hidden_states + (((size_t)L * B + r0 + r) * T) * D,
-                       x + (size_t)r * T * D, sizeof(float) * T * D);
+        if (hidden_states && !rc)
+            rc = be_download(be, hidden_states + (((size_t)L * B + r0) * T) * D, x, sizeof(float) * b * T * D,
+                             err);
 
         /* final_layer_norm; pooled = row's hidden state at argmax(ids) */
-        if (last_hidden)
-            op_layer_norm(last_hidden + (size_t)r0 * T * D, x, m->final_ln_w, m->final_ln_b,
-                          b * T, D, CLIP_LN_EPS);
-        if (!pooled && !text_embeds) continue;
-        for (int r = 0; r < b; r++) {
-            int at = 0;
-            for (int t = 1; t < T; t++)
-                if (cid[r * T + t] > cid[r * T + at]) at = t;
-            if (last_hidden)
-                memcpy(pool + (size_t)r * D, last_hidden + ((size_t)(r0 + r) * T + at) * D,
-                       sizeof(float) * D);
-            else
-                op_layer_norm(pool + (size_t)r * D, x + ((size_t)r * T + at) * D, m->final_ln_w,
-                              m->final_ln_b, 1, D, CLIP_LN_EPS);
+        if (last_hidden) be_layer_norm(be, lh, x, m->final_ln.bw, m->final_ln.bb, b * T, D, CLIP_LN_EPS, 0);
+        if (pooled || text_embeds) {
+            for (int r = 0; r < b; r++) {
+                int at = 0;
+                for (int t = 1; t < T; t++)
+                    if (cid[r * T + t] > cid[r * T + at]) at = t;
+                if (last_hidden)
+                    be_copy(be, be_view_f(pool, (size_t)r * D), be_view_f(lh, ((size_t)r * T + at) * D),
+                            sizeof(float) * D);
+                else
+                    be_layer_norm(be, be_view_f(pool, (size_t)r * D), be_view_f(x, ((size_t)r * T + at) * D),
+                                  m->final_ln.bw, m->final_ln.bb, 1, D, CLIP_LN_EPS, 0);
+            }
+            if (text_embeds) be_linear(be, te, pool, m->text_projection.bw, BE_NONE, b, D, P);
         }
-        if (pooled) memcpy(pooled + (size_t)r0 * D, pool, sizeof(float) * b * D);
-        if (text_embeds)
-            op_linear(text_embeds + (size_t)r0 * c->projection_dim, pool, m->text_projection,
-                      NULL, b, D, c->projection_dim);
+        /* the downloads run what is queued and report its first failure */
+        if (!rc && last_hidden)
+            rc = be_download(be, last_hidden + (size_t)r0 * T * D, lh, sizeof(float) * b * T * D, err);
+        if (!rc && pooled) rc = be_download(be, pooled + (size_t)r0 * D, pool, sizeof(float) * b * D, err);
+        if (!rc && text_embeds) rc = be_download(be, text_embeds + (size_t)r0 * P, te, sizeof(float) * b * P, err);
+        if (!rc && !last_hidden && !pooled && !text_embeds) rc = be_sync(be, err);
     }
-    arena_reset(a, mark);
-    return OIR_OK;
+    if (rc) {
+        oir_error ignore;
+        be_sync(be, &ignore); /* clears the sticky status of a failed forward */
+        oir_error_prefix(err, "clip_text");
+    }
+    return rc;
 }

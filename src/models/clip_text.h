@@ -20,8 +20,10 @@
  * maps these names through its weights_name_map; a CLIPModel file carries
  * them as is. The model points into the weights (which must outlive it).
  *
- * Threads: a loaded model is read-only; several threads may run forwards on
- * the same model at once, each with its own arena.
+ * The forward runs on the model's backend (clip_text_bind; the CPU by
+ * default), as the UNet's: on the CPU backend bit-identical to the op_*
+ * kernels called directly. Threads: one forward at a time per model (a
+ * backend is used by one thread at a time).
  *
  * Parity notes (transformers 4.26.1):
  * - every LayerNorm uses eps 1e-5: 4.26.1 builds them as nn.LayerNorm(dim)
@@ -42,6 +44,8 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "core/backend.h"
+#include "models/sd_blocks.h"
 #include "models/weights.h"
 
 /* config.json "hidden_act". */
@@ -91,6 +95,16 @@ int clip_text_load(clip_text_model **out, const clip_text_config *cfg, weights *
                    int with_projection, oir_error *err);
 void clip_text_free(clip_text_model *m);
 const clip_text_config *clip_text_get_config(const clip_text_model *m);
+/* The backend the forwards run on, as unet_bind (models/unet.h): a loaded
+ * model runs on a CPU backend of its own (weights wrapped: zero-copy);
+ * clip_text_bind moves it onto `be` (NULL: a CPU backend of its own again),
+ * uploading the weights once (the token embedding table stays on the host:
+ * the embeddings are gathered there and uploaded). `be` must outlive the
+ * model or its next bind. On failure the model is back on a CPU backend of
+ * its own and the error says why. */
+int clip_text_bind(clip_text_model *m, oir_backend *be, oir_error *err);
+const char *clip_text_backend_name(const clip_text_model *m);
+oir_backend *clip_text_backend(const clip_text_model *m);
 
 /* Arena bytes for one forward of B rows of T tokens. A smaller arena also
  * works, down to clip_text_arena_bytes(cfg, 1, T): the batch is then run in
@@ -115,16 +129,13 @@ int clip_text_forward_hidden(const clip_text_model *m, arena *a, const int32_t *
 
 /* ---- pieces shared with clip_vision ------------------------------------- */
 
-/* One CLIPEncoderLayer; pointers into the weights. */
+/* One CLIPEncoderLayer: pointers into the weights, views on the backend. */
 typedef struct {
-    const float *ln1_w, *ln1_b;      /* (D) layer_norm1 */
-    const float *q_w, *q_b;          /* (D, D), (D) self_attn.q_proj */
-    const float *k_w, *k_b;          /* (D, D), (D) self_attn.k_proj */
-    const float *v_w, *v_b;          /* (D, D), (D) self_attn.v_proj */
-    const float *o_w, *o_b;          /* (D, D), (D) self_attn.out_proj */
-    const float *ln2_w, *ln2_b;      /* (D) layer_norm2 */
-    const float *fc1_w, *fc1_b;      /* (I, D), (I) mlp.fc1 */
-    const float *fc2_w, *fc2_b;      /* (D, I), (D) mlp.fc2 */
+    sd_norm ln1;          /* (D) layer_norm1 */
+    sd_linear q, k, v, o; /* (D, D), (D) self_attn.{q,k,v,out}_proj */
+    sd_norm ln2;          /* (D) layer_norm2 */
+    sd_linear fc1;        /* (I, D), (I) mlp.fc1 */
+    sd_linear fc2;        /* (D, I), (D) mlp.fc2 */
 } clip_layer;
 
 /* Fetches "<prefix>layer_norm1.weight" ... "<prefix>mlp.fc2.bias"; returns 1
@@ -133,12 +144,17 @@ int clip_layer_get(clip_layer *l, weights *w, const char *prefix, int D, int I);
 /* Fetches name with the given shape (ndim <= 4, dims as ints). */
 const float *clip_weight(weights *w, const char *name, int ndim, int d0, int d1, int d2, int d3);
 
-/* Scratch floats of clip_layer_forward for n = B*T tokens. */
+/* Its weights onto a backend (sd_bind_*). */
+void clip_layer_bind(sd_binder *b, clip_layer *l);
+/* Scratch floats of clip_layer_forward for n = B*T tokens (the attention
+ * scratch included, which the backend now owns: the arena plans and the
+ * chunking stay what they were). */
 size_t clip_layer_scratch(int B, int T, int D, int I, int heads);
-/* x (B, T, D) <- CLIPEncoderLayer(x), in place. key_mask (B, T) or NULL, causal
- * as op_attention. scratch: clip_layer_scratch() floats, 64-byte aligned. */
-void clip_layer_forward(const clip_layer *l, float *x, int B, int T, int D, int I, int heads,
-                        clip_act act, const uint8_t *key_mask, int causal, float *scratch);
+/* x (B, T, D) <- CLIPEncoderLayer(x), in place, queued on be. key_mask
+ * (B, T) bytes or BE_NONE, causal as be_attention. scratch:
+ * clip_layer_scratch() floats on be. */
+void clip_layer_forward(oir_backend *be, const clip_layer *l, be_view x, int B, int T, int D, int I, int heads,
+                        clip_act act, be_view key_mask, int causal, be_view scratch);
 
 /* Reads and parses a JSON file (OIR_E_IO / OIR_E_FORMAT naming the path);
  * the caller frees *out with cJSON_Delete. */

@@ -14,12 +14,14 @@
 struct clip_vision_model {
     clip_vision_config cfg;
     const float *class_embedding;    /* (D) */
-    const float *patch_embedding;    /* (D, C, p, p) = (D, C*p*p) */
+    sd_linear patch_embedding;       /* (D, C, p, p) = (D, C*p*p), no bias */
     const float *position_embedding; /* (1+G*G, D) */
-    const float *pre_ln_w, *pre_ln_b;   /* (D) pre_layrnorm */
-    clip_layer *layers;                 /* (L) */
-    const float *post_ln_w, *post_ln_b; /* (D) post_layernorm */
-    const float *visual_projection;     /* (P, D), or NULL */
+    be_view class_bv, position_bv;   /* the two on the backend */
+    sd_norm pre_ln;                  /* (D) pre_layrnorm */
+    clip_layer *layers;              /* (L) */
+    sd_norm post_ln;                 /* (D) post_layernorm */
+    sd_linear visual_projection;     /* (P, D), no bias; w NULL when not loaded */
+    sd_dev dev;                      /* the backend it runs on, its weights there (clip_vision_bind) */
 };
 
 /* ---- config ------------------------------------------------------------ */
@@ -121,28 +123,30 @@ int clip_vision_load(clip_vision_model **out, const clip_vision_config *cfg, wei
         goto cleanup;
     }
     int ok = 1;
+    const int cpp = cfg->num_channels * p * p;
     m->class_embedding =
         clip_weight(w, "vision_model.embeddings.class_embedding", 1, D, 0, 0, 0);
-    m->patch_embedding = clip_weight(w, "vision_model.embeddings.patch_embedding.weight", 4, D,
-                                     cfg->num_channels, p, p);
+    m->patch_embedding = (sd_linear){cpp, D, NULL, NULL, BE_NONE, BE_NONE};
+    m->patch_embedding.w = clip_weight(w, "vision_model.embeddings.patch_embedding.weight", 4, D,
+                                       cfg->num_channels, p, p);
     m->position_embedding = clip_weight(w, "vision_model.embeddings.position_embedding.weight",
                                         2, 1 + G * G, D, 0, 0);
-    m->pre_ln_w = clip_weight(w, "vision_model.pre_layrnorm.weight", 1, D, 0, 0, 0);
-    m->pre_ln_b = clip_weight(w, "vision_model.pre_layrnorm.bias", 1, D, 0, 0, 0);
-    ok &= m->class_embedding && m->patch_embedding && m->position_embedding && m->pre_ln_w &&
-          m->pre_ln_b;
+    m->pre_ln = (sd_norm){D, clip_weight(w, "vision_model.pre_layrnorm.weight", 1, D, 0, 0, 0),
+                          clip_weight(w, "vision_model.pre_layrnorm.bias", 1, D, 0, 0, 0), BE_NONE, BE_NONE};
+    ok &= m->class_embedding && m->patch_embedding.w && m->position_embedding && m->pre_ln.w &&
+          m->pre_ln.b;
     for (int l = 0; l < L; l++) {
         char prefix[96];
         snprintf(prefix, sizeof prefix, "vision_model.encoder.layers.%d.", l);
         ok &= clip_layer_get(&m->layers[l], w, prefix, D, I);
     }
-    m->post_ln_w = clip_weight(w, "vision_model.post_layernorm.weight", 1, D, 0, 0, 0);
-    m->post_ln_b = clip_weight(w, "vision_model.post_layernorm.bias", 1, D, 0, 0, 0);
-    ok &= m->post_ln_w && m->post_ln_b;
+    m->post_ln = (sd_norm){D, clip_weight(w, "vision_model.post_layernorm.weight", 1, D, 0, 0, 0),
+                           clip_weight(w, "vision_model.post_layernorm.bias", 1, D, 0, 0, 0), BE_NONE, BE_NONE};
+    ok &= m->post_ln.w && m->post_ln.b;
     if (with_projection) {
-        m->visual_projection =
-            clip_weight(w, "visual_projection.weight", 2, cfg->projection_dim, D, 0, 0);
-        ok &= m->visual_projection != NULL;
+        m->visual_projection = (sd_linear){D, cfg->projection_dim, NULL, NULL, BE_NONE, BE_NONE};
+        m->visual_projection.w = clip_weight(w, "visual_projection.weight", 2, cfg->projection_dim, D, 0, 0);
+        ok &= m->visual_projection.w != NULL;
     }
     if (!ok) {
         rc = weights_finish(w, err);
@@ -150,6 +154,7 @@ int clip_vision_load(clip_vision_model **out, const clip_vision_config *cfg, wei
         oir_error_prefix(err, "clip_vision");
         goto cleanup;
     }
+    if ((rc = clip_vision_bind(m, NULL, err))) goto cleanup;
     *out = m;
     return OIR_OK;
 cleanup:
@@ -157,8 +162,32 @@ cleanup:
     return rc;
 }
 
+static void bind_all(void *user, sd_binder *b) {
+    clip_vision_model *m = user;
+    const clip_vision_config *c = &m->cfg;
+    int G = clip_vision_grid(c);
+    sd_bind_tensor(b, m->class_embedding, (size_t)c->hidden_size, &m->class_bv);
+    sd_bind_linear(b, &m->patch_embedding);
+    sd_bind_tensor(b, m->position_embedding, (size_t)(1 + G * G) * c->hidden_size, &m->position_bv);
+    sd_bind_norm(b, &m->pre_ln);
+    for (int l = 0; l < c->num_hidden_layers; l++) clip_layer_bind(b, &m->layers[l]);
+    sd_bind_norm(b, &m->post_ln);
+    sd_bind_linear(b, &m->visual_projection);
+}
+
+int clip_vision_bind(clip_vision_model *m, oir_backend *be, oir_error *err) {
+    if (!m) return oir_fail(err, OIR_E_ARG, "clip_vision_bind: NULL model");
+    return sd_dev_rebind(&m->dev, be, bind_all, m, "clip_vision", err);
+}
+
+const char *clip_vision_backend_name(const clip_vision_model *m) {
+    return m && m->dev.be ? m->dev.be->name : "none";
+}
+oir_backend *clip_vision_backend(const clip_vision_model *m) { return m ? m->dev.be : NULL; }
+
 void clip_vision_free(clip_vision_model *m) {
     if (!m) return;
+    sd_dev_close(&m->dev);
     free(m->layers);
     free(m);
 }
@@ -169,14 +198,15 @@ const clip_vision_config *clip_vision_get_config(const clip_vision_model *m) { r
 
 #define ALIGN_F(n) (((n) + 15) / 16 * 16) /* floats, to 64 bytes */
 
-/* Floats of a chunk of b images: residual stream (b, N, D), patches
- * (b*G*G, C*p*p), layer scratch, pooled rows (b, D), key mask (b, N) bytes. */
+/* Floats of a chunk of b images on the backend: residual stream (b, N, D),
+ * patches (b*G*G, C*p*p), layer scratch, pooled rows (b, D), key mask
+ * (b, N) bytes, image embeddings (b, P). */
 static size_t chunk_floats(const clip_vision_config *c, int b) {
     const int G = clip_vision_grid(c), N = 1 + G * G, D = c->hidden_size;
     const size_t cpp = (size_t)c->num_channels * c->patch_size * c->patch_size;
     return ALIGN_F((size_t)b * N * D) + ALIGN_F((size_t)b * G * G * cpp) +
            clip_layer_scratch(b, N, D, c->intermediate_size, c->num_attention_heads) +
-           ALIGN_F((size_t)b * D) + ALIGN_F(((size_t)b * N + 3) / 4);
+           ALIGN_F((size_t)b * D) + ALIGN_F(((size_t)b * N + 3) / 4) + ALIGN_F((size_t)b * c->projection_dim);
 }
 
 size_t clip_vision_arena_bytes(const clip_vision_config *cfg, int B) {
@@ -190,7 +220,7 @@ int clip_vision_forward(const clip_vision_model *m, arena *a, const float *pixel
     const clip_vision_config *c = &m->cfg;
     const int D = c->hidden_size, I = c->intermediate_size, L = c->num_hidden_layers;
     const int heads = c->num_attention_heads, C = c->num_channels, p = c->patch_size;
-    const int S = c->image_size, G = clip_vision_grid(c), N = 1 + G * G;
+    const int S = c->image_size, G = clip_vision_grid(c), N = 1 + G * G, P = c->projection_dim;
     const int cpp = C * p * p;
     if (B < 1)
         return oir_fail(err, OIR_E_SHAPE, "clip_vision: batch of %d images, expected >= 1", B);
@@ -199,10 +229,11 @@ int clip_vision_forward(const clip_vision_model *m, arena *a, const float *pixel
                         "clip_vision: pixel_values is (%d, %d, %d, %d), expected (%d, %d, %d, %d) "
                         "(image_size %d)",
                         B, C, H, W, B, C, S, S, S);
-    if (image_embeds && !m->visual_projection)
+    if (image_embeds && !m->visual_projection.w)
         return oir_fail(err, OIR_E_ARG,
                         "clip_vision: image_embeds asked for, but the model was loaded without "
                         "visual_projection");
+    if (!m->dev.be) return oir_fail(err, OIR_E_ARG, "clip_vision: the model is on no backend (clip_vision_bind)");
 
     const size_t mark = arena_mark(a);
     size_t avail = a->cap > mark + 64 ? (a->cap - mark - 64) / sizeof(float) : 0;
@@ -212,25 +243,40 @@ int clip_vision_forward(const clip_vision_model *m, arena *a, const float *pixel
         return oir_fail(err, OIR_E_NOMEM,
                         "clip_vision: arena has %zu bytes free, one image needs %zu",
                         avail * sizeof(float), clip_vision_arena_bytes(c, 1));
-    float *x = arena_floats(a, (size_t)chunk * N * D);                                /* (b, N, D) */
-    float *patches = arena_floats(a, (size_t)chunk * G * G * cpp);                    /* (b*G*G, C*p*p) */
-    float *scratch = arena_floats(a, clip_layer_scratch(chunk, N, D, I, heads));      /* layer */
-    float *pool = arena_floats(a, (size_t)chunk * D);                                 /* (b, D) */
-    uint8_t *key_mask = patch_mask ? arena_alloc(a, (size_t)chunk * N) : NULL;        /* (b, N) */
-    if (!x || !patches || !scratch || !pool || (patch_mask && !key_mask)) {
-        arena_reset(a, mark);
+    sd_dev *d = (sd_dev *)&m->dev; /* its buffers change, not the model */
+    oir_backend *be = d->be;
+    sd_dev_arena da;
+    int rc = sd_dev_arena_for(d, a, chunk_floats(c, chunk) * sizeof(float), &da, err);
+    if (rc) return oir_error_prefix(err, "clip_vision"), rc;
+    be_view x, patches, scratch, pool, key_mask = BE_NONE, ie;
+    size_t km_floats = ((size_t)chunk * N + 3) / 4;
+    if (!sd_dalloc(&da, (size_t)chunk * N * D, &x) ||                              /* (b, N, D) */
+        !sd_dalloc(&da, (size_t)chunk * G * G * cpp, &patches) ||                  /* (b*G*G, C*p*p) */
+        !sd_dalloc(&da, clip_layer_scratch(chunk, N, D, I, heads), &scratch) ||    /* layer */
+        !sd_dalloc(&da, (size_t)chunk * D, &pool) ||                               /* (b, D) */
+        (patch_mask && !sd_dalloc(&da, km_floats, &key_mask)) ||                   /* (b, N) bytes */
+        !sd_dalloc(&da, (size_t)chunk * P, &ie))                                   /* (b, P) */
         return oir_fail(err, OIR_E_INTERNAL, "clip_vision: arena plan mismatch");
-    }
 
-    for (int r0 = 0; r0 < B; r0 += chunk) {
+    for (int r0 = 0; r0 < B && !rc; r0 += chunk) {
         const int b = B - r0 < chunk ? B - r0 : chunk;
         /* patch_embedding: Conv2d(C, D, kernel=stride=p, no bias) as a matrix
-         * product over patches flattened in the weight's (C, p, p) order. */
+         * product over patches flattened in the weight's (C, p, p) order; the
+         * patches are gathered on the host (in place on the CPU backend) and
+         * uploaded, with the key mask */
+        float *ph = be_host_ptr(be, patches);
+        size_t stage_n = ph ? 0 : (size_t)b * G * G * cpp;
+        float *stage = sd_dev_staging(d, stage_n + (patch_mask ? km_floats : 0) + 1, err);
+        if (!stage) {
+            rc = err ? err->code : OIR_E_NOMEM;
+            break;
+        }
+        float *pv0 = ph ? ph : stage;
         for (int r = 0; r < b; r++) {
             const float *img = pixel_values + (size_t)(r0 + r) * C * S * S;
             for (int gy = 0; gy < G; gy++)
                 for (int gx = 0; gx < G; gx++) {
-                    float *pv = patches + (((size_t)r * G + gy) * G + gx) * cpp;
+                    float *pv = pv0 + (((size_t)r * G + gy) * G + gx) * cpp;
                     for (int ch = 0; ch < C; ch++)
                         for (int ky = 0; ky < p; ky++)
                             memcpy(pv + ((size_t)ch * p + ky) * p,
@@ -238,40 +284,49 @@ int clip_vision_forward(const clip_vision_model *m, arena *a, const float *pixel
                                    sizeof(float) * p);
                 }
         }
+        if (!ph) be_upload(be, patches, stage, stage_n * sizeof(float));
         /* embeddings = cat([class_embedding, patch_embeds]) + position_embedding */
         for (int r = 0; r < b; r++) {
-            float *xr = x + (size_t)r * N * D;
-            op_linear(xr + D, patches + (size_t)r * G * G * cpp, m->patch_embedding, NULL, G * G,
-                      cpp, D);
-            memcpy(xr, m->class_embedding, sizeof(float) * D);
-            op_add(xr, xr, m->position_embedding, (size_t)N * D);
+            be_view xr = be_view_f(x, (size_t)r * N * D);
+            be_linear(be, be_view_f(xr, D), be_view_f(patches, (size_t)r * G * G * cpp), m->patch_embedding.bw,
+                      BE_NONE, G * G, cpp, D);
+            be_copy(be, xr, m->class_bv, sizeof(float) * D);
+            be_add(be, xr, xr, m->position_bv, (size_t)N * D);
         }
         /* pre_layrnorm */
-        op_layer_norm(x, x, m->pre_ln_w, m->pre_ln_b, b * N, D, CLIP_LN_EPS);
+        be_layer_norm(be, x, x, m->pre_ln.bw, m->pre_ln.bb, b * N, D, CLIP_LN_EPS, 0);
         /* key mask: the class token and the patches inside the object */
-        if (patch_mask)
+        if (patch_mask) {
+            uint8_t *kh = (uint8_t *)(stage + stage_n);
             for (int r = 0; r < b; r++) {
-                uint8_t *km = key_mask + (size_t)r * N;
+                uint8_t *km = kh + (size_t)r * N;
                 const uint8_t *pm = patch_mask + (size_t)(r0 + r) * G * G;
                 km[0] = 1;
                 for (int i = 0; i < G * G; i++) km[1 + i] = pm[i] != 0;
             }
+            be_upload(be, key_mask, kh, (size_t)b * N);
+        }
         for (int l = 0; l < L; l++)
-            clip_layer_forward(&m->layers[l], x, b, N, D, I, heads, c->hidden_act,
-                               patch_mask ? key_mask : NULL, 0, scratch);
-        if (last_hidden)
-            memcpy(last_hidden + (size_t)r0 * N * D, x, sizeof(float) * b * N * D);
+            clip_layer_forward(be, &m->layers[l], x, b, N, D, I, heads, c->hidden_act, key_mask, 0, scratch);
         /* pooled = post_layernorm(last_hidden[:, 0]) */
         for (int r = 0; r < b; r++)
-            op_layer_norm(pool + (size_t)r * D, x + (size_t)r * N * D, m->post_ln_w, m->post_ln_b,
-                          1, D, CLIP_LN_EPS);
-        if (pooled) memcpy(pooled + (size_t)r0 * D, pool, sizeof(float) * b * D);
-        if (image_embeds)
-            op_linear(image_embeds + (size_t)r0 * c->projection_dim, pool, m->visual_projection,
-                      NULL, b, D, c->projection_dim);
+            be_layer_norm(be, be_view_f(pool, (size_t)r * D), be_view_f(x, (size_t)r * N * D), m->post_ln.bw,
+                          m->post_ln.bb, 1, D, CLIP_LN_EPS, 0);
+        if (image_embeds) be_linear(be, ie, pool, m->visual_projection.bw, BE_NONE, b, D, P);
+        /* the downloads run what is queued and report its first failure */
+        if (!rc && last_hidden)
+            rc = be_download(be, last_hidden + (size_t)r0 * N * D, x, sizeof(float) * b * N * D, err);
+        if (!rc && pooled) rc = be_download(be, pooled + (size_t)r0 * D, pool, sizeof(float) * b * D, err);
+        if (!rc && image_embeds)
+            rc = be_download(be, image_embeds + (size_t)r0 * P, ie, sizeof(float) * b * P, err);
+        if (!rc && !last_hidden && !pooled && !image_embeds) rc = be_sync(be, err);
     }
-    arena_reset(a, mark);
-    return OIR_OK;
+    if (rc) {
+        oir_error ignore;
+        be_sync(be, &ignore); /* clears the sticky status of a failed forward */
+        oir_error_prefix(err, "clip_vision");
+    }
+    return rc;
 }
 
 /* ---- preprocessing ----------------------------------------------------- */

@@ -19,8 +19,9 @@
  * "vision_model.pre_layrnorm.*" (the attribute really is spelled so),
  * "vision_model.post_layernorm.*", and "visual_projection.weight" when
  * with_projection. Every LayerNorm uses eps 1e-5 as in 4.26.1 (see
- * clip_text.h). A loaded model is read-only: forwards may run concurrently,
- * each with its own arena.
+ * clip_text.h). The forward runs on the model's backend (clip_vision_bind;
+ * the CPU by default), one at a time per model; the patches and the key mask
+ * are gathered on the host and uploaded.
  */
 #ifndef OIR_MODELS_CLIP_VISION_H
 #define OIR_MODELS_CLIP_VISION_H
@@ -65,6 +66,10 @@ int clip_vision_load(clip_vision_model **out, const clip_vision_config *cfg, wei
                      int with_projection, oir_error *err);
 void clip_vision_free(clip_vision_model *m);
 const clip_vision_config *clip_vision_get_config(const clip_vision_model *m);
+/* The backend the forwards run on, as clip_text_bind (models/clip_text.h). */
+int clip_vision_bind(clip_vision_model *m, oir_backend *be, oir_error *err);
+const char *clip_vision_backend_name(const clip_vision_model *m);
+oir_backend *clip_vision_backend(const clip_vision_model *m);
 /* Patches per side: image_size / patch_size (14 for ViT-B/16 at 224). */
 int clip_vision_grid(const clip_vision_config *cfg);
 

@@ -169,14 +169,19 @@ void sd_model_free(sd_model *m) {
 }
 
 const char *sd_model_device(const sd_model *m, const char *component) {
-    if (m && component && !strcmp(component, "unet") && m->device[0]) return m->device;
-    return "cpu";
+    if (!m || !component || !m->backend) return "cpu";
+    oir_backend *be = !strcmp(component, "unet")           ? unet_backend(m->unet)
+                      : !strcmp(component, "vae")          ? vae_backend(m->vae)
+                      : !strcmp(component, "text_encoder") ? clip_text_backend(m->text_encoder)
+                                                           : NULL;
+    return be && be == m->backend ? m->device : "cpu";
 }
 
-/* The UNet onto p->device (models/unet.h unet_bind). */
+/* The UNet, the VAE and the text encoder onto p->device, one backend
+ * (models/unet.h unet_bind, vae_bind, clip_text_bind). */
 static int place_unet(sd_model *m, const char *device, oir_error *err) {
     snprintf(m->device, sizeof m->device, "cpu");
-    if (!device || !m->unet) return OIR_OK;
+    if (!device || !(m->unet || m->vae || m->text_encoder)) return OIR_OK;
     be_device_spec spec;
     int rc = be_parse_device(device, &spec, err);
     if (rc || spec.kind == BE_CPU) return rc;
@@ -184,7 +189,10 @@ static int place_unet(sd_model *m, const char *device, oir_error *err) {
         oir_error_prefix(err, "device %s", device);
         return rc;
     }
-    if ((rc = unet_bind(m->unet, m->backend, err))) return rc;
+    if ((m->unet && (rc = unet_bind(m->unet, m->backend, err))) ||
+        (m->vae && (rc = vae_bind(m->vae, m->backend, err))) ||
+        (m->text_encoder && (rc = clip_text_bind(m->text_encoder, m->backend, err))))
+        return rc;
     snprintf(m->device, sizeof m->device, "vulkan:%d", spec.index);
     return OIR_OK;
 }

@@ -72,8 +72,8 @@ typedef struct {
     const char *tokenizer_dir;
     int components; /* SD_* bits; SD_ALL by default */
     tokenizer_mode tokenizer_mode; /* text normalisation; TOKENIZER_CLIP by default */
-    /* Where the UNet runs: "cpu" (NULL: the default), "vulkan" or "vulkan:N"
-     * (be_parse_device). The other models stay on the CPU in this phase.
+    /* Where the UNet, the VAE and the text encoder run (one backend): "cpu"
+     * (NULL: the default), "vulkan" or "vulkan:N" (be_parse_device).
      * OIR_E_UNSUPPORTED naming the device when Vulkan, its driver or the
      * device is missing. */
     const char *device;
@@ -99,12 +99,12 @@ typedef struct {
     char notes[8][256];
     int n_notes;
     sd_model_files *files;
-    oir_backend *backend; /* the UNet's, when not the CPU (owned); NULL: the CPU */
-    char device[32];      /* the UNet's device: "cpu", "vulkan:0" */
+    oir_backend *backend; /* the models', when not the CPU (owned); NULL: the CPU */
+    char device[32];      /* their device: "cpu", "vulkan:0" */
 } sd_model;
 
-/* Where a component runs, for reports: "cpu", "vulkan:0" (the UNet on
- * --device vulkan; the VAE and the text encoder stay on the CPU). */
+/* Where a component ("unet", "vae", "text_encoder") runs, for reports:
+ * "cpu", "vulkan:0" (--device vulkan). */
 const char *sd_model_device(const sd_model *m, const char *component);
 
 /* Loads from a diffusers folder or a single-file .safetensors checkpoint.
@@ -151,6 +151,7 @@ typedef struct {
     clip_preprocess_config preprocess;
     char path[1024];
     clip_model_files *files;
+    char device[32]; /* where both towers run: "cpu", "vulkan:0" */
 } clip_model;
 
 /* A Hugging Face CLIPModel folder: config.json (CLIPConfig), model.safetensors
@@ -158,6 +159,12 @@ typedef struct {
  * preprocessor_config.json (optional: CLIPImageProcessor defaults). */
 int clip_model_load(clip_model **out, const char *dir, oir_error *err);
 void clip_model_free(clip_model *m);
+/* Both towers onto the backend of sd's models (one backend per context;
+ * nothing when sd runs on the CPU). sd owns that backend: free m before
+ * sd. On failure both towers are back on the CPU. */
+int clip_model_share_device(clip_model *m, const sd_model *sd, oir_error *err);
+/* "cpu", "vulkan:0", for reports. */
+const char *clip_model_device(const clip_model *m);
 int clip_model_unused_count(const clip_model *m);
 const char *clip_model_unused_at(const clip_model *m, int i);
 

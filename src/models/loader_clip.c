@@ -12,6 +12,22 @@ struct clip_model_files {
     weights *w;
 };
 
+int clip_model_share_device(clip_model *m, const sd_model *sd, oir_error *err) {
+    snprintf(m->device, sizeof m->device, "cpu");
+    if (!sd || !sd->backend) return OIR_OK;
+    int rc = clip_text_bind(m->text, sd->backend, err);
+    if (!rc) rc = clip_vision_bind(m->vision, sd->backend, err);
+    if (rc) { /* both back on CPU backends of their own */
+        oir_error ignore;
+        clip_text_bind(m->text, NULL, &ignore);
+        return oir_error_prefix(err, "%s", m->path);
+    }
+    snprintf(m->device, sizeof m->device, "%s", sd->device);
+    return OIR_OK;
+}
+
+const char *clip_model_device(const clip_model *m) { return m && m->device[0] ? m->device : "cpu"; }
+
 void clip_model_free(clip_model *m) {
     if (!m) return;
     tokenizer_free(m->tokenizer);

@@ -194,7 +194,9 @@ cleanup:
 
 size_t sd_downsample_arena_bytes(const sd_conv *c, int B, int H, int W, int pad) {
     if (pad != 0) return sd_conv_arena_bytes(c, H, W, 2, pad);
-    return sd_floats_bytes((size_t)B * c->c_in * (H + 1) * (W + 1)) +
+    /* the padded copy, and the backend form's rows padded first (sd_blocks_be.c) */
+    return sd_floats_bytes((size_t)B * c->c_in * H * (W + 1)) +
+           sd_floats_bytes((size_t)B * c->c_in * (H + 1) * (W + 1)) +
            sd_conv_arena_bytes(c, H + 1, W + 1, 2, 0);
 }
 

@@ -184,8 +184,64 @@ void sd_bind_conv(sd_binder *b, sd_conv *c);
 void sd_bind_linear(sd_binder *b, sd_linear *l);
 void sd_bind_norm(sd_binder *b, sd_norm *n);
 void sd_bind_resnet(sd_binder *b, sd_resnet *r);
+/* Binds with bind(user, b) calling sd_bind_* on every parameter: once
+ * (wrap: each tensor wrapped) or twice (count, then upload into one
+ * buffer), then one sync. OIR_OK or the first failure. */
+int sd_binder_run(sd_binder *b, oir_backend *be, int wrap, void (*bind)(void *user, sd_binder *b), void *user,
+                  oir_error *err);
 /* Frees what the binder holds (not the backend). */
 void sd_binder_free(sd_binder *b);
+
+/* What a model holds on its backend (vae_bind, clip_text_bind,
+ * clip_vision_bind): the backend, the weights and the per-forward buffers
+ * kept between forwards, so that a forward allocates nothing once the sizes
+ * repeat. */
+typedef struct {
+    oir_backend *be;
+    int own_be;                    /* a CPU backend of its own: destroyed with it */
+    int host;                      /* the backend shares the host's memory (CPU) */
+    sd_binder wb;                  /* the weights */
+    be_buffer *act;                /* activations: the host arena wrapped (CPU), or device memory */
+    size_t act_cap;
+    const unsigned char *act_host; /* CPU: the host address act wraps */
+    be_buffer *zeros;              /* zeros_n floats of 0 (sd_downsample_pad0_forward_be) */
+    size_t zeros_n;
+    float *hbuf;                   /* downloads for taps and outputs read on the host */
+    size_t hbuf_cap;
+} sd_dev;
+
+/* Onto be (NULL: a CPU backend of its own); then the caller prepares what
+ * depends on d->host and calls sd_dev_bind with a function that calls
+ * sd_bind_* on every parameter (run once to wrap, or twice: count, upload;
+ * one sync). sd_dev_close frees what sd_dev_open and sd_dev_bind made. */
+int sd_dev_open(sd_dev *d, oir_backend *be, const char *who, oir_error *err);
+int sd_dev_bind(sd_dev *d, void (*bind)(void *user, sd_binder *b), void *user, const char *who, oir_error *err);
+void sd_dev_close(sd_dev *d);
+/* The activations' buffer for one forward: on a host-memory backend the
+ * free part of the caller's arena, wrapped where it is (the wrapper is kept
+ * while the arena and its mark repeat); elsewhere device memory of `need`
+ * bytes (grow-only). The plain arena helper of unet_dev_arena too. */
+int sd_act_arena(oir_backend *be, int host, be_buffer **act, size_t *act_cap, const unsigned char **act_host,
+                 arena *a, size_t need, sd_dev_arena *da, oir_error *err);
+int sd_dev_arena_for(sd_dev *d, arena *a, size_t need, sd_dev_arena *da, oir_error *err);
+/* At least n floats of 0 in d->zeros (grow-only). */
+int sd_dev_zeros(sd_dev *d, size_t n, oir_error *err);
+/* n floats of v on the host: v's own address on a host-memory backend,
+ * else a download (a sync) into d->hbuf at float `at`. NULL on failure
+ * (err says why). */
+const float *sd_dev_host(sd_dev *d, be_view v, size_t n, size_t at, oir_error *err);
+/* tap->fn(name, v) with v read on the host (sd_dev_host); no-op without a tap. */
+int sd_dev_tap(sd_dev *d, const sd_tap *tap, const char *name, be_view v, size_t n, oir_error *err);
+/* sd_dev_close, then onto be (NULL: a CPU backend of its own) with the
+ * weights of bind; on failure back onto a CPU backend of its own (the model
+ * stays usable) and the error says why. */
+int sd_dev_rebind(sd_dev *d, oir_backend *be, void (*bind)(void *user, sd_binder *b), void *user, const char *who,
+                  oir_error *err);
+/* n floats of host scratch (d->hbuf, grow-only): inputs prepared on the
+ * host before an upload. NULL when out of memory. */
+float *sd_dev_staging(sd_dev *d, size_t n, oir_error *err);
+/* The "device arena exhausted" error. */
+int sd_dev_arena_fail(oir_error *err, const char *who, const sd_dev_arena *a);
 
 int sd_conv_forward_be(oir_backend *be, const sd_conv *c, be_view out, be_view in, int B, int H, int W,
                        int stride, int pad);
@@ -193,11 +249,21 @@ int sd_conv_forward_be(oir_backend *be, const sd_conv *c, be_view out, be_view i
 int sd_resnet_forward_be(oir_backend *be, const sd_resnet *r, sd_dev_arena *a, be_view out, be_view x,
                          be_view temb_act, int B, int H, int W, int groups, float eps, float output_scale,
                          oir_error *err);
+/* The phase conv of a 3x3 upsampler conv c (sd_upsample_phase_weights) in
+ * *mem (malloc'd: the caller frees it); an empty conv (w NULL) when c is
+ * not 3x3. OIR_E_NOMEM when out of memory. */
+int sd_upsample_phase_conv(const sd_conv *c, float **mem, sd_conv *out);
 /* phase: the bound phase conv of c (sd_upsample_phase_weights) on a backend
  * that shares the host's memory, else NULL (nearest 2x, then the 3x3 conv:
  * the same sum in another order). */
 int sd_upsample_forward_be(oir_backend *be, const sd_conv *c, const sd_conv *phase, sd_dev_arena *a,
                            be_view out, be_view x, int B, int H, int W, oir_error *err);
+/* Downsample2D with pad 0 (the VAE encoder): F.pad(x, (0, 1, 0, 1)) as two
+ * copies (be_concat_channels with zeros: a zero column after each row, then
+ * a zero row after each plane), then the 3x3 stride-2 conv. zeros: at least
+ * B C max(H, W + 1) floats of 0 (sd_dev_zeros). Host bits: sd_downsample_forward. */
+int sd_downsample_pad0_forward_be(oir_backend *be, const sd_conv *c, sd_dev_arena *a, be_view out, be_view x,
+                                  be_view zeros, int B, int H, int W, oir_error *err);
 void sd_tokens_proj_add_nchw_be(oir_backend *be, be_view x, be_view t, const sd_linear *l, int B, int HW);
 /* out (rows, n) += in @ W^T + bias; ones: >= rows floats of 1.0 (the bias
  * is added as ones (rows, 1) @ bias (1, n), bit for bit out[j] + bias[j]). */

@@ -160,6 +160,17 @@ int sd_resnet_forward_be(oir_backend *be, const sd_resnet *r, sd_dev_arena *a, b
     return OIR_OK;
 }
 
+int sd_upsample_phase_conv(const sd_conv *c, float **mem, sd_conv *out) {
+    *mem = NULL;
+    *out = (sd_conv){0};
+    if (c->k != 3) return OIR_OK;
+    size_t nw = (size_t)16 * c->c_out * c->c_in, nb = (size_t)4 * c->c_out;
+    if (!(*mem = malloc((nw + nb) * sizeof(float)))) return OIR_E_NOMEM;
+    sd_upsample_phase_weights(c, *mem, *mem + nw);
+    *out = (sd_conv){c->c_in, 4 * c->c_out, 2, *mem, *mem + nw, BE_NONE, BE_NONE};
+    return OIR_OK;
+}
+
 int sd_upsample_forward_be(oir_backend *be, const sd_conv *c, const sd_conv *phase, sd_dev_arena *a,
                            be_view out, be_view x, int B, int H, int W, oir_error *err) {
     size_t mark = a->used;
@@ -190,4 +201,160 @@ int sd_upsample_forward_be(oir_backend *be, const sd_conv *c, const sd_conv *pha
     }
     a->used = mark;
     return OIR_OK;
+}
+
+int sd_downsample_pad0_forward_be(oir_backend *be, const sd_conv *c, sd_dev_arena *a, be_view out, be_view x,
+                                  be_view zeros, int B, int H, int W, oir_error *err) {
+    int C = c->c_in, Hp = H + 1, Wp = W + 1;
+    size_t mark = a->used;
+    be_view rows, xp;
+    if (!sd_dalloc(a, (size_t)B * C * H * Wp, &rows) || !sd_dalloc(a, (size_t)B * C * Hp * Wp, &xp)) {
+        a->used = mark;
+        return sd_dev_arena_fail(err, "downsample", a);
+    }
+    /* F.pad(x, (0, 1, 0, 1)): each row (W) gets a zero after it, then each
+     * plane (H rows of W + 1) a zero row: copies, the bits of the host pad */
+    be_concat_channels(be, rows, x, zeros, B * C * H, W, 1, 1);
+    be_concat_channels(be, xp, rows, zeros, B * C, H * Wp, Wp, 1);
+    sd_conv_forward_be(be, c, out, xp, B, Hp, Wp, 2, 0);
+    a->used = mark;
+    return OIR_OK;
+}
+
+/* ---- a model on its backend --------------------------------------------- */
+
+int sd_dev_arena_fail(oir_error *err, const char *who, const sd_dev_arena *a) {
+    return oir_fail(err, OIR_E_NOMEM,
+                    "%s: arena exhausted (%zu of %zu bytes in use); size the arena with the model's "
+                    "*_arena_bytes plan",
+                    who, a->used, a->cap);
+}
+
+int sd_dev_open(sd_dev *d, oir_backend *be, const char *who, oir_error *err) {
+    memset(d, 0, sizeof *d);
+    if (!be) {
+        if (!(be = be_create_cpu())) return oir_fail(err, OIR_E_NOMEM, "%s: cannot create the CPU backend", who);
+        d->own_be = 1;
+    }
+    d->be = be;
+    d->host = be->ops->buffer_wrap != NULL;
+    return OIR_OK;
+}
+
+int sd_binder_run(sd_binder *b, oir_backend *be, int wrap, void (*bind)(void *user, sd_binder *b), void *user,
+                  oir_error *err) {
+    b->be = be, b->wrap = wrap;
+    if (!b->wrap) { /* size one buffer, then upload every tensor into it */
+        b->counting = 1;
+        bind(user, b);
+        b->counting = 0;
+        if (!b->status) b->status = be_buffer_alloc(be, b->total ? b->total : 256, &b->pool, &b->err);
+    }
+    if (!b->status) bind(user, b);
+    int rc = b->status;
+    if (rc && err) *err = b->err;
+    else rc = be_sync(be, err);
+    return rc;
+}
+
+int sd_dev_bind(sd_dev *d, void (*bind)(void *user, sd_binder *b), void *user, const char *who, oir_error *err) {
+    int rc = sd_binder_run(&d->wb, d->be, d->host, bind, user, err);
+    if (rc) oir_error_prefix(err, "%s: weights onto the backend", who);
+    return rc;
+}
+
+void sd_dev_close(sd_dev *d) {
+    if (!d->be) return;
+    oir_backend *be = d->be;
+    sd_binder_free(&d->wb);
+    be_buffer_free(be, d->act);
+    be_buffer_free(be, d->zeros);
+    free(d->hbuf);
+    if (d->own_be) be_destroy(be);
+    memset(d, 0, sizeof *d);
+}
+
+int sd_act_arena(oir_backend *be, int host, be_buffer **act, size_t *act_cap, const unsigned char **act_host,
+                 arena *a, size_t need, sd_dev_arena *da, oir_error *err) {
+    if (host) {
+        size_t start = (a->used + DEV_ALIGN - 1) / DEV_ALIGN * DEV_ALIGN;
+        if (start >= a->cap)
+            return oir_fail(err, OIR_E_NOMEM, "arena exhausted (%zu of %zu bytes in use)", a->used, a->cap);
+        const unsigned char *p = a->base + start;
+        size_t avail = a->cap - start;
+        if (!*act || *act_host != p || *act_cap != avail) {
+            be_buffer_free(be, *act);
+            *act = NULL, *act_cap = 0, *act_host = NULL;
+            int rc = be_buffer_from_host(be, p, avail, act, err);
+            if (rc) return rc;
+            *act_host = p, *act_cap = avail;
+        }
+    } else if (*act_cap < need) {
+        be_buffer_free(be, *act);
+        *act = NULL, *act_cap = 0;
+        int rc = be_buffer_alloc(be, need, act, err);
+        if (rc) return rc;
+        *act_cap = need;
+    }
+    da->base = be_view_of(*act), da->cap = *act_cap, da->used = 0;
+    return OIR_OK;
+}
+
+int sd_dev_arena_for(sd_dev *d, arena *a, size_t need, sd_dev_arena *da, oir_error *err) {
+    return sd_act_arena(d->be, d->host, &d->act, &d->act_cap, &d->act_host, a, need, da, err);
+}
+
+int sd_dev_zeros(sd_dev *d, size_t n, oir_error *err) {
+    if (d->zeros_n >= n) return OIR_OK;
+    be_buffer_free(d->be, d->zeros);
+    d->zeros = NULL, d->zeros_n = 0;
+    float *h = calloc(n, sizeof(float));
+    if (!h) return oir_fail(err, OIR_E_NOMEM, "out of memory");
+    int rc = be_buffer_alloc(d->be, n * sizeof(float), &d->zeros, err);
+    if (!rc) be_upload(d->be, be_view_of(d->zeros), h, n * sizeof(float));
+    if (!rc) rc = be_sync(d->be, err);
+    free(h);
+    if (!rc) d->zeros_n = n;
+    return rc;
+}
+
+const float *sd_dev_host(sd_dev *d, be_view v, size_t n, size_t at, oir_error *err) {
+    const float *p = be_host_ptr(d->be, v);
+    if (p) return p;
+    if (!sd_dev_staging(d, at + n, err)) return NULL;
+    if (be_download(d->be, d->hbuf + at, v, n * sizeof(float), err)) return NULL;
+    return d->hbuf + at;
+}
+
+int sd_dev_tap(sd_dev *d, const sd_tap *tap, const char *name, be_view v, size_t n, oir_error *err) {
+    if (!tap || !tap->fn) return OIR_OK;
+    const float *p = sd_dev_host(d, v, n, 0, err);
+    if (!p) return err ? err->code : OIR_E_INTERNAL;
+    tap->fn(tap->user, name, p, n);
+    return OIR_OK;
+}
+
+int sd_dev_rebind(sd_dev *d, oir_backend *be, void (*bind)(void *user, sd_binder *b), void *user, const char *who,
+                  oir_error *err) {
+    sd_dev_close(d); /* the views in the parameters are rewritten by the new binding */
+    int rc = sd_dev_open(d, be, who, err);
+    if (!rc) rc = sd_dev_bind(d, bind, user, who, err);
+    if (rc) { /* back onto a CPU backend of its own, so the model stays usable */
+        sd_dev_close(d);
+        oir_error ignore;
+        if (be && !sd_dev_open(d, NULL, who, &ignore) && sd_dev_bind(d, bind, user, who, &ignore)) sd_dev_close(d);
+    }
+    return rc;
+}
+
+float *sd_dev_staging(sd_dev *d, size_t n, oir_error *err) {
+    if (d->hbuf_cap < n) {
+        float *nh = realloc(d->hbuf, n * sizeof(float));
+        if (!nh) {
+            oir_fail(err, OIR_E_NOMEM, "out of memory for a host staging buffer");
+            return NULL;
+        }
+        d->hbuf = nh, d->hbuf_cap = n;
+    }
+    return d->hbuf;
 }

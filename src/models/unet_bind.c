@@ -19,7 +19,14 @@ static void bind_transformer(sd_binder *b, unet_transformer *t) {
     sd_bind_linear(b, &t->proj_out);
 }
 
-static void bind_all(unet_model *m, unet_dev *d, sd_binder *b) {
+typedef struct {
+    unet_model *m;
+    unet_dev *d;
+} bind_ctx;
+
+static void bind_all(void *user, sd_binder *b) {
+    unet_model *m = ((bind_ctx *)user)->m;
+    unet_dev *d = ((bind_ctx *)user)->d;
     const unet_config *c = &m->cfg;
     sd_bind_conv(b, &m->conv_in);
     sd_bind_linear(b, &m->time_linear_1), sd_bind_linear(b, &m->time_linear_2);
@@ -76,28 +83,13 @@ static int dev_new(unet_model *m, oir_backend *be, unet_dev **out, oir_error *er
     d->be = be;
     d->host = be->ops->buffer_wrap != NULL;
     for (int i = 0; d->host && i < m->cfg.n_blocks; i++) {
-        const sd_conv *c = &m->up[i].upsample;
-        if (!m->up[i].has_upsample || c->k != 3) continue;
-        size_t nw = (size_t)16 * c->c_out * c->c_in, nb = (size_t)4 * c->c_out;
-        if (!(d->phase_host[i] = malloc((nw + nb) * sizeof(float)))) {
+        if (m->up[i].has_upsample && sd_upsample_phase_conv(&m->up[i].upsample, &d->phase_host[i], &d->phase[i])) {
             dev_free(d);
             return oir_fail(err, OIR_E_NOMEM, "unet: out of memory for the upsamplers' phase kernels");
         }
-        sd_upsample_phase_weights(c, d->phase_host[i], d->phase_host[i] + nw);
-        d->phase[i] = (sd_conv){c->c_in, 4 * c->c_out, 2, d->phase_host[i], d->phase_host[i] + nw, BE_NONE, BE_NONE};
     }
-    sd_binder *b = &d->wb;
-    b->be = be, b->wrap = d->host;
-    if (!b->wrap) { /* size one buffer, then upload every tensor into it */
-        b->counting = 1;
-        bind_all(m, d, b);
-        b->counting = 0;
-        if (!b->status) b->status = be_buffer_alloc(be, b->total ? b->total : 256, &b->pool, &b->err);
-    }
-    if (!b->status) bind_all(m, d, b);
-    int rc = b->status;
-    if (rc && err) *err = b->err;
-    else rc = be_sync(be, err);
+    bind_ctx bc = {m, d};
+    int rc = sd_binder_run(&d->wb, be, d->host, bind_all, &bc, err);
     if (rc) {
         dev_free(d);
         oir_error_prefix(err, "unet: weights onto the backend");
@@ -132,34 +124,11 @@ void unet_free(unet_model *m) {
     free(m);
 }
 
-/* The activations' buffer for one forward: on a host-memory backend the free
- * part of the caller's arena, wrapped where it is (the wrapper is kept while
- * the arena and its mark repeat); elsewhere device memory of `need` bytes
- * (grow-only). */
+/* The activations' buffer for one forward (sd_act_arena). */
 int unet_dev_arena(unet_dev *d, arena *a, size_t need, sd_dev_arena *da, oir_error *err) {
-    oir_backend *be = d->be;
-    if (d->host) {
-        size_t start = (a->used + 63) / 64 * 64;
-        if (start >= a->cap) return oir_fail(err, OIR_E_NOMEM, "unet: arena exhausted (%zu of %zu bytes in use)",
-                                             a->used, a->cap);
-        const unsigned char *p = a->base + start;
-        size_t avail = a->cap - start;
-        if (!d->act || d->act_host != p || d->act_cap != avail) {
-            be_buffer_free(be, d->act);
-            d->act = NULL, d->act_cap = 0, d->act_host = NULL;
-            int rc = be_buffer_from_host(be, p, avail, &d->act, err);
-            if (rc) return rc;
-            d->act_host = p, d->act_cap = avail;
-        }
-    } else if (d->act_cap < need) {
-        be_buffer_free(be, d->act);
-        d->act = NULL, d->act_cap = 0;
-        int rc = be_buffer_alloc(be, need, &d->act, err);
-        if (rc) return rc;
-        d->act_cap = need;
-    }
-    da->base = be_view_of(d->act), da->cap = d->act_cap, da->used = 0;
-    return OIR_OK;
+    int rc = sd_act_arena(d->be, d->host, &d->act, &d->act_cap, &d->act_host, a, need, da, err);
+    if (rc) oir_error_prefix(err, "unet");
+    return rc;
 }
 
 /* At least n floats of 1.0 in d->ones (grow-only). */

@@ -225,8 +225,8 @@ int vae_load_config(vae_model **out, const vae_config *cfg, weights *w, oir_erro
     sd_norm_load(&p, &m->dec_norm_out, c0, "decoder.conv_norm_out");
     sd_conv_load(&p, &m->dec_conv_out, c0, c->out_channels, 3, 1, "decoder.conv_out");
 
-    if ((rc = sd_params_check(&p, "vae", err))) {
-        free(m);
+    if ((rc = sd_params_check(&p, "vae", err)) || (rc = vae_bind(m, NULL, err))) {
+        vae_free(m);
         return rc;
     }
     *out = m;
@@ -241,70 +241,224 @@ int vae_load(vae_model **out, const char *config_path, weights *w, oir_error *er
     return vae_load_config(out, &cfg, w, err);
 }
 
-void vae_free(vae_model *m) { free(m); }
+/* ---- the backend (vae_bind) ----------------------------------------------- */
+
+/* What a VAE holds on its backend: the weights and buffers (sd_dev) and,
+ * on a host-memory backend, the decoder upsamplers' phase kernels. */
+struct vae_dev {
+    sd_dev d;
+    sd_conv phase[VAE_MAX_BLOCKS]; /* dec_up[i].upsample's (4 C_out, C_in, 2, 2) (host only) */
+    float *phase_host[VAE_MAX_BLOCKS];
+};
+
+typedef struct {
+    vae_model *m;
+    struct vae_dev *dv;
+} bind_ctx;
+
+static void bind_attention(sd_binder *b, vae_attention *t) {
+    sd_bind_norm(b, &t->group_norm);
+    sd_bind_linear(b, &t->query), sd_bind_linear(b, &t->key), sd_bind_linear(b, &t->value);
+    sd_bind_linear(b, &t->proj_attn);
+}
+
+static void bind_mid(sd_binder *b, vae_mid_block *mb) {
+    sd_bind_resnet(b, &mb->resnets[0]);
+    bind_attention(b, &mb->attn);
+    sd_bind_resnet(b, &mb->resnets[1]);
+}
+
+static void bind_all(void *user, sd_binder *b) {
+    bind_ctx *bc = user;
+    vae_model *m = bc->m;
+    const vae_config *c = &m->cfg;
+    sd_bind_conv(b, &m->enc_conv_in);
+    for (int i = 0; i < c->n_blocks; i++) {
+        vae_down_block *d = &m->enc_down[i];
+        for (int j = 0; j < c->layers_per_block; j++) sd_bind_resnet(b, &d->resnets[j]);
+        if (d->has_downsample) sd_bind_conv(b, &d->downsample);
+    }
+    bind_mid(b, &m->enc_mid);
+    sd_bind_norm(b, &m->enc_norm_out);
+    sd_bind_conv(b, &m->enc_conv_out);
+    sd_bind_conv(b, &m->quant_conv);
+    sd_bind_conv(b, &m->post_quant_conv);
+    sd_bind_conv(b, &m->dec_conv_in);
+    bind_mid(b, &m->dec_mid);
+    for (int i = 0; i < c->n_blocks; i++) {
+        vae_up_block *u = &m->dec_up[i];
+        for (int j = 0; j < c->layers_per_block + 1; j++) sd_bind_resnet(b, &u->resnets[j]);
+        if (u->has_upsample) sd_bind_conv(b, &u->upsample);
+        if (bc->dv->phase[i].w) sd_bind_conv(b, &bc->dv->phase[i]);
+    }
+    sd_bind_norm(b, &m->dec_norm_out);
+    sd_bind_conv(b, &m->dec_conv_out);
+}
+
+static void dev_free(struct vae_dev *dv) {
+    if (!dv) return;
+    sd_dev_close(&dv->d);
+    for (int i = 0; i < VAE_MAX_BLOCKS; i++) free(dv->phase_host[i]);
+    free(dv);
+}
+
+static int dev_new(vae_model *m, oir_backend *be, struct vae_dev **out, oir_error *err) {
+    *out = NULL;
+    struct vae_dev *dv = calloc(1, sizeof *dv);
+    if (!dv) return oir_fail(err, OIR_E_NOMEM, "vae: out of memory");
+    int rc = sd_dev_open(&dv->d, be, "vae", err);
+    for (int i = 0; !rc && dv->d.host && i < m->cfg.n_blocks; i++) {
+        if (m->dec_up[i].has_upsample &&
+            sd_upsample_phase_conv(&m->dec_up[i].upsample, &dv->phase_host[i], &dv->phase[i]))
+            rc = oir_fail(err, OIR_E_NOMEM, "vae: out of memory for the upsamplers' phase kernels");
+    }
+    bind_ctx bc = {m, dv};
+    if (!rc) rc = sd_dev_bind(&dv->d, bind_all, &bc, "vae", err);
+    if (rc) {
+        dev_free(dv);
+        return rc;
+    }
+    *out = dv;
+    return OIR_OK;
+}
+
+int vae_bind(vae_model *m, oir_backend *be, oir_error *err) {
+    if (!m) return oir_fail(err, OIR_E_ARG, "vae_bind: NULL model");
+    dev_free(m->dev); /* the views in the parameters are rewritten by the new binding */
+    m->dev = NULL;
+    struct vae_dev *dv;
+    int rc = dev_new(m, be, &dv, err);
+    if (rc) { /* back onto a CPU backend of its own, so the model stays usable */
+        oir_error ignore;
+        if (be && !dev_new(m, NULL, &dv, &ignore)) m->dev = dv;
+        return rc;
+    }
+    m->dev = dv;
+    return OIR_OK;
+}
+
+const char *vae_backend_name(const vae_model *m) { return m && m->dev ? m->dev->d.be->name : "none"; }
+oir_backend *vae_backend(const vae_model *m) { return m && m->dev ? m->dev->d.be : NULL; }
+
+void vae_free(vae_model *m) {
+    if (!m) return;
+    dev_free(m->dev);
+    free(m);
+}
 
 /* ---- AttentionBlock ----------------------------------------------------- */
 
-static int attn_group(int B, int T) { return sd_attention_group(B, T, VAE_CHUNK_ROWS); }
+/* On a device the attention is q k^T, softmax, @ v in blocks of query rows
+ * whose score block stays under ATT_SCORE_FLOATS: the VAE's one head spans
+ * all C channels (512 in SD 1.x), more than a fused attention kernel takes
+ * (Vulkan's: 256). On the host backend it is be_attention (op_attention,
+ * the bits of the host forward; no T x T matrix). */
+#define ATT_SCORE_FLOATS ((size_t)1 << 23) /* 32 MiB */
 
-static size_t attention_arena_bytes(int B, int T, int C) {
+static int attn_group(int B, int T) { return sd_attention_group(B, T, VAE_CHUNK_ROWS); }
+static int score_rows(int T) {
+    size_t r = ATT_SCORE_FLOATS / (size_t)T;
+    return r < 1 ? 1 : r > (size_t)T ? T : (int)r;
+}
+
+static size_t attention_arena_bytes(int B, int T, int C, int host) {
     size_t G = (size_t)attn_group(B, T);
     return 2 * sd_floats_bytes((size_t)B * T * C) + 3 * sd_floats_bytes(G * T * C) +
-           sd_floats_bytes(op_attention_scratch(T, T, 1, C));
+           (host ? sd_floats_bytes(op_attention_scratch(T, T, 1, C))
+                 : sd_floats_bytes((size_t)score_rows(T) * T));
 }
+
+/* One forward's state on the backend. */
+typedef struct {
+    struct vae_dev *dv;
+    oir_backend *be;
+    sd_dev_arena *a;
+} fwd;
 
 /* diffusers 0.16.1 AttentionBlock, in place on x (B, C, H, W), T = H*W:
  *   h = group_norm(x) as tokens (B, T, C); q, k, v = query/key/value(h);
  *   x = proj_attn(softmax(q k^T / sqrt(C)) v) + x   (one head). */
-static int attention_forward(const vae_attention *t, arena *a, float *x, int B, int T, int groups,
+static int attention_forward(fwd *F, const vae_attention *t, be_view x, int B, int T, int groups,
                              oir_error *err) {
-    int C = t->c, G = attn_group(B, T);
-    size_t mark = arena_mark(a);
-    float *g = arena_floats(a, (size_t)B * T * C); /* (B, C, T), then (B, T, C) attention out */
-    float *n = arena_floats(a, (size_t)B * T * C); /* (B, T, C) normed tokens */
-    float *q = arena_floats(a, (size_t)G * T * C); /* (G, T, C) */
-    float *k = arena_floats(a, (size_t)G * T * C);
-    float *v = arena_floats(a, (size_t)G * T * C);
-    float *scratch = arena_floats(a, op_attention_scratch(T, T, 1, C));
-    if (!g || !n || !q || !k || !v || !scratch)
-        return sd_arena_fail(err, "vae attention", a, mark, attention_arena_bytes(B, T, C));
-    op_group_norm(g, x, t->group_norm.w, t->group_norm.b, B, C, T, groups, VAE_EPS, 0);
-    op_nchw_to_nhwc(n, g, B, C, T);               /* .view(B, C, H*W).transpose(1, 2) */
+    int C = t->c, G = attn_group(B, T), host = F->dv->d.host;
+    oir_backend *be = F->be;
+    size_t mark = F->a->used;
+    be_view g, n, q, k, v, s = BE_NONE;
+    if (!sd_dalloc(F->a, (size_t)B * T * C, &g) ||   /* (B, C, T), then (B, T, C) attention out */
+        !sd_dalloc(F->a, (size_t)B * T * C, &n) ||   /* (B, T, C) normed tokens */
+        !sd_dalloc(F->a, (size_t)G * T * C, &q) ||   /* (G, T, C) */
+        !sd_dalloc(F->a, (size_t)G * T * C, &k) || !sd_dalloc(F->a, (size_t)G * T * C, &v) ||
+        (!host && !sd_dalloc(F->a, (size_t)score_rows(T) * T, &s))) {
+        F->a->used = mark;
+        return sd_dev_arena_fail(err, "vae attention", F->a);
+    }
+    be_group_norm(be, g, x, t->group_norm.bw, t->group_norm.bb, B, C, T, groups, VAE_EPS, 0);
+    be_nchw_to_nhwc(be, n, g, B, C, T);           /* .view(B, C, H*W).transpose(1, 2) */
     float scale = (float)(1.0 / sqrt((double)C)); /* 1 / sqrt(channels / num_heads) */
     for (int b0 = 0; b0 < B; b0 += G) {
         int gb = B - b0 < G ? B - b0 : G;
-        const float *nb = n + (size_t)b0 * T * C;
-        op_linear(q, nb, t->query.w, t->query.b, gb * T, C, C);
-        op_linear(k, nb, t->key.w, t->key.b, gb * T, C, C);
-        op_linear(v, nb, t->value.w, t->value.b, gb * T, C, C);
-        op_attention(g + (size_t)b0 * T * C, q, k, v, gb, T, T, 1, C, scale, NULL, 0, scratch);
+        be_view nb = be_view_f(n, (size_t)b0 * T * C), ob = be_view_f(g, (size_t)b0 * T * C);
+        be_linear(be, q, nb, t->query.bw, t->query.bb, gb * T, C, C);
+        be_linear(be, k, nb, t->key.bw, t->key.bb, gb * T, C, C);
+        be_linear(be, v, nb, t->value.bw, t->value.bb, gb * T, C, C);
+        if (host) {
+            be_attention(be, ob, q, k, v, gb, T, T, 1, C, scale, BE_NONE, 0);
+            continue;
+        }
+        int R = score_rows(T);
+        for (int i = 0; i < gb; i++)
+            for (int r0 = 0; r0 < T; r0 += R) {
+                int r = T - r0 < R ? T - r0 : R;
+                size_t qo = ((size_t)i * T + r0) * C;
+                /* s (r, T) = scale q_rows k^T; softmax; out_rows = s v */
+                be_matmul(be, s, be_view_f(q, qo), be_view_f(k, (size_t)i * T * C), r, T, C, 1, scale, 0.0f, 1, 0,
+                          0, 0);
+                be_softmax(be, s, s, r, T);
+                be_matmul(be, be_view_f(ob, qo), s, be_view_f(v, (size_t)i * T * C), r, C, T, 0, 1.0f, 0.0f, 1, 0,
+                          0, 0);
+            }
     }
     /* proj_attn, transpose back, + residual (rescale_output_factor 1) */
-    sd_tokens_proj_add_nchw(x, g, &t->proj_attn, B, T);
-    arena_reset(a, mark);
+    sd_tokens_proj_add_nchw_be(be, x, g, &t->proj_attn, B, T);
+    F->a->used = mark;
     return OIR_OK;
 }
 
 /* UNetMidBlock2D: resnet, attention, resnet. x (B, C, H, W) -> out; tmp is
  * a second buffer of the same size, distinct from x and out (out may be x). */
-static size_t mid_arena_bytes(const vae_mid_block *mb, int B, int H, int W) {
+static size_t mid_arena_bytes(const vae_mid_block *mb, int B, int H, int W, int host) {
     size_t r = sd_resnet_arena_bytes(&mb->resnets[0], B, H, W);
-    size_t t = attention_arena_bytes(B, H * W, mb->attn.c);
+    size_t t = attention_arena_bytes(B, H * W, mb->attn.c, host);
     return r > t ? r : t;
 }
 
-static int mid_forward(const vae_mid_block *mb, arena *a, float *out, float *tmp, const float *x,
-                       int B, int H, int W, int groups, oir_error *err) {
-    int rc =
-        sd_resnet_forward(&mb->resnets[0], a, tmp, x, NULL, B, H, W, groups, VAE_EPS, 1.0f, err);
-    if (!rc) rc = attention_forward(&mb->attn, a, tmp, B, H * W, groups, err);
+static int mid_forward(fwd *F, const vae_mid_block *mb, be_view out, be_view tmp, be_view x, int B, int H,
+                       int W, int groups, oir_error *err) {
+    int rc = sd_resnet_forward_be(F->be, &mb->resnets[0], F->a, tmp, x, BE_NONE, B, H, W, groups, VAE_EPS, 1.0f,
+                                  err);
+    if (!rc) rc = attention_forward(F, &mb->attn, tmp, B, H * W, groups, err);
     if (!rc)
-        rc = sd_resnet_forward(&mb->resnets[1], a, out, tmp, NULL, B, H, W, groups, VAE_EPS, 1.0f,
-                               err);
+        rc = sd_resnet_forward_be(F->be, &mb->resnets[1], F->a, out, tmp, BE_NONE, B, H, W, groups, VAE_EPS,
+                                  1.0f, err);
     return rc;
 }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* The model's backend state and the activations' buffer of one forward. */
+static int fwd_open(const vae_model *m, arena *a, size_t need, sd_dev_arena *da, fwd *F, oir_error *err) {
+    if (!m->dev) return oir_fail(err, OIR_E_ARG, "the model is on no backend (vae_bind)");
+    F->dv = m->dev, F->be = m->dev->d.be, F->a = da;
+    return sd_dev_arena_for(&m->dev->d, a, need, da, err);
+}
+
+/* After a failed forward: clears the backend's sticky status. */
+static int fwd_fail(fwd *F, int rc, oir_error *err, const char *who) {
+    oir_error ignore;
+    if (F->be) be_sync(F->be, &ignore);
+    oir_error_prefix(err, "%s", who);
+    return rc;
+}
 
 /* ---- encoder ------------------------------------------------------------ */
 
@@ -319,11 +473,16 @@ static size_t enc_pingpong_floats(const vae_model *m, int H, int W) {
     return mx;
 }
 
+static int host_backend(const vae_model *m) { return !m->dev || m->dev->d.host; }
+
 size_t vae_encode_arena_bytes(const vae_model *m, int B, int H, int W) {
     const vae_config *c = &m->cfg;
-    int n = c->n_blocks, L = c->latent_channels, f = vae_downscale(c);
+    int n = c->n_blocks, L = c->latent_channels, f = vae_downscale(c), host = host_backend(m);
     if (B < 1 || H < 1 || W < 1) return 0;
-    size_t bytes = 2 * sd_floats_bytes((size_t)B * enc_pingpong_floats(m, H, W));
+    /* persistent: the image and the mean on the backend, two ping-pong buffers */
+    size_t bytes = sd_floats_bytes((size_t)B * c->in_channels * H * W) +
+                   sd_floats_bytes((size_t)B * L * (H / f) * (W / f)) +
+                   2 * sd_floats_bytes((size_t)B * enc_pingpong_floats(m, H, W));
     size_t tmp = sd_conv_arena_bytes(&m->enc_conv_in, H, W, 1, 1);
     int hh = H, ww = W;
     for (int i = 0; i < n; i++) {
@@ -335,7 +494,7 @@ size_t vae_encode_arena_bytes(const vae_model *m, int B, int H, int W) {
             hh /= 2, ww /= 2;
         }
     }
-    tmp = max_sz(tmp, mid_arena_bytes(&m->enc_mid, B, hh, ww));
+    tmp = max_sz(tmp, mid_arena_bytes(&m->enc_mid, B, hh, ww, host));
     size_t hw = (size_t)(H / f) * (W / f);
     tmp = max_sz(tmp, sd_floats_bytes((size_t)B * c->block_out_channels[n - 1] * hw) +
                           sd_floats_bytes((size_t)B * 2 * L * hw) +
@@ -348,8 +507,21 @@ int vae_encode_mean(const vae_model *m, arena *a, const float *image, int B, int
     return vae_encode_mean_tap(m, a, image, B, H, W, mean_out, NULL, err);
 }
 
+#define ALLOC(v, count)                                                                            \
+    do {                                                                                           \
+        if (!sd_dalloc(&da, (count), &(v))) {                                                      \
+            rc = sd_dev_arena_fail(err, who, &da);                                                 \
+            goto cleanup;                                                                          \
+        }                                                                                          \
+    } while (0)
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        if ((rc = (call)) != OIR_OK) goto cleanup;                                                 \
+    } while (0)
+
 int vae_encode_mean_tap(const vae_model *m, arena *a, const float *image, int B, int H, int W,
                         float *mean_out, const vae_tap *tap, oir_error *err) {
+    const char *who = "vae encode";
     if (!m || !a || !image || !mean_out)
         return oir_fail(err, OIR_E_ARG, "vae_encode_mean: NULL argument");
     const vae_config *c = &m->cfg;
@@ -360,66 +532,72 @@ int vae_encode_mean_tap(const vae_model *m, arena *a, const float *image, int B,
     if (H % f || W % f)
         return oir_fail(err, OIR_E_SHAPE, "vae_encode_mean: image %dx%d is not a multiple of %d", H,
                         W, f);
-    size_t mark = arena_mark(a), pp = (size_t)B * enc_pingpong_floats(m, H, W);
-    int rc = OIR_OK, p = 0;
-    float *pbuf[2] = {arena_floats(a, pp), arena_floats(a, pp)};
-    if (!pbuf[0] || !pbuf[1]) {
-        rc = sd_arena_fail(err, "vae encode", a, mark, vae_encode_arena_bytes(m, B, H, W));
-        goto cleanup;
-    }
+    sd_dev_arena da;
+    fwd F = {0};
+    int rc, cl = c->block_out_channels[n - 1];
+    /* the zeros of the downsamplers' padding: B C max(H, W + 1) at the first (largest) one */
+    size_t zn = 0;
+    for (int i = 0, hh = H, ww = W; i < n; i++)
+        if (m->enc_down[i].has_downsample) {
+            zn = max_sz(zn, (size_t)B * m->enc_down[i].c_out * (size_t)max_sz(hh, ww + 1));
+            hh /= 2, ww /= 2;
+        }
+    if ((rc = fwd_open(m, a, vae_encode_arena_bytes(m, B, H, W), &da, &F, err)) ||
+        (zn && (rc = sd_dev_zeros(&m->dev->d, zn, err))))
+        return fwd_fail(&F, rc, err, "vae_encode_mean");
+    oir_backend *be = F.be;
+    sd_dev *d = &m->dev->d;
+    size_t in_n = (size_t)B * c->in_channels * H * W, pp = (size_t)B * enc_pingpong_floats(m, H, W);
+    size_t hw = (size_t)(H / f) * (W / f);
+    be_view x_in, mean, pbuf[2];
+    ALLOC(x_in, in_n);
+    ALLOC(mean, (size_t)B * L * hw);
+    ALLOC(pbuf[0], pp);
+    ALLOC(pbuf[1], pp);
+    be_upload(be, x_in, image, in_n * sizeof(float));
     /* sample = conv_in(x) */
-    if ((rc = sd_conv_forward(&m->enc_conv_in, a, pbuf[0], image, B, H, W, 1, 1, err)))
-        goto cleanup;
-    float *cur = pbuf[0];
+    sd_conv_forward_be(be, &m->enc_conv_in, pbuf[0], x_in, B, H, W, 1, 1);
+    be_view cur = pbuf[0];
     char name[32];
-    sd_tap_out(tap, "encoder.conv_in", cur, (size_t)B * m->enc_conv_in.c_out * H * W);
-    p = 1;
-    int hh = H, ww = W;
+    TRY(sd_dev_tap(d, tap, "encoder.conv_in", cur, (size_t)B * m->enc_conv_in.c_out * H * W, err));
+    int p = 1, hh = H, ww = W;
     /* down_blocks: DownEncoderBlock2D */
     for (int i = 0; i < n; i++) {
-        const vae_down_block *d = &m->enc_down[i];
+        const vae_down_block *dn = &m->enc_down[i];
         for (int j = 0; j < c->layers_per_block; j++) {
-            if ((rc = sd_resnet_forward(&d->resnets[j], a, pbuf[p], cur, NULL, B, hh, ww, G,
-                                        VAE_EPS, 1.0f, err)))
-                goto cleanup;
+            TRY(sd_resnet_forward_be(be, &dn->resnets[j], &da, pbuf[p], cur, BE_NONE, B, hh, ww, G, VAE_EPS, 1.0f,
+                                     err));
             cur = pbuf[p], p ^= 1;
         }
-        if (d->has_downsample) {
-            if ((rc = sd_downsample_forward(&d->downsample, a, pbuf[p], cur, B, hh, ww, 0, err)))
-                goto cleanup;
+        if (dn->has_downsample) {
+            TRY(sd_downsample_pad0_forward_be(be, &dn->downsample, &da, pbuf[p], cur, be_view_of(d->zeros), B, hh,
+                                              ww, err));
             cur = pbuf[p], p ^= 1;
             hh /= 2, ww /= 2;
         }
         snprintf(name, sizeof name, "encoder.down.%d", i);
-        sd_tap_out(tap, name, cur, (size_t)B * d->c_out * hh * ww);
+        TRY(sd_dev_tap(d, tap, name, cur, (size_t)B * dn->c_out * hh * ww, err));
     }
     /* mid_block (x and out share cur: x is consumed by its first resnet) */
-    if ((rc = mid_forward(&m->enc_mid, a, cur, pbuf[p], cur, B, hh, ww, G, err))) goto cleanup;
-    sd_tap_out(tap, "encoder.mid", cur, (size_t)B * c->block_out_channels[n - 1] * hh * ww);
+    TRY(mid_forward(&F, &m->enc_mid, cur, pbuf[p], cur, B, hh, ww, G, err));
+    TRY(sd_dev_tap(d, tap, "encoder.mid", cur, (size_t)B * cl * hh * ww, err));
     /* conv_out(silu(conv_norm_out(sample))), then quant_conv: only its first
      * L output channels (the mean) are computed */
     {
-        int cl = c->block_out_channels[n - 1];
-        size_t hw = (size_t)hh * ww;
-        float *t = arena_floats(a, (size_t)B * cl * hw);          /* (B, C_last, h, w) */
-        float *moments = arena_floats(a, (size_t)B * 2 * L * hw); /* (B, 2L, h, w) */
-        if (!t || !moments) {
-            rc = sd_arena_fail(err, "vae encode", a, mark, vae_encode_arena_bytes(m, B, H, W));
-            goto cleanup;
-        }
-        op_group_norm(t, cur, m->enc_norm_out.w, m->enc_norm_out.b, B, cl, (int)hw, G, VAE_EPS, 1);
-        if ((rc = sd_conv_forward(&m->enc_conv_out, a, moments, t, B, hh, ww, 1, 1, err)))
-            goto cleanup;
-        sd_tap_out(tap, "encoder.conv_out", moments, (size_t)B * 2 * L * hw);
-        sd_conv mean_conv = m->quant_conv; /* rows [0, L) of (2L, 2L, 1, 1) */
+        be_view t, moments;
+        ALLOC(t, (size_t)B * cl * hw);           /* (B, C_last, h, w) */
+        ALLOC(moments, (size_t)B * 2 * L * hw); /* (B, 2L, h, w) */
+        be_group_norm(be, t, cur, m->enc_norm_out.bw, m->enc_norm_out.bb, B, cl, (int)hw, G, VAE_EPS, 1);
+        sd_conv_forward_be(be, &m->enc_conv_out, moments, t, B, hh, ww, 1, 1);
+        TRY(sd_dev_tap(d, tap, "encoder.conv_out", moments, (size_t)B * 2 * L * hw, err));
+        sd_conv mean_conv = m->quant_conv; /* rows [0, L) of (2L, 2L, 1, 1): the views' first rows */
         mean_conv.c_out = L;
-        if ((rc = sd_conv_forward(&mean_conv, a, mean_out, moments, B, hh, ww, 1, 0, err)))
-            goto cleanup;
+        sd_conv_forward_be(be, &mean_conv, mean, moments, B, hh, ww, 1, 0);
     }
+    /* runs what is queued; reports the first failure of any op */
+    TRY(be_download(be, mean_out, mean, (size_t)B * L * hw * sizeof(float), err));
 cleanup:
-    if (rc) oir_error_prefix(err, "vae_encode_mean");
-    arena_reset(a, mark);
-    return rc;
+    return rc ? fwd_fail(&F, rc, err, "vae_encode_mean") : OIR_OK;
 }
 
 /* ---- decoder ------------------------------------------------------------ */
@@ -439,12 +617,16 @@ static size_t dec_pingpong_floats(const vae_model *m, int h, int w) {
 
 size_t vae_decode_arena_bytes(const vae_model *m, int B, int h, int w) {
     const vae_config *c = &m->cfg;
-    int n = c->n_blocks, L = c->latent_channels, f = vae_downscale(c);
+    int n = c->n_blocks, L = c->latent_channels, f = vae_downscale(c), host = host_backend(m);
     if (B < 1 || h < 1 || w < 1) return 0;
-    size_t bytes = 2 * sd_floats_bytes((size_t)B * dec_pingpong_floats(m, h, w)) +
+    /* persistent: the latent and the image on the backend, two ping-pong
+     * buffers, post_quant_conv's output */
+    size_t bytes = sd_floats_bytes((size_t)B * L * h * w) +
+                   sd_floats_bytes((size_t)B * c->out_channels * h * f * w * f) +
+                   2 * sd_floats_bytes((size_t)B * dec_pingpong_floats(m, h, w)) +
                    sd_floats_bytes((size_t)B * L * h * w);
     size_t tmp = sd_conv_arena_bytes(&m->dec_conv_in, h, w, 1, 1);
-    tmp = max_sz(tmp, mid_arena_bytes(&m->dec_mid, B, h, w));
+    tmp = max_sz(tmp, mid_arena_bytes(&m->dec_mid, B, h, w, host));
     int hh = h, ww = w;
     for (int i = 0; i < n; i++) {
         const vae_up_block *u = &m->dec_up[i];
@@ -467,69 +649,73 @@ int vae_decode(const vae_model *m, arena *a, const float *latent, int B, int h, 
 
 int vae_decode_tap(const vae_model *m, arena *a, const float *latent, int B, int h, int w,
                    float *image_out, const vae_tap *tap, oir_error *err) {
+    const char *who = "vae decode";
     if (!m || !a || !latent || !image_out)
         return oir_fail(err, OIR_E_ARG, "vae_decode: NULL argument");
     const vae_config *c = &m->cfg;
-    int n = c->n_blocks, L = c->latent_channels, G = c->norm_num_groups;
+    int n = c->n_blocks, L = c->latent_channels, G = c->norm_num_groups, f = vae_downscale(c);
     if (B < 1 || h < 1 || w < 1)
         return oir_fail(err, OIR_E_ARG, "vae_decode: batch %d, latent %dx%d: all must be >= 1", B,
                         h, w);
-    size_t mark = arena_mark(a), pp = (size_t)B * dec_pingpong_floats(m, h, w);
-    int rc = OIR_OK, p;
-    float *pbuf[2] = {arena_floats(a, pp), arena_floats(a, pp)};
-    float *z = arena_floats(a, (size_t)B * L * h * w); /* (B, L, h, w) */
-    if (!pbuf[0] || !pbuf[1] || !z) {
-        rc = sd_arena_fail(err, "vae decode", a, mark, vae_decode_arena_bytes(m, B, h, w));
-        goto cleanup;
-    }
+    sd_dev_arena da;
+    fwd F = {0};
+    int rc;
+    if ((rc = fwd_open(m, a, vae_decode_arena_bytes(m, B, h, w), &da, &F, err)))
+        return fwd_fail(&F, rc, err, "vae_decode");
+    oir_backend *be = F.be;
+    sd_dev *d = &m->dev->d;
+    size_t lat_n = (size_t)B * L * h * w, img_n = (size_t)B * c->out_channels * h * f * w * f;
+    size_t pp = (size_t)B * dec_pingpong_floats(m, h, w);
+    be_view x_in, img, pbuf[2], z;
+    ALLOC(x_in, lat_n);
+    ALLOC(img, img_n);
+    ALLOC(pbuf[0], pp);
+    ALLOC(pbuf[1], pp);
+    ALLOC(z, lat_n); /* (B, L, h, w) */
+    be_upload(be, x_in, latent, lat_n * sizeof(float));
     /* z = post_quant_conv(z); sample = decoder.conv_in(z) */
     int cl = c->block_out_channels[n - 1];
     char name[32];
-    if ((rc = sd_conv_forward(&m->post_quant_conv, a, z, latent, B, h, w, 1, 0, err))) goto cleanup;
-    sd_tap_out(tap, "post_quant_conv", z, (size_t)B * L * h * w);
-    if ((rc = sd_conv_forward(&m->dec_conv_in, a, pbuf[0], z, B, h, w, 1, 1, err))) goto cleanup;
-    sd_tap_out(tap, "decoder.conv_in", pbuf[0], (size_t)B * cl * h * w);
+    sd_conv_forward_be(be, &m->post_quant_conv, z, x_in, B, h, w, 1, 0);
+    TRY(sd_dev_tap(d, tap, "post_quant_conv", z, lat_n, err));
+    sd_conv_forward_be(be, &m->dec_conv_in, pbuf[0], z, B, h, w, 1, 1);
+    TRY(sd_dev_tap(d, tap, "decoder.conv_in", pbuf[0], (size_t)B * cl * h * w, err));
     /* mid_block (x and out may share a buffer: x is consumed by its first resnet) */
-    if ((rc = mid_forward(&m->dec_mid, a, pbuf[0], pbuf[1], pbuf[0], B, h, w, G, err)))
-        goto cleanup;
-    sd_tap_out(tap, "decoder.mid", pbuf[0], (size_t)B * cl * h * w);
-    float *cur = pbuf[0];
-    p = 1;
-    int hh = h, ww = w;
+    TRY(mid_forward(&F, &m->dec_mid, pbuf[0], pbuf[1], pbuf[0], B, h, w, G, err));
+    TRY(sd_dev_tap(d, tap, "decoder.mid", pbuf[0], (size_t)B * cl * h * w, err));
+    be_view cur = pbuf[0];
+    int p = 1, hh = h, ww = w;
     /* up_blocks: UpDecoderBlock2D */
     for (int i = 0; i < n; i++) {
         const vae_up_block *u = &m->dec_up[i];
         for (int j = 0; j < c->layers_per_block + 1; j++) {
-            if ((rc = sd_resnet_forward(&u->resnets[j], a, pbuf[p], cur, NULL, B, hh, ww, G,
-                                        VAE_EPS, 1.0f, err)))
-                goto cleanup;
+            TRY(sd_resnet_forward_be(be, &u->resnets[j], &da, pbuf[p], cur, BE_NONE, B, hh, ww, G, VAE_EPS, 1.0f,
+                                     err));
             cur = pbuf[p], p ^= 1;
         }
         if (u->has_upsample) {
-            if ((rc = sd_upsample_forward(&u->upsample, a, pbuf[p], cur, B, hh, ww, err)))
-                goto cleanup;
+            const sd_conv *ph = F.dv->phase[i].w ? &F.dv->phase[i] : NULL;
+            TRY(sd_upsample_forward_be(be, &u->upsample, ph, &da, pbuf[p], cur, B, hh, ww, err));
             cur = pbuf[p], p ^= 1;
             hh *= 2, ww *= 2;
         }
         snprintf(name, sizeof name, "decoder.up.%d", i);
-        sd_tap_out(tap, name, cur, (size_t)B * u->c_out * hh * ww);
+        TRY(sd_dev_tap(d, tap, name, cur, (size_t)B * u->c_out * hh * ww, err));
     }
     /* conv_out(silu(conv_norm_out(sample))) */
     {
         int c0 = c->block_out_channels[0];
-        float *t = arena_floats(a, (size_t)B * c0 * hh * ww); /* (B, C0, H, W) */
-        if (!t) {
-            rc = sd_arena_fail(err, "vae decode", a, mark, vae_decode_arena_bytes(m, B, h, w));
-            goto cleanup;
-        }
-        op_group_norm(t, cur, m->dec_norm_out.w, m->dec_norm_out.b, B, c0, hh * ww, G, VAE_EPS, 1);
-        rc = sd_conv_forward(&m->dec_conv_out, a, image_out, t, B, hh, ww, 1, 1, err);
+        be_view t;
+        ALLOC(t, (size_t)B * c0 * hh * ww); /* (B, C0, H, W) */
+        be_group_norm(be, t, cur, m->dec_norm_out.bw, m->dec_norm_out.bb, B, c0, hh * ww, G, VAE_EPS, 1);
+        sd_conv_forward_be(be, &m->dec_conv_out, img, t, B, hh, ww, 1, 1);
     }
+    TRY(be_download(be, image_out, img, img_n * sizeof(float), err));
 cleanup:
-    if (rc) oir_error_prefix(err, "vae_decode");
-    arena_reset(a, mark);
-    return rc;
+    return rc ? fwd_fail(&F, rc, err, "vae_decode") : OIR_OK;
 }
+#undef ALLOC
+#undef TRY
 
 size_t vae_arena_bytes(const vae_model *m, int B, int H, int W) {
     int f = vae_downscale(&m->cfg);

@@ -14,8 +14,13 @@
  *     vae_decode(m, &a, latent, B, 64, 64, image, &err);        // latent unscaled
  *
  * The model points into the weights (which must outlive it); each pass takes
- * an arena (mark on entry, reset on return, no malloc). A loaded model is
- * read-only: several threads may run passes at once, each with its own arena.
+ * an arena. The passes run on the model's backend (vae_bind; the CPU by
+ * default), as the UNet's do: on the CPU backend the activations are carved
+ * from the free part of the arena, wrapped in place (bit-identical to the
+ * op_* kernels called directly); on a device from device memory of
+ * vae_*_arena_bytes; the input is uploaded and the output downloaded.
+ * Threads: one pass at a time per model (a backend is used by one thread at
+ * a time).
  *
  * Config: in_channels, out_channels, down_block_types (DownEncoderBlock2D),
  * up_block_types (UpDecoderBlock2D), block_out_channels, layers_per_block,
@@ -110,6 +115,7 @@ typedef struct vae_model {
     vae_up_block dec_up[VAE_MAX_BLOCKS];
     sd_norm dec_norm_out; /* GroupNorm(groups, C0) */
     sd_conv dec_conv_out; /* (3, C0, 3, 3) */
+    struct vae_dev *dev;  /* the backend it runs on, its weights there (vae_bind) */
 } vae_model;
 
 /* Builds the model; fails naming missing / mis-shaped tensors (the caller
@@ -117,6 +123,17 @@ typedef struct vae_model {
 int vae_load(vae_model **out, const char *config_path, weights *w, oir_error *err);
 int vae_load_config(vae_model **out, const vae_config *cfg, weights *w, oir_error *err);
 void vae_free(vae_model *m);
+
+/* The backend the passes run on, as unet_bind (models/unet.h): a loaded
+ * model runs on a CPU backend of its own (weights wrapped: zero-copy);
+ * vae_bind moves it onto `be` (NULL: a CPU backend of its own again),
+ * uploading the weights once. `be` is the caller's and must outlive the
+ * model or its next vae_bind. On failure the model is back on a CPU backend
+ * of its own and the error says why. */
+int vae_bind(vae_model *m, oir_backend *be, oir_error *err);
+/* "cpu", "vulkan:0 (llvmpipe ...)", for reports. */
+const char *vae_backend_name(const vae_model *m);
+oir_backend *vae_backend(const vae_model *m);
 
 /* Arena bytes for one pass on batch B: encode of an H x W image, decode of
  * an h x w latent, or the larger of both for H x W images. */
