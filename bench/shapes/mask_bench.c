@@ -111,6 +111,7 @@ int main(int argc, char **argv) {
     int n = 0, offset = 0, threads = 1, num_maps = 10, compete = 0;
     uint64_t seed = 0;
     const char *seed_arg = NULL, *ratio_arg = NULL;
+    float region_broad = 0, region_th = 0.5f; /* --region-broad B --region-threshold T (x the map's mean) */
     const cli_opt opts[] = {
         {"--cases", CLI_STR, &cases_dir, 0, 0},     {"--n", CLI_INT, &n, 0, 1000},
         {"--offset", CLI_INT, &offset, 0, 1000},    {"--methods", CLI_STR, &methods, 0, 0},
@@ -119,6 +120,7 @@ int main(int argc, char **argv) {
         {"--upsample", CLI_STR, &upsample, 0, 0},   {"--strength", CLI_STR, &strengths, 0, 0},
         {"--num-maps", CLI_INT, &num_maps, 1, 256}, {"--scenes", CLI_STR, &scenes_dir, 0, 0},
         {"--compete", CLI_FLAG, &compete, 0, 0},     {"--ratio", CLI_STR, &ratio_arg, 0, 0},
+        {"--region-broad", CLI_FLOAT, &region_broad, 0, 1}, {"--region-threshold", CLI_FLOAT, &region_th, 0, 100},
     };
     oir_error err = {0};
     if (cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL, &err) ||
@@ -228,9 +230,13 @@ int main(int argc, char **argv) {
                         : pr->is_background ? G_BACKGROUND
                                             : (cs->n_pairs == 1 ? G_SINGLE : G_MULTI);
             int noise_ok = 1, att_ok = 1;
+            float broad = 0;
             if (need_noise) {
                 if (mask_noise_map(&s, latent, src, tgt, &mp, noise, map, &rows_noise, &err)) goto fail;
                 noise_ok = mask_normalise(map, lhw, mp.thresholding_ratio, nmap);
+                broad = mask_broadness(map, lhw);
+                if (getenv("MASK_BENCH_TRACE"))
+                    fprintf(stderr, "trace case %d pair %d group %d broadness %.3f\n", c, pi, group, (double)broad);
                 if (compete && !pr->is_background)
                     for (int k = 0; k < cs->n_pairs && k < SE_MAX_PAIRS; k++)
                         for (size_t j = 0; k != pi && j < lhw; j++)
@@ -260,7 +266,10 @@ int main(int argc, char **argv) {
                     int a = k / (n_dl * n_up), b = k / n_up % n_dl, u = k % n_up;
                     oir_mask_info info;
                     memset(&info, 0, sizeof info);
-                    if (mask_clean(vmap, flat, s.lat_h, s.lat_w, S, S, (float)th[a], (int)dl[b], ups[u], mask, &info,
+                    int region = meth[v] == V_NOISE && region_broad > 0 && broad >= region_broad;
+                    float t_use = region ? region_th / mp.thresholding_ratio : (float)th[a];
+                    if (mask_clean(vmap, (flat ? MASK_CLEAN_FLAT : 0) | (region ? MASK_CLEAN_REGION : 0), s.lat_h,
+                                   s.lat_w, S, S, t_use, (int)dl[b], ups[u], mask, &info,
                                    &err))
                         goto fail;
                     result *r = &res[(size_t)v * n_clean + k];

@@ -314,8 +314,18 @@ void mask_upsample_bilinear(const float *map, int lh, int lw, float *out, int H,
     }
 }
 
-int mask_clean(const float *norm, int flat, int lh, int lw, int H, int W, float threshold, int dilate_px,
+float mask_broadness(const float *map, size_t n) {
+    double mean = 0;
+    for (size_t j = 0; j < n; j++) mean += map[j];
+    mean /= n ? (double)n : 1.0;
+    size_t above = 0;
+    for (size_t j = 0; j < n; j++) above += map[j] > mean;
+    return n ? (float)((double)above / (double)n) : 0.0f;
+}
+
+int mask_clean(const float *norm, int flags, int lh, int lw, int H, int W, float threshold, int dilate_px,
                int upsample, unsigned char *mask, oir_mask_info *info, oir_error *err) {
+    int flat = flags & MASK_CLEAN_FLAT;
     size_t HW = (size_t)H * W;
     if (lh < 1 || lw < 1 || H % lh || W % lw)
         return oir_fail(err, OIR_E_SHAPE, "mask: the %dx%d image is not a multiple of the %dx%d map", W, H, lw, lh);
@@ -361,7 +371,7 @@ int mask_clean(const float *norm, int flat, int lh, int lw, int H, int W, float 
         info->threshold = lowered;
         mask_threshold(g, n, lowered, cells);
     }
-    mask_fill_holes(cells, gh, gw, scratch);
+    if (!(flags & MASK_CLEAN_REGION)) mask_fill_holes(cells, gh, gw, scratch);
     if ((info->components = mask_keep_components(cells, g, gh, gw, MASK_KEEP_RATIO, scratch)) < 0) {
         rc = oir_fail(err, OIR_E_NOMEM, "mask: out of memory");
         goto done;

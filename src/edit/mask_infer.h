@@ -98,16 +98,25 @@ void mask_upsample_bilinear(const float *map, int lh, int lw, float *out, int H,
  * distance <= r). tmp: H * W bytes. */
 void mask_dilate(unsigned char *m, int H, int W, int r, unsigned char *tmp);
 
+/* The fraction of the map's cells above its mean: small for an object
+ * (a peak on a quiet map), large for a phrase that names most of the image
+ * (a background), whose map is high everywhere but on the objects. */
+float mask_broadness(const float *map, size_t n);
+
+/* mask_clean's flags. REGION: the map names a region around the objects (a
+ * background): its holes (the objects) stay out. */
+enum { MASK_CLEAN_FLAT = 1, MASK_CLEAN_REGION = 2 };
+
 /* The clean-up and fallbacks of a normalised map (lh, lw) in [0, 1] into an
- * image mask (H, W), H and W multiples of lh and lw: threshold, fill holes,
- * keep components, upsample (nearest), dilate; an empty result lowers the
- * threshold to half the map's peak (OIR_MASK_WARN_EMPTY), a flat map
- * (flat != 0, or no positive cell) gives the whole image
- * (OIR_MASK_WARN_FLAT), >= MASK_WHOLE_AREA of the image warns
- * OIR_MASK_WARN_WHOLE. Fills info's threshold, dilate_px, area,
+ * image mask (H, W), H and W multiples of lh and lw: threshold, fill holes
+ * (not with MASK_CLEAN_REGION), keep components, upsample (nearest),
+ * dilate; an empty result lowers the threshold to half the map's peak
+ * (OIR_MASK_WARN_EMPTY), a flat map (MASK_CLEAN_FLAT, or no positive cell)
+ * gives the whole image (OIR_MASK_WARN_FLAT), >= MASK_WHOLE_AREA of the
+ * image warns OIR_MASK_WARN_WHOLE. Fills info's threshold, dilate_px, area,
  * components, warning and message (method, rows and inferred are the
  * caller's). */
-int mask_clean(const float *norm, int flat, int lh, int lw, int H, int W, float threshold, int dilate_px,
+int mask_clean(const float *norm, int flags, int lh, int lw, int H, int W, float threshold, int dilate_px,
                int upsample, unsigned char *mask, oir_mask_info *info, oir_error *err);
 
 /* One pair's mask, from the image latent (s->lat_n, scaled) and the source
