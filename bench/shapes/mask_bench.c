@@ -111,7 +111,8 @@ int main(int argc, char **argv) {
     int n = 0, offset = 0, threads = 1, num_maps = 10, compete = 0;
     uint64_t seed = 0;
     const char *seed_arg = NULL, *ratio_arg = NULL;
-    float region_broad = 0, region_th = 0.5f; /* --region-broad B --region-threshold T (x the map's mean) */
+    /* the library's region rule (mask_infer.h); --region-broad 0 turns it off */
+    float region_broad = MASK_REGION_BROAD, region_th = MASK_REGION_THRESHOLD;
     const cli_opt opts[] = {
         {"--cases", CLI_STR, &cases_dir, 0, 0},     {"--n", CLI_INT, &n, 0, 1000},
         {"--offset", CLI_INT, &offset, 0, 1000},    {"--methods", CLI_STR, &methods, 0, 0},

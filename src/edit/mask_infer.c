@@ -382,7 +382,9 @@ int mask_clean(const float *norm, int flags, int lh, int lw, int H, int W, float
     size_t in = 0;
     for (size_t j = 0; j < HW; j++) in += mask[j];
     info->area = (float)((double)in / (double)HW);
-    if (info->area >= MASK_WHOLE_AREA && info->warning == OIR_MASK_WARN_NONE) {
+    /* a region with the objects left out is localised, however large */
+    if (info->area >= ((flags & MASK_CLEAN_REGION) ? MASK_REGION_WHOLE_AREA : MASK_WHOLE_AREA) &&
+        info->warning == OIR_MASK_WARN_NONE) {
         info->warning = OIR_MASK_WARN_WHOLE;
         snprintf(info->message, sizeof info->message,
                  "the mask covers %.0f%% of the image: the phrase is not localised, so the edit acts on (almost) "
@@ -448,7 +450,17 @@ int mask_infer_pair(sampler *s, oir_context *ctx, const float *latent, const flo
     info->unet_rows = s->unet_rows - rows0;
     float threshold = p->threshold >= 0 ? p->threshold : mask_method_threshold(method);
     int dilate = p->dilate_px >= 0 ? p->dilate_px : mask_method_dilate(method);
-    rc = mask_clean(norm, !ok, s->lat_h, s->lat_w, s->image_h, s->image_w, threshold, dilate,
+    /* A phrase whose noise map is broad names a region around the objects (a
+     * background): its default threshold is low (MASK_REGION_THRESHOLD x the
+     * map's mean) and the objects inside it stay out (no hole filling). */
+    int flags = ok ? 0 : MASK_CLEAN_FLAT;
+    if (method == OIR_MASK_NOISE && ok && mask_broadness(map, hw) >= MASK_REGION_BROAD) {
+        flags |= MASK_CLEAN_REGION;
+        if (p->threshold < 0)
+            threshold = MASK_REGION_THRESHOLD /
+                        (p->thresholding_ratio > 0 ? p->thresholding_ratio : mask_method_ratio(method));
+    }
+    rc = mask_clean(norm, flags, s->lat_h, s->lat_w, s->image_h, s->image_w, threshold, dilate,
                     mask_method_upsample(method), mask, info, err);
 cleanup:
     free(map);

@@ -18,6 +18,14 @@
 /* Clean-up constants (docs/MASKS.md "Clean-up and fallbacks"). */
 #define MASK_KEEP_RATIO 0.5f   /* components whose summed map is >= this x the strongest's are kept */
 #define MASK_WHOLE_AREA 0.9f   /* a mask covering at least this fraction warns OIR_MASK_WARN_WHOLE */
+/* A noise map with at least this fraction of its cells above its mean names a
+ * region (a background; bench/shapes/mask_bench: background pairs 0.32-0.59,
+ * object pairs 0.11-0.32): thresholded at MASK_REGION_THRESHOLD x its mean,
+ * holes (the objects) kept out; the whole-image warning from
+ * MASK_REGION_WHOLE_AREA (a region mask is large by nature). */
+#define MASK_REGION_BROAD 0.33f
+#define MASK_REGION_THRESHOLD 0.75f
+#define MASK_REGION_WHOLE_AREA 0.98f
 #define MASK_MAX_MAPS 256
 #define MASK_MAX_DILATE 64
 /* How a map on the latent grid reaches the image: NEAREST cleans the
