@@ -92,11 +92,14 @@ OIR := $(OUT)/oir
 TESTS := $(TEST_SRC:tests/%.c=$(OUT)/tests/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(OUT)/examples/%)
+# C tools linked against the library (tools/make_random_sd.c: a random SD 1.x
+# folder without Python, for scripts/gpu_check.sh and the tests)
+TOOLS := $(OUT)/tools/make_random_sd
 
 .PHONY: all deps test asan-test demo bench bench-estimate clean venv install fuzz fuzzers
 # keep intermediate objects (harness.o) between test links
 .SECONDARY:
-all: $(OIR) $(SOLIB) $(TESTS) $(BENCHES) $(EXAMPLES)
+all: $(OIR) $(SOLIB) $(TESTS) $(BENCHES) $(EXAMPLES) $(TOOLS)
 
 deps:
 	@bash scripts/deps.sh
@@ -189,6 +192,13 @@ $(OUT)/tests/%: tests/%.c $(OUT)/tests/harness.o $(LIB)
 $(OUT)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+$(OUT)/tools/%: tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+# the test runs the tool
+$(OUT)/tests/test_make_random_sd: | $(OUT)/tools/make_random_sd
 
 $(OUT)/examples/%: examples/%.c $(LIB)
 	@mkdir -p $(dir $@)
