@@ -101,9 +101,9 @@ static void test_plan_line_and_report(void) {
     snprintf(p, sizeof p, "%s/oir/calibration.json", cache);
     cJSON *cj = read_json(p), *e = cj ? cJSON_GetArrayItem(cJSON_GetObjectItem(cj, "entries"), 0) : NULL;
     CHECK(e && strstr(str(e, "model"), "tiny-pipe") && num(e, "width") == 16 && num(e, "threads") == 1 &&
-              str(e, "cpu")[0] && !strcmp(str(e, "oir_version"), oir_version()) &&
+              str(e, "cpu")[0] && !strcmp(str(e, "oir_version"), oir_version()) && !strcmp(str(e, "device"), "cpu") &&
               cJSON_GetArraySize(cJSON_GetObjectItem(e, "unet_rows")) == 3,
-          "the calibration is cached in $XDG_CACHE_HOME/oir/calibration.json");
+          "the calibration is cached in $XDG_CACHE_HOME/oir/calibration.json, keyed by the UNet's device");
     cJSON_Delete(cj);
     /* several pairs: the reassembly depends on the choices, the bounds hold */
     out = cr_path("out2");

@@ -69,7 +69,7 @@ static int make_dirs(const char *dir) {
 }
 
 typedef struct {
-    const char *model, *cpu, *version;
+    const char *model, *cpu, *version, *device; /* device: where the UNet runs ("cpu", "vulkan:0") */
     int width, height, threads;
 } cal_key;
 
@@ -87,6 +87,7 @@ static int int_is(const cJSON *o, const char *name, int want) {
 
 static int key_matches(const cJSON *e, const cal_key *k) {
     return int_is(e, "method", CAL_METHOD) && str_is(e, "model", k->model) && str_is(e, "cpu", k->cpu) &&
+           str_is(e, "device", k->device) &&
            str_is(e, "oir_version", k->version) &&
            int_is(e, "width", k->width) && int_is(e, "height", k->height) && int_is(e, "threads", k->threads);
 }
@@ -136,6 +137,7 @@ static cJSON *entry_make(const cal_key *k, const oir_calibration *c, const char 
     cJSON_AddNumberToObject(e, "height", k->height);
     cJSON_AddNumberToObject(e, "threads", k->threads);
     cJSON_AddStringToObject(e, "cpu", k->cpu);
+    cJSON_AddStringToObject(e, "device", k->device);
     cJSON_AddStringToObject(e, "oir_version", k->version);
     cJSON_AddStringToObject(e, "measured", measured);
     cJSON *rows = cJSON_AddArrayToObject(e, "unet_rows"), *secs = cJSON_AddArrayToObject(e, "unet_seconds");
@@ -171,7 +173,7 @@ static cJSON *cache_load(const char *path) {
 /* What this process measured last (the cases of one YAML file share it). */
 static struct {
     int have;
-    char model[2600];
+    char model[2600], device[64];
     cli_calibration c;
 } measured_here;
 
@@ -181,8 +183,11 @@ void cli_calibration_get(oir_context *ctx, int width, int height, const oir_para
     out->from = "none";
     char cpu[256], dir[4096];
     cpu_model(cpu, sizeof cpu);
-    cal_key k = {oir_context_describe(ctx), cpu, oir_version(), width, height, oir_get_threads()};
+    /* a calibration times the UNet where it runs: one measured on a GPU says nothing of the CPU */
+    cal_key k = {oir_context_describe(ctx), cpu, oir_version(), oir_context_device(ctx, "unet"),
+                 width, height, oir_get_threads()};
     if (mode != CLI_CAL_CACHED && measured_here.have && !strcmp(measured_here.model, k.model) &&
+        !strcmp(measured_here.device, k.device) &&
         measured_here.c.cal.width == width && measured_here.c.cal.height == height &&
         measured_here.c.cal.threads == k.threads) {
         *out = measured_here.c;
@@ -222,6 +227,7 @@ void cli_calibration_get(oir_context *ctx, int width, int height, const oir_para
         snprintf(out->measured, sizeof out->measured, "?");
     measured_here.have = 1;
     snprintf(measured_here.model, sizeof measured_here.model, "%s", k.model);
+    snprintf(measured_here.device, sizeof measured_here.device, "%s", k.device);
     measured_here.c = *out;
     if (!root) {
         snprintf(out->note, sizeof out->note, "not cached: neither $XDG_CACHE_HOME nor $HOME is set");
