@@ -924,10 +924,12 @@ def stage_unet_more(ctx: Ctx) -> None:
     text.requires_grad_(False)
     mean, std, caps = latent_pool(ctx, vae, hp["pool"])
     sf = float(vae.config.scaling_factor)  # the shipped one: the engine scales latents by it
-    unet = UNet2DConditionModel.from_pretrained(os.path.join(sd_dir, "unet")).float().to(ctx.dev)
-    ema = UNet2DConditionModel.from_pretrained(os.path.join(sd_dir, "unet")).float().to(ctx.dev)
+    init = ctx.args.init_unet or os.path.join(sd_dir, "unet")
+    unet = UNet2DConditionModel.from_pretrained(init).float().to(ctx.dev)
+    ema = UNet2DConditionModel.from_pretrained(init).float().to(ctx.dev)
     ema.requires_grad_(False)
-    print(f"[unet_more] from {sd_dir}: {nparams(unet) / 1e6:.2f} M params, scaling_factor {sf}", flush=True)
+    print(f"[unet_more] UNet from {init}, the rest from {sd_dir}: {nparams(unet) / 1e6:.2f} M params, "
+          f"scaling_factor {sf}", flush=True)
     step = unet_step_fn(ctx, "unet_more", unet, text, mean, std, caps, sf, hp)
     run_stage(ctx, "unet_more", {"unet": unet}, list(unet.parameters()), step, hp, ema=ema, ema_src=unet)
 
@@ -1097,6 +1099,9 @@ def main() -> int:
                              "unpack-resume", "unet_more", "export-more"])
     ap.add_argument("--base", default=os.path.join(ROOT, "models"),
                     help="the models unet_more starts from and export-more copies (default: the shipped ones)")
+    ap.add_argument("--init-unet", default=None,
+                    help="unet_more: a UNet folder to start from instead of BASE/tiny-shapes/unet (e.g. "
+                         "tools/train/resume/unet_more, an earlier session's run)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--work", default=os.path.join(HERE, "checkpoints"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models"))
