@@ -21,9 +21,10 @@
  *
  * On a Vulkan device one view may span at most maxStorageBufferRange bytes
  * (docs/BACKENDS.md) and the UNet forward does not split its batch: a batch
- * is run in calls of the most rows whose whole activation arena
- * (unet_arena_bytes) fits in that range, so no operand can exceed it; the
- * pass's time is the sum of its calls (the line says how it was split).
+ * is run in calls of the most rows whose largest view fits that range
+ * (unet_max_rows_for_range, as the sampler splits), so no operand can exceed
+ * it; the pass's time is the sum of its calls (the line says how it was
+ * split).
  * Without a model folder it prints how to make one and exits 0 (benchmarks
  * are not tests). */
 #include <stdio.h>
@@ -72,25 +73,6 @@ static int host_arena(arena *a, const sd_model *m, size_t plan, oir_error *err) 
     return arena_init(a, m->backend ? 64 : plan, err);
 }
 
-/* Bytes one view may span on the model's backend (SIZE_MAX on the CPU):
- * the device's maxStorageBufferRange, lowered by OIR_VULKAN_MAX_RANGE as
- * the backend lowers it. */
-static size_t max_view_bytes(const sd_model *m) {
-    if (!m->backend) return (size_t)-1;
-    be_device_spec spec;
-    be_device_info info[BE_MAX_DEVICES];
-    int n = 0;
-    oir_error err = {0};
-    if (be_parse_device(m->device, &spec, &err) || be_vulkan_devices(info, BE_MAX_DEVICES, &n, &err) ||
-        spec.index >= n)
-        return (size_t)-1;
-    unsigned long long r = info[spec.index].max_storage_range;
-    const char *env = getenv("OIR_VULKAN_MAX_RANGE");
-    unsigned long long v = env && *env ? strtoull(env, NULL, 10) : 0;
-    if (v >= 4096 && v < r) r = v;
-    return (size_t)r;
-}
-
 /* Wall seconds t and process CPU seconds cpu (all threads, spinning included) per run. */
 static void report(const char *what, const double *t, const double *cpu, int iters) {
     double best = t[0], sum = 0, cbest = cpu[0];
@@ -129,10 +111,10 @@ static int bench_unet(const char *dir, int B, int lat, int ctx_len, const run_op
     }
     fill(x, B * in_row, 1), fill(ctx, B * ctx_row, 2);
     for (int b = 0; b < B; b++) ts[b] = (float)(981 - 480 * b % 1000); /* one timestep per row */
-    /* rows per call: the batch, or on a device the most rows whose arena fits one view */
-    size_t range = max_view_bytes(m);
-    int rows = B;
-    while (rows > 1 && unet_arena_bytes(m->unet, rows, lat, lat, ctx_len) > range) rows--;
+    /* rows per call: the batch, or on a device the most rows whose largest view fits the device's range */
+    size_t range = unet_backend(m->unet)->max_view_bytes;
+    int fit = unet_max_rows_for_range(m->unet, lat, lat, ctx_len, range);
+    int rows = B < fit ? B : fit;
     size_t plan = unet_arena_bytes(m->unet, rows, lat, lat, ctx_len);
     if ((rc = host_arena(&a, m, plan, &err))) {
         fprintf(stderr, "bench_unet: %s\n", err.message);
@@ -141,7 +123,7 @@ static int bench_unet(const char *dir, int B, int lat, int ctx_len, const run_op
     printf("unet: batch %d, latent %dx%d, context %dx%d, arena plan %.3f GiB", B, lat, lat, ctx_len,
            c->cross_attention_dim, plan / (double)(1 << 30));
     if (rows < B)
-        printf(" per call of %d rows (%d calls: the arena of more rows would exceed the device's %.0f MiB view "
+        printf(" per call of %d rows (%d calls: a view of more rows would exceed the device's %.0f MiB view "
                "range)", rows, (B + rows - 1) / rows, range / 1048576.0);
     printf("\n");
     double t[64], cpu[64];

@@ -9,6 +9,10 @@
  *   Vulkan vs the host loop on the CPU                 <= 1e-6; its bus:
  *   one latent downloaded whatever the step count, one uploaded (the
  *   contexts are not sent again)
+ *   the sampler's noise prediction of k + 1 rows on a Vulkan backend whose
+ *   view range (OIR_VULKAN_MAX_RANGE) holds the weights and k rows' views
+ *   but not k + 1's: calls of k and 1 (the budget's batch: more) vs the
+ *   CPU <= 1e-8; the unsplit forward refused
  *   (the CPU: bit-identical to the host loop, unet_forward + ddim_guidance
  *   + ddim_step)
  *   VAE encode (mean) and decode, B 2 at 16x16     <= 1e-8 (decode: its
@@ -237,6 +241,97 @@ rebind:
     CHECK(!unet_bind(sd->unet, NULL, &err), "unet back onto the CPU: %s", err.message);
 done:
     free(cond), free(uncond), free(z0), free(ref[0]), free(ref[1]), free(got);
+}
+
+/* Bytes of the tiny UNet's largest weight (its convolutions dominate):
+ * fixed views that no split makes smaller, so the test's range holds them. */
+static size_t conv_bytes(const sd_conv *c) { return (size_t)c->c_in * c->c_out * c->k * c->k * sizeof(float); }
+static size_t largest_weight_bytes(const unet_model *m) {
+    size_t w = 0;
+    for (int i = 0; i < m->cfg.n_blocks; i++) {
+        for (int j = 0; j < m->down[i].n_layers; j++)
+            w = fmax(w, fmax(conv_bytes(&m->down[i].resnets[j].conv1), conv_bytes(&m->down[i].resnets[j].conv2)));
+        for (int j = 0; j < m->up[i].n_layers; j++)
+            w = fmax(w, fmax(conv_bytes(&m->up[i].resnets[j].conv1), conv_bytes(&m->up[i].resnets[j].conv2)));
+        if (m->up[i].has_upsample) w = fmax(w, conv_bytes(&m->up[i].upsample));
+        if (m->down[i].has_downsample) w = fmax(w, conv_bytes(&m->down[i].downsample));
+    }
+    for (int j = 0; j < 2 && m->cfg.has_mid; j++)
+        w = fmax(w, fmax(conv_bytes(&m->mid_resnets[j].conv1), conv_bytes(&m->mid_resnets[j].conv2)));
+    return w;
+}
+
+/* The sampler splits its UNet calls by the device's view range: on a
+ * Vulkan backend whose range (OIR_VULKAN_MAX_RANGE) holds the weights and
+ * the largest views of k rows but not of k + 1, the noise prediction of
+ * k + 1 rows (sampler_eps, one branch) runs in calls of k and 1 (the
+ * budget's batch: more) and equals the unsplit CPU run within NMSE 1e-8,
+ * the UNet's tolerance; the unsplit (k + 1)-row forward is refused there.
+ * The range sits just above k rows' largest view, so an operand that
+ * unet_max_view_bytes missed would be refused too. */
+static void t_split_range(sd_model *sd) {
+    oir_error err = {0};
+    sampler s;
+    if (!CHECK(!sampler_init(&s, sd, 16, 2, 0, &err), "sampler: %s", err.message)) return;
+    int budget_batch = s.max_unet_batch, lh = s.lat_h, lw = s.lat_w, L = s.ctx_len;
+    size_t n = s.lat_n, cn = (size_t)L * s.ctx_dim;
+    size_t range = (largest_weight_bytes(sd->unet) + 256 + 255) / 256 * 256; /* the backend rounds down to 256 */
+    int k = unet_max_rows_for_range(sd->unet, lh, lw, L, range), B = k + 1;
+    float *cond = malloc(cn * sizeof(float)), *x = malloc(B * n * sizeof(float));
+    float *ref = malloc(B * n * sizeof(float)), *got = malloc(B * n * sizeof(float));
+    float *ctx = malloc(B * cn * sizeof(float));
+    const float **conds = malloc(B * sizeof *conds);
+    int64_t *t = malloc(B * sizeof *t);
+    oir_backend *small = NULL;
+    arena a = {0};
+    int ok = cond && x && ref && got && ctx && conds && t &&
+             CHECK(!sampler_encode_prompt(&s, "a red circle on the left", cond, &err), "prompt: %s", err.message);
+    for (int b = 0; ok && b < B; b++)
+        conds[b] = cond, t[b] = 981 - 40 * b, memcpy(ctx + b * cn, cond, cn * sizeof(float));
+    if (ok) noise_gaussian(x, B * n, 11);
+    ok = ok && CHECK(!sampler_eps(&s, x, t, conds, NULL, 1.0f, B, ref, &err), "eps on the CPU: %s", err.message);
+    sampler_free(&s);
+    if (!ok) goto done;
+    size_t view_k = unet_max_view_bytes(sd->unet, k, lh, lw, L), view_b = unet_max_view_bytes(sd->unet, B, lh, lw, L);
+    if (!CHECK(k >= 2 && view_k + 256 <= range && view_b + 256 > range && B <= budget_batch,
+               "a range of %zu bytes holds %d rows (largest view %zu) but not %d (%zu); budget batch %d", range, k,
+               view_k, B, view_b, budget_batch))
+        goto done;
+    CHECK(unet_max_rows_for_range(sd->unet, lh, lw, L, 0) >= budget_batch, "no range: no row limit");
+    char env[32];
+    snprintf(env, sizeof env, "%zu", range);
+    setenv("OIR_VULKAN_MAX_RANGE", env, 1);
+    be_device_spec spec = {BE_VULKAN, getenv("OIR_TEST_VULKAN") ? atoi(getenv("OIR_TEST_VULKAN")) : 0, 0};
+    int made = be_create(&small, &spec, &err);
+    unsetenv("OIR_VULKAN_MAX_RANGE");
+    if (!CHECK(!made, "vulkan with a %zu-byte range: %s", range, err.message)) goto done;
+    CHECK(small->max_view_bytes == range, "the backend's view range %zu == %zu", small->max_view_bytes, range);
+    if (!CHECK(!unet_bind(sd->unet, small, &err), "unet onto %s: %s", small->name, err.message)) goto done;
+    /* unsplit, the B rows' forward is refused */
+    float ts[64];
+    for (int b = 0; b < B && b < 64; b++) ts[b] = (float)t[b];
+    int refused = B > 64 || arena_init(&a, 64, &err) ||
+                  unet_forward(sd->unet, &a, x, ts, ctx, B, lh, lw, L, got, &err) != OIR_OK;
+    CHECK(refused && strstr(err.message, "maxStorageBufferRange"), "a %d-row forward under a %zu-byte range is "
+          "refused: %s", B, range, refused ? err.message : "it ran");
+    if (CHECK(!sampler_init(&s, sd, 16, 2, 0, &err), "sampler on %s: %s", small->name, err.message)) {
+        CHECK(s.max_unet_batch == k && k < budget_batch, "the range caps the sampler's batch: %d == %d (the budget's "
+              "%d)", s.max_unet_batch, k, budget_batch);
+        if (CHECK(!sampler_eps(&s, x, t, conds, NULL, 1.0f, B, got, &err), "split eps on %s: %s", small->name,
+                  err.message)) {
+            double e = nmse(got, ref, B * n);
+            CHECK(e <= UNET_NMSE, "%d rows in calls of %d under the range vs the CPU: NMSE %.3g (<= %g)", B, k, e,
+                  UNET_NMSE);
+            printf("  eps of %d rows under a %zu-byte view range: calls of %d (budget %d), NMSE %.3g\n", B, range,
+                   s.max_unet_batch, budget_batch, e);
+        }
+        sampler_free(&s);
+    }
+    CHECK(!unet_bind(sd->unet, NULL, &err), "unet back onto the CPU: %s", err.message);
+done:
+    arena_free(&a);
+    if (small) be_destroy(small);
+    free(cond), free(x), free(ref), free(got), free(ctx), free(conds), free(t);
 }
 
 /* ---- VAE ---------------------------------------------------------------- */
@@ -570,6 +665,7 @@ int main(int argc, char **argv) {
     if (CHECK(!sd_model_load(&sd, "models/tiny-shapes", NULL, &err), "tiny model: %s", err.message)) {
         t_unet(sd, vk);
         t_generation(sd, vk);
+        if (vk) t_split_range(sd);
         t_vae(sd, vk);
         t_clip_text(sd->text_encoder, vk, "sd text encoder");
     }

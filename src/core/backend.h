@@ -147,6 +147,9 @@ struct oir_backend {
     long ops_queued; /* ops run since creation (statistics) */
     long syncs;      /* submissions waited for (statistics) */
     int fp16_weights; /* be_weights_from_host stores fp16 (be_device_spec) */
+    /* bytes one view may span as an operand (Vulkan: maxStorageBufferRange,
+     * lowered by OIR_VULKAN_MAX_RANGE); 0: no limit (CPU) */
+    size_t max_view_bytes;
     /* bytes through be_upload / be_download (be_buffer_from_host's upload
      * included; be_count_nonfinite's count not): what crosses the bus on a
      * device, host copies on the CPU (statistics, tests) */

@@ -97,6 +97,14 @@ int sampler_init_hw(sampler *s, const sd_model *m, int height, int width, int T,
            unet_arena_bytes(m->unet, s->max_unet_batch, s->lat_h, s->lat_w, s->ctx_len) +
                    per_row_stage * s->max_unet_batch > memory_budget)
         s->max_unet_batch--;
+    /* on a device one view may span at most its max_view_bytes (Vulkan's
+     * maxStorageBufferRange: 128 MiB on lavapipe): calls of more rows would
+     * be refused, so they are split further (rows are independent) */
+    oir_backend *ube = unet_backend(m->unet);
+    if (ube && ube->max_view_bytes) {
+        int fit = unet_max_rows_for_range(m->unet, s->lat_h, s->lat_w, s->ctx_len, ube->max_view_bytes);
+        if (fit < s->max_unet_batch) s->max_unet_batch = fit;
+    }
     size_t need = unet_arena_bytes(m->unet, s->max_unet_batch, s->lat_h, s->lat_w, s->ctx_len);
     need = max_sz(need, vae_arena_bytes(m->vae, 1, height, width));
     need = max_sz(need, clip_text_arena_bytes(clip_text_get_config(m->text_encoder), 1, s->ctx_len));

@@ -14,7 +14,9 @@
  * running on to a black image.
  *
  * Memory: UNet batches are split into chunks of at most max_unet_batch rows,
- * chosen from the memory budget; results do not depend on the split. All
+ * chosen from the memory budget and, on a device, so that every view of a
+ * forward fits the device's view range (unet_max_rows_for_range); results
+ * do not depend on the split. All
  * buffers are reserved up front or grown outside the denoising loops.
  *
  * Device: the loops run on the UNet's backend (s->be; docs/BACKENDS.md
@@ -49,7 +51,7 @@ typedef struct {
     size_t lat_n;               /* lat_c * lat_h * lat_w */
     int ctx_len, ctx_dim;       /* 77, cross_attention_dim */
     float scaling_factor;       /* VAE latent scale */
-    int max_unet_batch;         /* rows per UNet call (from the budget) */
+    int max_unet_batch;         /* rows per UNet call (the budget's, and on a device the view range's) */
     arena arena;                /* activations of one model call */
     oir_backend *be;            /* the UNet's backend: where the loops keep the latents */
     int host;                   /* be shares the host's memory (CPU): host arrays are wrapped */

@@ -756,6 +756,87 @@ size_t unet_arena_bytes(const unet_model *m, int B, int h, int w, int ctx_len) {
     return bytes + tmp + 4096;
 }
 
+/* Floats of the largest views of a transformer_forward on T tokens: h and n
+ * (B, T, C), attention_add's q, k, v per group of samples, and
+ * feed_forward_add's chunk (R, 8 C). */
+static size_t transformer_view_floats(const unet_transformer *t, int B, int T, int L) {
+    size_t C = (size_t)t->c, G = (size_t)attn_group(B, T);
+    size_t v = max_sz((size_t)B * T * C, G * (size_t)(T > L ? T : L) * C);
+    return max_sz(v, (size_t)ff_chunk(B * T) * 8 * C);
+}
+
+/* The largest view of a resnet (sd_resnet_forward_be): t1 (B, C_in, HW),
+ * t2 and its output (B, C_out, HW). */
+static size_t resnet_view_floats(const sd_resnet *r, int B, int hh, int ww) {
+    return (size_t)B * (r->c_in > r->c_out ? r->c_in : r->c_out) * hh * ww;
+}
+
+/* Every operand of a forward lies inside one allocation of forward_views or
+ * of the blocks it calls, so the largest allocation bounds the largest view:
+ * this walks them as forward_views does (inputs, output, time embedding,
+ * skips, ping-pong, each resnet's and transformer's temporaries, the
+ * concatenations of the up path, the nearest-neighbour upsample of a
+ * device, conv_out's input). */
+size_t unet_max_view_bytes(const unet_model *m, int B, int h, int w, int ctx_len) {
+    const unet_config *c = &m->cfg;
+    int n = c->n_blocks, c0 = c->block_out_channels[0];
+    if (B < 1 || h < 1 || w < 1 || ctx_len < 1) return 0;
+    size_t v = (size_t)B * c->in_channels * h * w;
+    v = max_sz(v, (size_t)B * ctx_len * c->cross_attention_dim);
+    v = max_sz(v, (size_t)B * c->out_channels * h * w);
+    v = max_sz(v, (size_t)B * (c0 > c->time_embed_dim ? c0 : c->time_embed_dim));
+    skip_plan sp;
+    plan_skips(m, h, w, &sp);
+    for (int i = 0; i < sp.n; i++) v = max_sz(v, (size_t)B * sp.c[i] * sp.hh[i] * sp.ww[i]);
+    v = max_sz(v, (size_t)B * pingpong_floats(m, h, w));
+    int hh = h, ww = w;
+    for (int i = 0; i < n; i++) {
+        const unet_down_block *d = &m->down[i];
+        for (int j = 0; j < d->n_layers; j++) {
+            v = max_sz(v, resnet_view_floats(&d->resnets[j], B, hh, ww));
+            if (d->has_attn) v = max_sz(v, transformer_view_floats(&d->attentions[j], B, hh * ww, ctx_len));
+        }
+        if (d->has_downsample) hh /= 2, ww /= 2;
+    }
+    if (c->has_mid) {
+        for (int j = 0; j < 2; j++) v = max_sz(v, resnet_view_floats(&m->mid_resnets[j], B, hh, ww));
+        v = max_sz(v, transformer_view_floats(&m->mid_attn, B, hh * ww, ctx_len));
+    }
+    int cur_c = c->block_out_channels[n - 1];
+    for (int i = 0; i < n; i++) {
+        const unet_up_block *u = &m->up[i];
+        for (int j = 0; j < u->n_layers; j++) {
+            v = max_sz(v, (size_t)B * (cur_c + u->skip_c[j]) * hh * ww);
+            v = max_sz(v, resnet_view_floats(&u->resnets[j], B, hh, ww));
+            cur_c = u->c_out;
+            if (u->has_attn) v = max_sz(v, transformer_view_floats(&u->attentions[j], B, hh * ww, ctx_len));
+        }
+        if (u->has_upsample) {
+            v = max_sz(v, (size_t)B * u->upsample.c_in * 4 * hh * ww);
+            hh *= 2, ww *= 2;
+        }
+    }
+    v = max_sz(v, (size_t)B * c0 * h * w);
+    return v * sizeof(float);
+}
+
+int unet_max_rows_for_range(const unet_model *m, int h, int w, int ctx_len, size_t range) {
+    const int most = 1 << 16;
+    if (!range) return most;
+    /* a view binds the aligned window that holds it: up to 256 bytes more */
+    size_t fit = range > 256 ? range - 256 : 0;
+    int lo = 1, hi = most; /* the answer is in [lo, hi] */
+    if (unet_max_view_bytes(m, 1, h, w, ctx_len) > fit) return 1;
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        if (unet_max_view_bytes(m, mid, h, w, ctx_len) <= fit)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
 int unet_forward(const unet_model *m, arena *a, const float *sample, const float *timesteps,
                  const float *context, int B, int h, int w, int ctx_len, float *noise_pred_out,
                  oir_error *err) {

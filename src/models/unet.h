@@ -166,6 +166,17 @@ oir_backend *unet_backend(const unet_model *m);
 
 /* Arena bytes one forward needs for batch B, latent h x w, context length. */
 size_t unet_arena_bytes(const unet_model *m, int B, int h, int w, int ctx_len);
+/* Bytes of the largest single view (operand) that forward binds on a
+ * device: what must fit one binding (a Vulkan device's
+ * maxStorageBufferRange, oir_backend.max_view_bytes); the arena itself is
+ * one buffer carved into views and may be larger. */
+size_t unet_max_view_bytes(const unet_model *m, int B, int h, int w, int ctx_len);
+/* The most rows (batch) of one forward whose largest view fits `range`
+ * bytes (oir_backend.max_view_bytes; 0: no limit, 65536 rows); 1 when not
+ * even one row fits (that forward then refuses with the backend's
+ * message). Rows are independent, so a batch split into calls of at most
+ * this many rows gives the same result. */
+int unet_max_rows_for_range(const unet_model *m, int h, int w, int ctx_len, size_t range);
 
 /* Debug hook: called with named intermediates, as the fixtures name them:
  * "time_proj" (B, C0), "time_emb" (B, T_emb), "conv_in", "down.<i>", "mid",

@@ -742,6 +742,7 @@ static int device_open(vk_backend *vb, int index, int fp16_weights, oir_error *e
         unsigned long long v = strtoull(mr, NULL, 10);
         if (v >= 4096 && v < vb->max_range) vb->max_range = (VkDeviceSize)v / VK_ALIGN * VK_ALIGN;
     }
+    vb->head.max_view_bytes = (size_t)vb->max_range;
     vb->off_align = props.limits.minStorageBufferOffsetAlignment ? props.limits.minStorageBufferOffsetAlignment : 4;
     if (vb->off_align < 4) vb->off_align = 4;
     if (vb->off_align > VK_ALIGN)
