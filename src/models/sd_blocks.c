@@ -16,15 +16,6 @@ size_t sd_floats_bytes(size_t n) {
     return (n * sizeof(float) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN + ARENA_ALIGN;
 }
 
-int sd_arena_fail(oir_error *err, const char *who, arena *a, size_t mark, size_t bytes) {
-    int rc = oir_fail(err, OIR_E_NOMEM,
-                      "%s: arena exhausted (%zu of %zu bytes in use, this step needs up to %zu); "
-                      "size the arena with the model's *_arena_bytes plan",
-                      who, a->used, a->cap, bytes);
-    arena_reset(a, mark);
-    return rc;
-}
-
 /* ---- parameters --------------------------------------------------------- */
 
 static const float *get(sd_params *p, const char *prefix, const char *suffix, int ndim,
@@ -80,51 +71,6 @@ size_t sd_conv_arena_bytes(const sd_conv *c, int H, int W, int stride, int pad) 
     return sd_floats_bytes(op_conv2d_scratch(c->c_in, H, W, c->k, stride, pad));
 }
 
-int sd_conv_forward(const sd_conv *c, arena *a, float *out, const float *in, int B, int H, int W,
-                    int stride, int pad, oir_error *err) {
-    size_t n = op_conv2d_scratch(c->c_in, H, W, c->k, stride, pad);
-    size_t mark = arena_mark(a);
-    float *scratch = arena_floats(a, n);
-    if (!scratch) return sd_arena_fail(err, "conv2d", a, mark, n * sizeof(float));
-    op_conv2d(out, in, c->w, c->b, B, c->c_in, H, W, c->c_out, c->k, stride, pad, scratch);
-    arena_reset(a, mark);
-    return OIR_OK;
-}
-
-void sd_tokens_proj_add_nchw(float *x, const float *t, const sd_linear *l, int B, int HW) {
-    int C = l->out, K = l->in;
-    for (int b = 0; b < B; b++) {
-        float *xb = x + (size_t)b * C * HW;       /* (C, HW) */
-        const float *tb = t + (size_t)b * HW * K; /* (HW, K) */
-        if (l->b) op_add_channel_bias(xb, l->b, 1, C, HW);
-        /* xb (C, HW) += W (C, K) @ tb^T (K, HW) */
-        op_matmul(xb, l->w, tb, C, HW, K, 1, 1.0f, 1.0f);
-    }
-}
-
-typedef struct {
-    float *out;
-    const float *bias;
-    int n;
-} add_rows_job;
-
-static void add_bias_rows(void *ctx, long r0, long r1, int worker) {
-    const add_rows_job *jb = ctx;
-    for (long r = r0; r < r1; r++) {
-        float *o = jb->out + (size_t)r * jb->n;
-        for (int j = 0; j < jb->n; j++) o[j] += jb->bias[j];
-    }
-}
-
-void sd_linear_add(float *out, const float *in, const sd_linear *l, int rows) {
-    int n = l->out;
-    if (l->b) {
-        add_rows_job jb = {out, l->b, n};
-        pool_for(rows, pool_grain(rows, 2.0 * n), add_bias_rows, &jb);
-    }
-    op_matmul(out, in, l->w, rows, n, l->in, 1, 1.0f, 1.0f);
-}
-
 /* ---- ResnetBlock2D ------------------------------------------------------ */
 
 void sd_resnet_load(sd_params *p, sd_resnet *r, int c_in, int c_out, int temb_dim,
@@ -149,47 +95,6 @@ size_t sd_resnet_arena_bytes(const sd_resnet *r, int B, int H, int W) {
            sd_floats_bytes((size_t)B * r->c_out) + (s1 > s2 ? s1 : s2);
 }
 
-int sd_resnet_forward(const sd_resnet *r, arena *a, float *out, const float *x,
-                      const float *temb_act, int B, int H, int W, int groups, float eps,
-                      float output_scale, oir_error *err) {
-    int Ci = r->c_in, Co = r->c_out, HW = H * W;
-    size_t mark = arena_mark(a);
-    float *t1 = arena_floats(a, (size_t)B * Ci * HW); /* (B, C_in, H, W) */
-    float *t2 = arena_floats(a, (size_t)B * Co * HW); /* (B, C_out, H, W) */
-    float *proj = arena_floats(a, (size_t)B * Co);    /* (B, C_out) */
-    if (!t1 || !t2 || !proj)
-        return sd_arena_fail(err, "resnet", a, mark, sd_resnet_arena_bytes(r, B, H, W));
-    int rc;
-
-    /* hidden_states = conv1(nonlinearity(norm1(input_tensor))) */
-    op_group_norm(t1, x, r->norm1.w, r->norm1.b, B, Ci, HW, groups, eps, 1);
-    if ((rc = sd_conv_forward(&r->conv1, a, t2, t1, B, H, W, 1, 1, err))) goto cleanup;
-    /* + time_emb_proj(nonlinearity(temb))[:, :, None, None] */
-    if (r->temb_dim > 0 && temb_act) {
-        op_linear(proj, temb_act, r->time_emb_proj.w, r->time_emb_proj.b, B, r->temb_dim, Co);
-        op_add_channel_bias(t2, proj, B, Co, HW);
-    }
-    /* conv2(dropout(nonlinearity(norm2(h)))) */
-    op_group_norm(t2, t2, r->norm2.w, r->norm2.b, B, Co, HW, groups, eps, 1);
-    if ((rc = sd_conv_forward(&r->conv2, a, out, t2, B, H, W, 1, 1, err))) goto cleanup;
-    /* output = (conv_shortcut(input_tensor) + hidden_states) / output_scale_factor;
-     * the 1x1 shortcut accumulates straight onto out (beta = 1). */
-    if (r->conv_shortcut.w) {
-        for (int b = 0; b < B; b++) {
-            float *ob = out + (size_t)b * Co * HW;
-            if (r->conv_shortcut.b) op_add_channel_bias(ob, r->conv_shortcut.b, 1, Co, HW);
-            op_matmul(ob, r->conv_shortcut.w, x + (size_t)b * Ci * HW, Co, HW, Ci, 0, 1.0f, 1.0f);
-        }
-    } else {
-        op_add(out, out, x, (size_t)B * Co * HW);
-    }
-    if (output_scale != 1.0f) op_scale(out, out, 1.0f / output_scale, (size_t)B * Co * HW);
-    rc = OIR_OK;
-cleanup:
-    arena_reset(a, mark);
-    return rc;
-}
-
 /* ---- Downsample2D / Upsample2D ----------------------------------------- */
 
 size_t sd_downsample_arena_bytes(const sd_conv *c, int B, int H, int W, int pad) {
@@ -198,45 +103,6 @@ size_t sd_downsample_arena_bytes(const sd_conv *c, int B, int H, int W, int pad)
     return sd_floats_bytes((size_t)B * c->c_in * H * (W + 1)) +
            sd_floats_bytes((size_t)B * c->c_in * (H + 1) * (W + 1)) +
            sd_conv_arena_bytes(c, H + 1, W + 1, 2, 0);
-}
-
-typedef struct {
-    float *xp;
-    const float *x;
-    int H, W;
-} pad_job;
-
-/* One zero column on the right and one zero row at the bottom of each plane. */
-static void pad_planes(void *ctx, long p0, long p1, int worker) {
-    const pad_job *j = ctx;
-    int H = j->H, W = j->W, Wp = W + 1;
-    for (long pl = p0; pl < p1; pl++) {
-        const float *s = j->x + (size_t)pl * H * W;
-        float *d = j->xp + (size_t)pl * (H + 1) * Wp;
-        for (int y = 0; y < H; y++) {
-            memcpy(d + (size_t)y * Wp, s + (size_t)y * W, (size_t)W * sizeof(float));
-            d[(size_t)y * Wp + W] = 0.0f;
-        }
-        memset(d + (size_t)H * Wp, 0, (size_t)Wp * sizeof(float));
-    }
-}
-
-int sd_downsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H,
-                          int W, int pad, oir_error *err) {
-    if (pad != 0) return sd_conv_forward(c, a, out, x, B, H, W, 2, pad, err);
-    /* F.pad(x, (0, 1, 0, 1)): one zero column on the right, one zero row at the bottom */
-    int C = c->c_in, Hp = H + 1, Wp = W + 1;
-    size_t mark = arena_mark(a);
-    float *xp = arena_floats(a, (size_t)B * C * Hp * Wp); /* (B, C, H+1, W+1) */
-    if (!xp)
-        return sd_arena_fail(err, "downsample", a, mark,
-                             sd_downsample_arena_bytes(c, B, H, W, pad));
-    long planes = (long)B * C;
-    pad_job pj = {xp, x, H, W};
-    pool_for(planes, pool_grain(planes, 2.0 * Hp * Wp), pad_planes, &pj);
-    int rc = sd_conv_forward(c, a, out, xp, B, Hp, Wp, 2, 0, err);
-    arena_reset(a, mark);
-    return rc;
 }
 
 /* Upsample2D as one convolution at the low resolution. With up = nearest2x(x),
@@ -325,41 +191,6 @@ void sd_upsample_phase_weights(const sd_conv *c, float *pw, float *pb) {
 void sd_upsample_interleave(float *out, const float *y, int Co, int H, int W) {
     interleave_job ij = {out, y, Co, H, W};
     pool_for(Co, pool_grain(Co, 8.0 * H * W), interleave_phases, &ij);
-}
-
-int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H, int W,
-                        oir_error *err) {
-    size_t mark = arena_mark(a);
-    int Ci = c->c_in, Co = c->c_out, rc = OIR_OK;
-    if (c->k != 3) { /* F.interpolate(scale_factor=2.0, mode="nearest"), then conv */
-        float *up = arena_floats(a, (size_t)B * Ci * 4 * H * W); /* (B, C, 2H, 2W) */
-        if (!up)
-            return sd_arena_fail(err, "upsample", a, mark, sd_upsample_arena_bytes(c, B, H, W));
-        op_upsample_nearest2x(up, x, B, Ci, H, W);
-        rc = sd_conv_forward(c, a, out, up, B, 2 * H, 2 * W, c->k / 2, c->k / 2, err);
-        arena_reset(a, mark);
-        return rc;
-    }
-    int Hp = H + 1, Wp = W + 1;
-    float *pw = arena_floats(a, (size_t)16 * Co * Ci);    /* (4, C_out, C_in, 2, 2) */
-    float *pb = arena_floats(a, (size_t)4 * Co);          /* (4, C_out) */
-    float *y = arena_floats(a, (size_t)4 * Co * Hp * Wp); /* (4, C_out, H+1, W+1), one image */
-    if (!pw || !pb || !y)
-        return sd_arena_fail(err, "upsample", a, mark, sd_upsample_arena_bytes(c, B, H, W));
-    phase_job pj = {pw, c->w, Ci, (size_t)Co * Ci * 4};
-    pool_for(Co, pool_grain(Co, 16.0 * Ci), phase_taps, &pj);
-    for (int p = 0; p < 4; p++)
-        for (int co = 0; co < Co; co++) pb[p * Co + co] = c->b ? c->b[co] : 0.0f;
-    sd_conv pc = {Ci, 4 * Co, 2, pw, pb, BE_NONE, BE_NONE};
-    for (int b = 0; b < B; b++) {
-        if ((rc = sd_conv_forward(&pc, a, y, x + (size_t)b * Ci * H * W, 1, H, W, 1, 1, err)))
-            break;
-        /* out[co, 2i+py, 2j+px] = y[(py, px), co, i+py, j+px] */
-        interleave_job ij = {out + (size_t)b * Co * 4 * H * W, y, Co, H, W};
-        pool_for(Co, pool_grain(Co, 8.0 * H * W), interleave_phases, &ij);
-    }
-    arena_reset(a, mark);
-    return rc;
 }
 
 int sd_params_check(const sd_params *p, const char *what, oir_error *err) {

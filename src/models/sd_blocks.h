@@ -84,29 +84,21 @@ typedef struct {
 void sd_resnet_load(sd_params *p, sd_resnet *r, int c_in, int c_out, int temb_dim,
                     const char *prefix);
 
-/* x (B, C_in, H, W) -> out (B, C_out, H, W); out must not alias x.
- * temb_act (B, T_emb) is silu(emb), computed once per pass (NULL when
- * temb_dim is 0). */
-int sd_resnet_forward(const sd_resnet *r, arena *a, float *out, const float *x,
-                      const float *temb_act, int B, int H, int W, int groups, float eps,
-                      float output_scale, oir_error *err);
 size_t sd_resnet_arena_bytes(const sd_resnet *r, int B, int H, int W);
 
 /* ---- Downsample2D / Upsample2D ----------------------------------------- */
 
 /* Downsample2D(use_conv=True): conv 3x3 stride 2 with padding `pad`
  * (1 in the UNet); pad 0 means diffusers' F.pad(x, (0, 1, 0, 1)) first
- * (the VAE encoder). x (B, C, H, W) -> out (B, C_out, H/2, W/2), H, W even. */
-int sd_downsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H,
-                          int W, int pad, oir_error *err);
+ * (the VAE encoder). x (B, C, H, W) -> out (B, C_out, H/2, W/2), H, W even.
+ * The forwards run on the backend table (sd_blocks_be.c); these size the
+ * host arena they are planned against. */
 size_t sd_downsample_arena_bytes(const sd_conv *c, int B, int H, int W, int pad);
 
 /* Upsample2D(use_conv=True): nearest 2x then conv 3x3 pad 1, computed as one
  * (4 C_out, C_in, 2, 2) conv at the input size (the four output phases;
  * 2.25x fewer multiply-adds, no upsampled copy; see sd_blocks.c).
  * x (B, C, H, W) -> out (B, C_out, 2H, 2W). */
-int sd_upsample_forward(const sd_conv *c, arena *a, float *out, const float *x, int B, int H, int W,
-                        oir_error *err);
 size_t sd_upsample_arena_bytes(const sd_conv *c, int B, int H, int W);
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -124,21 +116,7 @@ static inline void sd_tap_out(const sd_tap *tap, const char *name, const float *
 
 /* Bytes arena_floats(n) takes, alignment included. */
 size_t sd_floats_bytes(size_t n);
-/* Conv2d over a whole batch with scratch from the arena: in (B, C_in, H, W)
- * -> out (B, C_out, H', W'). */
-int sd_conv_forward(const sd_conv *c, arena *a, float *out, const float *in, int B, int H, int W,
-                    int stride, int pad, oir_error *err);
 size_t sd_conv_arena_bytes(const sd_conv *c, int H, int W, int stride, int pad);
-/* x (B, C, HW) += W (C, K) @ t_b^T + bias for each batch row b, where
- * t (B, HW, K) is token-major: a Linear / 1x1 conv whose output lands in
- * NCHW on top of a residual, with no transpose and no extra buffer. */
-void sd_tokens_proj_add_nchw(float *x, const float *t, const sd_linear *l, int B, int HW);
-/* out (rows, n) += in (rows, K) @ W (n, K)^T + bias (a Linear added onto a
- * residual stream in place). */
-void sd_linear_add(float *out, const float *in, const sd_linear *l, int rows);
-/* The "arena exhausted" error (an arena smaller than the plan); resets the
- * arena to mark so a failed step leaves it as it found it. */
-int sd_arena_fail(oir_error *err, const char *who, arena *a, size_t mark, size_t bytes);
 
 /* Upsample2D's four phase kernels of a 3x3 conv c (see sd_blocks.c):
  * pw (4, C_out, C_in, 2, 2), pb (4, C_out) (zeros without a bias). */
@@ -261,7 +239,7 @@ int sd_upsample_forward_be(oir_backend *be, const sd_conv *c, const sd_conv *pha
 /* Downsample2D with pad 0 (the VAE encoder): F.pad(x, (0, 1, 0, 1)) as two
  * copies (be_concat_channels with zeros: a zero column after each row, then
  * a zero row after each plane), then the 3x3 stride-2 conv. zeros: at least
- * B C max(H, W + 1) floats of 0 (sd_dev_zeros). Host bits: sd_downsample_forward. */
+ * B C max(H, W + 1) floats of 0 (sd_dev_zeros). */
 int sd_downsample_pad0_forward_be(oir_backend *be, const sd_conv *c, sd_dev_arena *a, be_view out, be_view x,
                                   be_view zeros, int B, int H, int W, oir_error *err);
 void sd_tokens_proj_add_nchw_be(oir_backend *be, be_view x, be_view t, const sd_linear *l, int B, int HW);
