@@ -227,6 +227,37 @@ static void test_pieces(void) {
     CHECK(mask_noise_timestep(&cfg, 50, 0.01, &t, &err) == OIR_E_ARG, "no level: %s", err.message);
 }
 
+/* A region (a background): high everywhere but on two objects. Its holes
+ * stay out with MASK_CLEAN_REGION and are filled without it; broadness
+ * tells it from an object's peaked map. */
+static void test_region(void) {
+    enum { LH = 8, LW = 8, F = 4 };
+    float map[LH * LW], peak[LH * LW];
+    unsigned char mask[LH * F * LW * F];
+    oir_mask_info info;
+    oir_error err = {0};
+    for (int i = 0; i < LH * LW; i++) map[i] = 0.8f, peak[i] = 0.05f;
+    for (int y = 2; y <= 3; y++)
+        for (int x = 2; x <= 3; x++) map[y * LW + x] = 0.05f, map[(y + 3) * LW + x + 3] = 0.05f, peak[y * LW + x] = 1;
+    CHECK(mask_broadness(map, LH * LW) >= MASK_REGION_BROAD && mask_broadness(peak, LH * LW) < MASK_REGION_BROAD,
+          "broadness: region %.3f, object %.3f (threshold %.2f)", (double)mask_broadness(map, LH * LW),
+          (double)mask_broadness(peak, LH * LW), (double)MASK_REGION_BROAD);
+    const float zero[4] = {0, 0, 0, 0};
+    CHECK(mask_broadness(zero, 4) == 0, "broadness of a flat map: 0");
+    memset(&info, 0, sizeof info);
+    if (CHECK(mask_clean(map, MASK_CLEAN_REGION, LH, LW, LH * F, LW * F, 0.5f, 0, MASK_UPSAMPLE_NEAREST, mask, &info,
+                         &err) == OIR_OK,
+              "%s", err.message)) {
+        int holes_out = !mask[(2 * F) * LW * F + 2 * F] && !mask[(5 * F) * LW * F + 5 * F];
+        CHECK(holes_out && mask[0] && fabsf(info.area - 56.0f / 64.0f) < 1e-6f && info.warning == OIR_MASK_WARN_NONE,
+              "region: the objects stay out (area %g, warning %d)", (double)info.area, info.warning);
+    }
+    if (CHECK(mask_clean(map, 0, LH, LW, LH * F, LW * F, 0.5f, 0, MASK_UPSAMPLE_NEAREST, mask, &info, &err) == OIR_OK,
+              "%s", err.message))
+        CHECK(info.area == 1.0f && info.warning == OIR_MASK_WARN_WHOLE, "without the flag the holes are filled (area %g)",
+              (double)info.area);
+}
+
 static void test_clean(void) {
     enum { LH = 8, LW = 8, F = 4 };
     float map[LH * LW];
@@ -569,6 +600,7 @@ int main(void) {
     oir_set_threads(1);
     test_pieces();
     test_clean();
+    test_region();
     test_params();
     oir_context *ctx = NULL;
     oir_error err = {0};

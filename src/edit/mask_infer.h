@@ -24,7 +24,7 @@
  * holes (the objects) kept out; the whole-image warning from
  * MASK_REGION_WHOLE_AREA (a region mask is large by nature). */
 #define MASK_REGION_BROAD 0.33f
-#define MASK_REGION_THRESHOLD 0.75f
+#define MASK_REGION_THRESHOLD 0.3f
 #define MASK_REGION_WHOLE_AREA 0.98f
 #define MASK_MAX_MAPS 256
 #define MASK_MAX_DILATE 64
