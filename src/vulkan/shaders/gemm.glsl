@@ -135,13 +135,14 @@ void main() {
         for (uint kk = 0; kk < BK; kk += lK) {
             for (uint i = 0; i < CM_MAX_TILES; i++) {
                 uint t = gl_SubgroupID + i * gl_NumSubgroups;
-                if (t >= tiles) break;
-                uint tm = t % tiles_m, tn = t / tiles_m;
-                fcoopmatNV<16, gl_ScopeSubgroup, lM, lK> ma;
-                fcoopmatNV<16, gl_ScopeSubgroup, lK, lN> mb;
-                coopMatLoadNV(ma, As, kk * AS_STRIDE + tm * lM, AS_STRIDE, true); // As is column-major A
-                coopMatLoadNV(mb, Bs, kk * BS_STRIDE + tn * lN, BS_STRIDE, false);
-                cacc[i] = coopMatMulAddNV(ma, mb, cacc[i]);
+                if (t < tiles) { // uniform in the subgroup; a constant-bound loop unrolls (constant cacc index)
+                    uint tm = t % tiles_m, tn = t / tiles_m;
+                    fcoopmatNV<16, gl_ScopeSubgroup, lM, lK> ma;
+                    fcoopmatNV<16, gl_ScopeSubgroup, lK, lN> mb;
+                    coopMatLoadNV(ma, As, kk * AS_STRIDE + tm * lM, AS_STRIDE, true); // As is column-major A
+                    coopMatLoadNV(mb, Bs, kk * BS_STRIDE + tn * lN, BS_STRIDE, false);
+                    cacc[i] = coopMatMulAddNV(ma, mb, cacc[i]);
+                }
             }
         }
 #else
@@ -158,9 +159,10 @@ void main() {
 #ifdef COOPMAT
     for (uint i = 0; i < CM_MAX_TILES; i++) {
         uint t = gl_SubgroupID + i * gl_NumSubgroups;
-        if (t >= tiles) break;
-        uint tm = t % tiles_m, tn = t / tiles_m;
-        coopMatStoreNV(cacc[i], Cs, tm * lM * CS_STRIDE + tn * lN, CS_STRIDE, false);
+        if (t < tiles) {
+            uint tm = t % tiles_m, tn = t / tiles_m;
+            coopMatStoreNV(cacc[i], Cs, tm * lM * CS_STRIDE + tn * lN, CS_STRIDE, false);
+        }
     }
     barrier();
     float acc[4][4];
