@@ -119,10 +119,11 @@ $(OUT)/%.o: %.c $(FLAGS_STAMP)
 $(OUT)/src/models/tokenizer_builtin.o: data/clip-tokenizer/merges.txt
 
 # SPIR-V of each shader as a C initializer (glslc -mfmt=c), then one C file
-# with the table (scripts/embed_spirv.sh).
+# with the table (scripts/embed_spirv.sh). The cooperative-matrix GEMMs
+# (*_cm) use subgroup built-ins: SPIR-V 1.3, Vulkan 1.1.
 $(OUT)/gen/spv/%.inc: src/vulkan/shaders/%.comp
 	@mkdir -p $(dir $@)
-	$(GLSLC) --target-env=vulkan1.0 -O -mfmt=c -MD -MF $@.d -o $@ $<
+	$(GLSLC) --target-env=$(if $(filter %_cm,$*),vulkan1.1,vulkan1.0) -O -mfmt=c -MD -MF $@.d -o $@ $<
 
 $(OUT)/gen/vk_spirv.c: $(VK_SPV) scripts/embed_spirv.sh
 	@bash scripts/embed_spirv.sh $@ $(VK_SPV)

@@ -4,12 +4,14 @@
 # tree): builds with the Vulkan backend, lists the devices, runs every
 # backend op on the GPU against the CPU (tests/test_backend_ops.c, its
 # fp16-weight cases included), the tiny UNet with fp16 weights against fp32
-# (tests/test_vulkan_fp16.c), times the table's ops at SD 1.5 shapes (GEMM,
+# (tests/test_vulkan_fp16.c), the GEMMs on cooperative matrices where the
+# device has them (OIR_VULKAN_COOPMAT=1, NMSE against the CPU), times the table's ops at SD 1.5 shapes (GEMM,
 # convolution, attention, norms; 512x512, batch 2) on the GPU and on the CPU
 # side by side (bench/bench_backend.c), then the models, CPU vs GPU, as one
 # table: a random-weight SD 1.5 folder (tools/make_random_sd.c, fp16, in a
 # temp folder), the UNet step at batch 2 and 50 on 64x64 latents and the VAE
-# decode at 512x512 (bench/bench_unet.c --device), and the demo scene's
+# decode at 512x512 (bench/bench_unet.c --device; the UNet step again with
+# OIR_VULKAN_COOPMAT=1 where the device has cooperative matrices), and the demo scene's
 # two-pair OIR edit at 512x512 with T = 10 (`oir edit --device`), next to
 # the issue's goals.
 #
@@ -71,7 +73,24 @@ rm -f "$log"
 echo
 echo "== fp16 weight storage (vulkan:$dev,fp16-weights): the tiny UNet against fp32 weights"
 OIR_TEST_VULKAN=$dev $out/tests/test_vulkan_fp16 | tail -2
-echo "cooperative matrix: no GEMM variant (glslc $(glslc --version | head -1 | awk '{print $2}') cannot compile GL_KHR_cooperative_matrix; docs/BACKENDS.md \"Not yet\")"
+echo
+echo "== cooperative matrices (OIR_VULKAN_COOPMAT=1, tensor cores): the GEMM/linear/conv cases against the CPU"
+# (NMSE within 1e-6: fp16-rounded inputs; a device without them refuses the backend, and the rest is skipped)
+log=$(mktemp)
+coopmat=0
+if OIR_VULKAN_COOPMAT=1 OIR_TEST_VULKAN=$dev $out/tests/test_backend_ops >"$log" 2>&1; then
+  coopmat=1
+  grep -E "^  ok +vulkan.*(matmul|linear|conv2d|chain)" "$log" | head -60
+  tail -1 "$log"
+elif grep -q "OIR_VULKAN_COOPMAT=1 needs cooperative matrices" "$log"; then
+  echo "cooperative matrix: vulkan:$dev offers no usable VK_NV_cooperative_matrix shape; the plain GEMMs only"
+else
+  grep -E "FAIL|^backend" "$log" | head -40
+  tail -1 "$log"
+  echo "gpu_check: the cooperative-matrix GEMMs FAILED on vulkan:$dev (full log: $log)"
+  exit 1
+fi
+rm -f "$log"
 echo
 if [ "$small" = 1 ]; then
   echo "== the table's ops at SD 1.5 shapes: skipped in the small mode (make bench-backend times the tiny shapes)"
@@ -128,6 +147,10 @@ bench "$tmp/ub_gpu" "$gpu" --what unet --batch $big --latent $lat --warmup 1 --i
 bench "$tmp/v_cpu" cpu --what vae --latent $lat --warmup 1 --iters 1
 bench "$tmp/v_gpu" "$gpu" --what vae --latent $lat --warmup 1 --iters 3
 grep -h "per call of" "$tmp/ub_gpu" || true
+if [ "$coopmat" = 1 ]; then # the UNet step on the cooperative-matrix GEMMs
+  OIR_VULKAN_COOPMAT=1 bench "$tmp/u2_cm" "$gpu" --what unet --batch 2 --latent $lat --warmup 1 --iters 3
+  OIR_VULKAN_COOPMAT=1 bench "$tmp/ub_cm" "$gpu" --what unet --batch $big --latent $lat --warmup 1 --iters 2
+fi
 # the CPU edit: the planner's estimate at T = steps and at T = 50 (a fresh calibration cache)
 export XDG_CACHE_HOME="$tmp/cache"
 edit cpu --steps $steps --plan >"$tmp/plan_t" 2>&1 || { cat "$tmp/plan_t"; echo "gpu_check: oir edit --plan FAILED"; exit 1; }
@@ -165,6 +188,16 @@ row "VAE decode $((lat * 8))x$((lat * 8))" "$vc" "$vg" ""
 row "two-pair OIR edit ${size}x${size}, T = $steps (CPU: planned)" "$plan_t" "$edit_gpu" ""
 row "two-pair OIR edit ${size}x${size}, T = 50 (CPU: planned; GPU: T = $steps x $ratio)" "$plan_50" "$edit_50" \
   "< 30 s (issue 15)"
+if [ "$coopmat" = 1 ]; then
+  echo
+  echo "| UNet step, ${lat}x${lat} latents | vulkan:$dev plain s | vulkan:$dev OIR_VULKAN_COOPMAT=1 s | plain / coopmat |"
+  echo "|---|---|---|---|"
+  for b in 2 $big; do
+    f=u2; [ "$b" = 2 ] || f=ub
+    p=$(best "unet forward" "$tmp/${f}_gpu"); c=$(best "unet forward" "$tmp/${f}_cm")
+    echo "| batch $b | $p | $c | $(awk -v p="$p" -v c="$c" 'BEGIN { if (p > 0 && c > 0) printf "%.3gx", p / c; else printf "-" }') |"
+  done
+fi
 echo
 echo "CPU: best of the passes after a warm-up (batch $big: one pass, no warm-up); GPU: best of 2-3 after one."
 echo "Edit: the GPU's T = $steps run is report.json's seconds.total (model loading not included); the"

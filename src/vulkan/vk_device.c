@@ -15,6 +15,8 @@
 static const char *const vk_shader_names[VK_SHADER_COUNT] = {
     "gemm_nn", "gemm_nt", "gemm_conv", "attention", "norm", "softmax", "eltwise", "shape", "ddim", "nonfinite",
     "gemm_nn_a16", "gemm_nn_b16", "gemm_nn_ab16", "gemm_nt_a16", "gemm_nt_b16", "gemm_nt_ab16", "gemm_conv_a16",
+    "gemm_nn_cm", "gemm_nt_cm", "gemm_conv_cm", "gemm_nn_a16_cm", "gemm_nn_b16_cm", "gemm_nn_ab16_cm",
+    "gemm_nt_a16_cm", "gemm_nt_b16_cm", "gemm_nt_ab16_cm", "gemm_conv_a16_cm",
 };
 
 /* ---- the loader --------------------------------------------------------- */
@@ -115,6 +117,8 @@ static int instance_open(vk_fns *f, VkInstance *inst, oir_error *err) {
 #define VK_LOAD_INSTANCE(name) f->name = (PFN_##name)loader_gipa(*inst, #name);
     VK_INSTANCE_FNS(VK_LOAD_INSTANCE)
 #undef VK_LOAD_INSTANCE
+    f->vkGetPhysicalDeviceCooperativeMatrixPropertiesNV = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
+        loader_gipa(*inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
     if (!f->vkDestroyInstance || !f->vkEnumeratePhysicalDevices || !f->vkGetPhysicalDeviceProperties ||
         !f->vkGetPhysicalDeviceMemoryProperties || !f->vkGetPhysicalDeviceQueueFamilyProperties ||
         !f->vkEnumerateDeviceExtensionProperties || !f->vkCreateDevice || !f->vkGetDeviceProcAddr) {
@@ -220,6 +224,48 @@ static void device_info(vk_fns *f, VkPhysicalDevice pd, be_device_info *o) {
         o->storage16 = s16.storageBuffer16BitAccess == VK_TRUE;
     }
     o->coopmat = has_extension(f, pd, "VK_KHR_cooperative_matrix") || has_extension(f, pd, "VK_NV_cooperative_matrix");
+}
+
+/* The device's VK_NV_cooperative_matrix shapes (vk_coopmat.h), available
+ * only with the extension and its feature, shaderFloat16 (the tiles are
+ * fp16 in shared memory) and Vulkan 1.2 (that feature's struct; the shaders
+ * are SPIR-V 1.3). OIR_VULKAN_NO_COOPMAT=1 hides them (tests). The KHR
+ * extension is not used: this glslc cannot compile GL_KHR_cooperative_matrix. */
+static void coopmat_query(vk_fns *f, VkPhysicalDevice pd, vk_coopmat_props *o) {
+    memset(o, 0, sizeof *o);
+    VkPhysicalDeviceProperties p;
+    f->vkGetPhysicalDeviceProperties(pd, &p);
+    const char *hide = getenv("OIR_VULKAN_NO_COOPMAT");
+    if ((hide && !strcmp(hide, "1")) || p.apiVersion < VK_API_VERSION_1_2 || !f->vkGetPhysicalDeviceFeatures2 ||
+        !f->vkGetPhysicalDeviceProperties2 || !f->vkGetPhysicalDeviceCooperativeMatrixPropertiesNV ||
+        !has_extension(f, pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME))
+        return;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cm = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceShaderFloat16Int8Features f16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
+                                                     .pNext = &cm};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f16};
+    f->vkGetPhysicalDeviceFeatures2(pd, &f2);
+    if (!cm.cooperativeMatrix || !f16.shaderFloat16) return;
+    VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sg};
+    f->vkGetPhysicalDeviceProperties2(pd, &p2);
+    VkCooperativeMatrixPropertiesNV cp[VK_COOPMAT_MAX_SHAPES];
+    uint32_t n = VK_COOPMAT_MAX_SHAPES;
+    for (uint32_t i = 0; i < n; i++) cp[i] = (VkCooperativeMatrixPropertiesNV){.sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+    VkResult r = f->vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, cp);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) return;
+    o->available = 1;
+    o->subgroup_size = sg.subgroupSize;
+    o->nshapes = (int)n;
+    for (uint32_t i = 0; i < n; i++)
+        o->shapes[i] = (vk_coopmat_shape){cp[i].MSize,
+                                          cp[i].NSize,
+                                          cp[i].KSize,
+                                          cp[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV,
+                                          cp[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV,
+                                          cp[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV,
+                                          cp[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV,
+                                          cp[i].scope == VK_SCOPE_SUBGROUP_NV};
 }
 
 int vk_list_devices(be_device_info *out, int max, int *n, oir_error *err) {
@@ -785,6 +831,33 @@ static int device_open(vk_backend *vb, int index, int fp16_weights, oir_error *e
                             vb->head.name);
         di.pNext = &s16;
         vb->head.fp16_weights = 1;
+    }
+    /* the GEMMs' path: OIR_VULKAN_COOPMAT=0|1|auto (vk_pick_gemm_path); when
+     * cooperative, the extension, its feature and shaderFloat16 are enabled */
+    vk_coopmat_mode cm_mode;
+    const char *cm_env = getenv("OIR_VULKAN_COOPMAT");
+    if (vk_coopmat_mode_parse(cm_env, &cm_mode))
+        return oir_fail(err, OIR_E_ARG, "OIR_VULKAN_COOPMAT=%.40s: expected 0, 1 or auto", cm_env);
+    vk_coopmat_props cm_props;
+    coopmat_query(&vb->f, vb->phys, &cm_props);
+    vb->gemm_path = vk_pick_gemm_path(&cm_props, cm_mode, fp16_weights);
+    if (cm_mode == VK_COOPMAT_ON && vb->gemm_path != VK_GEMM_COOPMAT)
+        return oir_fail(err, OIR_E_UNSUPPORTED,
+                        "%s: OIR_VULKAN_COOPMAT=1 needs cooperative matrices (VK_NV_cooperative_matrix with an fp16 x "
+                        "fp16 -> fp32 subgroup shape, shaderFloat16, Vulkan 1.2), which this device does not offer%s; "
+                        "use OIR_VULKAN_COOPMAT=auto or 0",
+                        vb->head.name, cm_props.available ? " (no usable shape)" : "");
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cm_feat = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE};
+    VkPhysicalDeviceShaderFloat16Int8Features cm_f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .shaderFloat16 = VK_TRUE, .pNext = &cm_feat};
+    const char *cm_ext[] = {VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME};
+    if (vb->gemm_path == VK_GEMM_COOPMAT) {
+        vk_coopmat_pick_shape(&cm_props, &vb->coopmat_shape);
+        cm_feat.pNext = (void *)di.pNext;
+        di.pNext = &cm_f16;
+        di.enabledExtensionCount = 1;
+        di.ppEnabledExtensionNames = cm_ext;
     }
     VkResult r = vb->f.vkCreateDevice(vb->phys, &di, NULL, &vb->dev);
     if (r != VK_SUCCESS)

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "core/backend.h"
+#include "vulkan/vk_coopmat.h"
 #include "vulkan/vk_shaders.h"
 
 #define VK_GLOBAL_FNS(X)                     \
@@ -94,6 +95,8 @@
 typedef struct {
     PFN_vkGetInstanceProcAddr vkGetInstanceProcAddr;
     PFN_vkEnumerateInstanceVersion vkEnumerateInstanceVersion; /* NULL on a 1.0 loader */
+    /* NULL where the loader knows no VK_NV_cooperative_matrix */
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV vkGetPhysicalDeviceCooperativeMatrixPropertiesNV;
 #define VK_FN_FIELD(name) PFN_##name name;
     VK_GLOBAL_FNS(VK_FN_FIELD)
     VK_INSTANCE_FNS(VK_FN_FIELD)
@@ -165,6 +168,11 @@ typedef struct {
     int recording;
     VkDescriptorPool *dpools;
     int ndpools, dpool_cur;
+
+    /* the GEMMs' path (vk_pick_gemm_path) and, when cooperative, the shape
+     * (the *_cm shaders' specialisation constants) */
+    vk_gemm_path gemm_path;
+    vk_coopmat_shape coopmat_shape;
 
     /* pipelines */
     VkShaderModule modules[VK_SHADER_COUNT];

@@ -103,6 +103,16 @@ static int gemm_shader(int plain, const be_view *a, const be_view *b) {
     }
 }
 
+/* The cooperative-matrix variant of a GEMM shader (vk_shaders.h's order). */
+static int coopmat_shader(int shader) {
+    switch (shader) {
+    case VK_SH_GEMM_NN: return VK_SH_GEMM_NN_CM;
+    case VK_SH_GEMM_NT: return VK_SH_GEMM_NT_CM;
+    case VK_SH_GEMM_CONV: return VK_SH_GEMM_CONV_CM;
+    default: return VK_SH_GEMM_NN_A16_CM + (shader - VK_SH_GEMM_NN_A16); /* the fp16 ones, in order */
+    }
+}
+
 /* names: the operands a and b as the op calls them; a and b in bytes as
  * float32 (halved for an fp16 operand). */
 static int gemm_run(vk_backend *vb, const char *op, const char *const names[2], int shader, be_view out,
@@ -123,6 +133,11 @@ static int gemm_run(vk_backend *vb, const char *op, const char *const names[2], 
         bd[3] = bd[1]; /* unread */
     }
     uint32_t gx = (p->N + 63) / 64, gy = (p->M + 63) / 64;
+    if (vb->gemm_path == VK_GEMM_COOPMAT) {
+        const vk_coopmat_shape *cs = &vb->coopmat_shape;
+        int spec[3] = {(int)cs->m, (int)cs->n, (int)cs->k};
+        return vk_dispatch(vb, coopmat_shader(shader), spec, 3, bd, 4, p, sizeof *p, gx, gy, batch);
+    }
     return vk_dispatch(vb, shader, NULL, 0, bd, 4, p, sizeof *p, gx, gy, batch);
 }
 

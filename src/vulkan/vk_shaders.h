@@ -27,6 +27,19 @@ enum {
     VK_SH_GEMM_NT_B16,
     VK_SH_GEMM_NT_AB16,
     VK_SH_GEMM_CONV_A16,
+    /* the cooperative-matrix GEMMs (tensor cores, fp16 tiles, fp32
+     * accumulate; vk_coopmat.h), spec: lM, lN, lK; in this order: the
+     * variants of NN, NT, CONV, then of the fp16 ones above */
+    VK_SH_GEMM_NN_CM,
+    VK_SH_GEMM_NT_CM,
+    VK_SH_GEMM_CONV_CM,
+    VK_SH_GEMM_NN_A16_CM,
+    VK_SH_GEMM_NN_B16_CM,
+    VK_SH_GEMM_NN_AB16_CM,
+    VK_SH_GEMM_NT_A16_CM,
+    VK_SH_GEMM_NT_B16_CM,
+    VK_SH_GEMM_NT_AB16_CM,
+    VK_SH_GEMM_CONV_A16_CM,
     VK_SHADER_COUNT
 };
 

@@ -9,6 +9,13 @@
 // A_F16 / B_F16 (the *_a16, *_b16, *_ab16 variants, fp16 weights): that
 // operand is stored as fp16 and widened to fp32 as the tile loads it; the
 // arithmetic is fp32 either way.
+// COOPMAT (the *_cm variants, GL_NV_cooperative_matrix, tensor cores): the
+// same tiles are stored as fp16 in shared memory and multiplied by the
+// subgroups as lM x lN x lK cooperative matrices (specialisation constants:
+// a shape the device reports for fp16 x fp16 -> fp32) with fp32
+// accumulators; each subgroup takes tiles of C in turn (at most
+// CM_MAX_TILES). The accumulators go through shared memory to the same
+// epilogue. Inputs are rounded to fp16: results differ from the fp32 path.
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
 
@@ -47,8 +54,29 @@ layout(push_constant) uniform PC {
     uint cin, H, W, ks, stride, pad, Wo; // MODE_CONV
 } p;
 
-shared float As[BK][BM + 1];
-shared float Bs[BK][BN + 1];
+#ifdef COOPMAT
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+layout(constant_id = 0) const uint lM = 16;
+layout(constant_id = 1) const uint lN = 16;
+layout(constant_id = 2) const uint lK = 16;
+#define CM_MAX_TILES 8
+// strides in multiples of 16 bytes (cooperative loads and stores)
+#define AS_STRIDE (BM + 8)
+#define BS_STRIDE (BN + 8)
+#define CS_STRIDE (BN + 4)
+#define TILE_T float16_t
+shared float Cs[BM * CS_STRIDE];
+#else
+#define AS_STRIDE (BM + 1)
+#define BS_STRIDE (BN + 1)
+#define TILE_T float
+#endif
+// As: the A tile k-major (As[k * AS_STRIDE + m]); Bs: the B tile (Bs[k * BS_STRIDE + n])
+shared TILE_T As[BK * AS_STRIDE];
+shared TILE_T Bs[BK * BS_STRIDE];
 
 float load_b(uint base, uint k, uint n) {
     if (k >= p.K || n >= p.N) return 0.0;
@@ -74,9 +102,15 @@ void main() {
     uint n0 = gl_WorkGroupID.x * BN, m0 = gl_WorkGroupID.y * BM, z = gl_WorkGroupID.z;
     uint abase = p.a_off + z * p.sa, bbase = p.b_off + z * p.sb, obase = p.o_off + z * p.so;
 
+#ifdef COOPMAT
+    const uint tiles_m = BM / lM, tiles = tiles_m * (BN / lN);
+    fcoopmatNV<32, gl_ScopeSubgroup, lM, lN> cacc[CM_MAX_TILES];
+    for (uint i = 0; i < CM_MAX_TILES; i++) cacc[i] = fcoopmatNV<32, gl_ScopeSubgroup, lM, lN>(0.0);
+#else
     float acc[4][4];
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = 0.0;
+#endif
 
     for (uint k0 = 0; k0 < p.K; k0 += BK) {
         // A tile: 64 rows x 16 k, consecutive threads along k
@@ -84,7 +118,7 @@ void main() {
             uint e = tid + 256 * r;
             uint ml = e / BK, kl = e % BK;
             uint gm = m0 + ml, gk = k0 + kl;
-            As[kl][ml] = (gm < p.M && gk < p.K) ? float(a_[abase + gm * p.K + gk]) : 0.0;
+            As[kl * AS_STRIDE + ml] = TILE_T((gm < p.M && gk < p.K) ? float(a_[abase + gm * p.K + gk]) : 0.0);
         }
         // B tile: 16 k x 64 n, consecutive threads along n (along k for NT)
         for (uint r = 0; r < 4; r++) {
@@ -94,18 +128,47 @@ void main() {
 #else
             uint kl = e / BN, nl = e % BN;
 #endif
-            Bs[kl][nl] = load_b(bbase, k0 + kl, n0 + nl);
+            Bs[kl * BS_STRIDE + nl] = TILE_T(load_b(bbase, k0 + kl, n0 + nl));
         }
         barrier();
+#ifdef COOPMAT
+        for (uint kk = 0; kk < BK; kk += lK) {
+            for (uint i = 0; i < CM_MAX_TILES; i++) {
+                uint t = gl_SubgroupID + i * gl_NumSubgroups;
+                if (t < tiles) { // uniform in the subgroup; a constant-bound loop unrolls (constant cacc index)
+                    uint tm = t % tiles_m, tn = t / tiles_m;
+                    fcoopmatNV<16, gl_ScopeSubgroup, lM, lK> ma;
+                    fcoopmatNV<16, gl_ScopeSubgroup, lK, lN> mb;
+                    coopMatLoadNV(ma, As, kk * AS_STRIDE + tm * lM, AS_STRIDE, true); // As is column-major A
+                    coopMatLoadNV(mb, Bs, kk * BS_STRIDE + tn * lN, BS_STRIDE, false);
+                    cacc[i] = coopMatMulAddNV(ma, mb, cacc[i]);
+                }
+            }
+        }
+#else
         for (uint kk = 0; kk < BK; kk++) {
             float av[4], bv[4];
-            for (int i = 0; i < 4; i++) av[i] = As[kk][ty + 16 * i];
-            for (int j = 0; j < 4; j++) bv[j] = Bs[kk][tx + 16 * j];
+            for (int i = 0; i < 4; i++) av[i] = As[kk * AS_STRIDE + ty + 16 * i];
+            for (int j = 0; j < 4; j++) bv[j] = Bs[kk * BS_STRIDE + tx + 16 * j];
             for (int i = 0; i < 4; i++)
                 for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
         }
+#endif
         barrier();
     }
+#ifdef COOPMAT
+    for (uint i = 0; i < CM_MAX_TILES; i++) {
+        uint t = gl_SubgroupID + i * gl_NumSubgroups;
+        if (t < tiles) {
+            uint tm = t % tiles_m, tn = t / tiles_m;
+            coopMatStoreNV(cacc[i], Cs, tm * lM * CS_STRIDE + tn * lN, CS_STRIDE, false);
+        }
+    }
+    barrier();
+    float acc[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) acc[i][j] = Cs[(ty + 16 * i) * CS_STRIDE + tx + 16 * j];
+#endif
 
     for (int i = 0; i < 4; i++) {
         uint m = m0 + ty + 16 * i;

@@ -1,0 +1,6 @@
+#version 450
+// GEMM, MODE_CONV (gemm.glsl), cooperative matrices (COOPMAT)
+#extension GL_GOOGLE_include_directive : enable
+#define COOPMAT 1
+#define MODE MODE_CONV
+#include "gemm.glsl"
