@@ -20,9 +20,10 @@
 #define MASK_WHOLE_AREA 0.9f   /* a mask covering at least this fraction warns OIR_MASK_WARN_WHOLE */
 /* A noise map with at least this fraction of its cells above its mean names a
  * region (a background; bench/shapes/mask_bench: background pairs 0.32-0.59,
- * object pairs 0.11-0.32): thresholded at MASK_REGION_THRESHOLD x its mean,
- * holes (the objects) kept out; the whole-image warning from
- * MASK_REGION_WHOLE_AREA (a region mask is large by nature). */
+ * object pairs 0.11-0.32): thresholded at MASK_REGION_THRESHOLD x its mean
+ * (low: OIR with inferred masks edits backgrounds best when they cover
+ * nearly the whole image; mask_edit_bench, docs/MASKS.md), holes not filled;
+ * the whole-image warning from MASK_REGION_WHOLE_AREA. */
 #define MASK_REGION_BROAD 0.33f
 #define MASK_REGION_THRESHOLD 0.3f
 #define MASK_REGION_WHOLE_AREA 0.98f
