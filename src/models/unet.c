@@ -448,13 +448,6 @@ typedef struct {
     const int *cls; /* (B) context classes: the first row with the same context */
 } fwd;
 
-static int dev_fail(oir_error *err, const char *who, const sd_dev_arena *a) {
-    return oir_fail(err, OIR_E_NOMEM,
-                    "%s: arena exhausted (%zu of %zu bytes in use); size the arena with the model's "
-                    "*_arena_bytes plan",
-                    who, a->used, a->cap);
-}
-
 /* Host copy of a view: its own address on a host-memory backend, else a
  * download into the model's host scratch (taps and the capture only). */
 static const float *host_of(fwd *F, be_view v, size_t n, size_t at, oir_error *err) {
@@ -541,7 +534,7 @@ static int attention_add(fwd *F, const sd_linear *to_q, const sd_linear *to_k, c
     be_view q, k, v;
     if (!sd_dalloc(F->a, (size_t)G * T * C, &q) || !sd_dalloc(F->a, (size_t)G * Tk * C, &k) ||
         !sd_dalloc(F->a, (size_t)G * Tk * C, &v)) {
-        int rc = dev_fail(err, "unet attention", F->a);
+        int rc = sd_dev_arena_fail(err, "unet attention", F->a);
         F->a->used = mark;
         return rc;
     }
@@ -589,7 +582,7 @@ static int feed_forward_add(fwd *F, const unet_transformer *t, be_view h, be_vie
     size_t mark = F->a->used;
     be_view f, g;
     if (!sd_dalloc(F->a, (size_t)R * 8 * C, &f) || !sd_dalloc(F->a, (size_t)R * 4 * C, &g)) {
-        int rc = dev_fail(err, "unet feed-forward", F->a);
+        int rc = sd_dev_arena_fail(err, "unet feed-forward", F->a);
         F->a->used = mark;
         return rc;
     }
@@ -622,7 +615,7 @@ static int transformer_forward(fwd *F, const unet_transformer *t, be_view x, be_
     size_t mark = F->a->used;
     be_view h, n;
     if (!sd_dalloc(F->a, (size_t)B * T * C, &h) || !sd_dalloc(F->a, (size_t)B * T * C, &n)) {
-        rc = dev_fail(err, "unet transformer", F->a);
+        rc = sd_dev_arena_fail(err, "unet transformer", F->a);
         F->a->used = mark;
         return rc;
     }
@@ -899,7 +892,7 @@ static int forward_setup(const unet_model *m, arena *a, int B, int h, int w, int
         return oir_error_prefix(err, "unet_forward"), rc;
     if (!sd_dalloc(&S->da, in_n, &S->x_slot) || !sd_dalloc(&S->da, ctx_n, &S->ctx_slot) ||
         !sd_dalloc(&S->da, out_n, &S->out_slot))
-        return dev_fail(err, "unet", &S->da), oir_error_prefix(err, "unet_forward");
+        return sd_dev_arena_fail(err, "unet", &S->da), oir_error_prefix(err, "unet_forward");
     return OIR_OK;
 }
 
@@ -975,7 +968,7 @@ static int forward_views(const unet_model *m, sd_dev_arena *da, be_view x_in, co
 #define ALLOC(v, count)                                                                            \
     do {                                                                                           \
         if (!sd_dalloc(da, (count), &(v))) {                                                       \
-            rc = dev_fail(err, "unet", da);                                                        \
+            rc = sd_dev_arena_fail(err, "unet", da);                                               \
             goto cleanup;                                                                          \
         }                                                                                          \
     } while (0)
